@@ -1,0 +1,1 @@
+"""The exercise catalogue (data), recognition, and trackers built on ``hipsense.signal``."""
