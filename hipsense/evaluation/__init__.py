@@ -1,0 +1,1 @@
+"""Accuracy measured on real, public recordings (see docs/evaluation.md)."""
