@@ -1,0 +1,46 @@
+"""Per-sensor notification decoders, and the registry that picks one by sensor type.
+
+Each module holds one sensor's protocol: GATT UUIDs, command builders, pure parsing functions
+and a :class:`SensorDecoder` subclass. Only numpy and the standard library are used here; the
+BLE link (bleak) lives elsewhere.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hipsense.device.decoders._base import GattWrite, SensorDecoder
+from hipsense.device.decoders.witmotion import WitMotionDecoder
+from hipsense.errors import ConfigError
+
+__all__ = [
+    "DECODERS",
+    "GattWrite",
+    "SensorDecoder",
+    "WitMotionDecoder",
+    "decoder_class",
+    "make_decoder",
+]
+
+DECODERS: dict[str, type[SensorDecoder]] = {
+    cls.sensor_type: cls
+    for cls in (WitMotionDecoder,)
+}
+"""Sensor-type string → decoder class."""
+
+
+def decoder_class(sensor_type: str) -> type[SensorDecoder]:
+    """The decoder class for ``sensor_type``; ConfigError naming the valid keys otherwise."""
+    try:
+        return DECODERS[sensor_type]
+    except KeyError:
+        valid = ", ".join(sorted(DECODERS))
+        raise ConfigError(
+            f"unknown sensor type {sensor_type!r}; valid sensor types: {valid}",
+            setting="sensor_type",
+        ) from None
+
+
+def make_decoder(sensor_type: str, **options: Any) -> SensorDecoder:
+    """A fresh decoder for ``sensor_type``, built with ``options`` (see each class)."""
+    return decoder_class(sensor_type)(**options)
