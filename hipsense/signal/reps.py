@@ -1,0 +1,289 @@
+"""Repetitions as excursions of the thigh from its rest pose, with hysteresis and holds.
+
+The input is the gravity direction in the sensor frame and the angular speed (see
+``orientation``). The kernel learns the rest pose itself, so it needs no calibration and no
+knowledge of how the sensor was strapped on:
+
+* **rest**: the first time the thigh stays still for ``rest_init_s``, the mean gravity
+  direction of that still spell becomes the rest anchor. While still near it, the anchor
+  follows slowly (``rest_follow_tau_s``) so a leg that settles a little differently each time
+  is still "at rest".
+* **excursion**: the angle between the current gravity direction and the anchor. It starts
+  when the angle rises above ``enter_deg``; it ends when the angle falls back below
+  ``max(exit_deg, exit_fraction × peak)`` — a rep counts on its *return to rest*, and only if
+  its peak reached ``min_rom_deg`` (smaller wobbles while fidgeting at rest are dropped).
+* **posture change**: staying still away from the anchor for ``reanchor_s`` (longer than any
+  prescribed hold) means the patient changed position (got into position, rolled over,
+  re-strapped the sensor): the anchor moves there and the excursion is dropped — no ghost rep.
+* **hold**: the longest spell inside an excursion where the smoothed angular speed is below
+  ``hold_speed_dps`` and the angle is within ``hold_level_fraction`` of the peak so far.
+
+Events carry absolute times (the input's timestamps), range of motion (peak angle, degrees),
+duration, hold start/end/duration, peak angular speed, and the excursion direction (unit
+vector in the sensor frame, from rest toward the peak) so a caller can tell sides or planes.
+Latency: a rep's event is emitted on the sample where the angle crosses the exit threshold.
+Work: O(1) per sample; memory O(1).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RepSettings:
+    enter_deg: float = 3.0
+    exit_deg: float = 1.5
+    exit_fraction: float = 0.3
+    min_rom_deg: float = 4.0
+    rest_init_s: float = 1.0
+    rest_still_dps: float = 8.0
+    rest_follow_tau_s: float = 4.0
+    reanchor_s: float = 15.0
+    reanchor_still_dps: float = 8.0
+    hold_speed_dps: float = 10.0
+    hold_level_fraction: float = 0.6
+    speed_smooth_s: float = 0.2
+    max_rep_s: float = 120.0
+    # Adaptive part: the set's typical rise ("amplitude", an average of recent reps) raises
+    # the bar, so a rebound after lowering the leg or a wobble during a hold is not a rep.
+    enter_amp_fraction: float = 0.3
+    count_amp_fraction: float = 0.4
+    amp_smoothing: float = 0.3
+
+    def __post_init__(self) -> None:
+        if not 0 < self.exit_deg <= self.enter_deg:
+            raise ValueError("need 0 < exit_deg <= enter_deg")
+        if self.min_rom_deg < self.enter_deg:
+            raise ValueError("min_rom_deg must be >= enter_deg")
+        if not 0 <= self.exit_fraction < 1 or not 0 < self.hold_level_fraction <= 1:
+            raise ValueError("fractions must be within [0, 1)")
+        for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be > 0")
+
+
+@dataclass(frozen=True)
+class RepEvent:
+    start_t_s: float
+    end_t_s: float
+    peak_t_s: float
+    rom_deg: float
+    hold_s: float
+    hold_start_t_s: float | None
+    hold_end_t_s: float | None
+    peak_speed_dps: float
+    direction_sf: tuple[float, float, float]  # rest→peak, unit vector, sensor frame
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_t_s - self.start_t_s
+
+
+@dataclass(frozen=True)
+class RestEvent:
+    """The rest anchor was set (first still spell) or moved (posture change)."""
+
+    t_s: float
+    g_sf: tuple[float, float, float]
+    reason: str  # "initial" | "posture_change"
+
+
+@dataclass
+class RepState:
+    t: float | None = None
+    speed_s: float = 0.0  # smoothed angular speed, deg/s
+    anchor: tuple[float, float, float] | None = None
+    # still spell accumulator (for the initial anchor and posture changes)
+    still_since: float | None = None
+    still_sum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # excursion in progress
+    in_rep: bool = False
+    rest_t: float | None = None  # last time the angle was near the valley (rep start)
+    valley: float = 0.0  # lowest angle since the last rep ended (its "rest" level)
+    amp: float = 0.0  # the set's typical rise, degrees (0: none yet)
+    rep_start: float = 0.0
+    peak_deg: float = 0.0
+    peak_t: float = 0.0
+    peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    peak_speed: float = 0.0
+    plateau_start: float | None = None
+    best_hold: tuple[float, float] | None = None
+
+
+@dataclass
+class RepOutput:
+    reps: list[RepEvent] = field(default_factory=list)
+    rests: list[RestEvent] = field(default_factory=list)
+    angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))  # (m,) NaN before rest
+
+
+def segment_reps_init(settings: RepSettings) -> RepState:
+    return RepState()
+
+
+def _close_plateau(st: RepState, t_end: float) -> None:
+    if st.plateau_start is None:
+        return
+    d = t_end - st.plateau_start
+    if st.best_hold is None or d > st.best_hold[1] - st.best_hold[0]:
+        st.best_hold = (st.plateau_start, t_end)
+    st.plateau_start = None
+
+
+def segment_reps_step(
+    settings: RepSettings,
+    state: RepState,
+    t_s: np.ndarray,
+    g: np.ndarray,
+    speed_dps: np.ndarray,
+    peak_speed_dps: np.ndarray | None = None,
+) -> tuple[RepState, RepOutput]:
+    """One chunk.
+
+    ``t_s`` (m,) seconds; ``g`` (m, 3) gravity unit vectors; ``speed_dps`` (m,) the angular
+    speed used for stillness and holds; ``peak_speed_dps`` (m,) the speed reported as a rep's
+    peak (defaults to ``speed_dps``).
+    """
+    st = copy.copy(state)
+    s = settings
+    m = len(t_s)
+    out = RepOutput(angle_deg=np.full(m, np.nan))
+    ts = np.asarray(t_s, dtype=float).tolist()
+    gs = np.asarray(g, dtype=float).reshape(m, 3).tolist()
+    ws = np.asarray(speed_dps, dtype=float).tolist()
+    ps = ws if peak_speed_dps is None else np.asarray(peak_speed_dps, dtype=float).tolist()
+    deg = 180.0 / math.pi
+    for i in range(m):
+        t = ts[i]
+        gx, gy, gz = gs[i]
+        dt = 0.0 if st.t is None else t - st.t
+        if dt < 0 or dt > 1.0:
+            dt = 0.0
+        st.t = t
+        a = dt / s.speed_smooth_s
+        st.speed_s += (1.0 if a > 1.0 else a) * (ws[i] - st.speed_s)
+        still = st.speed_s < s.rest_still_dps
+
+        # still-spell accumulator: mean gravity direction of the current still spell
+        if still:
+            if st.still_since is None:
+                st.still_since = t
+                st.still_sum = (0.0, 0.0, 0.0)
+            sx, sy, sz = st.still_sum
+            st.still_sum = (sx + gx, sy + gy, sz + gz)
+        else:
+            st.still_since = None
+        still_for = 0.0 if st.still_since is None else t - st.still_since
+
+        if st.anchor is None:
+            if still_for >= s.rest_init_s:
+                st.anchor = _unit(st.still_sum)
+                out.rests.append(RestEvent(t, st.anchor, "initial"))
+                st.rest_t, st.valley = t, 0.0
+            continue
+
+        if still and still_for >= s.reanchor_s and (st.in_rep or st.valley > s.exit_deg):
+            # still away from rest for longer than any hold: a new posture, not a rep
+            st.in_rep = False
+            st.plateau_start = None
+            st.anchor = _unit(st.still_sum)
+            st.rest_t, st.valley, st.amp = t, 0.0, 0.0
+            out.rests.append(RestEvent(t, st.anchor, "posture_change"))
+
+        ax, ay, az = st.anchor
+        dot = gx * ax + gy * ay + gz * az
+        ang = math.acos(1.0 if dot > 1.0 else (-1.0 if dot < -1.0 else dot)) * deg
+        out.angle_deg[i] = ang
+
+        if not st.in_rep:
+            if ang < st.valley:
+                st.valley = ang
+            if ang <= st.valley + s.exit_deg:
+                st.rest_t = t
+            if ang < s.exit_deg and still:  # follow a leg that settles slightly differently
+                k = dt / s.rest_follow_tau_s
+                st.anchor = _unit((ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)))
+            if ang > st.valley + max(s.enter_deg, s.enter_amp_fraction * st.amp):
+                st.in_rep = True
+                st.rep_start = st.rest_t if st.rest_t is not None else t
+                st.peak_deg, st.peak_t, st.peak_g = ang, t, (gx, gy, gz)
+                st.peak_speed = 0.0
+                st.plateau_start = None
+                st.best_hold = None
+            else:
+                continue
+
+        # --- inside an excursion ---
+        if ps[i] > st.peak_speed:
+            st.peak_speed = ps[i]
+        if ang > st.peak_deg:
+            st.peak_deg, st.peak_t, st.peak_g = ang, t, (gx, gy, gz)
+        rise = st.peak_deg - st.valley
+        on_plateau = st.speed_s < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
+        if on_plateau:
+            if st.plateau_start is None:
+                st.plateau_start = t
+        else:
+            _close_plateau(st, t)
+
+        exit_level = st.valley + max(s.exit_deg, s.exit_fraction * rise)
+        if ang < exit_level:
+            _close_plateau(st, t)
+            st.in_rep = False
+            if rise >= s.min_rom_deg:
+                if rise >= s.count_amp_fraction * st.amp and t - st.rep_start <= s.max_rep_s:
+                    out.reps.append(_rep_event(st, t))
+                # every real excursion updates the amplitude, counted or not, so a bar set
+                # too high by one big movement comes down again
+                st.amp = rise if st.amp == 0.0 else st.amp + s.amp_smoothing * (rise - st.amp)
+            st.rest_t, st.valley = t, ang
+    return st, out
+
+
+def _rep_event(st: RepState, t_end: float) -> RepEvent:
+    ax, ay, az = st.anchor
+    px, py, pz = st.peak_g
+    hold = st.best_hold
+    return RepEvent(
+        start_t_s=st.rep_start,
+        end_t_s=t_end,
+        peak_t_s=st.peak_t,
+        rom_deg=st.peak_deg - st.valley,
+        hold_s=0.0 if hold is None else hold[1] - hold[0],
+        hold_start_t_s=None if hold is None else hold[0],
+        hold_end_t_s=None if hold is None else hold[1],
+        peak_speed_dps=st.peak_speed,
+        direction_sf=_unit((px - ax, py - ay, pz - az)),
+    )
+
+
+def _unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
+    x, y, z = v
+    n = math.sqrt(x * x + y * y + z * z)
+    if n < 1e-12:
+        return (0.0, 0.0, 0.0)
+    return (x / n, y / n, z / n)
+
+
+def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
+    """End of stream: an excursion still open never returned to rest, so it is not a rep."""
+    return RepOutput()
+
+
+def segment_reps(
+    settings: RepSettings,
+    t_s: np.ndarray,
+    g: np.ndarray,
+    speed_dps: np.ndarray,
+    peak_speed_dps: np.ndarray | None = None,
+) -> RepOutput:
+    """Batch form: init, one step over everything, flush."""
+    st, out = segment_reps_step(settings, segment_reps_init(settings), t_s, g, speed_dps, peak_speed_dps)
+    tail = segment_reps_flush(settings, st)
+    out.reps += tail.reps
+    return out
