@@ -1,0 +1,146 @@
+"""Bad input gets a clear ProtocolError that names what is wrong, and nothing else."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hipsense import protocol as p
+from tests.protocol.samples import PATIENT, every_kind
+
+REP = every_kind()[p.MessageKind.REP]
+REP_DOC = json.loads(REP.payload)
+PRESCRIPTION = every_kind()[p.MessageKind.PRESCRIPTION]
+
+
+def _rep_with(**changes) -> bytes:
+    doc = dict(REP_DOC)
+    for key, value in changes.items():
+        if value is ...:
+            doc.pop(key)
+        else:
+            doc[key] = value
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("payload", "match", "path"),
+    [
+        (b"", "payload is empty", None),
+        (b"{not json", "not JSON", None),
+        (b"\xff\xfe{}", "not UTF-8", None),
+        (b"[1, 2]", "must be a JSON object", ""),
+        (_rep_with(rom_deg=...), "'rom_deg' is a required property", ""),
+        (_rep_with(rom_deg="big"), "'big' is not of type 'number'", "/rom_deg"),
+        (_rep_with(side="middle"), "is not one of", "/side"),
+        (_rep_with(flags=["Too Fast"]), "does not match", "/flags/0"),
+        (_rep_with(id="not-a-ulid"), "does not match", "/id"),
+        (_rep_with(seq=0), "less than the minimum", "/seq"),
+        (_rep_with(extra_field=1), "Additional properties", ""),
+        (_rep_with(schema_version=2), "schema_version 2 is not supported", "/schema_version"),
+        (_rep_with(patient="p-9999"), "differs from the topic", "/patient"),
+        (_rep_with(t_end="2025-03-01T09:14:00.000Z"), "t_end is before t_start", "/t_end"),
+        (_rep_with(t_start="2025-02-30T09:14:00.000Z"), "not a real date", "/t_start"),
+        (_rep_with(t_start="2025-03-01 09:14:00"), "does not match", "/t_start"),
+        (REP.payload.replace(b'"rom_deg":38.2', b'"rom_deg":NaN'), "not strict JSON: NaN", None),
+        (REP.payload.replace(b'"hold_s":2.1', b'"hold_s":2.1,"hold_s":9'), "duplicate key 'hold_s'", None),
+    ],
+)
+def test_malformed_rep_events_are_rejected_with_a_clear_reason(payload, match, path):
+    with pytest.raises(p.ProtocolError, match=match) as info:
+        p.parse_message(REP.topic, payload)
+    assert info.value.topic == REP.topic
+    if path is not None:
+        assert info.value.path == path
+    assert REP.topic in str(info.value)
+
+
+def test_oversized_payload_is_rejected_before_parsing():
+    big = json.loads(PRESCRIPTION.payload)
+    big["exercises"] = big["exercises"] * 2000
+    payload = json.dumps(big).encode()
+    with pytest.raises(p.ProtocolError, match=r"over the 65536-byte limit"):
+        p.parse_message(PRESCRIPTION.topic, payload)
+
+
+def test_live_messages_have_a_tighter_size_limit():
+    live = every_kind()[p.MessageKind.LIVE]
+    padded = live.payload[:-1] + b" " * 3000 + b"}"
+    with pytest.raises(p.ProtocolError, match="2048-byte limit"):
+        p.parse_message(live.topic, padded)
+
+
+@pytest.mark.parametrize("depth", [9, 50, 20_000])
+def test_deeply_nested_payload_is_rejected_without_recursion(depth):
+    payload = b'{"a":' * depth + b"1" + b"}" * depth
+    payload = payload[: p.MAX_PAYLOAD_BYTES]  # the deepest still fits the size limit
+    with pytest.raises(p.ProtocolError, match=r"nesting depth \d+ exceeds the limit of 8"):
+        p.parse_message(REP.topic, payload)
+
+
+def test_brackets_inside_strings_do_not_count_as_depth():
+    doc = dict(REP_DOC, session_id="x")
+    doc["session_id"] = "[[[[[[[[[[[[["  # invalid id, but depth must not be what fails
+    with pytest.raises(p.ProtocolError, match="does not match") as info:
+        p.parse_message(REP.topic, json.dumps(doc).encode())
+    assert info.value.path == "/session_id"
+
+
+def test_prescription_with_repeated_order_is_rejected():
+    doc = json.loads(PRESCRIPTION.payload)
+    doc["exercises"][1]["order"] = 1
+    with pytest.raises(p.ProtocolError, match="'order' values repeat"):
+        p.parse_message(PRESCRIPTION.topic, json.dumps(doc).encode())
+
+
+def test_prescription_rejects_bad_doses_with_their_path():
+    doc = json.loads(PRESCRIPTION.payload)
+    doc["exercises"][0]["sets"] = 0
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_message(PRESCRIPTION.topic, json.dumps(doc).encode())
+    assert info.value.path == "/exercises/0/sets"
+
+
+def test_pain_scope_and_exercise_must_agree():
+    pain = every_kind()[p.MessageKind.PAIN]
+    doc = json.loads(pain.payload) | {"exercise": "bridge"}  # scope stays "session"
+    with pytest.raises(p.ProtocolError, match="None was expected|is not of type 'null'"):
+        p.parse_message(pain.topic, json.dumps(doc).encode())
+
+
+def test_payload_on_wrong_kind_topic_is_rejected():
+    status_topic = p.build_topic(p.MessageKind.STATUS, PATIENT)
+    with pytest.raises(p.ProtocolError, match="status payload does not match"):
+        p.parse_message(status_topic, REP.payload)
+
+
+def test_error_message_stays_short_for_huge_values():
+    doc = dict(REP_DOC, flags=["x" * 40000])
+    with pytest.raises(p.ProtocolError) as info:
+        p.parse_message(REP.topic, json.dumps(doc).encode())
+    assert len(str(info.value)) < 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=300))
+def test_arbitrary_bytes_raise_only_protocol_error(payload):
+    try:
+        p.parse_message(REP.topic, payload)
+    except p.ProtocolError:
+        pass
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=30,
+))
+def test_arbitrary_json_raises_only_protocol_error(doc):
+    try:
+        p.parse_message(PRESCRIPTION.topic, json.dumps(doc).encode())
+    except p.ProtocolError:
+        pass
