@@ -66,8 +66,11 @@ __all__ = [
     "extract_features",
     "load_model",
     "recognise",
+    "recognise_from_vectors",
     "recognise_recording",
+    "fit_recognition_model",
     "train_recognition_model",
+    "window_vectors",
 ]
 
 GRAVITY_MS2 = 9.80665
@@ -364,38 +367,38 @@ def _window_features(t_s: np.ndarray, acc_ms2: np.ndarray, window_s: float, hop_
     return [_features_from_grid(grid[s]) for s in _windows(len(grid), GRID_HZ, window_s, hop_s)]
 
 
-def train_recognition_model(
-    files_by_subject: Mapping[str, Iterable[tuple[str, np.ndarray, np.ndarray]]],
+WindowSet = list[tuple[str, np.ndarray]]
+"""One subject's training windows: (exercise id, raw feature vector)."""
+
+
+def window_vectors(
+    recordings: Iterable[tuple[str, np.ndarray, np.ndarray]],
     *,
     feature_names: Sequence[str] = FEATURE_NAMES,
     window_s: float = WINDOW_S,
     hop_s: float = HOP_S,
-    meta: Mapping[str, Any] | None = None,
-) -> RecognitionModel:
-    """Learn the model from recordings: ``{subject: [(exercise_id, t_s, acc_ms2), ...]}``.
-
-    Every window (``window_s`` long, every ``hop_s``) of every recording is one training example;
-    each subject weighs the same whatever the length of their recordings, so that no one person
-    dominates. Deterministic: the same files give the same model.
-    """
-    feats: list[np.ndarray] = []
-    labels: list[str] = []
-    weights: list[float] = []
+) -> WindowSet:
+    """Feature vectors of every window of some ``(exercise_id, t_s, acc_ms2)`` recordings."""
     names = tuple(feature_names)
-    for subject in sorted(files_by_subject):
-        rows: list[tuple[np.ndarray, str]] = []
-        for ex, t_s, acc in files_by_subject[subject]:
-            for f, _still in _window_features(t_s, acc, window_s, hop_s):
-                rows.append((_vector(f, names), ex))
-        for vec, ex in rows:
-            feats.append(vec)
+    return [
+        (ex, _vector(f, names))
+        for ex, t_s, acc in recordings
+        for f, _still in _window_features(t_s, acc, window_s, hop_s)
+    ]
+
+
+def _fit(windows_by_subject: Mapping[str, WindowSet], names: tuple[str, ...],
+         meta: Mapping[str, Any] | None) -> RecognitionModel:
+    X_rows, labels, weights = [], [], []
+    for subject in sorted(windows_by_subject):
+        rows = windows_by_subject[subject]
+        for ex, vec in rows:
+            X_rows.append(vec)
             labels.append(ex)
             weights.append(1.0 / len(rows))
-    if not feats:
+    if not X_rows:
         raise ValueError("no recording long enough to train on")
-    X = np.array(feats)
-    y = np.array(labels)
-    wts = np.array(weights)
+    X, y, wts = np.array(X_rows), np.array(labels), np.array(weights)
     center = np.average(X, axis=0, weights=wts)
     scale = np.sqrt(np.average((X - center) ** 2, axis=0, weights=wts))
     scale[scale <= 0] = 1.0
@@ -410,9 +413,79 @@ def train_recognition_model(
                              meta=dict(meta or {}))
     # "atypical": a window farther from every class than nearly all training windows.
     d2 = np.array([model.min_d2(z, range(len(classes))) for z in Z])
-    atypical = float(3.0 * np.quantile(d2, 0.995))
     return RecognitionModel(classes, names, center, scale, means, variances,
-                            temperature=1.0, atypical_d2=atypical, meta=dict(meta or {}))
+                            atypical_d2=float(3.0 * np.quantile(d2, 0.995)),
+                            meta=dict(meta or {}))
+
+
+def _fit_temperature(windows_by_subject: Mapping[str, WindowSet],
+                     names: tuple[str, ...]) -> float:
+    """Temperature that makes window posteriors honest on people the model has not seen.
+
+    Leave-one-subject-out inside the training set: each subject's windows are scored by a model
+    fitted on the others, and the temperature minimises their negative log-likelihood.
+    """
+    subjects = sorted(windows_by_subject)
+    if len(subjects) < 3:
+        return 1.0
+    lls, truth = [], []
+    for s in subjects:
+        inner = _fit({k: v for k, v in windows_by_subject.items() if k != s}, names, None)
+        for ex, vec in windows_by_subject[s]:
+            if ex in inner.classes:
+                lls.append(inner.log_likelihoods((vec - inner.center) / inner.scale))
+                truth.append(inner.classes.index(ex))
+    if not lls:
+        return 1.0
+    L, t = np.array(lls), np.array(truth)
+    best_T, best_nll = 1.0, math.inf
+    for T in np.exp(np.linspace(np.log(0.5), np.log(50.0), 60)):
+        a = L / T
+        a = a - a.max(axis=1, keepdims=True)
+        logp = a - np.log(np.exp(a).sum(axis=1, keepdims=True))
+        nll = float(-logp[np.arange(len(t)), t].mean())
+        if nll < best_nll:
+            best_T, best_nll = float(T), nll
+    return best_T
+
+
+def fit_recognition_model(
+    windows_by_subject: Mapping[str, WindowSet],
+    *,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    meta: Mapping[str, Any] | None = None,
+) -> RecognitionModel:
+    """Fit from precomputed :func:`window_vectors`, one list per subject (see below)."""
+    names = tuple(feature_names)
+    model = _fit(windows_by_subject, names, meta)
+    T = _fit_temperature(windows_by_subject, names)
+    return RecognitionModel(model.classes, names, model.center, model.scale, model.means,
+                            model.variances, temperature=T, atypical_d2=model.atypical_d2,
+                            meta=dict(meta or {}))
+
+
+def train_recognition_model(
+    files_by_subject: Mapping[str, Iterable[tuple[str, np.ndarray, np.ndarray]]],
+    *,
+    feature_names: Sequence[str] = FEATURE_NAMES,
+    window_s: float = WINDOW_S,
+    hop_s: float = HOP_S,
+    meta: Mapping[str, Any] | None = None,
+) -> RecognitionModel:
+    """Learn the model from recordings: ``{subject: [(exercise_id, t_s, acc_ms2), ...]}``.
+
+    Every window (``window_s`` long, every ``hop_s``) of every recording is one training example;
+    each subject weighs the same whatever the length of their recordings, so that no one person
+    dominates. Class means and variances are those of the standardised features (variances
+    floored at ``VARIANCE_FLOOR``); the posterior temperature is chosen leave-one-subject-out so
+    that the confidence means what it says on new people. Deterministic.
+    """
+    names = tuple(feature_names)
+    wins = {
+        s: window_vectors(recs, feature_names=names, window_s=window_s, hop_s=hop_s)
+        for s, recs in files_by_subject.items()
+    }
+    return fit_recognition_model(wins, feature_names=names, meta=meta)
 
 
 # --------------------------------------------------------------------------------------------
@@ -508,12 +581,29 @@ def recognise_recording(
         return Recognition(UNKNOWN, 0.0, {}, "no_candidates")
     if len(t_s) < 2:
         return Recognition(UNKNOWN, 0.0, {}, "too_short")
-    wins = _window_features(t_s, acc, window_s, hop_s, mounting)
-    if not wins:
+    names = model.feature_names
+    vectors = [_vector(f, names) for f, _s in _window_features(t_s, acc, window_s, hop_s, mounting)]
+    return recognise_from_vectors(vectors, candidates, model=model, min_confidence=min_confidence)
+
+
+def recognise_from_vectors(
+    vectors: Sequence[np.ndarray],
+    candidates: Iterable[str] | None = None,
+    *,
+    model: RecognitionModel | None = None,
+    min_confidence: float = MIN_CONFIDENCE,
+) -> Recognition:
+    """The pooled decision of :func:`recognise_recording`, from its windows' feature vectors
+    (as :func:`window_vectors` makes them)."""
+    model = model or load_model()
+    idx = _candidate_index(model, candidates)
+    if not idx:
+        return Recognition(UNKNOWN, 0.0, {}, "no_candidates")
+    if len(vectors) == 0:
         return Recognition(UNKNOWN, 0.0, {}, "too_short")
     logps, d2s = [], []
-    for feats, _still in wins:
-        z = model.z(feats)
+    for vec in vectors:
+        z = (np.asarray(vec, dtype=float) - model.center) / model.scale
         logps.append(np.log(np.maximum(_posterior(model, z, idx), 1e-3)))
         d2s.append(model.min_d2(z, idx))
     logp = np.mean(logps, axis=0)
