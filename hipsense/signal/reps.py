@@ -36,10 +36,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RepSettings:
-    enter_deg: float = 3.0
-    exit_deg: float = 1.5
+    enter_deg: float = 2.0
+    exit_deg: float = 1.0
     exit_fraction: float = 0.3
-    min_rom_deg: float = 4.0
+    min_rom_deg: float = 2.5
     rest_init_s: float = 1.0
     rest_still_dps: float = 8.0
     rest_follow_tau_s: float = 4.0
@@ -49,10 +49,11 @@ class RepSettings:
     hold_level_fraction: float = 0.6
     speed_smooth_s: float = 0.2
     max_rep_s: float = 120.0
+    min_rep_s: float = 0.8  # a leg landing on the floor bounces; a bounce is not a rep
     # Adaptive part: the set's typical rise ("amplitude", an average of recent reps) raises
     # the bar, so a rebound after lowering the leg or a wobble during a hold is not a rep.
     enter_amp_fraction: float = 0.3
-    count_amp_fraction: float = 0.4
+    count_amp_fraction: float = 0.3
     amp_smoothing: float = 0.3
 
     def __post_init__(self) -> None:
@@ -236,7 +237,10 @@ def segment_reps_step(
             _close_plateau(st, t)
             st.in_rep = False
             if rise >= s.min_rom_deg:
-                if rise >= s.count_amp_fraction * st.amp and t - st.rep_start <= s.max_rep_s:
+                if (
+                    rise >= s.count_amp_fraction * st.amp
+                    and s.min_rep_s <= t - st.rep_start <= s.max_rep_s
+                ):
                     out.reps.append(_rep_event(st, t))
                 # every real excursion updates the amplitude, counted or not, so a bar set
                 # too high by one big movement comes down again

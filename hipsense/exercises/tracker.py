@@ -1,0 +1,224 @@
+"""Turn the signal kernels' events into reps, holds and sets against a prescription.
+
+``ExerciseTracker`` owns one ``ThighPipeline`` (the streaming kernels) and adds what only the
+exercise knows: the prescribed hold, which reps are too fast or too small, where one set ends
+and the next begins, and which side is being worked.
+
+Form flags on each rep:
+* ``too_fast``   — the rep took less than the exercise's ``too_fast_s``, or the prescription
+  asks for a hold and the rep's hold was under 1 s (the patient skipped the hold);
+* ``short_hold`` — a hold is prescribed and the rep held for less than ``short_hold_fraction``
+  of it;
+* ``low_rom``    — range of motion below ``low_rom_fraction`` of the reference: the calibrated
+  baseline when there is one, else the median of the session's first reps (the patient's own
+  usual range today);
+* ``incomplete`` — below half the reference.
+
+Sets: a rest longer than ``set_rest_s`` after a rep closes the set (a ``SetEvent``); a
+posture change also closes it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from hipsense.signal.pipeline import PipelineSettings, ThighPipeline
+from hipsense.signal.reps import RepEvent, RepSettings
+
+from .spec import ExerciseSpec
+
+
+@dataclass(frozen=True)
+class TrackerSettings:
+    hold_target_s: float | None = None  # from the prescription; None: the exercise's default
+    reps_target: int | None = None
+    side: str = "either"  # "left" | "right" | "either": which thigh wears this sensor
+    baseline_rom_deg: float | None = None  # from calibration reference reps
+    set_rest_s: float = 20.0
+    short_hold_fraction: float = 0.6
+    skipped_hold_s: float = 1.0
+    low_rom_fraction: float = 0.75
+    reference_reps: int = 5
+
+
+@dataclass(frozen=True)
+class RepResult:
+    exercise: str
+    side: str
+    set_index: int  # 1-based
+    rep_index: int  # 1-based, within the set
+    start_t_s: float
+    end_t_s: float
+    rom_deg: float
+    hold_s: float
+    peak_speed_dps: float
+    flags: tuple[str, ...]
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_t_s - self.start_t_s
+
+
+@dataclass(frozen=True)
+class SetResult:
+    exercise: str
+    side: str
+    set_index: int
+    reps: int
+    start_t_s: float
+    end_t_s: float
+    median_rom_deg: float
+    median_hold_s: float
+    flagged_reps: int
+
+
+@dataclass
+class TrackerOutput:
+    reps: list[RepResult] = field(default_factory=list)
+    sets: list[SetResult] = field(default_factory=list)
+
+
+def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSettings:
+    """Kernel settings for an exercise: a posture change must outlast any prescribed hold."""
+    base = RepSettings()
+    hold = hold_target_s if hold_target_s is not None else (spec.dose.hold_s_max or 0.0)
+    return replace(base, reanchor_s=max(base.reanchor_s, 2.0 * hold + 5.0))
+
+
+class ExerciseTracker:
+    """Streaming tracker for one exercise on one thigh sensor."""
+
+    def __init__(
+        self,
+        spec: ExerciseSpec,
+        settings: TrackerSettings | None = None,
+        *,
+        has_gyro: bool = True,
+    ) -> None:
+        self.spec = spec
+        self.settings = settings or TrackerSettings()
+        hold = self.settings.hold_target_s
+        if hold is None:
+            hold = spec.dose.hold_s_max or spec.dose.hold_s_min
+        self.hold_target_s = hold or 0.0
+        self.pipeline = ThighPipeline(
+            PipelineSettings(reps=rep_settings_for(spec, hold)), has_gyro=has_gyro
+        )
+        self._set_index = 0
+        self._set_reps: list[RepResult] = []
+        self._first_roms: list[float] = []
+        self._last_end: float | None = None
+        self._t: float | None = None
+
+    # -- streaming ------------------------------------------------------------------------
+    def push(
+        self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None = None
+    ) -> TrackerOutput:
+        p = self.pipeline.push(t_s, acc_ms2, gyr_rad_s)
+        out = TrackerOutput()
+        if any(r.reason == "posture_change" for r in p.rests):
+            self._close_set(out)
+        for ev in p.reps:
+            if self._last_end is not None and ev.start_t_s - self._last_end > self.settings.set_rest_s:
+                self._close_set(out)
+            out.reps.append(self._rep_result(ev))
+            self._last_end = ev.end_t_s
+        if len(p.t_s):
+            self._t = float(p.t_s[-1])
+        if (
+            self._set_reps
+            and self._t is not None
+            and self._t - self._set_reps[-1].end_t_s > self.settings.set_rest_s
+        ):
+            self._close_set(out)
+        return out
+
+    def flush(self) -> TrackerOutput:
+        out = TrackerOutput()
+        p = self.pipeline.flush()
+        for ev in p.reps:
+            out.reps.append(self._rep_result(ev))
+        self._close_set(out)
+        return out
+
+    # -- internals ------------------------------------------------------------------------
+    def _reference_rom(self) -> float | None:
+        if self.settings.baseline_rom_deg is not None:
+            return self.settings.baseline_rom_deg
+        if len(self._first_roms) >= 3:
+            return statistics.median(self._first_roms)
+        return None
+
+    def _rep_result(self, ev: RepEvent) -> RepResult:
+        s = self.settings
+        if not self._set_reps:
+            self._set_index += 1
+        flags: list[str] = []
+        too_fast_s = self.spec.thresholds.too_fast_s
+        if too_fast_s is not None and ev.duration_s < too_fast_s:
+            flags.append("too_fast")
+        if self.hold_target_s > 0:
+            if ev.hold_s < s.skipped_hold_s and "too_fast" not in flags:
+                flags.append("too_fast")
+            if ev.hold_s < s.short_hold_fraction * self.hold_target_s:
+                flags.append("short_hold")
+        ref = self._reference_rom()
+        if ref is not None:
+            if ev.rom_deg < s.low_rom_fraction * ref:
+                flags.append("low_rom")
+            if ev.rom_deg < 0.5 * ref:
+                flags.append("incomplete")
+        if len(self._first_roms) < s.reference_reps:
+            self._first_roms.append(ev.rom_deg)
+        rep = RepResult(
+            exercise=self.spec.id,
+            side=s.side,
+            set_index=self._set_index,
+            rep_index=len(self._set_reps) + 1,
+            start_t_s=ev.start_t_s,
+            end_t_s=ev.end_t_s,
+            rom_deg=ev.rom_deg,
+            hold_s=ev.hold_s,
+            peak_speed_dps=ev.peak_speed_dps,
+            flags=tuple(flags),
+        )
+        self._set_reps.append(rep)
+        return rep
+
+    def _close_set(self, out: TrackerOutput) -> None:
+        reps = self._set_reps
+        if not reps:
+            return
+        out.sets.append(
+            SetResult(
+                exercise=self.spec.id,
+                side=self.settings.side,
+                set_index=self._set_index,
+                reps=len(reps),
+                start_t_s=reps[0].start_t_s,
+                end_t_s=reps[-1].end_t_s,
+                median_rom_deg=statistics.median(r.rom_deg for r in reps),
+                median_hold_s=statistics.median(r.hold_s for r in reps),
+                flagged_reps=sum(1 for r in reps if r.flags),
+            )
+        )
+        self._set_reps = []
+
+
+def track(
+    spec: ExerciseSpec,
+    t_s: np.ndarray,
+    acc_ms2: np.ndarray,
+    gyr_rad_s: np.ndarray | None = None,
+    settings: TrackerSettings | None = None,
+) -> TrackerOutput:
+    """Batch form: one push over everything, then flush — the same code as live."""
+    tr = ExerciseTracker(spec, settings, has_gyro=gyr_rad_s is not None)
+    out = tr.push(t_s, acc_ms2, gyr_rad_s)
+    tail = tr.flush()
+    out.reps += tail.reps
+    out.sets += tail.sets
+    return out
