@@ -1,0 +1,32 @@
+"""Emulated BLE sensors on Google's Bumble stack, for tests and a newcomer's first run.
+
+Each emulated sensor joins a :class:`~hipsense.device.bumble_backend.VirtualRadio`, advertises
+like the real device, serves its GATT services, accepts its commands and replays a recording
+at real time or faster, encoding samples into the sensor's own wire format. Test controls
+simulate what goes wrong on a patient's Pi: :meth:`~EmulatedPeripheral.force_disconnect`,
+:meth:`~EmulatedPeripheral.go_silent`, :meth:`~EmulatedPeripheral.send_garbage`,
+:meth:`~EmulatedPeripheral.stop_advertising`. :attr:`~EmulatedPeripheral.fates` records what
+became of every sample, the ground truth for exactly-once tests.
+"""
+
+from __future__ import annotations
+
+from hipsense.device.emulator._peripheral import EmulatedPeripheral, Fate, SampleFate
+from hipsense.device.emulator.witmotion import (
+    WitMotionEmulator,
+    WitMotionRecording,
+    encode_data_frame,
+    encode_register_frame,
+    sample_index,
+)
+
+__all__ = [
+    "EmulatedPeripheral",
+    "Fate",
+    "SampleFate",
+    "WitMotionEmulator",
+    "WitMotionRecording",
+    "encode_data_frame",
+    "encode_register_frame",
+    "sample_index",
+]
