@@ -47,6 +47,7 @@ class RepSettings:
     reanchor_still_dps: float = 8.0
     hold_speed_dps: float = 10.0
     hold_level_fraction: float = 0.6
+    hold_merge_gap_s: float = 0.6  # tremor breaks a hold into pieces; short breaks are joined
     speed_smooth_s: float = 0.2
     max_rep_s: float = 120.0
     min_rep_s: float = 0.8  # a leg landing on the floor bounces; a bounce is not a rep
@@ -113,6 +114,7 @@ class RepState:
     peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     peak_speed: float = 0.0
     plateau_start: float | None = None
+    last_plateau: tuple[float, float] | None = None  # the most recent closed plateau
     best_hold: tuple[float, float] | None = None
 
 
@@ -130,6 +132,7 @@ def segment_reps_init(settings: RepSettings) -> RepState:
 def _close_plateau(st: RepState, t_end: float) -> None:
     if st.plateau_start is None:
         return
+    st.last_plateau = (st.plateau_start, t_end)
     d = t_end - st.plateau_start
     if st.best_hold is None or d > st.best_hold[1] - st.best_hold[0]:
         st.best_hold = (st.plateau_start, t_end)
@@ -215,6 +218,7 @@ def segment_reps_step(
                 st.peak_deg, st.peak_t, st.peak_g = ang, t, (gx, gy, gz)
                 st.peak_speed = 0.0
                 st.plateau_start = None
+                st.last_plateau = None
                 st.best_hold = None
             else:
                 continue
@@ -228,7 +232,8 @@ def segment_reps_step(
         on_plateau = st.speed_s < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
         if on_plateau:
             if st.plateau_start is None:
-                st.plateau_start = t
+                lp = st.last_plateau
+                st.plateau_start = lp[0] if lp is not None and t - lp[1] <= s.hold_merge_gap_s else t
         else:
             _close_plateau(st, t)
 
