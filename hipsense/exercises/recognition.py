@@ -289,7 +289,8 @@ class RecognitionModel:
     means: np.ndarray  # (c, d), standardised units
     variances: np.ndarray  # (c, d), standardised units
     temperature: float = 1.0
-    atypical_d2: float = math.inf
+    z_min: np.ndarray | None = None  # (d,) training envelope, standardised units
+    z_max: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
     def z(self, feats: Mapping[str, float]) -> np.ndarray:
@@ -300,10 +301,12 @@ class RecognitionModel:
         dz = (z[None, :] - self.means) ** 2 / self.variances
         return -0.5 * (dz.sum(axis=1) + np.log(2 * np.pi * self.variances).sum(axis=1))
 
-    def min_d2(self, z: np.ndarray, idx: Sequence[int]) -> float:
-        """Smallest mean squared standardised distance to a class among ``idx``."""
-        dz = (z[None, :] - self.means[list(idx)]) ** 2 / self.variances[list(idx)]
-        return float(dz.mean(axis=1).min())
+    def excess(self, z: np.ndarray) -> float:
+        """How far (in overall standard deviations) a window lies outside the range of every
+        feature seen in training; 0 inside the envelope."""
+        if self.z_min is None or self.z_max is None:
+            return 0.0
+        return float(max(0.0, np.max(self.z_min - z), np.max(z - self.z_max)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -319,14 +322,15 @@ class RecognitionModel:
             "means": [_rounded(r) for r in self.means],
             "variances": [_rounded(r) for r in self.variances],
             "temperature": round(float(self.temperature), 4),
-            "atypical_d2": round(float(self.atypical_d2), 4),
+            "z_min": None if self.z_min is None else _rounded(self.z_min),
+            "z_max": None if self.z_max is None else _rounded(self.z_max),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> RecognitionModel:
         known = {"format", "classifier", "classes", "feature_names", "log10_features",
                  "log10_offsets", "center", "scale", "means", "variances", "temperature",
-                 "atypical_d2"}
+                 "z_min", "z_max"}
         names = tuple(d["feature_names"])
         unknown_feats = set(names) - set(FEATURE_NAMES)
         if unknown_feats:
@@ -339,7 +343,8 @@ class RecognitionModel:
             means=np.asarray(d["means"], dtype=float),
             variances=np.asarray(d["variances"], dtype=float),
             temperature=float(d.get("temperature", 1.0)),
-            atypical_d2=float(d.get("atypical_d2", math.inf)),
+            z_min=None if d.get("z_min") is None else np.asarray(d["z_min"], dtype=float),
+            z_max=None if d.get("z_max") is None else np.asarray(d["z_max"], dtype=float),
             meta={k: v for k, v in d.items() if k not in known},
         )
 
@@ -409,13 +414,8 @@ def _fit(windows_by_subject: Mapping[str, WindowSet], names: tuple[str, ...],
         [np.average((Z[y == c] - means[i]) ** 2, axis=0, weights=wts[y == c])
          for i, c in enumerate(classes)]
     ) + VARIANCE_FLOOR
-    model = RecognitionModel(classes, names, center, scale, means, variances,
-                             meta=dict(meta or {}))
-    # "atypical": a window farther from every class than nearly all training windows.
-    d2 = np.array([model.min_d2(z, range(len(classes))) for z in Z])
     return RecognitionModel(classes, names, center, scale, means, variances,
-                            atypical_d2=float(3.0 * np.quantile(d2, 0.995)),
-                            meta=dict(meta or {}))
+                            z_min=Z.min(axis=0), z_max=Z.max(axis=0), meta=dict(meta or {}))
 
 
 def _fit_temperature(windows_by_subject: Mapping[str, WindowSet],
@@ -460,7 +460,7 @@ def fit_recognition_model(
     model = _fit(windows_by_subject, names, meta)
     T = _fit_temperature(windows_by_subject, names)
     return RecognitionModel(model.classes, names, model.center, model.scale, model.means,
-                            model.variances, temperature=T, atypical_d2=model.atypical_d2,
+                            model.variances, temperature=T, z_min=model.z_min, z_max=model.z_max,
                             meta=dict(meta or {}))
 
 
@@ -507,16 +507,23 @@ def _posterior(model: RecognitionModel, z: np.ndarray, idx: list[int]) -> np.nda
     return p / p.sum()
 
 
-def _decide(model: RecognitionModel, idx: list[int], logp: np.ndarray, d2: float,
+ENVELOPE_MARGIN = 1.0
+"""A window with a feature more than this many standard deviations beyond the training range
+is "atypical" (unlike any exercise seen)."""
+
+
+def _decide(model: RecognitionModel, idx: list[int], logp: np.ndarray, excess: float,
             still: bool, min_confidence: float) -> Recognition:
     p = np.exp(logp - logp.max())
     p /= p.sum()
     scores = {model.classes[i]: float(p[j]) for j, i in enumerate(idx)}
     best = int(np.argmax(p))
     conf = float(p[best])
+    if min_confidence <= 0.0:  # forced choice
+        return Recognition(model.classes[idx[best]], conf, scores, None)
     if still:
         return Recognition(UNKNOWN, conf, scores, "still")
-    if d2 > model.atypical_d2:
+    if excess > ENVELOPE_MARGIN:
         return Recognition(UNKNOWN, conf, scores, "atypical")
     if conf < min_confidence:
         return Recognition(UNKNOWN, conf, scores, "low_confidence")
@@ -539,7 +546,8 @@ def recognise(
     ignored. The answer is ``"unknown"`` when the window is shorter than ``MIN_WINDOW_S``, when
     the thigh is still (no movement above sensor noise: a motionless thigh does not show which
     exercise, if any, is being done), when the window is unlike anything seen in training, or
-    when the confidence is below ``min_confidence``.
+    when the confidence is below ``min_confidence``. ``min_confidence=0`` asks for a forced
+    choice: only a window too short to score is then "unknown".
     """
     model = model or load_model()
     t_s, acc = _as_window(window)
@@ -551,7 +559,7 @@ def recognise(
     feats, still = _features_from_grid(_prepare(t_s, acc, mounting))
     z = model.z(feats)
     logp = np.log(_posterior(model, z, idx))
-    return _decide(model, idx, logp, model.min_d2(z, idx), still, min_confidence)
+    return _decide(model, idx, logp, model.excess(z), still, min_confidence)
 
 
 def recognise_recording(
@@ -601,10 +609,10 @@ def recognise_from_vectors(
         return Recognition(UNKNOWN, 0.0, {}, "no_candidates")
     if len(vectors) == 0:
         return Recognition(UNKNOWN, 0.0, {}, "too_short")
-    logps, d2s = [], []
+    logps, excess = [], []
     for vec in vectors:
         z = (np.asarray(vec, dtype=float) - model.center) / model.scale
         logps.append(np.log(np.maximum(_posterior(model, z, idx), 1e-3)))
-        d2s.append(model.min_d2(z, idx))
+        excess.append(model.excess(z))
     logp = np.mean(logps, axis=0)
-    return _decide(model, idx, logp, float(np.median(d2s)), False, min_confidence)
+    return _decide(model, idx, logp, float(np.median(excess)), False, min_confidence)
