@@ -48,8 +48,8 @@ class Gap:
     end_s
         Host time (s) of the first sample received after the gap.
     samples_lost
-        Number of samples the sensor produced that never arrived, when the sensor's timestamps
-        make it knowable; ``None`` otherwise.
+        Number of sample periods missing, when the sensor's timestamps make it knowable;
+        ``None`` otherwise. (Across a reconnect the sensor may simply not have sampled.)
     reason
         How the gap was detected.
     """

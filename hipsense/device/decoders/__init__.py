@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from hipsense.device.decoders._base import GattWrite, SensorDecoder
+from hipsense.device.decoders.polar_pmd import PolarPmdDecoder
 from hipsense.device.decoders.witmotion import WitMotionDecoder
 from hipsense.errors import ConfigError
 
 __all__ = [
     "DECODERS",
     "GattWrite",
+    "PolarPmdDecoder",
     "SensorDecoder",
     "WitMotionDecoder",
     "decoder_class",
@@ -24,7 +26,7 @@ __all__ = [
 
 DECODERS: dict[str, type[SensorDecoder]] = {
     cls.sensor_type: cls
-    for cls in (WitMotionDecoder,)
+    for cls in (WitMotionDecoder, PolarPmdDecoder)
 }
 """Sensor-type string → decoder class."""
 

@@ -26,12 +26,16 @@ class GattWrite:
         Write with response (True) or without (False).
     pause_after_s
         How long (s) to wait before the next write; some sensors need time between steps.
+    reply_uuid
+        When set, the sensor answers this write on that characteristic (an indication); wait
+        for it, and feed it to ``decode``, before the next write.
     """
 
     char_uuid: str
     data: bytes
     response: bool = True
     pause_after_s: float = 0.0
+    reply_uuid: str | None = None
 
 
 def as_bytes(payload: object) -> bytes:
