@@ -335,6 +335,9 @@ class RecognitionModel:
         unknown_feats = set(names) - set(FEATURE_NAMES)
         if unknown_feats:
             raise ValueError(f"model uses unknown features {sorted(unknown_feats)}")
+        offsets = d.get("log10_offsets", {})
+        if any(_LOG_OFFSET.get(k) != v for k, v in offsets.items()):
+            raise ValueError(f"model's log10 offsets {offsets} differ from this code's")
         return cls(
             classes=tuple(d["classes"]),
             feature_names=names,
@@ -455,7 +458,8 @@ def fit_recognition_model(
     feature_names: Sequence[str] = FEATURE_NAMES,
     meta: Mapping[str, Any] | None = None,
 ) -> RecognitionModel:
-    """Fit from precomputed :func:`window_vectors`, one list per subject (see below)."""
+    """:func:`train_recognition_model` from precomputed :func:`window_vectors` (one list per
+    subject), so that leave-one-subject-out evaluation computes every feature once."""
     names = tuple(feature_names)
     model = _fit(windows_by_subject, names, meta)
     T = _fit_temperature(windows_by_subject, names)
