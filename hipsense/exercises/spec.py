@@ -147,7 +147,8 @@ def _integer(name: str, value: Any, *, minimum: int, optional: bool = False) -> 
 
 def _ordered(low_name: str, low: float | None, high_name: str, high: float | None) -> None:
     if (low is None) != (high is None):
-        raise ExerciseSpecError(f"give both {low_name} and {high_name}, or neither", field=high_name)
+        raise ExerciseSpecError(f"give both {low_name} and {high_name}, or neither",
+                                field=high_name)
     if low is not None and high is not None and low > high:
         raise ExerciseSpecError(f"must be >= {low_name} ({low!r}), got {high!r}", field=high_name)
 
@@ -237,7 +238,9 @@ class Motion:
     ``axis_thigh`` is the unit rotation axis in the thigh frame whose positive rotation is the
     working direction (e.g. ``[0, 0, 1]`` for flexion). For ``circle`` it is the axis the knee
     circles around (the thigh's long axis at the centre of the circle); for ``none`` any unit
-    vector. ``rom_deg_min``/``rom_deg_max`` is the typical excursion from rest (for circles: the
+    vector; "counterclockwise" is a positive rotation about it (right-hand rule: seen from the
+    hip looking down the thigh), so mirrored legs circling mirror-wise share a direction name.
+    ``rom_deg_min``/``rom_deg_max`` is the typical excursion from rest (for circles: the
     cone's full angular diameter). ``bidirectional`` means reps go both ways from rest (side to
     side); ``directions`` lists the circling directions for cycles.
     """
@@ -370,7 +373,9 @@ class ExerciseSpec:
     def rest_gravity_for(self, side: str) -> tuple[float, float, float]:
         """Gravity at rest in the thigh frame of the ``"left"`` or ``"right"`` thigh."""
         _check_side(side)
-        return self.rest_gravity_thigh if side == "right" else _mirror_polar(self.rest_gravity_thigh)
+        if side == "right":
+            return self.rest_gravity_thigh
+        return _mirror_polar(self.rest_gravity_thigh)
 
     def describe_dose(self) -> str:
         """The default dose in words, with the unit this exercise is counted in."""
