@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hipsense.device.decoders._base import GattWrite, SensorDecoder
+from hipsense.device.decoders.movella_dot import MovellaDotDecoder
 from hipsense.device.decoders.polar_pmd import PolarPmdDecoder
 from hipsense.device.decoders.witmotion import WitMotionDecoder
 from hipsense.errors import ConfigError
@@ -17,6 +18,7 @@ from hipsense.errors import ConfigError
 __all__ = [
     "DECODERS",
     "GattWrite",
+    "MovellaDotDecoder",
     "PolarPmdDecoder",
     "SensorDecoder",
     "WitMotionDecoder",
@@ -26,7 +28,7 @@ __all__ = [
 
 DECODERS: dict[str, type[SensorDecoder]] = {
     cls.sensor_type: cls
-    for cls in (WitMotionDecoder, PolarPmdDecoder)
+    for cls in (WitMotionDecoder, PolarPmdDecoder, MovellaDotDecoder)
 }
 """Sensor-type string → decoder class."""
 
