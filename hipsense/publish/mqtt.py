@@ -1,0 +1,373 @@
+"""The MQTT client: the ONLY module that imports paho.
+
+paho-mqtt is the project's mandated client and the Eclipse reference implementation;
+we use its threaded API (``loop_start``) directly because the outbox sender is a thread
+too, and keep every paho type and return code inside this module: callers see
+:class:`MqttClient`, protocol :class:`~hipsense.protocol.Envelope` objects, and
+:class:`~hipsense.publish.errors.MqttError`.
+
+What it does
+    * MQTT 5 by default; if the broker answers "unsupported protocol version" the client is
+      rebuilt for MQTT 3.1.1 (no message expiry or content type there; everything else works).
+    * TLS with a CA file (and optionally a client certificate), username/password.
+    * Reconnects by itself with exponential backoff (paho's loop thread), including when
+      the broker is down at start.
+    * With ``patient`` set (the Pi): a retained last will "offline" on the status topic, a
+      retained "online" status on every connect, and an explicit "offline" on clean stop.
+    * With an ``outbox``: an :class:`~hipsense.publish.sender.OutboxSender` drains it and acks
+      rows on PUBACK (paho's ``on_publish`` with packet-id tracking).
+    * Subscriptions with validated messages (:meth:`MqttClient.subscribe`), restored on every
+      reconnect; :meth:`MqttClient.follow_prescription` on top of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import ssl
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+from hipsense.protocol import (
+    Envelope,
+    Message,
+    MessageKind,
+    Prescription,
+    ProtocolError,
+    build_status,
+    build_topic,
+    parse_message,
+)
+from hipsense.publish.errors import MqttError
+from hipsense.publish.outbox import Outbox, OutboxRow
+from hipsense.publish.prescriptions import PrescriptionStore
+from hipsense.publish.sender import OutboxSender
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_PROTOCOL_VERSION = 0x84
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """TLS to the broker: the CA that signed its certificate, optionally a client certificate."""
+
+    ca_file: Path
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """Broker connection settings (built and validated by the config layer).
+
+    ``clean_start=False`` with ``session_expiry_s > 0`` asks the broker to keep the session
+    (subscriptions and queued QoS 1 messages) while the client is away: what a dashboard
+    ingester wants. The Pi keeps its own outbox and does not need it.
+    """
+
+    host: str
+    port: int = 1883
+    client_id: str = ""
+    username: str | None = None
+    password: str | None = None
+    tls: TlsSettings | None = None
+    keepalive_s: int = 30
+    prefer_mqtt5: bool = True
+    clean_start: bool = True
+    session_expiry_s: int = 0
+    reconnect_min_s: int = 1
+    reconnect_max_s: int = 60
+    inflight_window: int = 64
+
+
+MessageHandler = Callable[[Message], None]
+_Receiver = Callable[[str, bytes], None]  # (topic, payload); raising means "do not acknowledge"
+
+
+class MqttClient:
+    """A reconnecting MQTT connection for the Pi (``patient``, ``outbox``) or a dashboard.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. Handlers and
+    ``on_change`` callbacks run on paho's network thread: keep them short.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        patient: str | None = None,
+        outbox: Outbox | None = None,
+        software_version: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.patient = patient
+        self.software_version = software_version
+        self._lock = threading.Lock()
+        self._connected = threading.Event()
+        self._subscriptions: dict[str, tuple[int, _Receiver]] = {}
+        self._mqtt5 = settings.prefer_mqtt5
+        self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
+        self.rejected_messages = 0
+        self.last_connect_error: str | None = None
+        self._sender = OutboxSender(outbox, self, window=settings.inflight_window) if outbox else None
+        self._client = self._build_client()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Connect in the background (retrying until the broker is there) and start sending."""
+        self._connect(self._client)
+        if self._sender:
+            self._sender.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Publish "offline" (if a patient is set), stop sending, and disconnect cleanly."""
+        if self._sender:
+            self._sender.stop(timeout)
+        client = self._client
+        if self._status_topic and self._connected.is_set():
+            info = client.publish(self._status_topic, build_status(self.patient, online=False).payload, qos=1, retain=True)
+            if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS:
+                try:
+                    info.wait_for_publish(timeout)
+                except (RuntimeError, ValueError):
+                    pass  # connection went away meanwhile; the last will says "offline" for us
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+    def __enter__(self) -> MqttClient:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Block until connected (True) or ``timeout`` seconds passed (False)."""
+        return self._connected.wait(timeout)
+
+    def is_connected(self) -> bool:
+        return self._connected.is_set()
+
+    @property
+    def protocol_version(self) -> str:
+        """``"5"`` or ``"3.1.1"``: what the client speaks now."""
+        return "5" if self._mqtt5 else "3.1.1"
+
+    @property
+    def sender(self) -> OutboxSender | None:
+        return self._sender
+
+    # -- publishing -------------------------------------------------------------------------
+
+    def notify_outbox(self) -> None:
+        """Call after ``outbox.put*``: the sender wakes and sends now instead of at its next poll."""
+        if self._sender:
+            self._sender.notify()
+
+    def publish_live(self, envelope: Envelope) -> bool:
+        """Send a live (QoS 0, expiring) message now, bypassing the outbox; False if offline.
+
+        Live data is worthless after seconds, so it is dropped rather than stored when the
+        broker is unreachable.
+        """
+        if not self._connected.is_set():
+            return False
+        info = self._client.publish(
+            envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
+            properties=self._properties(envelope.expiry_s),
+        )
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def publish(self, envelope: Envelope, *, timeout: float = 10.0) -> None:
+        """Publish now and wait for the broker's acknowledgement (e.g. a therapist's prescription).
+
+        Raises MqttError if not acknowledged within ``timeout`` seconds or refused.
+        """
+        info = self._client.publish(
+            envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
+            properties=self._properties(envelope.expiry_s),
+        )
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
+            raise MqttError(f"publish to {envelope.topic} not accepted: {paho.error_string(info.rc)}", reason_code=int(info.rc))
+        try:
+            info.wait_for_publish(timeout)
+        except (RuntimeError, ValueError) as exc:
+            raise MqttError(f"publish to {envelope.topic} failed: {exc}") from exc
+        if not info.is_published():
+            raise MqttError(f"publish to {envelope.topic} not acknowledged within {timeout} s")
+
+    # RowTransport, for the sender thread.
+    def send_row(self, row: OutboxRow, now: float) -> int | None:
+        remaining = row.remaining_expiry_s(now)
+        if remaining is not None and remaining <= 0:
+            remaining = 1  # expired in the last instant; the broker will discard it
+        info = self._client.publish(row.topic, row.payload, qos=row.qos, retain=row.retain, properties=self._properties(remaining))
+        # NO_CONN with QoS 1 still queues the message inside paho; it is sent on reconnect.
+        if info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS or (info.rc == MQTTErrorCode.MQTT_ERR_NO_CONN and row.qos > 0):
+            return info.mid
+        return None
+
+    # -- subscribing ------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, handler: MessageHandler, *, qos: int = 1) -> None:
+        """Call ``handler`` with every valid protocol message matching ``topic_filter``.
+
+        Invalid messages are logged with the reason and counted in ``rejected_messages``; the
+        handler never sees them. Subscriptions are restored after every reconnect. A QoS 1
+        message is acknowledged to the broker only after ``handler`` returned, so a handler
+        that stores it first loses nothing; if the handler raises, it is not acknowledged
+        and a persistent session gets it again after a reconnect. Use filters that do not
+        overlap.
+        """
+
+        def receive(topic: str, payload: bytes) -> None:
+            try:
+                message = parse_message(topic, payload)
+            except ProtocolError as exc:
+                self.rejected_messages += 1
+                log.warning("rejected message: %s", exc)
+                return
+            handler(message)
+
+        self._add_subscription(topic_filter, qos, receive)
+
+    def follow_prescription(
+        self, store: PrescriptionStore, on_change: Callable[[Prescription], None] | None = None
+    ) -> None:
+        """Subscribe to the store's (retained) prescription topic; ``on_change`` gets each new one.
+
+        The store sees raw payloads (not pre-validated) so that it can log why it rejected
+        one and keep the cached prescription.
+        """
+
+        def receive(topic: str, payload: bytes) -> None:
+            accepted = store.offer(topic, payload)
+            if accepted is not None and on_change is not None:
+                on_change(accepted)
+
+        self._add_subscription(store.topic, 1, receive)
+
+    def _add_subscription(self, topic_filter: str, qos: int, receive: _Receiver) -> None:
+        with self._lock:
+            self._subscriptions[topic_filter] = (qos, receive)
+            client = self._client
+        client.message_callback_add(topic_filter, self._acking(receive))
+        if self._connected.is_set():
+            client.subscribe(topic_filter, qos=qos)
+
+    def _acking(self, receive: _Receiver) -> Callable[[paho.Client, object, paho.MQTTMessage], None]:
+        def on_message(client: paho.Client, userdata: object, raw: paho.MQTTMessage) -> None:
+            try:
+                receive(raw.topic, bytes(raw.payload))
+            except Exception:  # must not kill paho's network thread; leave it unacknowledged
+                log.exception("message handler failed for %s; not acknowledged", raw.topic)
+                return
+            client.ack(raw.mid, raw.qos)
+
+        return on_message
+
+    # -- paho plumbing ------------------------------------------------------------------------
+
+    def _build_client(self) -> paho.Client:
+        s = self.settings
+        protocol = MQTTProtocolVersion.MQTTv5 if self._mqtt5 else MQTTProtocolVersion.MQTTv311
+        client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=s.client_id,
+            protocol=protocol,
+            clean_session=None if self._mqtt5 else s.clean_start,
+            manual_ack=True,  # see subscribe(): ack only after the handler returned
+        )
+        client.reconnect_delay_set(min_delay=s.reconnect_min_s, max_delay=s.reconnect_max_s)
+        # The sender keeps at most inflight_window messages in paho; no second limit here.
+        client.max_inflight_messages_set(s.inflight_window)
+        if s.username is not None:
+            client.username_pw_set(s.username, s.password)
+        if s.tls is not None:
+            context = ssl.create_default_context(cafile=str(s.tls.ca_file))
+            if s.tls.cert_file is not None:
+                context.load_cert_chain(str(s.tls.cert_file), None if s.tls.key_file is None else str(s.tls.key_file))
+            client.tls_set_context(context)
+        if self._status_topic:
+            client.will_set(self._status_topic, build_status(self.patient, online=False).payload, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        for topic_filter, (_, receive) in self._subscriptions.items():
+            client.message_callback_add(topic_filter, self._acking(receive))
+        return client
+
+    def _connect(self, client: paho.Client) -> None:
+        s = self.settings
+        properties = None
+        if self._mqtt5:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = s.session_expiry_s
+        client.connect_async(
+            s.host, s.port, keepalive=s.keepalive_s,
+            clean_start=s.clean_start if self._mqtt5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
+            properties=properties,
+        )
+        client.loop_start()
+
+    def _properties(self, expiry_s: int | None) -> Properties | None:
+        if not self._mqtt5:
+            return None
+        properties = Properties(PacketTypes.PUBLISH)
+        properties.PayloadFormatIndicator = 1  # UTF-8 text
+        properties.ContentType = "application/json"
+        if expiry_s is not None:
+            properties.MessageExpiryInterval = int(expiry_s)
+        return properties
+
+    def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        if reason_code.is_failure:
+            self.last_connect_error = str(reason_code)
+            if self._mqtt5 and reason_code.value == _UNSUPPORTED_PROTOCOL_VERSION:
+                log.warning("broker %s does not speak MQTT 5; falling back to 3.1.1", self.settings.host)
+                # Not from this (paho's own) thread: loop_stop() would join itself.
+                threading.Thread(target=self._fall_back_to_mqtt311, name="hipsense-mqtt-fallback", daemon=True).start()
+            else:
+                log.error("broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
+            return
+        self.last_connect_error = None
+        log.info("connected to %s:%d (MQTT %s)", self.settings.host, self.settings.port, self.protocol_version)
+        if self._status_topic:
+            online = build_status(self.patient, online=True, software_version=self.software_version)
+            client.publish(self._status_topic, online.payload, qos=1, retain=True, properties=self._properties(None))
+        with self._lock:
+            subscriptions = [(topic, qos) for topic, (qos, _) in self._subscriptions.items()]
+        if subscriptions:
+            client.subscribe(subscriptions)
+        self._connected.set()
+        if self._sender:
+            self._sender.notify()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
+        if self._connected.is_set():
+            log.warning("disconnected from %s:%d: %s; reconnecting", self.settings.host, self.settings.port, reason_code)
+        self._connected.clear()
+
+    def _on_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+        if self._sender:
+            self._sender.published(mid, not reason_code.is_failure)
+
+    def _fall_back_to_mqtt311(self) -> None:
+        old = self._client
+        old.disconnect()
+        old.loop_stop()
+        self._mqtt5 = False
+        self._client = self._build_client()
+        if self._sender:
+            self._sender.forget_inflight()  # those messages died with the old paho client
+        self._connect(self._client)

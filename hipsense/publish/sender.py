@@ -1,0 +1,199 @@
+"""The sender: a thread that drains the outbox into the broker and acks rows on PUBACK.
+
+It knows nothing of paho. The MQTT client gives it a :class:`RowTransport` and reports each
+broker acknowledgement through :meth:`OutboxSender.published`, which only enqueues: the
+MQTT network thread must never wait for the disk. All bookkeeping (which outbox row a
+packet id belongs to) happens on the sender thread, which is why a PUBACK that arrives before
+``send_row`` has even returned is still matched correctly.
+
+Delivery is at least once. A row is deleted only after its PUBACK (QoS 1) or after it was
+written to the socket (QoS 0). Rows still in flight when the process dies are sent again on
+restart; readers de-duplicate by message id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from hipsense.publish.outbox import Outbox, OutboxRow
+
+log = logging.getLogger(__name__)
+
+
+class RowTransport(Protocol):
+    """What the sender needs from an MQTT client."""
+
+    def is_connected(self) -> bool: ...
+
+    def send_row(self, row: OutboxRow, now: float) -> int | None:
+        """Hand ``row`` to the client; return its packet id, or None if it was not accepted."""
+
+
+@dataclasses.dataclass(slots=True)
+class SenderStats:
+    sent: int = 0
+    acked: int = 0
+    refused: int = 0  # the broker answered with a failure reason code (e.g. not authorised)
+    resent_after_timeout: int = 0
+
+
+@dataclasses.dataclass(slots=True)
+class _InFlight:
+    row_id: int
+    since: float
+
+
+class OutboxSender:
+    """Drains ``outbox`` through ``transport`` on its own thread.
+
+    Parameters
+    ----------
+    window : int
+        Most rows handed to the client and not yet acknowledged. Bounds the client's memory
+        while the broker is down for hours: the rest waits on disk.
+    refused_retry_s : float
+        How long a row the broker refused waits before it is tried again.
+    inflight_timeout_s : float
+        A row without an acknowledgement for this long is handed over again (the client can
+        lose QoS 0 packets on a disconnect; for QoS 1 it resends by itself).
+    poll_s : float
+        Longest sleep between passes when nobody calls :meth:`notify`.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        transport: RowTransport,
+        *,
+        window: int = 64,
+        refused_retry_s: float = 30.0,
+        inflight_timeout_s: float = 120.0,
+        poll_s: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._outbox = outbox
+        self._transport = transport
+        self._window = window
+        self._refused_retry_s = refused_retry_s
+        self._inflight_timeout_s = inflight_timeout_s
+        self._poll_s = poll_s
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._events: queue.SimpleQueue[tuple[str, int, bool]] = queue.SimpleQueue()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._inflight_by_mid: dict[int, _InFlight] = {}
+        self._not_before: dict[int, float] = {}
+        self.stats = SenderStats()
+
+    # -- called from other threads ------------------------------------------------------------
+
+    def published(self, mid: int, ok: bool) -> None:
+        """The broker acknowledged packet ``mid`` (``ok=False``: with a failure code)."""
+        self._events.put(("ack", mid, ok))
+        self._wake.set()
+
+    def forget_inflight(self) -> None:
+        """The client was replaced and lost its queue: hand every unacked row over again."""
+        self._events.put(("forget", 0, False))
+        self._wake.set()
+
+    def notify(self) -> None:
+        """New rows were put: send them now rather than at the next poll."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._stopping.clear()  # a stopped sender can be started again
+        self._thread = threading.Thread(target=self._run, name="hipsense-outbox-sender", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight_by_mid)
+
+    # -- the sender thread --------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.drain_once()
+            except Exception:  # a full disk must not kill delivery for good; retry next pass
+                log.exception("outbox sender pass failed; retrying")
+                self._stopping.wait(1.0)
+            self._wake.wait(self._poll_s)
+        try:
+            self._apply_events()  # store the acks that arrived while stopping
+        except Exception:
+            log.exception("outbox sender: final acks failed; those rows will be sent again")
+
+    def drain_once(self) -> int:
+        """Apply pending acks, then hand over rows up to the window; return how many were sent."""
+        self._apply_events()
+        if not self._transport.is_connected():
+            return 0
+        now = self._clock()
+        self._expire_inflight(now)
+        room = self._window - len(self._inflight_by_mid)
+        if room <= 0:
+            return 0
+        busy = {entry.row_id for entry in self._inflight_by_mid.values()}
+        sent = 0
+        for row in self._outbox.pending(limit=self._window + len(busy) + len(self._not_before)):
+            if sent >= room:
+                break
+            if row.id in busy or self._not_before.get(row.id, 0.0) > now:
+                continue
+            mid = self._transport.send_row(row, self._wall_clock())
+            if mid is None:
+                break  # the client is full or just lost the connection: try again next pass
+            self._not_before.pop(row.id, None)
+            self._inflight_by_mid[mid] = _InFlight(row.id, now)
+            self.stats.sent += 1
+            sent += 1
+        return sent
+
+    def _apply_events(self) -> None:
+        acked: list[int] = []
+        while True:
+            try:
+                kind, mid, ok = self._events.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "forget":
+                self._inflight_by_mid.clear()
+                continue
+            entry = self._inflight_by_mid.pop(mid, None)
+            if entry is None:
+                continue  # an ack for a packet we no longer track (after forget_inflight)
+            if ok:
+                acked.append(entry.row_id)
+            else:
+                self.stats.refused += 1
+                self._not_before[entry.row_id] = self._clock() + self._refused_retry_s
+                log.error("broker refused outbox row %d; retrying in %.0f s", entry.row_id, self._refused_retry_s)
+        if acked:
+            self._outbox.ack_many(acked)
+            self.stats.acked += len(acked)
+
+    def _expire_inflight(self, now: float) -> None:
+        stale = [mid for mid, entry in self._inflight_by_mid.items() if now - entry.since > self._inflight_timeout_s]
+        for mid in stale:
+            del self._inflight_by_mid[mid]
+            self.stats.resent_after_timeout += 1
+        if stale:
+            log.warning("%d outbox row(s) unacknowledged for %.0f s; sending again", len(stale), self._inflight_timeout_s)

@@ -1,0 +1,215 @@
+"""Integration tests against a real Mosquitto that the tests start themselves."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+from hipsense import protocol as p
+from hipsense.protocol import MessageKind
+from hipsense.publish import Outbox
+from hipsense.publish.mqtt import MqttClient, MqttSettings
+from hipsense.publish.prescriptions import PrescriptionStore
+from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
+from tests.protocol.conftest import PI_PASSWORD, PI_PATIENT
+from tests.protocol.samples import SESSION, at, sample_prescription
+
+pytestmark = pytest.mark.slow
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def settings_for(broker, *, user: str, client_id: str, **overrides) -> MqttSettings:
+    password = {DASHBOARD_USER: DASHBOARD_PASSWORD, PI_PATIENT: PI_PASSWORD}[user]
+    return MqttSettings(
+        host="127.0.0.1", port=broker.port, client_id=client_id,
+        username=user if broker.authenticated else None, password=password if broker.authenticated else None,
+        reconnect_min_s=1, reconnect_max_s=1, **overrides,
+    )
+
+
+def rep(seq: int, patient: str = PI_PATIENT) -> p.Envelope:
+    return p.build_rep_event(
+        patient, seq=seq, session_id=SESSION, exercise="clam_shell", side="left", set_index=1 + (seq - 1) // 10,
+        rep_index=1 + (seq - 1) % 10, t_start=at(seq * 4), t_end=at(seq * 4 + 3), rom_deg=35 + seq % 7,
+        hold_s=2.0, peak_speed_dps=60.0,
+    )
+
+
+class DedupingSubscriber:
+    """What a dashboard ingester does: store each message id once, order by seq."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, p.Message] = {}
+        self.deliveries = 0
+        self.lock = threading.Lock()
+
+    def __call__(self, message: p.Message) -> None:
+        with self.lock:
+            self.deliveries += 1
+            self.by_id.setdefault(message.message_id, message)
+
+    def seqs(self) -> list[int]:
+        with self.lock:
+            return sorted(m.seq for m in self.by_id.values())
+
+
+def produce(outbox: Outbox, client: MqttClient, count: int) -> None:
+    for _ in range(count):
+        outbox.put_sequenced(PI_PATIENT, rep)
+        client.notify_outbox()
+
+
+def test_every_event_arrives_exactly_once_across_a_broker_outage(broker, tmp_path):
+    received = DedupingSubscriber()
+    dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dashboard-ingest",
+                                        clean_start=False, session_expiry_s=600))
+    dashboard.subscribe(p.subscription_filter(), received)
+    outbox = Outbox(tmp_path / "outbox.db")
+    pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-p-0001"), patient=PI_PATIENT, outbox=outbox)
+    with dashboard, pi:
+        assert dashboard.wait_connected(5) and pi.wait_connected(5)
+        produce(outbox, pi, 20)
+        wait_until(lambda: len(received.seqs()) == 20, 5, "the first 20 events")
+
+        broker.stop()  # the broker goes away for a while
+        wait_until(lambda: not pi.is_connected(), 5, "the Pi to notice")
+        produce(outbox, pi, 20)  # the session goes on: results wait on disk
+        time.sleep(1.5)
+        assert outbox.stats().pending_total >= 20
+        broker.start()
+
+        produce(outbox, pi, 20)
+        wait_until(lambda: len(received.seqs()) == 60, 20, "all 60 events after the restart")
+        wait_until(lambda: outbox.stats().pending_total == 0, 5, "the outbox to empty")
+
+    assert received.seqs() == list(range(1, 61))
+    assert all(m.kind is MessageKind.REP and m.patient == PI_PATIENT for m in received.by_id.values())
+    assert received.deliveries >= 60  # duplicates, if any, were absorbed by the id
+    assert pi.sender.stats.acked >= 60 and pi.sender.stats.refused == 0
+    outbox.close()
+
+
+def test_results_survive_a_publisher_restart_with_the_broker_down(broker, tmp_path):
+    received = DedupingSubscriber()
+    dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dash-2"))
+    dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT), received)
+    broker.stop()
+    with Outbox(tmp_path / "outbox.db") as outbox:  # written offline, then the Pi "reboots"
+        for _ in range(10):
+            outbox.put_sequenced(PI_PATIENT, rep)
+    broker.start()
+    with dashboard:
+        assert dashboard.wait_connected(5)
+        outbox = Outbox(tmp_path / "outbox.db")
+        with MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-2"), patient=PI_PATIENT, outbox=outbox):
+            wait_until(lambda: len(received.seqs()) == 10, 10, "the 10 stored events")
+            wait_until(lambda: outbox.stats().pending_total == 0, 5, "the outbox to empty")
+        outbox.close()
+    assert received.seqs() == list(range(1, 11))
+
+
+def test_status_is_retained_online_then_last_will_offline_on_sigkill(broker, tmp_path):
+    settings = settings_for(broker, user=PI_PATIENT, client_id="pi-killed")
+    script = textwrap.dedent(f"""
+        import time
+        from hipsense.publish.mqtt import MqttClient, MqttSettings
+        client = MqttClient(MqttSettings(**{dataclasses.asdict(settings)!r}), patient={PI_PATIENT!r})
+        client.start()
+        assert client.wait_connected(5)
+        print("connected", flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "connected"
+        statuses: list[str] = []
+        watcher = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="status-watch"))
+        watcher.subscribe(p.subscription_filter(MessageKind.STATUS), lambda m: statuses.append(m.data["state"]))
+        with watcher:
+            wait_until(lambda: statuses == ["online"], 5, "the retained online status")
+            os.kill(proc.pid, signal.SIGKILL)
+            wait_until(lambda: statuses[-1:] == ["offline"], 5, "the last will")
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
+def test_malformed_prescription_is_rejected_and_the_cached_one_stays(broker, tmp_path, caplog):
+    caplog.set_level(logging.WARNING, logger="hipsense.publish.prescriptions")
+    therapist = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="therapist"))
+    cache = tmp_path / "prescription.json"
+    store = PrescriptionStore(cache, patient=PI_PATIENT)
+    changes: list[int] = []
+    pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-rx"), patient=PI_PATIENT)
+    pi.follow_prescription(store, lambda prescription: changes.append(prescription.version))
+    good = sample_prescription(version=3, patient=PI_PATIENT)
+    topic = good.topic
+
+    def raw(payload: bytes) -> p.Envelope:
+        return dataclasses.replace(good, payload=payload)  # bypasses the builder's validation
+
+    bad_schema = json.loads(good.payload)
+    bad_schema["exercises"][0]["sets"] = 0
+    older = sample_prescription(version=2, patient=PI_PATIENT)
+    cases = [
+        (raw(b'{"schema_version": 1, "patient": '), "not JSON"),
+        (raw(b'{"pad": "' + b"x" * 100_000 + b'"}'), "over the 65536-byte limit"),
+        (raw(b"[" * 50 + b"]" * 50), "nesting depth 50"),
+        (raw(json.dumps(bad_schema).encode()), "/exercises/0/sets"),
+        (older, "not newer than the cached version 3"),
+    ]
+    with therapist, pi:
+        assert therapist.wait_connected(5) and pi.wait_connected(5)
+        therapist.publish(good)
+        wait_until(lambda: changes == [3], 5, "the first prescription")
+        for envelope, reason in cases:
+            store.last_rejection = None
+            therapist.publish(envelope)
+            wait_until(lambda: store.last_rejection is not None, 5, f"rejection ({reason})")
+            assert reason in store.last_rejection and reason in caplog.text
+            assert store.current.version == 3 and changes == [3]
+        assert json.loads(cache.read_bytes())["version"] == 3
+
+    # The broker now retains a stale version 2. A Pi starting up offline-first uses its cache
+    # and does not let the retained message replace it.
+    restarted = PrescriptionStore(cache, patient=PI_PATIENT)
+    assert restarted.current.version == 3
+    pi2 = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-rx-2"), patient=PI_PATIENT)
+    pi2.follow_prescription(restarted)
+    with pi2:
+        wait_until(lambda: restarted.last_rejection is not None, 5, "the retained message to be judged")
+    assert restarted.current.version == 3
+
+    # A proper newer version goes through.
+    with therapist, pi:
+        assert pi.wait_connected(5)
+        therapist.publish(sample_prescription(version=4, patient=PI_PATIENT))
+        wait_until(lambda: changes == [3, 4], 5, "version 4")
+
+
+@pytest.mark.skipif(not os.path.exists("/usr/bin/mosquitto_passwd"), reason="needs mosquitto_passwd for the ACL")
+def test_broker_acl_refuses_another_patients_topic_and_the_row_is_kept(broker, tmp_path):
+    outbox = Outbox(tmp_path / "outbox.db")
+    outbox.put_envelope(rep(1, patient="p-0002"))  # p-0001's Pi must not write p-0002's results
+    with MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-acl"), patient=PI_PATIENT, outbox=outbox) as pi:
+        wait_until(lambda: pi.sender.stats.refused >= 1, 5, "the broker's refusal")
+    assert outbox.stats().pending_total == 1  # refused is not acknowledged: kept, retried later
+    outbox.close()
