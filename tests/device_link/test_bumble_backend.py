@@ -81,7 +81,7 @@ def test_connect_configure_and_stream_a_replayed_recording() -> None:
         payloads = [queue.get_nowait() for _ in range(queue.qsize())]
         assert {len(p) for p in payloads} == {80}
         received = _indices(payloads)
-        sent = [f.seq for f in sensor.fates if f.fate.value == "sent"]
+        sent = [sensor.recording_index(f.sensor_time_s) for f in sensor.fates if f.fate.value == "sent"]
         # In order, each exactly once; a notification in flight when we unsubscribed may be
         # dropped by the client side (as BlueZ does), never duplicated.
         assert len(received) >= 200

@@ -37,9 +37,11 @@ class Fate(enum.Enum):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class SampleFate:
-    """Ground truth for tests: sample ``seq`` (0, 1, 2, … at the output rate) and its fate."""
+    """Ground truth for tests: sample ``seq`` (0, 1, 2, … in production order), taken at
+    ``sensor_time_s`` on the sensor's clock, and its fate."""
 
     seq: int
+    sensor_time_s: float
     fate: Fate
 
 
@@ -82,8 +84,11 @@ class EmulatedPeripheral(abc.ABC):
         self._silent_until_reconnect = False
         self._garbage: deque[bytes] = deque()
         self._task: asyncio.Task[None] | None = None
-        self._pending: list[int] = []
+        self._pending: list[tuple[int, float]] = []
         self._advertising = False
+        # Deciding a sample's fate and handing its notification to the stack is one step:
+        # force_disconnect must not slip in between (Bumble sends from a task of its own).
+        self._send_lock = asyncio.Lock()
         self.device.on(self.device.EVENT_CONNECTION, self._on_connection)
 
     # -- protocol hooks -------------------------------------------------------------------------
@@ -106,8 +111,8 @@ class EmulatedPeripheral(abc.ABC):
         """How many samples to pack into the next notification."""
 
     @abc.abstractmethod
-    def encode(self, seqs: Sequence[int]) -> bytes:
-        """One notification payload holding the samples ``seqs``."""
+    def encode(self, sensor_times_s: Sequence[float]) -> bytes:
+        """One notification payload holding the samples taken at ``sensor_times_s``."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -178,9 +183,10 @@ class EmulatedPeripheral(abc.ABC):
         stack arrive and :attr:`fates` stays exact. With ``drain_s=0`` those in-flight
         notifications may be lost with the link, as on a real radio.
         """
-        connections = self.connections
-        # Forget subscribers first, so that no sample produced from now on counts as sent.
-        self.device.gatt_server.subscribers.clear()
+        async with self._send_lock:
+            connections = self.connections
+            # Forget subscribers first, so that no sample produced from now on counts as sent.
+            self.device.gatt_server.subscribers.clear()
         if connections and drain_s > 0:
             await asyncio.sleep(drain_s)
         for connection in connections:
@@ -244,11 +250,12 @@ class EmulatedPeripheral(abc.ABC):
             sensor_time_s += (now - last) * self.speed
             last = now
             while self._garbage and self.is_subscribed():
-                await self.device.notify_subscribers(self.data_characteristic, self._garbage.popleft())
-                self.garbage_sent += 1
+                async with self._send_lock:
+                    await self.device.notify_subscribers(self.data_characteristic, self._garbage.popleft())
+                    self.garbage_sent += 1
             if self.rate_hz > 0:
                 while next_due_s <= sensor_time_s:
-                    self._pending.append(next_seq)
+                    self._pending.append((next_seq, next_due_s))
                     next_seq += 1
                     next_due_s += 1.0 / self.rate_hz
                 await self._flush(complete_only=True)
@@ -262,11 +269,16 @@ class EmulatedPeripheral(abc.ABC):
         per_notification = max(1, self.frames_per_notification())
         while len(self._pending) >= per_notification or (self._pending and not complete_only):
             batch, self._pending = self._pending[:per_notification], self._pending[per_notification:]
-            if self._silent:
-                self.fates.extend(SampleFate(seq, Fate.SILENT) for seq in batch)
-            elif self.is_subscribed():
-                self.fates.extend(SampleFate(seq, Fate.SENT) for seq in batch)
-                self.notifications_sent += 1
-                await self.device.notify_subscribers(self.data_characteristic, self.encode(batch))
-            else:
-                self.fates.extend(SampleFate(seq, Fate.NO_SUBSCRIBER) for seq in batch)
+            async with self._send_lock:
+                if self._silent:
+                    fate = Fate.SILENT
+                elif self.is_subscribed():
+                    fate = Fate.SENT
+                else:
+                    fate = Fate.NO_SUBSCRIBER
+                self.fates.extend(SampleFate(seq, t, fate) for seq, t in batch)
+                if fate is Fate.SENT:
+                    self.notifications_sent += 1
+                    await self.device.notify_subscribers(
+                        self.data_characteristic, self.encode([t for _, t in batch])
+                    )

@@ -178,8 +178,9 @@ class WitMotionEmulator(EmulatedPeripheral):
     radio
         The virtual radio to join.
     recording
-        What to replay. The sensor clock starts at power-on; sample ``seq`` at the configured
-        output rate shows recording index ``floor(seq × recording.rate_hz / rate_hz)``, wrapping
+        What to replay. The sensor clock starts at power-on; a sample taken at sensor time
+        ``t`` at the configured output rate shows recording index ``floor(t × recording.rate_hz)``,
+        wrapping
         around when ``loop`` is true (else the last sample repeats).
     name
         Advertised name; real units say ``WT901BLE`` plus two digits.
@@ -256,15 +257,15 @@ class WitMotionEmulator(EmulatedPeripheral):
         fit = (min(mtus) - 3) // FRAME_BYTES if mtus else self.max_frames_per_notification
         return max(1, min(self.max_frames_per_notification, fit))
 
-    def encode(self, seqs: Sequence[int]) -> bytes:
-        return b"".join(encode_data_frame(self.raw_for(seq)) for seq in seqs)
+    def encode(self, sensor_times_s: Sequence[float]) -> bytes:
+        return b"".join(
+            encode_data_frame(self.recording.raw[self.recording_index(t)]) for t in sensor_times_s
+        )
 
-    def raw_for(self, seq: int) -> npt.NDArray[np.int16]:
-        """The raw frame values sample ``seq`` carries at the current output rate."""
-        rate = self.rate_hz if self.rate_hz > 0 else self.recording.rate_hz
-        index = int(seq * self.recording.rate_hz / rate)
-        index = index % self.recording.n if self.loop else min(index, self.recording.n - 1)
-        return self.recording.raw[index]
+    def recording_index(self, sensor_time_s: float) -> int:
+        """The recording sample shown at ``sensor_time_s``: the latest one taken by then."""
+        index = math.floor(sensor_time_s * self.recording.rate_hz + 1e-6)
+        return index % self.recording.n if self.loop else min(index, self.recording.n - 1)
 
     def _on_write(self, connection: Connection, value: bytes) -> None:
         command = bytes(value)
