@@ -69,8 +69,8 @@ class PrescriptionStore:
 
     def _reject(self, reason: str) -> None:
         kept = "no cached prescription" if self.current is None else f"keeping cached version {self.current.version}"
-        self.last_rejection = reason
         log.warning("prescription rejected, %s: %s", kept, reason)
+        self.last_rejection = reason  # after logging: watchers may poll this and read the log
         return None
 
     def _load(self) -> None:

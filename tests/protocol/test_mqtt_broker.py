@@ -213,3 +213,64 @@ def test_broker_acl_refuses_another_patients_topic_and_the_row_is_kept(broker, t
         wait_until(lambda: pi.sender.stats.refused >= 1, 5, "the broker's refusal")
     assert outbox.stats().pending_total == 1  # refused is not acknowledged: kept, retried later
     outbox.close()
+
+
+def test_falls_back_to_mqtt311_when_the_broker_refuses_mqtt5(broker, tmp_path):
+    from tests.protocol.mqtt311_proxy import Mqtt311OnlyProxy
+
+    proxy = Mqtt311OnlyProxy(broker.port)
+    received = DedupingSubscriber()
+    dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dash-311"))
+    dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT), received)
+    outbox = Outbox(tmp_path / "outbox.db")
+    settings = dataclasses.replace(settings_for(broker, user=PI_PATIENT, client_id="pi-311"), port=proxy.port)
+    pi = MqttClient(settings, patient=PI_PATIENT, outbox=outbox)
+    try:
+        with dashboard, pi:
+            assert dashboard.wait_connected(5)
+            produce(outbox, pi, 5)  # queued before the first connection even succeeded
+            assert pi.wait_connected(10)
+            assert pi.protocol_version == "3.1.1" and proxy.refused_mqtt5 >= 1 and proxy.forwarded >= 1
+            produce(outbox, pi, 5)
+            wait_until(lambda: len(received.seqs()) == 10, 10, "events over MQTT 3.1.1")
+    finally:
+        proxy.close()
+        outbox.close()
+    assert received.seqs() == list(range(1, 11))
+
+
+def test_tls_with_a_ca_file(tmp_path):
+    import shutil
+
+    from hipsense.publish.mqtt import TlsSettings
+    from tests.protocol.broker import MOSQUITTO, Mosquitto, make_tls_files
+
+    if MOSQUITTO is None or shutil.which("openssl") is None:
+        pytest.skip("needs the mosquitto and openssl binaries")
+    workdir = tmp_path / "tls-broker"
+    workdir.mkdir()
+    tls_files = make_tls_files(workdir)
+    server = Mosquitto(workdir, patients={PI_PATIENT: PI_PASSWORD}, tls_files=tls_files)
+    server.start()
+    try:
+        tls = TlsSettings(ca_file=tls_files["ca"])
+        received = DedupingSubscriber()
+        dashboard = MqttClient(settings_for(server, user=DASHBOARD_USER, client_id="dash-tls", tls=tls))
+        dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT), received)
+        outbox = Outbox(tmp_path / "outbox.db")
+        pi = MqttClient(settings_for(server, user=PI_PATIENT, client_id="pi-tls", tls=tls), patient=PI_PATIENT, outbox=outbox)
+        with dashboard, pi:
+            assert dashboard.wait_connected(5) and pi.wait_connected(5)
+            produce(outbox, pi, 3)
+            wait_until(lambda: len(received.seqs()) == 3, 5, "events over TLS")
+        outbox.close()
+
+        # A client that does not trust the broker's CA never connects.
+        other = tmp_path / "other-ca"
+        other.mkdir()
+        stranger_ca = make_tls_files(other)["ca"]
+        stranger = MqttClient(settings_for(server, user=PI_PATIENT, client_id="pi-untrusting", tls=TlsSettings(ca_file=stranger_ca)))
+        with stranger:
+            assert not stranger.wait_connected(1.5)
+    finally:
+        server.stop()
