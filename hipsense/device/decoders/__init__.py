@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hipsense.device.decoders._base import GattWrite, SensorDecoder
+from hipsense.device.decoders.metamotion import MetaMotionDecoder
 from hipsense.device.decoders.movella_dot import MovellaDotDecoder
 from hipsense.device.decoders.polar_pmd import PolarPmdDecoder
 from hipsense.device.decoders.witmotion import WitMotionDecoder
@@ -18,6 +19,7 @@ from hipsense.errors import ConfigError
 __all__ = [
     "DECODERS",
     "GattWrite",
+    "MetaMotionDecoder",
     "MovellaDotDecoder",
     "PolarPmdDecoder",
     "SensorDecoder",
@@ -28,7 +30,7 @@ __all__ = [
 
 DECODERS: dict[str, type[SensorDecoder]] = {
     cls.sensor_type: cls
-    for cls in (WitMotionDecoder, PolarPmdDecoder, MovellaDotDecoder)
+    for cls in (WitMotionDecoder, PolarPmdDecoder, MovellaDotDecoder, MetaMotionDecoder)
 }
 """Sensor-type string → decoder class."""
 

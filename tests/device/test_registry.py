@@ -1,0 +1,83 @@
+"""The decoder registry and the contract every decoder keeps."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hipsense.device import decoders
+from hipsense.device.decoders import DECODERS, SensorDecoder, decoder_class, make_decoder
+from hipsense.errors import ConfigError, DecodeError
+from tests.device.fuzzing import FUZZ, decode_or_decode_error
+
+DEVICE = Path(decoders.__file__).parent.parent
+MY_MODULES = [
+    DEVICE / "samples.py", DEVICE / "clock.py", DEVICE / "gaps.py", DEVICE / "recording.py",
+    *sorted((DEVICE / "decoders").glob("*.py")),
+]  # fmt: skip
+
+
+def test_registry_keys() -> None:
+    assert set(DECODERS) == {"witmotion", "polar", "movella_dot", "metamotion"}
+    for key, cls in DECODERS.items():
+        assert cls.sensor_type == key and issubclass(cls, SensorDecoder)
+
+
+def test_unknown_sensor_type_lists_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match="metamotion, movella_dot, polar, witmotion") as info:
+        decoder_class("wt901")
+    assert info.value.setting == "sensor_type"
+
+
+@pytest.mark.parametrize("sensor_type", sorted(DECODERS))
+def test_options_rebuild_an_equal_decoder(sensor_type: str) -> None:
+    decoder = make_decoder(sensor_type)
+    options = json.loads(json.dumps(decoder.options()))
+    assert make_decoder(sensor_type, **options).options() == decoder.options()
+
+
+@pytest.mark.parametrize("sensor_type", sorted(DECODERS))
+def test_gatt_facts_are_full_lower_case_uuids(sensor_type: str) -> None:
+    cls = DECODERS[sensor_type]
+    for uuid in (cls.service_uuid, cls.data_uuid, *cls.notify_uuids):
+        assert len(uuid) == 36 and uuid == uuid.lower()
+    assert cls.data_uuid in cls.notify_uuids
+    decoder = make_decoder(sensor_type)
+    for write in (*decoder.start_writes(), *decoder.stop_writes()):
+        assert write.data and len(write.char_uuid) == 36
+
+
+@pytest.mark.parametrize("sensor_type", sorted(DECODERS))
+def test_non_bytes_payloads_are_decode_errors(sensor_type: str) -> None:
+    with pytest.raises(DecodeError):
+        make_decoder(sensor_type).decode("55 61", 1.0)  # type: ignore[arg-type]
+
+
+@FUZZ
+@given(sensor_type=st.sampled_from(sorted(DECODERS)), payload=st.binary(max_size=64), which=st.integers(0, 3))
+def test_every_decoder_turns_any_bytes_into_samples_or_decode_error(sensor_type: str, payload: bytes, which: int) -> None:
+    cls = DECODERS[sensor_type]
+    uuids = (*cls.notify_uuids, "0000ffff-0000-1000-8000-00805f9b34fb")
+    decode_or_decode_error(lambda: make_decoder(sensor_type), payload, uuids[which % len(uuids)])
+
+
+@pytest.mark.parametrize("path", MY_MODULES, ids=lambda p: p.name)
+def test_device_layer_imports_stay_in_their_lane(path: Path) -> None:
+    forbidden = ("hipsense.signal", "hipsense.exercises", "bleak", "bumble")
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        for name in names:
+            assert not name.startswith(forbidden), f"{path.name} imports {name}"
+            if path.parent.name == "decoders":
+                assert name.split(".")[0] in {"__future__", "hipsense", "numpy", "abc", "dataclasses",
+                                              "typing", "enum", "math", "struct", "collections"}, name  # fmt: skip
