@@ -20,7 +20,8 @@ Input must be on a uniform grid (``resample``); dt is still taken from the times
 step longer than ``max_dt_s`` restarts the estimate from the accelerometer (after a gap the
 old state means nothing).
 
-Outputs per sample: gravity unit vector ``g`` (m, 3) (pointing *down*, in the sensor frame),
+Outputs per sample: the gravity axis ``g`` (m, 3) as the unit vector an accelerometer at rest
+reads (pointing *up*, away from the floor, in the sensor frame),
 and ``speed_dps`` (m,): the angular speed in deg/s — the bias-corrected gyroscope norm, or the
 rate of change of the gravity direction without a gyroscope.
 Latency: none (causal, per sample). Work: O(1) per sample.

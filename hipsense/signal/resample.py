@@ -103,16 +103,20 @@ def resample_step(
         if s > 0:  # a gap precedes this run: restart the grid at the first sample after it
             gaps.append((float(tt[s - 1]), float(tt[s])))
             origin, next_i = float(tt[s]), 0
-        last_i = int(np.floor((tt[e] - origin) * settings.rate_hz + 1e-9))
+        # Emit only grid times at or before the last sample: decided on the grid times
+        # themselves (not a rounded index) so a chunk boundary never changes the result.
+        last_i = int(np.floor((tt[e] - origin) * settings.rate_hz)) + 1
         if last_i < next_i:
             continue
         grid = origin + np.arange(next_i, last_i + 1) * period
-        n = len(grid)
+        grid = grid[grid <= tt[e]]
+        if len(grid) == 0:
+            continue
+        last_i = next_i + len(grid) - 1
         run_t = tt[s : e + 1]
         run_x = xx[s : e + 1]
-        cols = [np.interp(grid, run_t, run_x[:, j]) for j in range(k)]
         seg_t.append(grid)
-        seg_x.append(np.column_stack(cols) if k else np.empty((n, 0)))
+        seg_x.append(_interpolate(grid, run_t, run_x))
         next_i = last_i + 1
     state.grid_origin, state.next_i = origin, next_i
     state.last_t = float(tt[-1])
@@ -122,6 +126,18 @@ def resample_step(
     else:
         out = Resampled(np.empty(0), np.empty((0, k)), gaps, dropped)
     return state, out
+
+
+def _interpolate(grid: np.ndarray, run_t: np.ndarray, run_x: np.ndarray) -> np.ndarray:
+    """Linear interpolation whose bracket is fixed by the data, not by where a chunk ends:
+    the sample at or before each grid time, so a grid time that lands exactly on a sample
+    takes that sample's value bit for bit, whichever chunk it arrived in."""
+    j = np.searchsorted(run_t, grid, side="right") - 1
+    last = len(run_t) - 1
+    j_next = np.minimum(j + 1, last)
+    span = run_t[j_next] - run_t[j]
+    frac = np.divide(grid - run_t[j], span, out=np.zeros_like(grid), where=span > 0)
+    return run_x[j] + (run_x[j_next] - run_x[j]) * frac[:, None]
 
 
 def resample(settings: ResamplerSettings, t_s: np.ndarray, x: np.ndarray) -> Resampled:
