@@ -85,7 +85,7 @@ def test_message_ids_are_unique_and_time_ordered():
 
 def test_builder_refuses_invalid_values_before_anything_is_sent():
     with pytest.raises(p.ProtocolError, match="rom_deg"):
-        p.build_rep_event(PATIENT, seq=1, session_id=SESSION, exercise="clam_shell", side="left",
+        p.build_rep_event(PATIENT, seq=1, session_id=SESSION, exercise="clam_shells", side="left",
                           set_index=1, rep_index=1, t_start=at(0), t_end=at(1), rom_deg=-5,
                           hold_s=0, peak_speed_dps=1)
     with pytest.raises(p.ProtocolError, match="NaN|encode"):

@@ -46,7 +46,7 @@ def settings_for(broker, *, user: str, client_id: str, **overrides) -> MqttSetti
 
 def rep(seq: int, patient: str = PI_PATIENT) -> p.Envelope:
     return p.build_rep_event(
-        patient, seq=seq, session_id=SESSION, exercise="clam_shell", side="left", set_index=1 + (seq - 1) // 10,
+        patient, seq=seq, session_id=SESSION, exercise="clam_shells", side="left", set_index=1 + (seq - 1) // 10,
         rep_index=1 + (seq - 1) % 10, t_start=at(seq * 4), t_end=at(seq * 4 + 3), rom_deg=35 + seq % 7,
         hold_s=2.0, peak_speed_dps=60.0,
     )
