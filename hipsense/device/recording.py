@@ -107,7 +107,8 @@ class RecordingHeader:
             rate_hz=decoder.nominal_rate_hz,
             channels=tuple(decoder.notify_uuids),
             decoder_options=decoder.options(),
-            started_at_utc=started_at_utc or dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+            started_at_utc=started_at_utc
+            or dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
             metadata=dict(metadata or {}),
         )
 
@@ -194,7 +195,7 @@ class RecordingWriter:
         self._fsync_every_s = fsync_every_s
         self._last_fsync_s: float | None = None
         self.records_written = 0
-        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by close()
+        self._file: BinaryIO = open(self.path, "xb")
         self._file.write(header.to_json_line())
         self._sync()
 
@@ -202,7 +203,9 @@ class RecordingWriter:
         """Append one notification from ``char_uuid`` (one of the header's channels)."""
         channel = self._channel_of.get(char_uuid.lower())
         if channel is None:
-            raise ValueError(f"{char_uuid} is not one of this recording's channels {self.header.channels}")
+            raise ValueError(
+                f"{char_uuid} is not one of this recording's channels {self.header.channels}"
+            )
         data = bytes(payload)
         if len(data) > _MAX_PAYLOAD:
             raise ValueError(f"payload of {len(data)} bytes is too long for a record")
@@ -255,12 +258,17 @@ def _iter_records(
     end = len(data)
     while offset < end:
         if end - offset < _HEAD.size:
-            damage.append(f"last record cut short at byte {offset} ({end - offset} bytes of its head)")
+            damage.append(
+                f"last record cut short at byte {offset} ({end - offset} bytes of its head)"
+            )
             return
         length, channel, received_at_s = _HEAD.unpack_from(data, offset)
         record_end = offset + _HEAD.size + length + _CRC.size
         if record_end > end:
-            damage.append(f"last record cut short at byte {offset} ({end - offset} of {record_end - offset} bytes)")
+            damage.append(
+                f"last record cut short at byte {offset} "
+                f"({end - offset} of {record_end - offset} bytes)"
+            )
             return
         payload = bytes(data[offset + _HEAD.size : record_end - _CRC.size])
         (stored_crc,) = _CRC.unpack_from(data, record_end - _CRC.size)
@@ -328,7 +336,9 @@ def decode_recording(recording: Recording, decoder: SensorDecoder | None = None)
     errors: list[tuple[int, DecodeError]] = []
     for index, record in enumerate(recording.records):
         try:
-            blocks.append(decoder.decode(record.payload, record.received_at_s, char_uuid=record.char_uuid))
+            blocks.append(
+                decoder.decode(record.payload, record.received_at_s, char_uuid=record.char_uuid)
+            )
         except DecodeError as exc:
             errors.append((index, exc))
     return ReplayResult(tuple(blocks), tuple(errors))
@@ -340,5 +350,9 @@ def recording_bytes(header: RecordingHeader, records: list[NotificationRecord]) 
     out = io.BytesIO()
     out.write(header.to_json_line())
     for record in records:
-        out.write(_encode_record(channel_of[record.char_uuid.lower()], record.received_at_s, record.payload))
+        out.write(
+            _encode_record(
+                channel_of[record.char_uuid.lower()], record.received_at_s, record.payload
+            )
+        )
     return out.getvalue()

@@ -39,7 +39,9 @@ def test_unwrap_counter() -> None:
 
 
 @FUZZ
-@given(start=st.integers(0, U32 - 1), step=st.integers(0, 5 * U32), jitter=st.integers(-30_000, 30_000))
+@given(
+    start=st.integers(0, U32 - 1), step=st.integers(0, 5 * U32), jitter=st.integers(-30_000, 30_000)
+)
 def test_unwrap_recovers_true_elapsed(start: int, step: int, jitter: int) -> None:
     # Host-measured elapsed time is the truth give or take BLE latency.
     assert unwrap_counter(start, (start + step) % U32, U32, max(0, step + jitter)) == start + step
@@ -51,7 +53,11 @@ def test_detector_classifies_groups() -> None:
     detector.commit(10.0, 100.0)
     assert detector.check(10.02, 1, 100.02).continuity is Continuity.CONTINUOUS
     lost = detector.check(10.1, 1, 100.1)
-    assert (lost.continuity, lost.samples_lost, lost.previous_device_s) == (Continuity.SAMPLES_LOST, 4, 10.0)
+    assert (lost.continuity, lost.samples_lost, lost.previous_device_s) == (
+        Continuity.SAMPLES_LOST,
+        4,
+        10.0,
+    )
     assert detector.check(9.0, 1, 100.1).continuity is Continuity.CLOCK_RESET  # backwards
     assert detector.check(10.0, 1, 100.1).continuity is Continuity.CLOCK_RESET  # no progress
     assert detector.check(20.0, 1, 100.2).continuity is Continuity.CLOCK_RESET  # ahead of host

@@ -34,7 +34,9 @@ def test_packed_acc_vector() -> None:
 
 def test_gyro_vector() -> None:
     samples = MetaMotionDecoder(gyr_range_dps=500, packed=False).decode(GYRO_AT_500DPS, 3.0)
-    np.testing.assert_allclose(np.rad2deg(samples.gyr_rad_s[0]), [262.409, 499.497, -499.512], atol=5e-4)
+    np.testing.assert_allclose(
+        np.rad2deg(samples.gyr_rad_s[0]), [262.409, 499.497, -499.512], atol=5e-4
+    )
     assert samples.acc_ms2 is None
 
 
@@ -51,7 +53,9 @@ def test_module_info_and_battery() -> None:
 
 
 def test_start_and_stop_commands() -> None:
-    writes = MetaMotionDecoder(rate_hz=100, acc_range_g=2, gyr_range_dps=2000, packed=False).start_writes()
+    writes = MetaMotionDecoder(
+        rate_hz=100, acc_range_g=2, gyr_range_dps=2000, packed=False
+    ).start_writes()
     # sensors.md §4.5: raw acc + gyro at 100 Hz.
     assert [w.data.hex(" ") for w in writes] == [
         "03 03 28 03", "13 03 28 00", "03 04 01", "13 05 01",
@@ -63,17 +67,27 @@ def test_start_and_stop_commands() -> None:
     assert {w.data.hex(" ") for w in packed} >= {"03 1c 01", "13 07 01"}
     stops = MetaMotionDecoder(packed=False).stop_writes()
     assert [w.data.hex(" ") for w in stops] == [
-        "13 01 00", "03 01 00", "13 02 00 01", "03 02 00 01", "13 05 00", "03 04 00"]
+        "13 01 00",
+        "03 01 00",
+        "13 02 00 01",
+        "03 02 00 01",
+        "13 05 00",
+        "03 04 00",
+    ]
     with pytest.raises(ValueError):
         MetaMotionDecoder(chip="bmi270").start_writes()
     # 7.5 ms .. 15 ms interval, no latency, 6 s supervision timeout
-    assert mm.build_connection_parameters(7.5, 15, 0, 6000).hex(" ") == "11 09 06 00 0c 00 00 00 58 02"
+    assert (
+        mm.build_connection_parameters(7.5, 15, 0, 6000).hex(" ") == "11 09 06 00 0c 00 00 00 58 02"
+    )
 
 
 def test_bmi270_data_registers() -> None:
     decoder = MetaMotionDecoder(chip="bmi270", gyr_range_dps=500, packed=False)
     samples = decoder.decode(bytes.fromhex("13 04") + GYRO_AT_500DPS[2:], 1.0)
-    np.testing.assert_allclose(np.rad2deg(samples.gyr_rad_s[0]), [262.409, 499.497, -499.512], atol=5e-4)
+    np.testing.assert_allclose(
+        np.rad2deg(samples.gyr_rad_s[0]), [262.409, 499.497, -499.512], atol=5e-4
+    )
 
 
 @pytest.mark.parametrize("bad", [b"", b"\x03", ACC_AT_4G[:-1], ACC_PACKED_AT_8G + b"\x00"])
@@ -83,7 +97,12 @@ def test_bad_data_messages(bad: bytes) -> None:
 
 
 @FUZZ
-@given(st.one_of(st.binary(max_size=24), st.sampled_from([ACC_AT_4G, ACC_PACKED_AT_8G, GYRO_AT_500DPS]).flatmap(mutated)))
+@given(
+    st.one_of(
+        st.binary(max_size=24),
+        st.sampled_from([ACC_AT_4G, ACC_PACKED_AT_8G, GYRO_AT_500DPS]).flatmap(mutated),
+    )
+)
 def test_fuzz(data: bytes) -> None:
     decode_or_decode_error(MetaMotionDecoder, data)
     decode_or_decode_error(lambda: MetaMotionDecoder(packed=False), data)

@@ -86,7 +86,13 @@ def test_battery() -> None:
         dot.parse_battery(b"\x65\x00")
 
 
-def stream(decoder: MovellaDotDecoder, first_us: int, count: int, host0: float, skip: set[int] = frozenset()):
+def stream(
+    decoder: MovellaDotDecoder,
+    first_us: int,
+    count: int,
+    host0: float,
+    skip: set[int] = frozenset(),
+):
     period_us = 1e6 / 60
     out = []
     for i in range(count):
@@ -103,7 +109,9 @@ def test_timestamp_wrap_is_continuous() -> None:
     assert not any(b.gaps for b in blocks)
     np.testing.assert_allclose(np.diff(sensor), 1 / 60, atol=2e-6)
     assert sensor[-1] > 2**32 / 1e6
-    np.testing.assert_allclose(np.concatenate([b.t_s for b in blocks]) - sensor, blocks[0].t_s[0] - sensor[0], atol=1e-6)
+    np.testing.assert_allclose(
+        np.concatenate([b.t_s for b in blocks]) - sensor, blocks[0].t_s[0] - sensor[0], atol=1e-6
+    )
 
 
 def test_lost_notifications_are_counted_exactly() -> None:
@@ -111,7 +119,8 @@ def test_lost_notifications_are_counted_exactly() -> None:
     blocks = stream(decoder, 5_000_000, 40, 10.0, skip={10, 11, 12, 30})
     gaps = [g for b in blocks for g in b.gaps]
     assert [(g.samples_lost, g.reason) for g in gaps] == [
-        (3, GapReason.SENSOR_TIME_JUMP), (1, GapReason.SENSOR_TIME_JUMP)
+        (3, GapReason.SENSOR_TIME_JUMP),
+        (1, GapReason.SENSOR_TIME_JUMP),
     ]
     assert gaps[0].end_s - gaps[0].start_s == pytest.approx(4 / 60, abs=1e-4)
 

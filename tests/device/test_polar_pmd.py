@@ -25,7 +25,7 @@ from tests.device.fuzzing import FUZZ, decode_or_decode_error, mutated
 G = 9.80665
 CP = pmd.PMD_CONTROL_POINT_UUID
 
-# ---- vectors: sensors.md §3.3, taken from polarofficial/polar-ble-sdk AccDataTest.kt / GyrDataTest.kt
+# ---- vectors: sensors.md §3.3, from polarofficial/polar-ble-sdk AccDataTest.kt / GyrDataTest.kt
 
 ACC_RAW_TYPE1 = bytes.fromhex("02 0094357700000000 01") + bytes.fromhex(
     "F7FFFFFFE703 F8FFFEFFE503 F9FFFFFFE503 FAFFFFFFE603 FAFFFEFFE603 F9FFFFFFE503"
@@ -49,7 +49,9 @@ ACC_COMPRESSED_TYPE0 = bytes.fromhex("02 0094357700000000 80") + bytes.fromhex(
 # Not printed in sensors.md, from the same SDK test files it cites:
 ACC_COMPRESSED_TYPE1 = bytes.fromhex("02 6500000000000000 81 F1FF1400F003 0601 7B0F08")
 GYRO_COMPRESSED_TYPE1 = bytes.fromhex(
-    "05 0094357700000000 81 0000803F 00002041 0000A041 1C01 0000A00100000 8CDCCEC0D".replace(" ", "")
+    "05 0094357700000000 81 0000803F 00002041 0000A041 1C01 0000A00100000 8CDCCEC0D".replace(
+        " ", ""
+    )
 )
 
 STARTED = bytes.fromhex("F0 02 02 00 00")  # start ACC: success, no more, no parameters
@@ -100,7 +102,9 @@ def test_compressed_acc_type0_vector() -> None:
     np.testing.assert_allclose(frame.values[0], reference * factor * 1000, atol=1e-9)
     np.testing.assert_allclose(frame.values[1], sample1 * factor * 1000, atol=1e-9)
     # The SDK's own assertion, in float32, truncated to int: ours agrees to within that 1 mG.
-    sdk_mg = (np.array([reference, sample1], dtype=np.float32) * np.float32(factor) * np.float32(1000)).astype(int)
+    sdk_mg = (
+        np.array([reference, sample1], dtype=np.float32) * np.float32(factor) * np.float32(1000)
+    ).astype(int)
     assert np.all(np.abs(frame.values[:2] - sdk_mg) < 1)
     assert np.all(np.abs(frame.values) <= 8 * 1000)  # the SDK test's range check (±8 g)
 
@@ -145,7 +149,10 @@ def test_sample_times_follow_the_sdk_rule() -> None:
 
 
 def test_start_and_stop_commands_match_the_sheet() -> None:
-    h10_acc = pmd.build_start(MeasurementType.ACC, {SettingType.SAMPLE_RATE: 200, SettingType.RESOLUTION: 16, SettingType.RANGE: 8})
+    h10_acc = pmd.build_start(
+        MeasurementType.ACC,
+        {SettingType.SAMPLE_RATE: 200, SettingType.RESOLUTION: 16, SettingType.RANGE: 8},
+    )
     assert h10_acc.hex(" ") == "02 02 00 01 c8 00 01 01 10 00 02 01 08 00"
     verity = PolarPmdDecoder(rate_hz=52)
     writes = verity.start_writes()
@@ -195,7 +202,12 @@ def test_control_point_errors_and_device_stop() -> None:
 
 def test_features_bitmap() -> None:
     features = pmd.parse_features(bytes([0x0F, 0x04 | 0x20 | 0x02, 0x02]))
-    assert features == {MeasurementType.ACC, MeasurementType.GYRO, MeasurementType.PPG, MeasurementType.SDK_MODE}
+    assert features == {
+        MeasurementType.ACC,
+        MeasurementType.GYRO,
+        MeasurementType.PPG,
+        MeasurementType.SDK_MODE,
+    }
 
 
 def test_start_response_factor_is_learned_from_the_control_point() -> None:
@@ -205,12 +217,16 @@ def test_start_response_factor_is_learned_from_the_control_point() -> None:
     assert decoder.decode(start_response(MeasurementType.ACC, 2.44e-4), 1.0, char_uuid=CP).n == 0
     samples = decoder.decode(ACC_COMPRESSED_TYPE0, 1.1)
     assert samples.n == 57
-    np.testing.assert_allclose(samples.acc_ms2[0], np.array([1905, 27376, -29282]) * f32(2.44e-4) * G)
+    np.testing.assert_allclose(
+        samples.acc_ms2[0], np.array([1905, 27376, -29282]) * f32(2.44e-4) * G
+    )
     # A start response without FACTOR means 1.0.
     other = PolarPmdDecoder()
     other.decode(STARTED, 1.0, char_uuid=CP)
     later = ACC_COMPRESSED_TYPE1[:1] + (2 * 10**9).to_bytes(8, "little") + ACC_COMPRESSED_TYPE1[9:]
-    np.testing.assert_allclose(other.decode(later, 1.0).acc_ms2[1], np.array([-20, 17, 1008]) * G / 1000)
+    np.testing.assert_allclose(
+        other.decode(later, 1.0).acc_ms2[1], np.array([-20, 17, 1008]) * G / 1000
+    )
 
 
 # ---- streaming behaviour: spacing, gaps, clock
@@ -255,7 +271,12 @@ def test_sensor_clock_reset_is_a_gap_of_unknown_size() -> None:
 def test_acc_and_gyro_share_the_clock() -> None:
     decoder = PolarPmdDecoder(factors={"gyro": 1.0})
     acc = decoder.decode(acc_frame(2_000_000_000, 4), 10.0)
-    gyro = decoder.decode(GYRO_COMPRESSED_TYPE0[:1] + (2_000_000_000).to_bytes(8, "little") + GYRO_COMPRESSED_TYPE0[9:], 10.01)
+    gyro = decoder.decode(
+        GYRO_COMPRESSED_TYPE0[:1]
+        + (2_000_000_000).to_bytes(8, "little")
+        + GYRO_COMPRESSED_TYPE0[9:],
+        10.01,
+    )
     assert gyro.t_s[-1] == pytest.approx(acc.t_s[-1])  # same sensor time → same host time
 
 
@@ -301,7 +322,11 @@ def test_fuzz_any_bytes_on_the_data_characteristic(payload: bytes) -> None:
 
 
 @FUZZ
-@given(st.binary(min_size=10, max_size=200).map(lambda b: bytes([b[0] % 2 * 3 + 2]) + b[1:9] + bytes([0x80 | b[9] % 2]) + b[10:]))
+@given(
+    st.binary(min_size=10, max_size=200).map(
+        lambda b: bytes([b[0] % 2 * 3 + 2]) + b[1:9] + bytes([0x80 | b[9] % 2]) + b[10:]
+    )
+)
 def test_fuzz_compressed_acc_and_gyro_frames(payload: bytes) -> None:
     decode_or_decode_error(known_factors, payload)
 

@@ -16,6 +16,9 @@ from hipsense.errors import ConfigError, DecodeError
 from tests.device.fuzzing import FUZZ, decode_or_decode_error
 
 DEVICE = Path(decoders.__file__).parent.parent
+# Decoders are pure: numpy and the standard library only.
+DECODER_IMPORTS = {"__future__", "hipsense", "numpy", "abc", "dataclasses", "typing", "enum",
+                   "math", "struct", "collections"}  # fmt: skip
 MY_MODULES = [
     DEVICE / "samples.py", DEVICE / "clock.py", DEVICE / "gaps.py", DEVICE / "recording.py",
     *sorted((DEVICE / "decoders").glob("*.py")),
@@ -59,8 +62,14 @@ def test_non_bytes_payloads_are_decode_errors(sensor_type: str) -> None:
 
 
 @FUZZ
-@given(sensor_type=st.sampled_from(sorted(DECODERS)), payload=st.binary(max_size=64), which=st.integers(0, 3))
-def test_every_decoder_turns_any_bytes_into_samples_or_decode_error(sensor_type: str, payload: bytes, which: int) -> None:
+@given(
+    sensor_type=st.sampled_from(sorted(DECODERS)),
+    payload=st.binary(max_size=64),
+    which=st.integers(0, 3),
+)
+def test_every_decoder_turns_any_bytes_into_samples_or_decode_error(
+    sensor_type: str, payload: bytes, which: int
+) -> None:
     cls = DECODERS[sensor_type]
     uuids = (*cls.notify_uuids, "0000ffff-0000-1000-8000-00805f9b34fb")
     decode_or_decode_error(lambda: make_decoder(sensor_type), payload, uuids[which % len(uuids)])
@@ -79,5 +88,4 @@ def test_device_layer_imports_stay_in_their_lane(path: Path) -> None:
         for name in names:
             assert not name.startswith(forbidden), f"{path.name} imports {name}"
             if path.parent.name == "decoders":
-                assert name.split(".")[0] in {"__future__", "hipsense", "numpy", "abc", "dataclasses",
-                                              "typing", "enum", "math", "struct", "collections"}, name  # fmt: skip
+                assert name.split(".")[0] in DECODER_IMPORTS, name

@@ -140,7 +140,9 @@ def _decompress(body: bytes, fmt: FrameFormat, payload: bytes) -> npt.NDArray[np
     return samples
 
 
-def _to_units(counts: npt.NDArray[np.int64], fmt: FrameFormat, factor: float) -> npt.NDArray[np.float64]:
+def _to_units(
+    counts: npt.NDArray[np.int64], fmt: FrameFormat, factor: float
+) -> npt.NDArray[np.float64]:
     if fmt.encoding is Encoding.FLOAT32_BITS:
         values = counts.astype(np.uint32).view(np.float32).astype(np.float64)
     else:
@@ -190,7 +192,8 @@ def parse_data_frame(payload: bytes, *, factor: float | None) -> PmdFrame:
         sample_length = CHANNELS * fmt.width_bits // 8
         if not body or len(body) % sample_length:
             raise DecodeError(
-                f"raw PMD frame body of {len(body)} bytes is not whole {sample_length}-byte samples",
+                f"raw PMD frame body of {len(body)} bytes is not whole "
+                f"{sample_length}-byte samples",
                 payload=payload,
             )
         counts = _signed_le(body, fmt.width_bits // 8).reshape(-1, CHANNELS)
@@ -227,7 +230,9 @@ def sample_times_ns(
     else:
         span = frame_ns - previous_ns
         slots = n + missing
-        times = [previous_ns + _div_round_half_even(span * (missing + i + 1), slots) for i in range(n)]
+        times = [
+            previous_ns + _div_round_half_even(span * (missing + i + 1), slots) for i in range(n)
+        ]
     times[-1] = frame_ns
     if times[0] < 0:
         raise DecodeError(f"PMD timestamp {frame_ns} ns is earlier than its {n} samples")

@@ -63,7 +63,16 @@ STANDARD_GRAVITY_MS2 = 9.80665
 ACC_LSB_PER_G = {2: 16384.0, 4: 8192.0, 8: 4096.0, 16: 2048.0}
 ACC_RANGE_CODE = {2: 0x03, 4: 0x05, 8: 0x08, 16: 0x0C}
 # BMI160 acc_conf = odr (bits 0-3) | bwp (bits 4-6); the SDK's test vectors give these bytes.
-ACC_CONF_BMI160 = {12.5: 0x25, 25: 0x26, 50: 0x27, 100: 0x28, 200: 0x29, 400: 0x2A, 800: 0x2B, 1600: 0x2C}
+ACC_CONF_BMI160 = {
+    12.5: 0x25,
+    25: 0x26,
+    50: 0x27,
+    100: 0x28,
+    200: 0x29,
+    400: 0x2A,
+    800: 0x2B,
+    1600: 0x2C,
+}
 # Gyro: range (±deg/s) → (code, LSB per deg/s); ODR code with bwp = 2 in the high nibble.
 GYR_RANGE = {2000: (0, 16.4), 1000: (1, 32.8), 500: (2, 65.6), 250: (3, 131.2), 125: (4, 262.4)}
 GYR_ODR_CODE = {25: 6, 50: 7, 100: 8, 200: 9, 400: 10, 800: 11, 1600: 12, 3200: 13}
@@ -131,7 +140,12 @@ def build_connection_parameters(
 ) -> bytes:
     """``11 09 <min> <max> <latency> <timeout>``: ask the board to request new connection
     parameters (intervals in 1.25 ms units, supervision timeout in 10 ms units)."""
-    fields = (round(min_interval_ms / 1.25), round(max_interval_ms / 1.25), latency, round(timeout_ms / 10))
+    fields = (
+        round(min_interval_ms / 1.25),
+        round(max_interval_ms / 1.25),
+        latency,
+        round(timeout_ms / 10),
+    )
     return bytes([MODULE_SETTINGS, REGISTER_CONNECTION_PARAMETERS]) + b"".join(
         int(v).to_bytes(2, "little") for v in fields
     )
@@ -178,9 +192,13 @@ class MetaMotionDecoder(SensorDecoder):
         gap_threshold_s: float = 0.5,
     ) -> None:
         if acc_range_g not in ACC_LSB_PER_G or gyr_range_dps not in GYR_RANGE:
-            raise ValueError(f"ranges must be in {sorted(ACC_LSB_PER_G)} g and {sorted(GYR_RANGE)} deg/s")
+            raise ValueError(
+                f"ranges must be in {sorted(ACC_LSB_PER_G)} g and {sorted(GYR_RANGE)} deg/s"
+            )
         if rate_hz not in GYR_ODR_CODE or rate_hz not in ACC_CONF_BMI160:
-            raise ValueError(f"rate_hz must be one of {sorted(set(GYR_ODR_CODE) & set(ACC_CONF_BMI160))}")
+            raise ValueError(
+                f"rate_hz must be one of {sorted(set(GYR_ODR_CODE) & set(ACC_CONF_BMI160))}"
+            )
         self.nominal_rate_hz = float(rate_hz)
         self._options = {
             "rate_hz": rate_hz, "acc_range_g": acc_range_g, "gyr_range_dps": gyr_range_dps,
@@ -260,7 +278,9 @@ class MetaMotionDecoder(SensorDecoder):
         placement = stream.clock.place(k, received_at_s)
         gaps: tuple[Gap, ...] = ()
         if placement.gap_before and stream.last_t_s is not None:
-            gaps = (Gap(stream.last_t_s, float(placement.t_s[0]), None, GapReason.RECEIVE_TIME_JUMP),)
+            gaps = (
+                Gap(stream.last_t_s, float(placement.t_s[0]), None, GapReason.RECEIVE_TIME_JUMP),
+            )
         stream.last_t_s = float(placement.t_s[-1])
         if module == MODULE_ACC:
             return ImuSamples(t_s=placement.t_s, acc_ms2=counts * self._acc_scale, gaps=gaps)

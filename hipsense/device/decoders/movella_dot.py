@@ -36,8 +36,8 @@ __all__ = [
     "BATTERY_UUID",
     "DEVICE_CONTROL_UUID",
     "MEASUREMENT_CONTROL_UUID",
-    "MEDIUM_PAYLOAD_UUID",
     "MEASUREMENT_SERVICE_UUID",
+    "MEDIUM_PAYLOAD_UUID",
     "MovellaDotDecoder",
     "PayloadMode",
     "RateQuantities",
@@ -112,7 +112,9 @@ def build_output_rate_control(device_control: bytes | bytearray, rate_hz: int) -
             f"DOT device control is {DEVICE_CONTROL_LENGTH} bytes, got {len(data)}", payload=data
         )
     if rate_hz not in ALLOWED_OUTPUT_RATES_HZ:
-        raise ValueError(f"DOT output rate {rate_hz} Hz unsupported; choose {ALLOWED_OUTPUT_RATES_HZ}")
+        raise ValueError(
+            f"DOT output rate {rate_hz} Hz unsupported; choose {ALLOWED_OUTPUT_RATES_HZ}"
+        )
     data[0] = _VISIT_OUTPUT_RATE
     data[_OUTPUT_RATE_OFFSET : _OUTPUT_RATE_OFFSET + 2] = rate_hz.to_bytes(2, "little")
     return bytes(data)
@@ -174,7 +176,9 @@ class MovellaDotDecoder(SensorDecoder):
 
     def __init__(self, rate_hz: int = 60) -> None:
         if rate_hz not in ALLOWED_OUTPUT_RATES_HZ:
-            raise ValueError(f"DOT output rate {rate_hz} Hz unsupported; choose {ALLOWED_OUTPUT_RATES_HZ}")
+            raise ValueError(
+                f"DOT output rate {rate_hz} Hz unsupported; choose {ALLOWED_OUTPUT_RATES_HZ}"
+            )
         self.nominal_rate_hz = float(rate_hz)
         self._rate_hz = rate_hz
         self._gaps = SensorTimeGapDetector(self.nominal_rate_hz)
@@ -211,7 +215,11 @@ class MovellaDotDecoder(SensorDecoder):
         if self._last_t_s is not None and verdict.continuity is Continuity.CLOCK_RESET:
             gaps = (Gap(self._last_t_s, float(t_s[0]), None, GapReason.SENSOR_CLOCK_RESET),)
         elif self._last_t_s is not None and verdict.continuity is Continuity.SAMPLES_LOST:
-            gaps = (Gap(self._last_t_s, float(t_s[0]), verdict.samples_lost, GapReason.SENSOR_TIME_JUMP),)
+            gaps = (
+                Gap(
+                    self._last_t_s, float(t_s[0]), verdict.samples_lost, GapReason.SENSOR_TIME_JUMP
+                ),
+            )
         self._gaps.commit(device_s, received_at_s)
         self._last_unwrapped_us = unwrapped
         self._last_t_s = float(t_s[0])

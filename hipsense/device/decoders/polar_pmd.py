@@ -151,7 +151,9 @@ def parse_settings(data: bytes) -> dict[int, tuple[float, ...]]:
             raise DecodeError(f"unknown PMD setting type {setting_type}", payload=data)
         end = offset + count * width
         if end > len(data):
-            raise DecodeError(f"PMD setting {setting_type} needs {count * width} bytes", payload=data)
+            raise DecodeError(
+                f"PMD setting {setting_type} needs {count * width} bytes", payload=data
+            )
         chunk = data[offset:end]
         if setting_type == SettingType.FACTOR:
             values: tuple[float, ...] = struct.unpack(f"<{count}f", chunk)
@@ -181,7 +183,9 @@ def build_start(measurement: int, settings: Mapping[int, int] | None = None) -> 
     ``build_start(ACC, {SAMPLE_RATE: 52, RESOLUTION: 16, RANGE: 8, CHANNELS: 3})``.
     SDK mode is ``build_start(SDK_MODE)`` (``02 09``).
     """
-    return bytes([OpCode.REQUEST_MEASUREMENT_START, measurement]) + serialize_settings(settings or {})
+    return bytes([OpCode.REQUEST_MEASUREMENT_START, measurement]) + serialize_settings(
+        settings or {}
+    )
 
 
 def build_stop(measurement: int) -> bytes:
@@ -223,7 +227,9 @@ class StreamsStoppedByDevice:
     measurement_types: tuple[int, ...]
 
 
-def parse_control_point(payload: bytes | bytearray) -> ControlPointResponse | StreamsStoppedByDevice:
+def parse_control_point(
+    payload: bytes | bytearray,
+) -> ControlPointResponse | StreamsStoppedByDevice:
     """Parse an indication from the PMD control point. Raises DecodeError if neither kind."""
     data = as_bytes(payload)
     if data[:1] == bytes([DEVICE_STOPPED_CODE]):
@@ -232,7 +238,9 @@ def parse_control_point(payload: bytes | bytearray) -> ControlPointResponse | St
         raise DecodeError("not a PMD control-point response", payload=data)
     status_code = data[3]
     status: int = (
-        ResponseStatus(status_code) if status_code in ResponseStatus._value2member_map_ else status_code
+        ResponseStatus(status_code)
+        if status_code in ResponseStatus._value2member_map_
+        else status_code
     )
     success = status_code == ResponseStatus.SUCCESS
     return ControlPointResponse(
@@ -370,18 +378,24 @@ class PolarPmdDecoder(SensorDecoder):
             writes.append(self._cp_write(build_start(MeasurementType.SDK_MODE)))
         for name in self._streams_requested:
             measurement = _STREAM_NAMES[name]
-            writes.append(self._cp_write(build_start(measurement, self.start_settings(measurement))))
+            writes.append(
+                self._cp_write(build_start(measurement, self.start_settings(measurement)))
+            )
         return tuple(writes)
 
     def stop_writes(self) -> tuple[GattWrite, ...]:
-        writes = [self._cp_write(build_stop(_STREAM_NAMES[n])) for n in reversed(self._streams_requested)]
+        writes = [
+            self._cp_write(build_stop(_STREAM_NAMES[n])) for n in reversed(self._streams_requested)
+        ]
         if self._sdk_mode:
             writes.append(self._cp_write(build_stop(MeasurementType.SDK_MODE)))
         return tuple(writes)
 
     @staticmethod
     def _cp_write(data: bytes) -> GattWrite:
-        return GattWrite(PMD_CONTROL_POINT_UUID, data, response=True, reply_uuid=PMD_CONTROL_POINT_UUID)
+        return GattWrite(
+            PMD_CONTROL_POINT_UUID, data, response=True, reply_uuid=PMD_CONTROL_POINT_UUID
+        )
 
     def decode(
         self, payload: bytes | bytearray, received_at_s: float, *, char_uuid: str | None = None
@@ -416,10 +430,14 @@ class PolarPmdDecoder(SensorDecoder):
         if verdict.continuity in (Continuity.FIRST, Continuity.CLOCK_RESET):
             previous_ns = None
         missing = verdict.samples_lost
-        times_ns = sample_times_ns(previous_ns, frame.timestamp_ns, n, self.nominal_rate_hz, missing=missing)
+        times_ns = sample_times_ns(
+            previous_ns, frame.timestamp_ns, n, self.nominal_rate_hz, missing=missing
+        )
 
         # ---- everything below changes state; nothing below can raise for bad input ----
-        if verdict.continuity is Continuity.CLOCK_RESET or self._clock_disagrees(frame_s, received_at_s):
+        if verdict.continuity is Continuity.CLOCK_RESET or self._clock_disagrees(
+            frame_s, received_at_s
+        ):
             self._clock.reset()
         self._clock.observe(frame_s, received_at_s)
         sensor_time_s = np.array(times_ns, dtype=np.float64) / 1e9

@@ -7,7 +7,8 @@ datasheet (p.16).
 
 A notification holds one or more 20-byte frames (80 bytes = 4 frames at the default rate,
 40 bytes = 2 frames at 50 Hz; a 23-byte MTU gives one frame). There is no checksum, timestamp
-or counter: samples are timed from receive times by :class:`~hipsense.device.clock.ReceiveTimeClock`.
+or counter: samples are timed from receive times by
+:class:`~hipsense.device.clock.ReceiveTimeClock`.
 
 Frame layout (all int16 LE after the two header bytes)::
 
@@ -102,7 +103,9 @@ def build_set_rate(rate_hz: int) -> bytes:
     try:
         code = RATE_CODES[rate_hz]
     except KeyError:
-        raise ValueError(f"WitMotion rate {rate_hz} Hz unsupported; choose {sorted(RATE_CODES)}") from None
+        raise ValueError(
+            f"WitMotion rate {rate_hz} Hz unsupported; choose {sorted(RATE_CODES)}"
+        ) from None
     return build_write_register(REGISTER_RETURN_RATE, code)
 
 
@@ -211,7 +214,9 @@ class WitMotionDecoder(SensorDecoder):
         self, rate_hz: int = 100, *, gap_threshold_s: float = 0.5, configure_rate: bool = True
     ) -> None:
         if rate_hz not in RATE_CODES:
-            raise ValueError(f"WitMotion rate {rate_hz} Hz unsupported; choose {sorted(RATE_CODES)}")
+            raise ValueError(
+                f"WitMotion rate {rate_hz} Hz unsupported; choose {sorted(RATE_CODES)}"
+            )
         self.nominal_rate_hz = float(rate_hz)
         self._rate_hz = rate_hz
         self._gap_threshold_s = gap_threshold_s
