@@ -85,7 +85,11 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
     """Kernel settings for an exercise: a posture change must outlast any prescribed hold."""
     base = RepSettings()
     hold = hold_target_s if hold_target_s is not None else (spec.dose.hold_s_max or 0.0)
-    return replace(base, reanchor_s=max(base.reanchor_s, 2.0 * hold + 5.0))
+    return replace(
+        base,
+        reanchor_s=max(base.reanchor_s, 2.0 * hold + 5.0),
+        posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
+    )
 
 
 class ExerciseTracker:

@@ -45,6 +45,10 @@ class RepSettings:
     rest_follow_tau_s: float = 4.0
     reanchor_s: float = 15.0
     reanchor_still_dps: float = 8.0
+    # Far beyond any rep of the exercise and still for a moment: the patient lay down, sat
+    # up or rolled over — re-anchor quickly instead of waiting ``reanchor_s``.
+    posture_change_deg: float = 70.0
+    posture_still_s: float = 2.0
     hold_speed_dps: float = 10.0
     hold_level_fraction: float = 0.6
     hold_merge_gap_s: float = 0.6  # tremor breaks a hold into pieces; short breaks are joined
@@ -191,7 +195,8 @@ def segment_reps_step(
                 st.rest_t, st.valley = t, 0.0
             continue
 
-        if still and still_for >= s.reanchor_s and (st.in_rep or st.valley > s.exit_deg):
+        far = st.in_rep and st.peak_deg > s.posture_change_deg and still_for >= s.posture_still_s
+        if far or (still and still_for >= s.reanchor_s and (st.in_rep or st.valley > s.exit_deg)):
             # still away from rest for longer than any hold: a new posture, not a rep
             st.in_rep = False
             st.plateau_start = None
