@@ -82,7 +82,9 @@ class ImuSamples:
     Attributes
     ----------
     t_s
-        Host-aligned sample times, float64, shape (n,), seconds, strictly increasing.
+        Host-aligned sample times, float64, shape (n,), seconds. Strictly increasing within
+        a block and across the blocks of one stream (Polar ACC and GYRO are two streams whose
+        blocks interleave in time).
     acc_ms2
         Specific force (gravity included), float64, shape (n, 3), m/s², sensor frame; or None.
     gyr_rad_s
