@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,6 +50,7 @@ from hipsense.publish.errors import MqttError
 from hipsense.publish.outbox import Outbox, OutboxRow
 from hipsense.publish.prescriptions import PrescriptionStore
 from hipsense.publish.sender import OutboxSender
+from hipsense.publish.throttle import LiveThrottle
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,7 @@ class MqttSettings:
     port: int = 1883
     client_id: str = ""
     username: str | None = None
-    password: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)  # never in logs
     tls: TlsSettings | None = None
     keepalive_s: int = 30
     prefer_mqtt5: bool = True
@@ -86,6 +88,14 @@ class MqttSettings:
     reconnect_min_s: int = 1
     reconnect_max_s: int = 60
     inflight_window: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port {self.port} is not a TCP port")
+        if not self.clean_start and not self.client_id:
+            raise ValueError("a persistent session (clean_start=False) needs a fixed client_id")
+        if self.inflight_window < 1:
+            raise ValueError("inflight_window must be at least 1")
 
 
 MessageHandler = Callable[[Message], None]
@@ -115,6 +125,7 @@ class MqttClient:
         self._subscriptions: dict[str, tuple[int, _Receiver]] = {}
         self._mqtt5 = settings.prefer_mqtt5
         self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
+        self._live_throttles: dict[str, LiveThrottle] = {}
         self.rejected_messages = 0
         self.last_connect_error: str | None = None
         self._sender = OutboxSender(outbox, self, window=settings.inflight_window) if outbox else None
@@ -140,9 +151,9 @@ class MqttClient:
                     info.wait_for_publish(timeout)
                 except (RuntimeError, ValueError):
                     pass  # connection went away meanwhile; the last will says "offline" for us
+        self._connected.clear()  # first, so _on_disconnect knows this one is on purpose
         client.disconnect()
         client.loop_stop()
-        self._connected.clear()
 
     def __enter__(self) -> MqttClient:
         self.start()
@@ -175,12 +186,16 @@ class MqttClient:
             self._sender.notify()
 
     def publish_live(self, envelope: Envelope) -> bool:
-        """Send a live (QoS 0, expiring) message now, bypassing the outbox; False if offline.
+        """Send a live (QoS 0, expiring) message now, bypassing the outbox.
 
-        Live data is worthless after seconds, so it is dropped rather than stored when the
-        broker is unreachable.
+        Returns False when it was dropped: offline (live data is worthless after seconds, so
+        it is not stored), or over the protocol's ``LIVE_MAX_RATE_HZ`` for this topic. Call it
+        for every new angle; the throttle picks which ones go out.
         """
         if not self._connected.is_set():
+            return False
+        throttle = self._live_throttles.setdefault(envelope.topic, LiveThrottle())
+        if not throttle.allow(time.monotonic()):
             return False
         info = self._client.publish(
             envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,

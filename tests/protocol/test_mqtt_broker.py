@@ -274,3 +274,62 @@ def test_tls_with_a_ca_file(tmp_path):
             assert not stranger.wait_connected(1.5)
     finally:
         server.stop()
+
+
+def test_live_data_is_throttled_and_expires(broker):
+    import paho.mqtt.client as paho  # the test's own raw client, to see MQTT 5 properties
+
+    seen: list[tuple[dict, int | None]] = []
+    raw = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="raw-live", protocol=paho.MQTTv5)
+    if broker.authenticated:
+        raw.username_pw_set(DASHBOARD_USER, DASHBOARD_PASSWORD)
+    raw.on_message = lambda c, u, m: seen.append(
+        (json.loads(m.payload), getattr(m.properties, "MessageExpiryInterval", None))
+    )
+    raw.on_connect = lambda c, u, f, rc, props: c.subscribe(p.subscription_filter(MessageKind.LIVE))
+    raw.connect("127.0.0.1", broker.port)
+    raw.loop_start()
+    pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-live"), patient=PI_PATIENT)
+    try:
+        with pi:
+            assert pi.wait_connected(5)
+            time.sleep(0.2)  # let the raw subscription settle
+            started = time.monotonic()
+            sent = 0
+            while time.monotonic() - started < 1.0:  # a 100 Hz angle stream for one second
+                envelope = p.build_live(PI_PATIENT, t=time.time(), side="left", thigh_angle_deg=sent % 90,
+                                        exercise="clam_shells")
+                sent += pi.publish_live(envelope)
+                time.sleep(0.01)
+            wait_until(lambda: len(seen) >= sent, 3, "live messages")
+    finally:
+        raw.loop_stop()
+        raw.disconnect()
+    assert 9 <= sent <= 12  # 10 Hz, whatever the input rate
+    assert all(0 < expiry <= p.LIVE_EXPIRY_S for _, expiry in seen)
+    assert not pi.publish_live(envelope)  # stopped: dropped, not queued
+
+
+def test_delivery_latency_from_outbox_to_subscriber(broker, tmp_path):
+    """Measured, not a benchmark: put_sequenced + notify -> dashboard handler, 200 events."""
+    arrived: dict[int, float] = {}
+    dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dash-latency"))
+    dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT),
+                        lambda m: arrived.setdefault(m.seq, time.perf_counter()))
+    outbox = Outbox(tmp_path / "outbox.db")
+    pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-latency"), patient=PI_PATIENT, outbox=outbox)
+    put_at: dict[int, float] = {}
+    with dashboard, pi:
+        assert dashboard.wait_connected(5) and pi.wait_connected(5)
+        for _ in range(200):
+            started = time.perf_counter()
+            _, envelope = outbox.put_sequenced(PI_PATIENT, rep)
+            pi.notify_outbox()
+            put_at[envelope.seq] = started
+            time.sleep(0.005)  # results come a few per second in reality; this is 200/s
+        wait_until(lambda: len(arrived) == 200, 10, "200 events")
+    outbox.close()
+    latencies_ms = sorted((arrived[seq] - put_at[seq]) * 1000 for seq in put_at)
+    p50, p99 = latencies_ms[len(latencies_ms) // 2], latencies_ms[int(len(latencies_ms) * 0.99)]
+    print(f"\noutbox -> subscriber latency over 200 events: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+    assert p99 < 500  # generous: a loaded CI machine must not flake; typical figures are printed
