@@ -148,5 +148,89 @@ def demo(speed: float) -> None:
     _replay(str(path), "straight_leg_raise", speed, 5.0, 0.2)
 
 
+@main.group()
+def provision() -> None:
+    """Broker accounts for patients' Pis: add, revoke, list (see deploy/server/README.md).
+
+    No option takes a password: command lines end up in `ps` and shell history.
+    """
+
+
+def _provision_paths(command):  # noqa: ANN001, ANN202 - a click decorator
+    command = click.option("--broker-dir", envvar="HIPSENSE_BROKER_DIR", default="/etc/mosquitto/hipsense",
+                           show_default=True, type=click.Path(file_okay=False),
+                           help="The broker's passwd and acl files (and ca.crt).")(command)
+    command = click.option("--state-dir", envvar="HIPSENSE_PROVISION_DIR", default="/var/lib/hipsense-provision",
+                           show_default=True, type=click.Path(file_okay=False),
+                           help="Registry (pseudonym <-> label) and Pi bundles; keep it off the broker's reach.")(command)
+    return click.option("--dashboard-user", "dashboard_users", multiple=True, default=["dashboard"],
+                        envvar="HIPSENSE_DASHBOARD_USER", show_default=True,
+                        help="MQTT account(s) of the dashboard, written into the ACL.")(command)
+
+
+@provision.command("add")
+@click.argument("label")
+@click.option("--broker-host", envvar="HIPSENSE_BROKER_HOST", required=True, help="Host name the Pi connects to.")
+@click.option("--broker-port", type=int, default=8883, show_default=True)
+@click.option("--ca-cert", type=click.Path(dir_okay=False), default=None,
+              help="CA certificate for the Pi [default: BROKER_DIR/ca.crt].")
+@click.option("--pi-ca-path", default="/etc/hipsense/ca.crt", show_default=True,
+              help="Where the install script puts the CA certificate on the Pi.")
+@_provision_paths
+def provision_add(label: str, broker_host: str, broker_port: int, ca_cert: str | None, pi_ca_path: str,
+                  broker_dir: str, state_dir: str, dashboard_users: tuple[str, ...]) -> None:
+    """Create a pseudonymous patient for LABEL (the clinic's own reference, kept locally only)."""
+    from pathlib import Path
+
+    from hipsense.provision import RELOAD_HINT, Broker, Layout, ProvisionError, add_patient
+
+    layout = Layout(broker_dir=Path(broker_dir), state_dir=Path(state_dir))
+    broker = Broker(host=broker_host, port=broker_port, ca_cert=Path(ca_cert) if ca_cert else None,
+                    ca_path_on_pi=pi_ca_path)
+    try:
+        added = add_patient(layout, label, broker, dashboard_users=dashboard_users)
+    except (ProvisionError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"patient id: {added.patient_id}")
+    click.echo(f"Pi bundle:  {added.bundle_dir} (holds the password: copy it to the Pi, then delete it here)")
+    click.echo(RELOAD_HINT)
+
+
+@provision.command("revoke")
+@click.argument("patient_id")
+@_provision_paths
+def provision_revoke(patient_id: str, broker_dir: str, state_dir: str, dashboard_users: tuple[str, ...]) -> None:
+    """Remove PATIENT_ID's broker access (password and ACL) and delete its bundle."""
+    from pathlib import Path
+
+    from hipsense.provision import RELOAD_HINT, Layout, ProvisionError, revoke_patient
+
+    try:
+        revoke_patient(Layout(broker_dir=Path(broker_dir), state_dir=Path(state_dir)), patient_id,
+                       dashboard_users=dashboard_users)
+    except (ProvisionError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"revoked {patient_id}: removed from the password file and the ACL")
+    click.echo(f"Not yet in force: {RELOAD_HINT}")
+
+
+@provision.command("list")
+@_provision_paths
+def provision_list(broker_dir: str, state_dir: str, dashboard_users: tuple[str, ...]) -> None:
+    """List issued patient ids with their labels and state (active / revoked)."""
+    from pathlib import Path
+
+    from hipsense.provision import Layout, ProvisionError, list_patients
+
+    try:
+        rows = list_patients(Layout(broker_dir=Path(broker_dir), state_dir=Path(state_dir)))
+    except (ProvisionError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    for row in rows:
+        e = row.entry
+        state = f"revoked {e.revoked_at}" if not e.active else ("active" if row.has_password else "active, NO PASSWORD LINE")
+        click.echo(f"{e.patient_id}  {e.created_at}  {state:30s}  {e.label}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
