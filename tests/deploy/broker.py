@@ -1,0 +1,132 @@
+"""A real Mosquitto running the SHIPPED deploy/server/mosquitto/hipsense.conf.
+
+The only changes to the file: paths under /etc/mosquitto/hipsense/ point into a temporary
+directory and ``listener 8883`` becomes a free port on 127.0.0.1; then the few lines Debian's
+main mosquitto.conf would add (log file, and ``user`` so a root test run does not drop to a
+``mosquitto`` user that cannot read the temporary directory). Accounts are made the way an
+operator makes them: ``hipsense provision add`` for patients, a ``$7$`` line for the dashboard.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from hipsense.cli import main as cli
+from hipsense.provision import hash_password
+from tests.deploy.pki import Pki
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED_CONF = REPO / "deploy" / "server" / "mosquitto" / "hipsense.conf"
+PROD_DIR = "/etc/mosquitto/hipsense/"
+MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
+DASHBOARD_USER = "dashboard"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
+
+
+def render_test_config(shipped: str, broker_dir: Path, port: int, log_file: Path) -> str:
+    text = shipped.replace(PROD_DIR, f"{broker_dir}/")
+    text, n = re.subn(r"(?m)^listener 8883$", f"listener {port} 127.0.0.1", text)
+    assert n == 1, "the shipped config must have exactly one `listener 8883` line"
+    return text + f"\n# test harness\nlog_dest file {log_file}\nuser {getpass.getuser()}\n"
+
+
+class DeployedBroker:
+    """Broker files in ``workdir/broker``, provisioning state in ``workdir/state``."""
+
+    def __init__(self, workdir: Path, pki: Pki, *, dashboard_password: str) -> None:
+        self.workdir = workdir
+        self.pki = pki
+        self.broker_dir = workdir / "broker"
+        self.state_dir = workdir / "state"
+        self.broker_dir.mkdir(parents=True)
+        for src, name in ((pki.ca_cert, "ca.crt"), (pki.server_cert, "server.crt"), (pki.server_key, "server.key")):
+            shutil.copy(src, self.broker_dir / name)
+        # The operator's one manual step: the dashboard account (mosquitto_passwd would do the same).
+        (self.broker_dir / "passwd").write_text(f"{DASHBOARD_USER}:{hash_password(dashboard_password)}\n")
+        (self.broker_dir / "passwd").chmod(0o600)
+        self.port = free_port()
+        self.log_file = workdir / "mosquitto.log"
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"HIPSENSE_BROKER_DIR": str(self.broker_dir), "HIPSENSE_PROVISION_DIR": str(self.state_dir)}
+
+    def provision(self, label: str) -> tuple[str, str]:
+        """``hipsense provision add`` as an operator runs it; returns (patient id, password from the bundle)."""
+        import tomllib
+
+        result = CliRunner().invoke(cli, ["provision", "add", label, "--broker-host", "127.0.0.1",
+                                          "--broker-port", str(self.port)], env=self.env)
+        assert result.exit_code == 0, result.output
+        patient = re.search(r"patient id: (\S+)", result.output).group(1)
+        bundle = tomllib.loads((self.state_dir / "bundles" / patient / "hipsense.toml").read_text())["mqtt"]
+        return patient, bundle["password"]
+
+    def revoke(self, patient: str) -> str:
+        result = CliRunner().invoke(cli, ["provision", "revoke", patient], env=self.env)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def start(self) -> None:
+        conf = self.workdir / "mosquitto.conf"
+        conf.write_text(render_test_config(SHIPPED_CONF.read_text(), self.broker_dir, self.port, self.log_file))
+        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.process.kill()
+            _, err = self.process.communicate()
+            raise RuntimeError(f"mosquitto did not start: {err.decode(errors='replace')}\n{self.log_text()}") from None
+
+    def reload(self) -> None:
+        """What `systemctl reload mosquitto` does: SIGHUP, then wait for the log to say it re-read."""
+        before = self.log_text().count("Reloading config")
+        self.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 5
+        while self.log_text().count("Reloading config") <= before:
+            if time.monotonic() > deadline:
+                raise TimeoutError("mosquitto did not log a config reload")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stderr:
+            self.process.stderr.close()
+        self.process = None
+
+    def log_text(self) -> str:
+        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
