@@ -1,0 +1,1 @@
+"""Therapist accounts: password hashes, who sees which patient, and login sessions."""

@@ -1,0 +1,143 @@
+"""Table definitions (SQLAlchemy Core). Alembic revisions in ``migrations/`` create them.
+
+The same metadata serves SQLite (the default, one file) and PostgreSQL (a clinic). Only
+portable types are used; instants go through :class:`UtcDateTime` so both return aware UTC
+datetimes and sort correctly (SQLite has no time-zone type).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+# Named constraints, so a migration on PostgreSQL and on SQLite names them the same way.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" autoincrements.
+RowNumber = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator):
+    """An aware UTC datetime in, an aware UTC datetime out, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the dashboard stores UTC instants only")
+        value = value.astimezone(dt.timezone.utc)
+        # SQLite keeps the text as given; dropping the offset keeps every row in one format,
+        # so text order is time order.
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        return value.astimezone(dt.timezone.utc)
+
+
+therapists = Table(
+    "therapists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(128), nullable=False),
+    Column("password_hash", String(256), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+# A patient is known by pseudonym only. ``label`` is the therapist's own reminder (initials,
+# a room number); the name-to-pseudonym mapping stays in the clinic's records.
+patients = Table(
+    "patients",
+    metadata,
+    Column("patient_id", String(64), primary_key=True),
+    Column("therapist_id", Integer, ForeignKey("therapists.id", ondelete="SET NULL"), nullable=True, index=True),
+    Column("label", String(128), nullable=True),
+    Column("first_seen", UtcDateTime, nullable=False),
+)
+
+# One row per result message (rep, hold, set, session, pain). ``message_id`` is unique: the
+# protocol delivers at least once, and this constraint plus insert-or-ignore stores it once.
+# ``row_no`` is the arrival order, used only to find "rows stored since I last looked";
+# everything shown to a person is ordered by event time and ``seq``.
+events = Table(
+    "events",
+    metadata,
+    Column("row_no", RowNumber, primary_key=True, autoincrement=True),
+    Column("message_id", String(26), nullable=False),
+    Column("patient", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("session_id", String(26), nullable=True),
+    Column("exercise", String(64), nullable=True),
+    Column("side", String(8), nullable=True),
+    Column("t_start", UtcDateTime, nullable=False),
+    Column("t_end", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("message_id"),
+    Index("ix_events_patient_t_start", "patient", "t_start"),
+    Index("ix_events_patient_row_no", "patient", "row_no"),
+)
+
+# The newest status (online/offline) of each Pi.
+device_status = Table(
+    "device_status",
+    metadata,
+    Column("patient", String(64), primary_key=True),
+    Column("online", Boolean, nullable=False),
+    Column("status_t", UtcDateTime, nullable=True),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),
+)
+
+# Every prescription the dashboard published, newest version = in force.
+prescriptions = Table(
+    "prescriptions",
+    metadata,
+    Column("patient", String(64), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("published_by", Integer, ForeignKey("therapists.id", ondelete="SET NULL"), nullable=True),
+    Column("payload", Text, nullable=False),
+)
+
+# Server-side login sessions: the cookie carries a random token, the table its SHA-256, so a
+# leaked database does not hand out live sessions, and logging out really ends one.
+login_sessions = Table(
+    "login_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("therapist_id", Integer, ForeignKey("therapists.id", ondelete="CASCADE"), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,187 @@
+"""The ingest service: subscribe, validate, store in batches, acknowledge after the commit.
+
+Threads: paho's network thread validates each message (``parse_message``) and queues it;
+one writer thread takes whatever has queued up (up to ``batch_max``), stores it in one
+transaction and only then acknowledges those messages, in arrival order. Under load a batch
+holds many messages and one commit; when idle, a batch is a single message and is stored at
+once. If the database is down, the writer keeps retrying the same batch and acknowledges
+nothing, so the broker keeps (and redelivers) the messages: nothing is lost.
+
+Subscriptions (see docs/dashboard.md):
+
+* results, ``$share/<group>/hipsense/v1/+/event/#``: shared, so N dashboard instances split
+  the work; each message is stored by one of them (and once, thanks to the unique id);
+* ``hipsense/v1/+/status``: not shared, because a broker sends retained messages to shared
+  subscriptions never, and each instance wants every Pi's current state at start;
+* ``hipsense/v1/+/live``: not shared, because every instance serves pages that show it. Live
+  data goes straight to the :class:`LiveHub`, never to the database.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import queue
+import threading
+import time
+
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.ingest.broker_link import Ack, DashboardMqttClient, shared_filter
+from hipsense.dashboard.live_hub import LiveHub, Update
+from hipsense.protocol import Message, MessageKind, ProtocolError, parse_message, subscription_filter
+from hipsense.publish.mqtt import MqttSettings
+
+log = logging.getLogger(__name__)
+
+SHARE_GROUP = "hipsense-dashboard"
+_RETRY_MAX_S = 5.0
+
+
+@dataclasses.dataclass(slots=True)
+class IngestStats:
+    """Counters for the operator (each written by one thread only)."""
+
+    received: int = 0
+    rejected: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    statuses: int = 0
+    batches: int = 0
+    live: int = 0
+    write_failures: int = 0
+
+
+class IngestService:
+    """Subscribe to the broker and store what arrives; ``start()``/``stop()`` or a ``with`` block."""
+
+    def __init__(
+        self,
+        store: EventStore,
+        mqtt: MqttSettings,
+        *,
+        hub: LiveHub | None = None,
+        share_group: str = SHARE_GROUP,
+        batch_max: int = 500,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.stats = IngestStats()
+        self.batch_max = batch_max
+        self.client = DashboardMqttClient(mqtt)
+        self._queue: queue.Queue[tuple[Message | None, Ack]] = queue.Queue(maxsize=20_000)
+        self._stopping = threading.Event()
+        self._connected_once = False
+        self._writer = threading.Thread(target=self._write_loop, name="hipsense-dashboard-writer", daemon=True)
+        self.client.subscribe_deferred(shared_filter(share_group, subscription_filter()), self.receive)
+        self.client.subscribe_deferred(subscription_filter(MessageKind.STATUS), self.receive)
+        self.client.subscribe_deferred(subscription_filter(MessageKind.LIVE), self.receive, qos=0)
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self, *, connect: bool = True) -> None:
+        """Start the writer and (unless ``connect=False``, for feeding :meth:`receive` directly)
+        the broker connection, which retries in the background until the broker is there."""
+        self._writer.start()
+        if connect:
+            self.client.start()
+            self._connected_once = True
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Disconnect, then store what was already received (its acks are then moot: the
+        persistent session redelivers it, and the unique id keeps it single)."""
+        if self._connected_once:
+            self.client.stop(timeout)
+        self._stopping.set()
+        self._writer.join(timeout)
+
+    def __enter__(self) -> IngestService:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.client.wait_connected(timeout)
+
+    # -- receiving (paho's thread) ------------------------------------------------------------
+
+    def receive(self, topic: str, payload: bytes, ack: Ack) -> None:
+        """Validate one message and queue it for the writer (rejected ones are logged once)."""
+        self.stats.received += 1
+        try:
+            message = parse_message(topic, payload)
+        except ProtocolError as exc:
+            self.stats.rejected += 1
+            log.warning("rejected message (%d bytes): %s", len(payload), exc)
+            # Acknowledged (a bad message never becomes good), but through the writer's queue
+            # so that acknowledgements leave in arrival order.
+            self._queue.put((None, ack))
+            return
+        if message.kind is MessageKind.LIVE:
+            self.stats.live += 1
+            if self.hub is not None:
+                self.hub.publish(Update("live", message.patient, message.data))
+            return
+        if message.kind is MessageKind.PRESCRIPTION:  # not subscribed; a filter mistake
+            self._queue.put((None, ack))
+            return
+        self._queue.put((message, ack))
+
+    # -- writing (the writer thread) ----------------------------------------------------------
+
+    def _next_batch(self) -> list[tuple[Message | None, Ack]]:
+        try:
+            batch = [self._queue.get(timeout=0.2)]
+        except queue.Empty:
+            return []
+        while len(batch) < self.batch_max:
+            try:
+                batch.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _write_loop(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if not batch:
+                if self._stopping.is_set():
+                    return
+                continue
+            messages = [message for message, _ in batch if message is not None]
+            if messages and not self._store_with_retry(messages):
+                return  # stopping while the database is down: leave them unacknowledged
+            for _, ack in batch:
+                ack()
+                self._queue.task_done()
+
+    def _store_with_retry(self, messages: list[Message]) -> bool:
+        delay = 0.1
+        while True:
+            try:
+                result = self.store.write_batch(messages)
+            except Exception as exc:  # the database is down or refused: keep the batch
+                self.stats.write_failures += 1
+                log.error("could not store %d messages (%s); retrying in %.1f s", len(messages), exc, delay)
+                if self._stopping.wait(delay):
+                    return False
+                delay = min(delay * 2, _RETRY_MAX_S)
+                continue
+            self.stats.batches += 1
+            self.stats.stored += result.stored
+            self.stats.duplicates += result.duplicates
+            self.stats.statuses += result.statuses
+            if self.hub is not None:
+                for patient in result.patients:
+                    self.hub.publish(Update("stored", patient, {}))
+            return True
+
+    def drain(self, timeout: float = 5.0) -> bool:
+        """Wait until everything received so far is stored and acknowledged (tests, benchmark)."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.01)
+        return True

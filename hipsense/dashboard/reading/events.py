@@ -1,0 +1,83 @@
+"""Loading stored result events, in event order (``t_start``, then ``seq``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from hipsense.dashboard.db.tables import events
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredEvent:
+    row_no: int
+    message_id: str
+    patient: str
+    kind: str  # rep, hold, set, session, pain
+    seq: int
+    session_id: str | None
+    exercise: str | None
+    side: str | None
+    t_start: dt.datetime
+    t_end: dt.datetime
+    data: Mapping[str, Any]
+
+
+def _event(row) -> StoredEvent:
+    return StoredEvent(
+        row_no=row.row_no, message_id=row.message_id, patient=row.patient, kind=row.kind, seq=row.seq,
+        session_id=row.session_id, exercise=row.exercise, side=row.side, t_start=row.t_start,
+        t_end=row.t_end, data=json.loads(row.payload),
+    )
+
+
+def load_events(
+    engine: Engine,
+    patient: str,
+    *,
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    kinds: Iterable[str] | None = None,
+    session_id: str | None = None,
+) -> list[StoredEvent]:
+    """Events of ``patient`` with ``start <= t_start < end``, ordered by event time then seq."""
+    query = select(events).where(events.c.patient == patient)
+    if start is not None:
+        query = query.where(events.c.t_start >= start)
+    if end is not None:
+        query = query.where(events.c.t_start < end)
+    if kinds is not None:
+        query = query.where(events.c.kind.in_(list(kinds)))
+    if session_id is not None:
+        query = query.where(events.c.session_id == session_id)
+    query = query.order_by(events.c.t_start, events.c.seq)
+    with engine.connect() as connection:
+        return [_event(row) for row in connection.execute(query)]
+
+
+def events_stored_after(engine: Engine, patient: str, row_no: int, *, limit: int = 200) -> list[StoredEvent]:
+    """Events stored (in arrival order) after ``row_no``: what a live page has not shown yet."""
+    query = (
+        select(events).where(events.c.patient == patient, events.c.row_no > row_no)
+        .order_by(events.c.row_no).limit(limit)
+    )
+    with engine.connect() as connection:
+        return [_event(row) for row in connection.execute(query)]
+
+
+def last_row_no(engine: Engine, patient: str) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(select(func.coalesce(func.max(events.c.row_no), 0)).where(events.c.patient == patient))
+
+
+def count_events(engine: Engine, patient: str | None = None) -> int:
+    query = select(func.count()).select_from(events)
+    if patient is not None:
+        query = query.where(events.c.patient == patient)
+    with engine.connect() as connection:
+        return connection.scalar(query)
