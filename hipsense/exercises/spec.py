@@ -282,9 +282,11 @@ class Thresholds:
     min_rom_deg: float  # smallest excursion from rest that still counts as a rep
     too_fast_s: float | None = None  # reps shorter than this are flagged as too fast
     hold_min_s: float | None = None  # a hold shorter than this is flagged as short
+    impacts_per_rep: int = 1  # landings per rep (a half jack lands twice: out and back in)
 
     def __post_init__(self) -> None:
         _number("min_rom_deg", self.min_rom_deg, minimum=0.0)
+        _integer("impacts_per_rep", self.impacts_per_rep, minimum=1)
         _number("too_fast_s", self.too_fast_s, minimum=0.0, optional=True)
         _number("hold_min_s", self.hold_min_s, minimum=0.0, optional=True)
 

@@ -16,6 +16,14 @@ Form flags on each rep:
 
 Sets: a rest longer than ``set_rest_s`` after a rep closes the set (a ``SetEvent``); a
 posture change also closes it.
+
+What counts as a rep comes from the exercise's ``measure``: ``reps`` and ``holds`` are
+excursions from rest (a hold is an excursion whose held time is the point); ``cycles`` are
+circles, tallied by direction — "counterclockwise" is a positive turn about the "up" axis as
+seen from the sensor, which becomes anatomical only with a calibration; ``impacts`` are
+landings, ``impacts_per_rep`` of them per rep; ``steps`` are swings of the sensor leg;
+``timed`` exercises are not counted at all — a thigh sensor cannot see them (the catalogue's
+``cannot_see`` says why), so the service times them instead.
 """
 
 from __future__ import annotations
@@ -25,8 +33,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from hipsense.signal.pipeline import PipelineSettings, ThighPipeline
+from hipsense.signal.cycles import CycleEvent
+from hipsense.signal.impacts import ImpactEvent
+from hipsense.signal.pipeline import PipelineOutput, PipelineSettings, ThighPipeline
 from hipsense.signal.reps import RepEvent, RepSettings
+from hipsense.signal.steps import StepEvent
 
 from .spec import ExerciseSpec
 
@@ -56,6 +67,8 @@ class RepResult:
     hold_s: float
     peak_speed_dps: float
     flags: tuple[str, ...]
+    kind: str = "rep"  # "rep" | "hold" | "cycle" | "impact" | "step" (from the measure)
+    direction: str | None = None  # cycles: "counterclockwise" | "clockwise" (see below)
 
     @property
     def duration_s(self) -> float:
@@ -81,14 +94,33 @@ class TrackerOutput:
     sets: list[SetResult] = field(default_factory=list)
 
 
+MEASURE_COUNTERS = {
+    "reps": frozenset({"reps"}),
+    "holds": frozenset({"reps"}),
+    "cycles": frozenset({"cycles"}),
+    "impacts": frozenset({"impacts"}),
+    "steps": frozenset({"steps"}),
+    "timed": frozenset(),
+}
+
+
+def pipeline_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> PipelineSettings:
+    return PipelineSettings(
+        reps=rep_settings_for(spec, hold_target_s), counters=MEASURE_COUNTERS[spec.measure]
+    )
+
+
 def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSettings:
     """Kernel settings for an exercise: a posture change must outlast any prescribed hold."""
     base = RepSettings()
     hold = hold_target_s if hold_target_s is not None else (spec.dose.hold_s_max or 0.0)
     return replace(
         base,
-        reanchor_s=max(base.reanchor_s, 2.0 * hold + 5.0),
+        # a stretch held for long is the exercise, not a new posture
+        reanchor_s=max(60.0 if spec.measure == "holds" else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
+        # a stretch moves into position slowly: only time close to the end position is held
+        hold_level_fraction=0.85 if spec.measure == "holds" else base.hold_level_fraction,
     )
 
 
@@ -108,9 +140,8 @@ class ExerciseTracker:
         if hold is None:
             hold = spec.dose.hold_s_max or spec.dose.hold_s_min
         self.hold_target_s = hold or 0.0
-        self.pipeline = ThighPipeline(
-            PipelineSettings(reps=rep_settings_for(spec, hold)), has_gyro=has_gyro
-        )
+        self.pipeline = ThighPipeline(pipeline_settings_for(spec, hold), has_gyro=has_gyro)
+        self._pending_impacts: list[ImpactEvent] = []
         self._set_index = 0
         self._set_reps: list[RepResult] = []
         self._first_roms: list[float] = []
@@ -122,14 +153,7 @@ class ExerciseTracker:
         self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None = None
     ) -> TrackerOutput:
         p = self.pipeline.push(t_s, acc_ms2, gyr_rad_s)
-        out = TrackerOutput()
-        if any(r.reason == "posture_change" for r in p.rests):
-            self._close_set(out)
-        for ev in p.reps:
-            if self._last_end is not None and ev.start_t_s - self._last_end > self.settings.set_rest_s:
-                self._close_set(out)
-            out.reps.append(self._rep_result(ev))
-            self._last_end = ev.end_t_s
+        out = self._consume(p)
         if len(p.t_s):
             self._t = float(p.t_s[-1])
         if (
@@ -141,11 +165,24 @@ class ExerciseTracker:
         return out
 
     def flush(self) -> TrackerOutput:
-        out = TrackerOutput()
-        p = self.pipeline.flush()
-        for ev in p.reps:
-            out.reps.append(self._rep_result(ev))
+        out = self._consume(self.pipeline.flush())
         self._close_set(out)
+        return out
+
+    def _consume(self, p: PipelineOutput) -> TrackerOutput:
+        out = TrackerOutput()
+        if any(r.reason == "posture_change" for r in p.rests):
+            self._close_set(out)
+        results = [self._rep_result(ev) for ev in p.reps]
+        results += [self._cycle_result(ev) for ev in p.cycles]
+        results += [self._step_result(ev) for ev in p.steps]
+        for ev in p.impacts:
+            self._pending_impacts.append(ev)
+            if len(self._pending_impacts) >= self.spec.thresholds.impacts_per_rep:
+                results.append(self._impact_result(self._pending_impacts))
+                self._pending_impacts = []
+        for rep in sorted(results, key=lambda r: r.end_t_s):
+            self._add(rep, out)
         return out
 
     # -- internals ------------------------------------------------------------------------
@@ -158,8 +195,6 @@ class ExerciseTracker:
 
     def _rep_result(self, ev: RepEvent) -> RepResult:
         s = self.settings
-        if not self._set_reps:
-            self._set_index += 1
         flags: list[str] = []
         too_fast_s = self.spec.thresholds.too_fast_s
         if too_fast_s is not None and ev.duration_s < too_fast_s:
@@ -177,20 +212,50 @@ class ExerciseTracker:
                 flags.append("incomplete")
         if len(self._first_roms) < s.reference_reps:
             self._first_roms.append(ev.rom_deg)
-        rep = RepResult(
+        kind = "hold" if self.spec.measure == "holds" else "rep"
+        return self._result(ev.start_t_s, ev.end_t_s, ev.rom_deg, ev.hold_s, ev.peak_speed_dps, flags, kind)
+
+    def _cycle_result(self, ev: CycleEvent) -> RepResult:
+        flags = []
+        too_fast_s = self.spec.thresholds.too_fast_s
+        if too_fast_s is not None and ev.duration_s < too_fast_s:
+            flags.append("too_fast")
+        direction = "counterclockwise" if ev.direction > 0 else "clockwise"
+        # a cone of angular radius r spans 2r degrees across: report that as the ROM
+        return self._result(ev.start_t_s, ev.end_t_s, 2 * ev.radius_deg, 0.0, 0.0, flags, "cycle", direction)
+
+    def _impact_result(self, evs: list[ImpactEvent]) -> RepResult:
+        start, end = evs[0].t_s, evs[-1].t_s
+        return self._result(start, end, 0.0, 0.0, 0.0, [], "impact")
+
+    def _step_result(self, ev: StepEvent) -> RepResult:
+        return self._result(ev.start_t_s, ev.end_t_s, 0.0, 0.0, ev.peak_speed_dps, [], "step")
+
+    def _result(self, start, end, rom, hold, peak, flags, kind, direction=None) -> RepResult:  # noqa: ANN001
+        return RepResult(
             exercise=self.spec.id,
-            side=s.side,
-            set_index=self._set_index,
-            rep_index=len(self._set_reps) + 1,
-            start_t_s=ev.start_t_s,
-            end_t_s=ev.end_t_s,
-            rom_deg=ev.rom_deg,
-            hold_s=ev.hold_s,
-            peak_speed_dps=ev.peak_speed_dps,
+            side=self.settings.side,
+            set_index=0,  # set by _add
+            rep_index=0,
+            start_t_s=start,
+            end_t_s=end,
+            rom_deg=rom,
+            hold_s=hold,
+            peak_speed_dps=peak,
             flags=tuple(flags),
+            kind=kind,
+            direction=direction,
         )
+
+    def _add(self, rep: RepResult, out: TrackerOutput) -> None:
+        if self._last_end is not None and rep.start_t_s - self._last_end > self.settings.set_rest_s:
+            self._close_set(out)
+        if not self._set_reps:
+            self._set_index += 1
+        rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
-        return rep
+        self._last_end = rep.end_t_s
+        out.reps.append(rep)
 
     def _close_set(self, out: TrackerOutput) -> None:
         reps = self._set_reps

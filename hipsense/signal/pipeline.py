@@ -1,8 +1,12 @@
-"""The streaming chain for one thigh sensor: resample → gravity → rep segmentation.
+"""The streaming chain for one thigh sensor: resample → gravity → the counters it needs.
 
 ``ThighPipeline.push`` takes whatever the sensor delivered (any chunk size, irregular times,
 gaps) and returns the events it completes. ``run_pipeline`` is the batch form: one push over
 everything, then flush — the same code.
+
+Counters (``PipelineSettings.counters``): ``reps`` (excursions from rest, with holds),
+``cycles`` (circles with direction), ``impacts`` (landings; on the raw samples, since
+resampling would clip spikes) and ``steps`` (swings of the thigh). Only those asked for run.
 """
 
 from __future__ import annotations
@@ -11,9 +15,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .cycles import CycleEvent, CycleSettings, count_cycles_flush, count_cycles_init, count_cycles_step
+from .impacts import ImpactEvent, ImpactSettings, detect_impacts_init, detect_impacts_step
 from .orientation import GravitySettings, gravity_init, gravity_step
-from .resample import ResamplerSettings, resample_init, resample_step
 from .reps import RepEvent, RepSettings, RestEvent, segment_reps_flush, segment_reps_init, segment_reps_step
+from .resample import ResamplerSettings, resample_init, resample_step
+from .steps import StepEvent, StepSettings, count_steps_init, count_steps_step
+
+COUNTERS = frozenset({"reps", "cycles", "impacts", "steps"})
 
 
 @dataclass(frozen=True)
@@ -21,28 +30,48 @@ class PipelineSettings:
     resampler: ResamplerSettings = field(default_factory=ResamplerSettings)
     gravity: GravitySettings = field(default_factory=GravitySettings)
     reps: RepSettings = field(default_factory=RepSettings)
+    cycles: CycleSettings = field(default_factory=CycleSettings)
+    impacts: ImpactSettings = field(default_factory=ImpactSettings)
+    steps: StepSettings = field(default_factory=StepSettings)
+    counters: frozenset[str] = frozenset({"reps"})
+
+    def __post_init__(self) -> None:
+        unknown = set(self.counters) - COUNTERS
+        if unknown:
+            raise ValueError(f"unknown counters {sorted(unknown)}; valid: {sorted(COUNTERS)}")
 
 
 @dataclass
 class PipelineOutput:
     reps: list[RepEvent] = field(default_factory=list)
     rests: list[RestEvent] = field(default_factory=list)
+    cycles: list[CycleEvent] = field(default_factory=list)
+    impacts: list[ImpactEvent] = field(default_factory=list)
+    steps: list[StepEvent] = field(default_factory=list)
     gaps: list[tuple[float, float]] = field(default_factory=list)
     t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
     angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))
     speed_dps: np.ndarray = field(default_factory=lambda: np.empty(0))
     g_sf: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
 
+    def extend(self, other: PipelineOutput) -> None:
+        """Append the events of a later output (arrays are left as they are)."""
+        for name in ("reps", "rests", "cycles", "impacts", "steps", "gaps"):
+            getattr(self, name).extend(getattr(other, name))
+
 
 class ThighPipeline:
     """Holds the state of each kernel of the chain; no maths of its own."""
 
     def __init__(self, settings: PipelineSettings | None = None, *, has_gyro: bool = True) -> None:
-        self.settings = settings or PipelineSettings()
+        self.settings = s = settings or PipelineSettings()
         self.has_gyro = has_gyro
-        self._resampler = resample_init(self.settings.resampler)
-        self._gravity = gravity_init(self.settings.gravity)
-        self._reps = segment_reps_init(self.settings.reps)
+        self._resampler = resample_init(s.resampler)
+        self._gravity = gravity_init(s.gravity)
+        self._reps = segment_reps_init(s.reps)
+        self._cycles = count_cycles_init(s.cycles)
+        self._impacts = detect_impacts_init(s.impacts)
+        self._steps = count_steps_init(s.steps)
 
     def push(self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None = None) -> PipelineOutput:
         acc = np.asarray(acc_ms2, dtype=float).reshape(-1, 3)
@@ -53,17 +82,38 @@ class ThighPipeline:
         else:
             x = acc
         s = self.settings
+        out = PipelineOutput()
+        if "impacts" in s.counters:
+            self._impacts, io = detect_impacts_step(s.impacts, self._impacts, t_s, acc)
+            out.impacts = io.impacts
         self._resampler, rs = resample_step(s.resampler, self._resampler, t_s, x)
         gyr = rs.x[:, 3:6] if self.has_gyro else None
         self._gravity, go = gravity_step(s.gravity, self._gravity, rs.t_s, rs.x[:, 0:3], gyr)
-        self._reps, ro = segment_reps_step(
-            s.reps, self._reps, go.t_s, go.g, go.tilt_rate_dps, go.speed_dps
-        )
-        return PipelineOutput(ro.reps, ro.rests, rs.gaps, go.t_s, ro.angle_deg, go.speed_dps, go.g)
+        out.gaps, out.t_s, out.speed_dps, out.g_sf = rs.gaps, go.t_s, go.speed_dps, go.g
+        if "reps" in s.counters:
+            self._reps, ro = segment_reps_step(
+                s.reps, self._reps, go.t_s, go.g, go.tilt_rate_dps, go.speed_dps
+            )
+            out.reps, out.rests, out.angle_deg = ro.reps, ro.rests, ro.angle_deg
+        else:
+            out.angle_deg = np.full(len(go.t_s), np.nan)
+        if "cycles" in s.counters:
+            self._cycles, co = count_cycles_step(s.cycles, self._cycles, go.t_s, go.g)
+            out.cycles = co.cycles
+        if "steps" in s.counters:
+            self._steps, so = count_steps_step(s.steps, self._steps, go.t_s, go.speed_dps)
+            out.steps = so.steps
+        return out
 
     def flush(self) -> PipelineOutput:
-        ro = segment_reps_flush(self.settings.reps, self._reps)
-        return PipelineOutput(ro.reps, ro.rests)
+        s = self.settings
+        out = PipelineOutput()
+        if "reps" in s.counters:
+            ro = segment_reps_flush(s.reps, self._reps)
+            out.reps, out.rests = ro.reps, ro.rests
+        if "cycles" in s.counters:
+            out.cycles = count_cycles_flush(s.cycles, self._cycles).cycles
+        return out
 
 
 def run_pipeline(
@@ -75,7 +125,5 @@ def run_pipeline(
     """Batch form: one push over everything, then flush."""
     p = ThighPipeline(settings, has_gyro=gyr_rad_s is not None)
     out = p.push(t_s, acc_ms2, gyr_rad_s)
-    tail = p.flush()
-    out.reps += tail.reps
-    out.rests += tail.rests
+    out.extend(p.flush())
     return out
