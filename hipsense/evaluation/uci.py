@@ -133,6 +133,7 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
     start_err: list[float] = []
     end_err: list[float] = []
     correct_holds: list[float] = []
+    holds_by_subject: dict[str, list[float]] = {}
     fast_total = fast_flagged = 0
     low_total = low_flagged = 0
     low_ratios: list[float] = []
@@ -161,6 +162,7 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
         if rec.session == "test":
             correct, fast, low = split_blocks(reps)
             correct_holds += [r.hold_s for r in correct]
+            holds_by_subject.setdefault(rec.subject, []).extend(r.hold_s for r in correct)
             fast_total += len(fast)
             fast_flagged += sum(
                 1 for r in fast if r.hold_s < 1.0 and {"too_fast", "short_hold"} & set(r.flags)
@@ -193,6 +195,8 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
         "hold_within_rate": _r(sum(3.5 <= h <= 6.5 for h in correct_holds) / len(correct_holds))
         if correct_holds
         else None,
+        # the pooled median hides that people hold differently: one figure per subject too
+        "hold_median_by_subject_s": {k: _r(statistics.median(v)) for k, v in sorted(holds_by_subject.items()) if v},
         "fast_flagged_rate": _r(fast_flagged / fast_total) if fast_total else None,
         "low_rom_flagged_rate": _r(low_flagged / low_total) if low_total else None,
         "low_rom_ratio": _r(statistics.median(low_ratios)) if low_ratios else None,

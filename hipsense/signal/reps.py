@@ -38,7 +38,7 @@ import numpy as np
 class RepSettings:
     enter_deg: float = 2.0
     exit_deg: float = 1.0
-    exit_fraction: float = 0.3
+    exit_fraction: float = 0.5
     min_rom_deg: float = 2.5
     rest_init_s: float = 1.0
     rest_still_dps: float = 8.0
@@ -57,7 +57,7 @@ class RepSettings:
     min_rep_s: float = 0.8  # a leg landing on the floor bounces; a bounce is not a rep
     # Adaptive part: the set's typical rise ("amplitude", an average of recent reps) raises
     # the bar, so a rebound after lowering the leg or a wobble during a hold is not a rep.
-    enter_amp_fraction: float = 0.3
+    enter_amp_fraction: float = 0.25
     count_amp_fraction: float = 0.3
     amp_smoothing: float = 0.3
 
