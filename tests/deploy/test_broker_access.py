@@ -102,3 +102,27 @@ def test_revocation_is_not_in_force_before_the_reload(fresh_deployment):
     dep.broker.revoke(dep.a[0])
     assert connect_result(dep.broker.port, ca=dep.broker.pki.ca_cert, username=dep.a[0], password=dep.a[1],
                           client_id="before-reload") == 0
+
+
+def test_a_new_server_certificate_is_served_after_a_reload(fresh_deployment, tmp_path):
+    """Certificate rotation as the README describes it: replace the files, SIGHUP, no restart.
+    (A certificate from a different CA makes the switch visible to a client.)"""
+    from tests.deploy.pki import make_pki
+
+    dep = fresh_deployment
+    new = make_pki(tmp_path / "new", ca_name="next CA")
+    old_ca = dep.broker.pki.ca_cert
+    staying = Probe(dep.broker.port, ca=old_ca, username=dep.b[0], password=dep.b[1], client_id="pi-b-stays")
+    assert staying.connect() == 0
+    try:
+        for src, name in ((new.server_cert, "server.crt"), (new.server_key, "server.key")):
+            (dep.broker.broker_dir / name).write_bytes(src.read_bytes())
+        dep.broker.reload()
+        kwargs = {"username": dep.a[0], "password": dep.a[1]}
+        assert connect_result(dep.broker.port, ca=new.ca_cert, client_id="pi-a-new", **kwargs) == 0
+        assert connect_result(dep.broker.port, ca=old_ca, client_id="pi-a-old", **kwargs) is None
+        # An open session survives the reload: it still gets its PUBACK.
+        assert staying.publish(f"hipsense/v1/{dep.b[0]}/event/rep", b"after reload") == 0
+        assert not staying.disconnected
+    finally:
+        staying.close()

@@ -104,8 +104,10 @@ def test_the_dashboard_reads_every_patient_and_writes_prescriptions(deployment, 
     a_id, b_id = deployment.a[0], deployment.b[0]
     dashboard = clients("dashboard", "dash-all")
     # The dashboard's own filters (docs/mqtt.md), plus the shared form its ingest uses.
-    for topic_filter in (f"{ROOT}/+/event/#", f"{ROOT}/+/status", f"$share/ingest/{ROOT}/+/event/session"):
+    for topic_filter in (f"{ROOT}/+/event/#", f"{ROOT}/+/status"):
         assert dashboard.subscribe(topic_filter) == [1]
+    ingest = clients("dashboard", "dash-ingest-1")  # the shared form the dashboard's ingest uses
+    assert ingest.subscribe(f"$share/ingest/{ROOT}/+/event/session") == [1]
     a, b = clients("a", "pi-a-all"), clients("b", "pi-b-all")
     assert a.publish(f"{ROOT}/{a_id}/event/rep", b"rep A") == 0
     assert b.publish(f"{ROOT}/{b_id}/event/hold", b"hold B") == 0
@@ -113,6 +115,7 @@ def test_the_dashboard_reads_every_patient_and_writes_prescriptions(deployment, 
     assert a.publish(f"{ROOT}/{a_id}/status", b"online A", retain=True) == 0
     for payload in (b"rep A", b"hold B", b"session B", b"online A"):
         assert dashboard.wait_for_payload(payload), payload
+    assert ingest.wait_for_payload(b"session B") and len(ingest.received()) == 1
     a.subscribe(f"{ROOT}/{a_id}/prescription")
     b.subscribe(f"{ROOT}/{b_id}/prescription")
     assert dashboard.publish(f"{ROOT}/{a_id}/prescription", b"new rx A", retain=True) == 0
