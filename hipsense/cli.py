@@ -232,5 +232,20 @@ def provision_list(broker_dir: str, state_dir: str, dashboard_users: tuple[str, 
         click.echo(f"{e.patient_id}  {e.created_at}  {state:30s}  {e.label}")
 
 
+@main.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="TOML config (default: $HIPSENSE_CONFIG or /etc/hipsense/hipsense.toml).")
+def run(config_path: str | None) -> None:
+    """Run the Pi service: sensors → counting → MQTT, until SIGTERM."""
+    from hipsense.errors import ConfigError
+    from hipsense.service.service import run_service
+
+    try:
+        code = run_service(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"invalid configuration: {exc}") from exc
+    raise SystemExit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

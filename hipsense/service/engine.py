@@ -1,0 +1,510 @@
+"""The session engine: samples in, guided counting out.
+
+One engine per patient. It owns, for each sensor, a batch buffer, an
+:class:`~hipsense.exercises.tracker.ExerciseTracker` for the exercise being done, a hold timer
+for stretches and (on the first sensor) the exercise recogniser; and one :class:`Plan`. It
+decides which exercise and side is active, numbers sets and reps, starts and ends sessions, and
+hands every result to the :class:`~hipsense.service.results.ResultPublisher` and every cue to the
+:class:`~hipsense.service.voice.Voice`.
+
+Single-threaded by design: the service calls it from one processing thread only (never from
+the BLE event loop, since storing a result waits for an fsync). No clocks inside: time is the
+sample time carried by the data, so a replay at 20x behaves like real time.
+
+Sets end when the tracker says so (a rest longer than ``set_rest_s``, or a change of posture),
+when the patient switches exercise, or when the session ends. When a set of the plan's line
+ends and the line has all its sets, the plan moves on: "switch sides", or the next exercise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from hipsense.device.ble import LinkEvent, LinkEventKind
+from hipsense.device.samples import ImuSamples
+from hipsense.exercises.catalogue import get_exercise
+from hipsense.exercises.tracker import ExerciseTracker, RepResult, SetResult, TrackerOutput, TrackerSettings
+from hipsense.protocol import Prescription, new_session_id
+from hipsense.service.config import SessionConfig
+from hipsense.service.holds import HoldResult, HoldTimer
+from hipsense.service.logs import fields
+from hipsense.service.plan import ClosedSet, Plan, PlanLine
+from hipsense.service.results import ResultPublisher
+from hipsense.service.state import SessionStateStore
+from hipsense.service.switching import ExerciseSwitcher
+from hipsense.service.timebase import Timebase
+from hipsense.service.voice import Voice
+
+__all__ = ["SessionEngine"]
+
+log = logging.getLogger(__name__)
+
+
+class _AngleTap:
+    """Wraps a tracker's pipeline to keep the newest angle and angular speed it computed.
+
+    The tracker returns reps and sets only; the live view and the hold timer need the angle
+    stream the pipeline already produced. Used until calibrated thigh angles exist
+    (``hipsense.signal.angles``): this is the excursion from the rest posture, not flexion from
+    standing.
+    """
+
+    def __init__(self, pipeline: Any) -> None:
+        self._inner = pipeline
+        self.t_s = np.empty(0)
+        self.angle_deg = np.empty(0)
+        self.speed_dps = np.empty(0)
+
+    def push(self, *args: Any, **kwargs: Any) -> Any:
+        out = self._inner.push(*args, **kwargs)
+        self.t_s, self.angle_deg, self.speed_dps = out.t_s, out.angle_deg, out.speed_dps
+        return out
+
+    def flush(self) -> Any:
+        return self._inner.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+@dataclasses.dataclass
+class _Channel:
+    """One sensor: where it is, its buffered samples and its counting state."""
+
+    index: int
+    side: str  # "left", "right" or "either" (moved by the patient)
+    batch_s: float
+    pending: list[ImuSamples] = dataclasses.field(default_factory=list)
+    has_gyro: bool | None = None
+    tracker: ExerciseTracker | None = None
+    tap: _AngleTap | None = None
+    key: tuple[str, str] | None = None  # (exercise, side) the tracker counts for
+    holds: HoldTimer | None = None
+    gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    connected: bool = False
+    battery_pct: int | None = None
+    last_t_s: float | None = None
+
+    def buffered_s(self) -> float:
+        if not self.pending:
+            return 0.0
+        return float(self.pending[-1].t_s[-1] - self.pending[0].t_s[0])
+
+
+class SessionEngine:
+    """Turns sensor data into a guided, counted, published session (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        sensor_sides: Sequence[str],
+        publisher: ResultPublisher,
+        voice: Voice,
+        timebase: Timebase,
+        settings: SessionConfig,
+        state: SessionStateStore | None = None,
+        prescription: Prescription | None = None,
+        batch_s: float = 0.1,
+    ) -> None:
+        self.publisher = publisher
+        self.voice = voice
+        self.timebase = timebase
+        self.settings = settings
+        self.state = state
+        self.channels = [_Channel(i, side, batch_s) for i, side in enumerate(sensor_sides)]
+        self.plan = Plan(prescription)
+        self.switcher = ExerciseSwitcher(min_confidence=settings.recognition_min_confidence) if settings.recognition else None
+        self.session_id: str | None = None
+        self.session_t_start: float | None = None  # UTC epoch
+        self.last_result_t_s: float | None = None  # sample time
+        self.active: tuple[str, str] | None = None  # (exercise, side) being done
+        self.override = False  # the active exercise came from recognition, not the plan
+        self.sessions_done = 0
+        self.last_summary: dict[str, Any] | None = None
+        self.on_status_change: Any = None  # called with no argument when sensor state changes
+        self._last_side: str = "right"
+        self._resume()
+        self._choose_active(announce=False)
+
+    # -- inputs ----------------------------------------------------------------------------------
+
+    def on_samples(self, index: int, block: ImuSamples) -> None:
+        """A decoded block from sensor ``index``; processed in batches of ``batch_s``."""
+        channel = self.channels[index]
+        for gap in block.gaps:
+            channel.gaps = [*channel.gaps[-9:], (gap.start_s, gap.end_s)]
+        if block.n == 0 or block.acc_ms2 is None:
+            return
+        if channel.has_gyro is None:
+            channel.has_gyro = block.gyr_rad_s is not None
+        channel.pending.append(block)
+        if channel.buffered_s() >= channel.batch_s:
+            self._process(channel)
+
+    def on_link_event(self, index: int, event: LinkEvent) -> None:
+        channel = self.channels[index]
+        if event.kind is LinkEventKind.CONNECTED:
+            channel.connected = True
+            log.info("sensor connected", extra=fields(sensor=index, detail=event.detail))
+            self.voice.sensor_connected()
+        elif event.kind is LinkEventKind.DISCONNECTED:
+            channel.connected = False
+            log.warning("sensor disconnected", extra=fields(sensor=index, detail=event.detail))
+            self.voice.sensor_disconnected()
+        elif event.kind is LinkEventKind.BATTERY:
+            channel.battery_pct = event.battery_percent
+            log.info("sensor battery", extra=fields(sensor=index, battery_pct=event.battery_percent))
+        elif event.kind is LinkEventKind.ATTEMPT_FAILED:
+            log.warning("sensor connection attempt failed", extra=fields(sensor=index, error=event.detail,
+                                                                          retry_in_s=event.retry_in_s))
+            return
+        else:
+            return
+        if self.on_status_change is not None:
+            self.on_status_change()
+
+    def on_prescription(self, prescription: Prescription) -> None:
+        """A new prescription: follow it from now on; work already done keeps counting."""
+        log.info("following prescription", extra=fields(version=prescription.version,
+                                                        exercises=[e.exercise for e in prescription.exercises]))
+        self.plan.set_prescription(prescription)
+        self.override = False
+        self._choose_active(announce=True)
+        self._save_state()
+
+    def tick(self) -> None:
+        """Call now and then (about once a second): ends a session after ``idle_end_s`` without results."""
+        if self.session_id is None or self.last_result_t_s is None:
+            return
+        now = max((c.last_t_s for c in self.channels if c.last_t_s is not None), default=None)
+        if now is None:
+            now = self.timebase.now()
+        if now - self.last_result_t_s > self.settings.idle_end_s:
+            log.info("session idle; ending it", extra=fields(session_id=self.session_id, idle_s=now - self.last_result_t_s))
+            self.end_session(reason="idle")
+
+    def shutdown(self) -> None:
+        """Flush everything buffered and end the session (SIGTERM)."""
+        for channel in self.channels:
+            if channel.pending:
+                self._process(channel)
+            self._flush_tracker(channel)
+        if self.session_id is not None:
+            self.end_session(reason="shutdown", flags=("interrupted",) if not self.plan.complete else ())
+
+    def sensors_status(self) -> list[dict[str, Any]]:
+        """``sensors`` for the status message (a moved sensor reports the side it is on now)."""
+        out = []
+        for channel in self.channels:
+            side = channel.side if channel.side in ("left", "right") else self._last_side
+            entry: dict[str, Any] = {"side": side, "connected": channel.connected}
+            if channel.battery_pct is not None:
+                entry["battery_pct"] = channel.battery_pct
+            out.append(entry)
+        return out
+
+    # -- the active exercise ---------------------------------------------------------------------
+
+    def _choose_active(self, *, announce: bool) -> None:
+        line = self.plan.current()
+        if line is not None:
+            target: tuple[str, str] | None = (line.exercise, line.side)
+        elif not self.plan.lines and self.settings.default_exercise:
+            target = (self.settings.default_exercise, self._last_side)
+        else:
+            target = None
+        self._activate(target, announce=announce)
+
+    def _activate(self, target: tuple[str, str] | None, *, announce: bool) -> None:
+        previous = self.active
+        if target == previous:
+            return
+        self.active = target
+        for channel in self.channels:
+            if channel.key is not None and channel.key != self._key_for(channel):
+                self._flush_tracker(channel)
+        if target is None:
+            return
+        exercise, side = target
+        if side in ("left", "right"):
+            self._last_side = side
+        log.info("active exercise", extra=fields(exercise=exercise, side=side, override=self.override))
+        if not announce:
+            return
+        line = self.plan.line_for(exercise, side)
+        if previous is not None and previous[0] == exercise:
+            self.voice.switch_sides(side)
+        else:
+            self.voice.start_exercise(exercise, side, line.sets if line else None, line.reps if line else None)
+
+    def _key_for(self, channel: _Channel) -> tuple[str, str] | None:
+        """(exercise, side) this channel counts for now, or None if it sits this one out."""
+        if self.active is None:
+            return None
+        exercise, side = self.active
+        if side == "both":  # bilateral: one sensor counts, or every rep would count twice
+            return (exercise, "both") if channel.index == 0 else None
+        if channel.side == "either":
+            return (exercise, side)
+        return (exercise, channel.side)
+
+    # -- processing ------------------------------------------------------------------------------
+
+    def _process(self, channel: _Channel) -> None:
+        blocks, channel.pending = channel.pending, []
+        t = np.concatenate([b.t_s for b in blocks])
+        acc = np.concatenate([b.acc_ms2 for b in blocks])
+        gyr = None
+        if channel.has_gyro and all(b.gyr_rad_s is not None for b in blocks):
+            gyr = np.concatenate([b.gyr_rad_s for b in blocks])
+        channel.last_t_s = float(t[-1])
+        if channel.index == 0:
+            self._recognise(t, acc)
+        key = self._key_for(channel)
+        if key is None:
+            return
+        if channel.tracker is None or channel.key != key:
+            self._flush_tracker(channel)
+            self._build_tracker(channel, key, has_gyro=gyr is not None)
+        assert channel.tracker is not None and channel.tap is not None
+        if gyr is None and channel.tracker.pipeline.has_gyro:
+            self._flush_tracker(channel)  # the sensor stopped sending gyro: rebuild accelerometer-only
+            self._build_tracker(channel, key, has_gyro=False)
+        out = channel.tracker.push(t, acc, gyr)
+        self._handle(channel, out)
+        line = self.plan.line_for(*key)
+        if line is not None and line.timed and channel.holds is not None and len(channel.tap.t_s):
+            for hold in channel.holds.push(channel.tap.t_s, channel.tap.angle_deg, channel.tap.speed_dps):
+                self._on_hold(channel, hold, line)
+            if channel.holds.holding:
+                self.voice.hold_countdown(line.hold_s - channel.holds.elapsed_s(float(channel.tap.t_s[-1])))
+        self._live(channel, key, line)
+
+    def _recognise(self, t: np.ndarray, acc: np.ndarray) -> None:
+        if self.switcher is None:
+            return
+        expected = self.active[0] if self.active else None
+        candidates = self.plan.prescribed_exercises() or sorted(self.switcher.known)
+        proposal = self.switcher.push(t, acc, expected=expected, candidates=candidates)
+        if proposal is None:
+            return
+        line = self.plan.next_line_of(proposal)
+        side = line.side if line else self._last_side
+        log.info("patient switched exercise", extra=fields(expected=expected, recognised=proposal,
+                                                            prescribed=line is not None))
+        self.override = True
+        self._activate((proposal, side), announce=True)
+
+    def _build_tracker(self, channel: _Channel, key: tuple[str, str], *, has_gyro: bool) -> None:
+        exercise, side = key
+        line = self.plan.line_for(exercise, side)
+        spec = get_exercise(exercise)
+        settings = TrackerSettings(
+            hold_target_s=(line.hold_s if line and line.hold_s > 0 else None),
+            reps_target=(line.reps if line else None),
+            side=side if side in ("left", "right") else "either",
+            set_rest_s=self.settings.set_rest_s,
+        )
+        channel.tracker = ExerciseTracker(spec, settings, has_gyro=has_gyro)
+        channel.tap = _AngleTap(channel.tracker.pipeline)
+        channel.tracker.pipeline = channel.tap  # type: ignore[assignment]
+        channel.holds = HoldTimer(min_hold_s=min(3.0, 0.3 * line.hold_s) if line and line.hold_s else 3.0)
+        channel.key = key
+
+    def _flush_tracker(self, channel: _Channel) -> None:
+        if channel.tracker is not None and channel.key is not None:
+            self._handle(channel, channel.tracker.flush())
+            line = self.plan.line_for(*channel.key)
+            if channel.holds is not None and channel.last_t_s is not None and line is not None and line.timed:
+                hold = channel.holds.flush(channel.last_t_s)
+                if hold is not None:
+                    self._on_hold(channel, hold, line)
+        channel.tracker = channel.tap = channel.holds = None
+        channel.key = None
+
+    def _handle(self, channel: _Channel, out: TrackerOutput) -> None:
+        assert channel.key is not None
+        key = channel.key
+        line = self.plan.line_for(*key)
+        if line is not None and line.timed:
+            return  # a stretch is timed by the hold timer, not counted
+        for rep in out.reps:
+            self._on_rep(channel, key, rep, line)
+        for tracked_set in out.sets:
+            self._on_set_end(key, tracked_set)
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def _ensure_session(self, t_start_utc: float) -> str:
+        if self.session_id is None:
+            self.session_id = new_session_id()
+            self.session_t_start = t_start_utc
+            log.info("session started", extra=fields(session_id=self.session_id))
+        return self.session_id
+
+    def _flags(self, channel: _Channel, key: tuple[str, str], start: float, end: float,
+               base: Sequence[str]) -> list[str]:
+        flags = list(base)
+        exercise, side = key
+        if self.plan.lines and self.plan.line_for(exercise, side) is None:
+            flags.append("wrong_side" if exercise in self.plan.prescribed_exercises() else "not_prescribed")
+        if any(g_start < end and g_end > start for g_start, g_end in channel.gaps):
+            flags.append("sensor_gap")
+        return list(dict.fromkeys(flags))
+
+    def _on_rep(self, channel: _Channel, key: tuple[str, str], rep: RepResult, line: PlanLine | None) -> None:
+        exercise, side = key
+        to_utc = self.timebase.to_utc
+        session_id = self._ensure_session(to_utc(rep.start_t_s))
+        flags = self._flags(channel, key, rep.start_t_s, rep.end_t_s, rep.flags)
+        set_index, rep_index = self.plan.record_rep(
+            exercise, side, rom_deg=rep.rom_deg, hold_s=rep.hold_s, t_start=to_utc(rep.start_t_s),
+            t_end=to_utc(rep.end_t_s), flags=tuple(f for f in flags if f in ("sensor_gap",)))
+        self.last_result_t_s = rep.end_t_s
+        log.info("rep", extra=fields(exercise=exercise, side=side, set=set_index, rep=rep_index,
+                                     rom_deg=round(rep.rom_deg, 1), hold_s=round(rep.hold_s, 1), flags=flags))
+        self.publisher.rep(
+            session_id=session_id, exercise=exercise, side=side, set_index=set_index, rep_index=rep_index,
+            t_start=to_utc(rep.start_t_s), t_end=to_utc(rep.end_t_s), rom_deg=rep.rom_deg, hold_s=rep.hold_s,
+            peak_speed_dps=rep.peak_speed_dps, duration_s=rep.duration_s, flags=flags)
+        self.voice.count(rep_index)
+        self._save_state()
+
+    def _on_hold(self, channel: _Channel, hold: HoldResult, line: PlanLine) -> None:
+        exercise, side = line.exercise, channel.key[1] if channel.key else line.side
+        to_utc = self.timebase.to_utc
+        session_id = self._ensure_session(to_utc(hold.start_t_s))
+        flags = self._flags(channel, (exercise, side), hold.start_t_s, hold.end_t_s, ())
+        if line.hold_s and hold.hold_s < 0.8 * line.hold_s:
+            flags.append("short_hold")
+        set_index, hold_index = self.plan.record_hold(
+            exercise, side, hold_s=hold.hold_s, t_start=to_utc(hold.start_t_s), t_end=to_utc(hold.end_t_s))
+        self.last_result_t_s = hold.end_t_s
+        log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold.hold_s, 1)))
+        self.publisher.hold(
+            session_id=session_id, exercise=exercise, side=side, set_index=set_index, hold_index=hold_index,
+            t_start=to_utc(hold.start_t_s), t_end=to_utc(hold.end_t_s), hold_s=hold.hold_s,
+            target_hold_s=line.hold_s or None, mean_angle_deg=hold.mean_angle_deg, flags=flags)
+        self.voice.hold_ended()
+        self._save_state()
+        # A stretch set is one hold per side.
+        self._close_set(exercise, side)
+
+    def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
+        self._close_set(*key)
+
+    def _close_set(self, exercise: str, side: str, *, advance: bool = True) -> None:
+        closed = self.plan.close_set(exercise, side)
+        if closed is None:
+            return
+        self._publish_set(closed)
+        line = closed.line
+        self.voice.set_done(closed.set_index, line.sets if line else None)
+        self._save_state()
+        if not advance:
+            return
+        if self.plan.complete:
+            log.info("prescription done", extra=fields(session_id=self.session_id))
+            self.end_session(reason="complete")
+            self.voice.session_done()
+            return
+        if line is not None and self.plan.line_done(line):
+            self.override = False
+            self._choose_active(announce=True)
+
+    def _publish_set(self, closed: ClosedSet) -> None:
+        line = closed.line
+        assert self.session_id is not None
+        log.info("set", extra=fields(exercise=closed.exercise, side=closed.side, set=closed.set_index, reps=closed.reps))
+        self.publisher.set(
+            session_id=self.session_id, exercise=closed.exercise, side=closed.side, set_index=closed.set_index,
+            t_start=closed.t_start, t_end=closed.t_end, reps=closed.reps,
+            reps_target=line.reps if line else None, holds=closed.holds, hold_s_total=closed.hold_s_total,
+            target_hold_s=(line.hold_s or None) if line else None, prescribed=line is not None, flags=closed.flags)
+
+    def end_session(self, *, reason: str, flags: Sequence[str] = ()) -> None:
+        """Close open sets and publish the summary; the next activity starts a new session."""
+        if self.session_id is None:
+            return
+        for closed in self.plan.close_all():
+            self._publish_set(closed)
+        t_end = self.timebase.to_utc(self.last_result_t_s) if self.last_result_t_s is not None else self.timebase.utc_now()
+        assert self.session_t_start is not None
+        adherence = self.plan.adherence()
+        log.info("session ended", extra=fields(session_id=self.session_id, reason=reason, adherence=adherence))
+        self.publisher.session(
+            session_id=self.session_id, t_start=self.session_t_start, t_end=max(t_end, self.session_t_start),
+            exercises=self.plan.summaries(), prescription_version=self.plan.prescription_version,
+            adherence=adherence, flags=flags)
+        self.last_summary = {"reps": sum(s.reps for s in self.plan.summaries()), "adherence": adherence}
+        self.sessions_done += 1
+        self.session_id = self.session_t_start = self.last_result_t_s = None
+        self.plan.tallies = {}
+        if self.state is not None:
+            self.state.clear()
+        if reason != "shutdown":
+            self.override = False
+            self._choose_active(announce=False)
+
+    def record_pain(self, score: int, moment: str, exercise: str | None = None) -> None:
+        """A pain check-in from the patient (0-10), about the session or one exercise."""
+        self.publisher.pain(score=score, moment=moment, t=self.timebase.utc_now(), session_id=self.session_id,
+                            exercise=exercise)
+
+    # -- live ------------------------------------------------------------------------------------
+
+    def _live(self, channel: _Channel, key: tuple[str, str], line: PlanLine | None) -> None:
+        if channel.tap is None or not len(channel.tap.t_s) or not self.publisher.wants_live():
+            return
+        t = float(channel.tap.t_s[-1])
+        side = key[1] if key[1] in ("left", "right") else self._last_side
+        hold_remaining = None
+        if line is not None and line.timed and channel.holds is not None and channel.holds.holding:
+            hold_remaining = max(0.0, line.hold_s - channel.holds.elapsed_s(t))
+        self.publisher.live(
+            t=self.timebase.to_utc(t), side=side, thigh_angle_deg=float(channel.tap.angle_deg[-1]),
+            exercise=key[0], session_id=self.session_id, rep_count=self.plan.open_reps(*key),
+            hold_remaining_s=hold_remaining)
+
+    # -- persistence -----------------------------------------------------------------------------
+
+    def _save_state(self) -> None:
+        if self.state is None or self.session_id is None:
+            return
+        self.state.save({
+            "session_id": self.session_id,
+            "t_start": self.session_t_start,
+            "saved_at": self.timebase.utc_now(),
+            "last_side": self._last_side,
+            "tallies": self.plan.tallies_to_json(),
+        })
+
+    def _resume(self) -> None:
+        if self.state is None:
+            return
+        doc = self.state.load()
+        if doc is None:
+            return
+        age = self.timebase.utc_now() - float(doc.get("saved_at", 0))
+        if age > self.settings.resume_within_s:
+            log.info("previous session too old to resume; it stays unfinished", extra=fields(
+                session_id=doc.get("session_id"), age_s=round(age)))
+            self.state.clear()
+            return
+        try:
+            self.plan.load_tallies(doc["tallies"])
+            self.session_id = str(doc["session_id"])
+            self.session_t_start = float(doc["t_start"])
+            self._last_side = str(doc.get("last_side", "right"))
+        except (KeyError, TypeError, ValueError) as exc:
+            log.warning("cannot resume the previous session: %s", exc)
+            self.plan.tallies = {}
+            self.session_id = self.session_t_start = None
+            return
+        self.last_result_t_s = self.timebase.now()
+        log.info("resumed session", extra=fields(session_id=self.session_id, age_s=round(age, 1)))

@@ -1,0 +1,140 @@
+"""From counted results to protocol messages: the outbox for results, straight out for live data.
+
+Every rep, hold, set, session summary and pain check-in is built with its sequence number and
+committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`) before the
+sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
+Live angles are never stored; they go to the MQTT client's live path when connected and are
+dropped otherwise.
+
+Instants arrive as UTC epoch seconds (see :mod:`hipsense.service.timebase`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from hipsense.protocol import (
+    Envelope,
+    ExerciseSummary,
+    ProtocolError,
+    build_hold_event,
+    build_live,
+    build_pain_checkin,
+    build_rep_event,
+    build_session_summary,
+    build_set_event,
+)
+from hipsense.publish import LiveThrottle, Outbox, OutboxError
+from hipsense.service.logs import fields
+
+__all__ = ["ResultPublisher"]
+
+log = logging.getLogger(__name__)
+
+
+class ResultPublisher:
+    """Builds and stores (or sends, for live data) the messages of one patient."""
+
+    def __init__(
+        self,
+        patient: str,
+        outbox: Outbox,
+        *,
+        notify: Callable[[], None] = lambda: None,
+        send_live: Callable[[Envelope], bool] | None = None,
+        live_rate_hz: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.patient = patient
+        self.outbox = outbox
+        self._notify = notify
+        self._send_live = send_live
+        self._throttle = LiveThrottle(live_rate_hz)
+        self._clock = clock
+        self.stored = 0
+        self.failed = 0
+        self.live_sent = 0
+        self.on_stored: list[Callable[[str, Envelope], None]] = []  # e.g. Home Assistant totals
+
+    # -- results -----------------------------------------------------------------------------
+
+    def _store(self, what: str, build: Callable[[int], Envelope]) -> Envelope | None:
+        try:
+            _, envelope = self.outbox.put_sequenced(self.patient, build)
+        except ProtocolError as exc:  # a measurement the schema refuses (a bug): say so, keep going
+            self.failed += 1
+            log.error("%s not published: %s", what, exc, extra=fields(kind=what))
+            return None
+        except OutboxError as exc:  # disk full or failing: the counting goes on, the error is loud
+            self.failed += 1
+            log.error("%s not stored: %s", what, exc, extra=fields(kind=what))
+            return None
+        self.stored += 1
+        self._notify()
+        for observer in self.on_stored:
+            observer(what, envelope)
+        log.info("%s stored", what, extra=fields(kind=what, seq=envelope.seq, id=envelope.message_id))
+        return envelope
+
+    def rep(self, *, session_id: str, exercise: str, side: str, set_index: int, rep_index: int,
+            t_start: float, t_end: float, rom_deg: float, hold_s: float, peak_speed_dps: float,
+            duration_s: float, flags: Iterable[str]) -> Envelope | None:
+        flags = tuple(flags)
+        return self._store("rep", lambda seq: build_rep_event(
+            self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
+            rep_index=rep_index, t_start=t_start, t_end=max(t_end, t_start), rom_deg=rom_deg, hold_s=max(hold_s, 0.0),
+            peak_speed_dps=max(peak_speed_dps, 0.0), duration_s=max(duration_s, 0.0), flags=flags))
+
+    def hold(self, *, session_id: str, exercise: str, side: str, set_index: int, hold_index: int,
+             t_start: float, t_end: float, hold_s: float, target_hold_s: float | None, mean_angle_deg: float,
+             flags: Iterable[str]) -> Envelope | None:
+        flags = tuple(flags)
+        return self._store("hold", lambda seq: build_hold_event(
+            self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
+            hold_index=hold_index, t_start=t_start, t_end=max(t_end, t_start), hold_s=hold_s,
+            target_hold_s=target_hold_s, mean_angle_deg=mean_angle_deg, flags=flags))
+
+    def set(self, *, session_id: str, exercise: str, side: str, set_index: int, t_start: float, t_end: float,
+            reps: int, reps_target: int | None, holds: int, hold_s_total: float, target_hold_s: float | None,
+            prescribed: bool, flags: Iterable[str]) -> Envelope | None:
+        flags = tuple(flags)
+        return self._store("set", lambda seq: build_set_event(
+            self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
+            t_start=t_start, t_end=max(t_end, t_start), reps=reps, reps_target=reps_target, holds=holds,
+            hold_s_total=hold_s_total, target_hold_s=target_hold_s, prescribed=prescribed, flags=flags))
+
+    def session(self, *, session_id: str, t_start: float, t_end: float, exercises: Sequence[ExerciseSummary],
+                prescription_version: int | None, adherence: float | None, flags: Iterable[str]) -> Envelope | None:
+        flags = tuple(flags)
+        return self._store("session", lambda seq: build_session_summary(
+            self.patient, seq=seq, session_id=session_id, t_start=t_start, t_end=max(t_end, t_start),
+            exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags))
+
+    def pain(self, *, score: int, moment: str, t: float, session_id: str | None = None,
+             exercise: str | None = None) -> Envelope | None:
+        """A pain check-in, 0-10 (the payload path; how the patient enters it is up to the caller)."""
+        return self._store("pain", lambda seq: build_pain_checkin(
+            self.patient, seq=seq, score=score, moment=moment, t=t, session_id=session_id, exercise=exercise))
+
+    # -- live --------------------------------------------------------------------------------
+
+    def wants_live(self) -> bool:
+        """Whether a live message would go out now (check before doing the work of building one)."""
+        return self._send_live is not None and self._throttle.allow(self._clock())
+
+    def live(self, *, t: float, side: str, thigh_angle_deg: float, exercise: str | None, session_id: str | None,
+             rep_count: int | None, hold_remaining_s: float | None) -> bool:
+        """Send one live message (call after :meth:`wants_live` said yes)."""
+        if self._send_live is None:
+            return False
+        try:
+            envelope = build_live(self.patient, t=t, side=side, thigh_angle_deg=thigh_angle_deg, exercise=exercise,
+                                  session_id=session_id, rep_count=rep_count, hold_remaining_s=hold_remaining_s)
+        except ProtocolError as exc:
+            log.debug("live message not built: %s", exc)
+            return False
+        sent = self._send_live(envelope)
+        self.live_sent += int(sent)
+        return sent

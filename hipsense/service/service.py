@@ -1,0 +1,269 @@
+"""``hipsense run``: the Pi's long-running service, and the only place that wires the layers.
+
+Threads, and why:
+
+* the asyncio loop (main thread) runs the BLE links and nothing else: a notification is only
+  stamped and queued, so a slow disk can never make the link drop samples;
+* the processing thread (:class:`EngineWorker`) batches samples, counts, and stores every
+  result in the outbox (an fsync per result) — the only thread that touches the engine;
+* paho's network thread and the outbox sender thread (inside :class:`MqttClient`) deliver.
+
+Shutdown on SIGTERM/SIGINT: the links close, the worker flushes the trackers and writes the
+session summary, the sender gets a few seconds to deliver what is pending, the client publishes
+"offline" and disconnects. Whatever is not delivered by then stays in the outbox for next time.
+
+systemd: ``READY=1`` once the outbox, the prescription and MQTT are set up; ``WATCHDOG=1``
+every half watchdog period, but only while the worker thread is alive and keeping up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hipsense import __version__
+from hipsense.device.ble import LinkEvent, SensorLink
+from hipsense.device.samples import ImuSamples
+from hipsense.protocol import Prescription, build_status
+from hipsense.publish import Outbox, PrescriptionStore
+from hipsense.service.config import ServiceConfig
+from hipsense.service.engine import SessionEngine
+from hipsense.service.logs import fields
+from hipsense.service.results import ResultPublisher
+from hipsense.service.state import SessionStateStore
+from hipsense.service.systemd import Notifier
+from hipsense.service.timebase import Timebase
+from hipsense.service.voice import Voice, make_speaker
+
+__all__ = ["EngineWorker", "Service", "run_service"]
+
+log = logging.getLogger("hipsense.service")
+
+QUEUE_MAX_ITEMS = 4096  # ~160 s of 100 Hz WitMotion notifications: far more than a hiccup
+DRAIN_ON_STOP_S = 5.0
+STALL_S = 10.0  # worker silent this long → stop pinging the systemd watchdog
+
+
+class EngineWorker:
+    """The processing thread: everything the engine does happens here, in arrival order."""
+
+    def __init__(self, engine: SessionEngine, *, on_status: Callable[[], None] | None = None) -> None:
+        self.engine = engine
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=QUEUE_MAX_ITEMS)
+        self._thread = threading.Thread(target=self._run, name="hipsense-engine", daemon=True)
+        self._on_status = on_status
+        self.heartbeat = time.monotonic()
+        self.dropped = 0
+        self.failed: BaseException | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, kind: str, payload: Any = None) -> None:
+        """Queue work from any thread (never blocks: a full queue drops and counts)."""
+        try:
+            self._queue.put_nowait((kind, payload))
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
+                log.error("processing is behind; sensor data dropped", extra=fields(dropped=self.dropped))
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Process what is queued, then shut the engine down (flush, summary) and end the thread."""
+        self._queue.put(("stop", None))
+        self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        engine = self.engine
+        next_tick = time.monotonic()
+        try:
+            while True:
+                try:
+                    kind, payload = self._queue.get(timeout=0.5)
+                except queue.Empty:
+                    kind, payload = "idle", None
+                now = time.monotonic()
+                self.heartbeat = now
+                if kind == "samples":
+                    engine.on_samples(*payload)
+                elif kind == "event":
+                    engine.on_link_event(*payload)
+                elif kind == "prescription":
+                    engine.on_prescription(payload)
+                elif kind == "status" and self._on_status is not None:
+                    self._on_status()
+                elif kind == "call":
+                    payload()
+                elif kind == "stop":
+                    engine.shutdown()
+                    return
+                if now >= next_tick:
+                    engine.tick()
+                    next_tick = now + 1.0
+        except BaseException as exc:  # noqa: BLE001 - reported, and the watchdog stops
+            self.failed = exc
+            log.exception("the processing thread failed")
+
+
+class Service:
+    """One run of the service with a validated :class:`ServiceConfig`."""
+
+    def __init__(self, config: ServiceConfig, *, environ: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.notifier = Notifier(environ)
+        self._stop = asyncio.Event()
+        self.worker: EngineWorker | None = None
+        self.client: Any = None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> int:
+        from hipsense.publish.mqtt import MqttClient  # paho: only when actually running
+
+        cfg = self.config
+        patient = cfg.mqtt.patient_id
+        state_dir = cfg.service.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        log.info("starting", extra=fields(version=__version__, config=cfg.describe()))
+        outbox = Outbox(state_dir / "outbox.sqlite")
+        store = PrescriptionStore(state_dir / "prescription.json", patient=patient)
+        if store.current is not None:
+            log.info("cached prescription loaded", extra=fields(version=store.current.version))
+        else:
+            log.info("no cached prescription yet; waiting for one from the broker")
+        scale = cfg.emulator.speed if any(s.backend == "emulator" for s in cfg.sensors) else 1.0
+        timebase = Timebase(scale)
+        client = MqttClient(mqtt_settings(cfg), patient=patient, outbox=outbox, software_version=__version__)
+        self.client = client
+        publisher = ResultPublisher(patient, outbox, notify=client.notify_outbox, send_live=client.publish_live,
+                                    live_rate_hz=cfg.service.live_rate_hz)
+        voice = Voice(make_speaker(cfg.service.voice))
+        engine = SessionEngine(
+            sensor_sides=[s.side for s in cfg.sensors], publisher=publisher, voice=voice, timebase=timebase,
+            settings=cfg.session, state=SessionStateStore(state_dir / "session.json"), prescription=store.current,
+            batch_s=min(0.25, 1.0 / cfg.service.live_rate_hz),
+        )
+
+        def put_status() -> None:  # on the worker thread: the outbox does disk I/O
+            outbox.put_envelope(build_status(patient, online=True, t=timebase.utc_now(),
+                                             software_version=__version__, sensors=engine.sensors_status()))
+            client.notify_outbox()
+
+        worker = EngineWorker(engine, on_status=put_status)
+        self.worker = worker
+        engine.on_status_change = lambda: put_status()
+        ha = None
+        if cfg.homeassistant.enabled:
+            from hipsense.service.homeassistant import HomeAssistantBridge
+
+            ha = HomeAssistantBridge(cfg.homeassistant, patient, outbox, notify=client.notify_outbox,
+                                     state_path=state_dir / "today.json", plan=engine.plan)
+            publisher.on_stored.append(ha.on_result)
+            worker.submit("call", ha.announce)
+        worker.start()
+
+        def on_prescription(prescription: Prescription) -> None:  # paho's thread: hand over
+            worker.submit("prescription", prescription)
+
+        client.follow_prescription(store, on_prescription)
+        client.start()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        self.notifier.ready(f"patient {patient}, {len(cfg.sensors)} sensor(s)")
+        log.info("ready", extra=fields(patient=patient, sensors=len(cfg.sensors), systemd=self.notifier.enabled))
+
+        from hipsense.service.sensors import open_links
+
+        try:
+            async with open_links(cfg.sensors, cfg.emulator, timebase) as links:
+                readers = [asyncio.create_task(self._read(i, link, worker), name=f"sensor {i}")
+                           for i, link in enumerate(links)]
+                housekeeping = asyncio.create_task(self._housekeeping(worker, client), name="housekeeping")
+                stop = asyncio.create_task(self._stop.wait(), name="stop")
+                done, _ = await asyncio.wait([*readers, housekeeping, stop], return_when=asyncio.FIRST_COMPLETED)
+                for task in (*readers, housekeeping, stop):
+                    task.cancel()
+                await asyncio.gather(*readers, housekeeping, stop, return_exceptions=True)
+                for task in done:
+                    if task is not stop and not task.cancelled() and task.exception() is not None:
+                        log.error("stopping after an error", exc_info=task.exception())
+        finally:
+            self.notifier.stopping()
+            log.info("stopping")
+            worker.stop()
+            await asyncio.to_thread(self._drain, client, outbox)
+            client.stop()
+            outbox.close()
+            voice.close()
+            log.info("stopped", extra=fields(stored=publisher.stored, live_sent=publisher.live_sent,
+                                             dropped=worker.dropped))
+        return 1 if worker.failed is not None else 0
+
+    async def _read(self, index: int, link: SensorLink, worker: EngineWorker) -> None:
+        async for item in link.decoded():
+            if isinstance(item, ImuSamples):
+                worker.submit("samples", (index, item))
+            elif isinstance(item, LinkEvent):
+                worker.submit("event", (index, item))
+
+    async def _housekeeping(self, worker: EngineWorker, client: Any) -> None:
+        """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect."""
+        interval = min(1.0, (self.notifier.watchdog_s or 2.0) / 2)
+        was_connected = False
+        while True:
+            now = time.monotonic()
+            if worker.alive and now - worker.heartbeat < STALL_S:
+                self.notifier.watchdog()
+            elif not worker.alive:
+                raise RuntimeError("the processing thread died") from worker.failed
+            connected = client.is_connected()
+            if connected and not was_connected:
+                worker.submit("status")  # the client's own "online" carries no sensor list
+            was_connected = connected
+            await asyncio.sleep(interval)
+
+    @staticmethod
+    def _drain(client: Any, outbox: Outbox) -> None:
+        """Give the sender a moment to deliver the session summary before disconnecting."""
+        if not client.is_connected():
+            return
+        deadline = time.monotonic() + DRAIN_ON_STOP_S
+        client.notify_outbox()
+        while time.monotonic() < deadline and outbox.stats().pending_total > 0:
+            time.sleep(0.05)
+
+
+def mqtt_settings(cfg: ServiceConfig) -> Any:
+    from hipsense.publish.mqtt import MqttSettings, TlsSettings
+
+    m = cfg.mqtt
+    return MqttSettings(
+        host=m.host, port=m.port, client_id=m.client_id or f"hipsense-{m.patient_id}",
+        username=m.username, password=m.password,
+        tls=TlsSettings(ca_file=m.tls_ca_file) if m.tls_ca_file else None,
+        keepalive_s=m.keepalive_s, reconnect_min_s=1, reconnect_max_s=30,
+    )
+
+
+def run_service(config_path: str | os.PathLike[str] | None = None) -> int:
+    """Load the config, set up logging and run until SIGTERM. Returns the exit code."""
+    from hipsense.service.config import load_config
+    from hipsense.service.logs import setup_logging
+
+    config = load_config(Path(config_path) if config_path else None)
+    setup_logging(config.service.log_format, config.service.log_level)
+    return asyncio.run(Service(config).run())
