@@ -9,7 +9,16 @@ See deploy/server/README.md for the whole deployment.
 
 from hipsense.provision.errors import ProvisionError
 from hipsense.provision.passwords import hash_password, new_password, verify_password
-from hipsense.provision.patients import RELOAD_HINT, Added, Broker, Layout, Listed, add_patient, list_patients, revoke_patient
+from hipsense.provision.patients import (
+    RELOAD_HINT,
+    Added,
+    Broker,
+    Layout,
+    Listed,
+    add_patient,
+    list_patients,
+    revoke_patient,
+)
 
 __all__ = [
     "RELOAD_HINT",

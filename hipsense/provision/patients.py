@@ -94,7 +94,8 @@ def _write_acl(layout: Layout, registry: Registry, dashboard_users: Sequence[str
     write_private(layout.acl, render_acl(dashboard_users, [e.patient_id for e in registry.active()]))
 
 
-def add_patient(layout: Layout, label: str, broker: Broker, *, dashboard_users: Sequence[str] = ("dashboard",)) -> Added:
+def add_patient(layout: Layout, label: str, broker: Broker, *,
+                dashboard_users: Sequence[str] = ("dashboard",)) -> Added:
     """Issue a pseudonym and credentials for one patient and write the Pi's bundle."""
     label = check_label(label)
     if not broker.host or any(c.isspace() for c in broker.host):

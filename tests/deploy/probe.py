@@ -42,27 +42,27 @@ class Probe:
         self.client.on_publish = self._on_publish
 
     # -- callbacks (paho's network thread) --
-    def _notify(self, change) -> None:  # noqa: ANN001
+    def _notify(self, change) -> None:
         with self._cond:
             change()
             self._cond.notify_all()
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         self._notify(lambda: setattr(self, "connack", int(reason_code.value)) if self.connack is None else None)
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         self._notify(lambda: setattr(self, "disconnected", True))
 
-    def _on_message(self, client, userdata, msg) -> None:  # noqa: ANN001
+    def _on_message(self, client, userdata, msg) -> None:
         self._notify(lambda: self.messages.append((msg.topic, bytes(msg.payload), bool(msg.retain))))
 
-    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:  # noqa: ANN001
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
         self._notify(lambda: self.subacks.__setitem__(mid, [int(rc.value) for rc in reason_codes]))
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self._notify(lambda: self.pubacks.__setitem__(mid, int(reason_code.value)))
 
-    def wait(self, predicate, timeout: float = 5.0) -> bool:  # noqa: ANN001
+    def wait(self, predicate, timeout: float = 5.0) -> bool:
         with self._cond:
             return self._cond.wait_for(predicate, timeout)
 
@@ -101,7 +101,7 @@ class Probe:
         self.client.loop_stop()
 
 
-def connect_result(port: int, **kwargs) -> int | None:  # noqa: ANN003
+def connect_result(port: int, **kwargs) -> int | None:
     """Connect, report the CONNACK reason code, disconnect."""
     probe = Probe(port, **kwargs)
     try:

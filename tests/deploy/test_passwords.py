@@ -8,7 +8,12 @@ import subprocess
 
 import pytest
 
-from hipsense.provision.passwords import hash_password, is_mosquitto_hash, new_password, verify_password
+from hipsense.provision.passwords import (
+    hash_password,
+    is_mosquitto_hash,
+    new_password,
+    verify_password,
+)
 
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd")
 needs_tool = pytest.mark.skipif(MOSQUITTO_PASSWD is None, reason="mosquitto_passwd not installed (apt-get install mosquitto)")

@@ -12,7 +12,14 @@ from click.testing import CliRunner
 
 from hipsense.cli import main as cli
 from hipsense.protocol import validate_patient_id
-from hipsense.provision import Broker, Layout, ProvisionError, add_patient, list_patients, revoke_patient
+from hipsense.provision import (
+    Broker,
+    Layout,
+    ProvisionError,
+    add_patient,
+    list_patients,
+    revoke_patient,
+)
 from hipsense.provision.passwords import verify_password
 
 LABEL = "Clinic ref 4711 / Müller"
@@ -134,7 +141,7 @@ def test_help_shows_no_secret_and_no_option_takes_a_password(layout, monkeypatch
     """A password on the command line ends up in `ps` and shell history; none is accepted."""
     for key, value in env_for(layout).items():
         monkeypatch.setenv(key, value)
-    patient, mqtt = add(layout)
+    _, mqtt = add(layout)
     for args in (["--help"], ["provision", "--help"], ["provision", "add", "--help"],
                  ["provision", "revoke", "--help"], ["provision", "list", "--help"]):
         output = CliRunner().invoke(cli, args).output

@@ -20,11 +20,14 @@ PATTERNS = {
     "a Mosquitto password line": r"^[^:#[:space:]]+:\$[67]\$[0-9]+\$[A-Za-z0-9+/=]{8,}\$",
     "a Pi bundle password": r"^password = \"[A-Za-z0-9_-]{40,}\"",
 }
-SECRET_FILE_NAMES = ("passwd", "registry.json", "hipsense.toml", ".key", ".p12", ".pfx")
+# By name as well as by content; not hipsense.toml, whose documented example (deploy/pi/) is
+# committed on purpose: its content is scanned for a real password instead.
+SECRET_FILE_NAMES = ("passwd", "registry.json")
+SECRET_SUFFIXES = (".key", ".p12", ".pfx")
 
 
 def _git(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +49,7 @@ def test_no_secret_in_the_repository(repo, what, where):
 
 def test_no_secret_files_in_the_repository(repo):
     files = _git("ls-files").stdout.splitlines() + _git("ls-tree", "-r", "--name-only", "HEAD").stdout.splitlines()
-    bad = sorted({f for f in files if f.rsplit("/", 1)[-1] in SECRET_FILE_NAMES or f.endswith(SECRET_FILE_NAMES[3:])})
+    bad = sorted({f for f in files if f.rsplit("/", 1)[-1] in SECRET_FILE_NAMES or f.endswith(SECRET_SUFFIXES)})
     assert not bad, bad
 
 
@@ -66,6 +69,6 @@ def test_the_scan_would_find_one(repo, tmp_path):
     subprocess.run(["git", "-C", str(scratch), "add", "."], check=True)
     for what, pattern in PATTERNS.items():
         found = subprocess.run(["git", "-C", str(scratch), "grep", "--cached", "-I", "-l", "-E", "-e", pattern],
-                               capture_output=True, text=True).stdout.split()
+                               capture_output=True, text=True, check=False).stdout.split()
         assert f"f{list(examples).index(what)}.txt" in found, (what, found)
         assert "f2.txt" not in found or what == "a Mosquitto password line"  # no pattern matches everything
