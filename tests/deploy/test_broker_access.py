@@ -126,3 +126,13 @@ def test_a_new_server_certificate_is_served_after_a_reload(fresh_deployment, tmp
         assert not staying.disconnected
     finally:
         staying.close()
+
+
+def test_the_broker_log_names_users_but_holds_no_password(deployment):
+    ca = deployment.broker.pki.ca_cert
+    connect_result(deployment.broker.port, ca=ca, username=deployment.a[0], password=deployment.a[1], client_id="log-ok")
+    connect_result(deployment.broker.port, ca=ca, username=deployment.b[0], password=deployment.a[1], client_id="log-bad")
+    log = deployment.broker.log_text()
+    assert deployment.a[0] in log  # the pseudonym is logged: that is what makes the log useful
+    for secret in (deployment.a[1], deployment.b[1], deployment.dashboard_password):
+        assert secret not in log
