@@ -330,5 +330,85 @@ def dashboard_assign_patient(db_url, patient_id, username, label) -> None:
     click.echo(f"{patient_id} -> {username}")
 
 
+@main.group()
+def dashboard() -> None:
+    """The therapist's dashboard: ingest from the broker, web pages, accounts."""
+
+
+def _dashboard_db_option(command):  # a click decorator: every dashboard command opens the database
+    return click.option("--db", "db_url", envvar="HIPSENSE_DASHBOARD_DB", default=None,
+                        help="SQLAlchemy URL or SQLite file (default: a SQLite file under "
+                             "~/.local/share/hipsense); postgresql://user@host/db for a clinic.")(command)
+
+
+@dashboard.command("serve")
+@_dashboard_db_option
+@click.option("--broker", default=None, help="Broker host[:port]; without it, pages only.")
+@click.option("--broker-user", envvar="HIPSENSE_BROKER_USER", default=None, help="MQTT user name.")
+@click.option("--broker-password", envvar="HIPSENSE_BROKER_PASSWORD", default=None,
+              help="MQTT password (prefer the environment variable).")
+@click.option("--broker-ca", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="CA file: connect with TLS.")
+@click.option("--client-id", default=None, help="MQTT client id (default: from the host name).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the pages on.")
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--timezone", default="UTC", show_default=True, help="The clinic's time zone (days, weeks).")
+@click.option("--insecure-cookies", is_flag=True,
+              help="Send the login cookie over plain HTTP (only behind a TLS proxy on the same host).")
+def dashboard_serve(db_url, broker, broker_user, broker_password, broker_ca, client_id, host, port, timezone,
+                    insecure_cookies) -> None:
+    """Ingest results from the broker and serve the dashboard until interrupted."""
+    import logging
+
+    from hipsense.dashboard.serve import ServeOptions, serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    broker_host, _, broker_port = (broker or "").partition(":")
+    serve(ServeOptions(
+        db_url=db_url, broker_host=broker_host or None, broker_port=int(broker_port or 1883),
+        broker_username=broker_user, broker_password=broker_password, broker_ca_file=broker_ca,
+        client_id=client_id, host=host, port=port, timezone=timezone, secure_cookies=not insecure_cookies,
+    ))
+
+
+@dashboard.command("add-user")
+@_dashboard_db_option
+@click.argument("username")
+@click.option("--name", "display_name", default=None, help="Name shown on the pages.")
+@click.password_option(envvar="HIPSENSE_NEW_PASSWORD", help="At least 10 characters (prompted if not given).")
+def dashboard_add_user(db_url, username, display_name, password) -> None:
+    """Create a therapist account."""
+    from hipsense.dashboard.accounts.therapists import AccountError, add_therapist
+    from hipsense.dashboard.db import make_engine, migrate
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    try:
+        therapist = add_therapist(engine, username, password, display_name)
+    except AccountError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"added {therapist.username}")
+
+
+@dashboard.command("assign-patient")
+@_dashboard_db_option
+@click.argument("patient_id")
+@click.argument("username")
+@click.option("--label", default=None, help="The therapist's own reminder (initials); never a full name.")
+def dashboard_assign_patient(db_url, patient_id, username, label) -> None:
+    """Let therapist USERNAME see (only they) the patient PATIENT_ID."""
+    from hipsense.dashboard.accounts.therapists import AccountError, assign_patient
+    from hipsense.dashboard.db import make_engine, migrate
+    from hipsense.protocol import ProtocolError
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    try:
+        assign_patient(engine, patient_id, username, label)
+    except (AccountError, ProtocolError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{patient_id} -> {username}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -106,3 +106,8 @@ def can_see(engine: Engine, therapist_id: int, patient_id: str) -> bool:
     with engine.connect() as connection:
         owner = connection.scalar(select(patients.c.therapist_id).where(patients.c.patient_id == patient_id))
     return owner is not None and owner == therapist_id
+
+
+def patient_label(engine: Engine, patient_id: str) -> str | None:
+    with engine.connect() as connection:
+        return connection.scalar(select(patients.c.label).where(patients.c.patient_id == patient_id))

@@ -1,0 +1,162 @@
+"""The prescription editor's back end: form rows -> a validated prescription -> the broker.
+
+Saving builds the payload with the protocol's :func:`build_prescription` (which refuses what a
+Pi would reject), publishes it retained and waits for the broker's acknowledgement, and only
+then records it as the version in force. If the broker cannot be reached nothing is
+recorded, and the therapist sees that it was not sent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping, Sequence
+
+from sqlalchemy import Engine, func, select
+
+from hipsense.dashboard.db.tables import prescriptions
+from hipsense.protocol import Envelope, PrescribedExercise, ProtocolError, build_prescription
+
+# What the editor offers for "sides", in the order the patient trains them.
+SIDE_CHOICES: dict[str, tuple[str, ...]] = {
+    "left,right": ("left", "right"),
+    "right,left": ("right", "left"),
+    "left": ("left",),
+    "right": ("right",),
+    "both": ("both",),
+}
+SIDE_LABELS = {
+    "left,right": "left, then right",
+    "right,left": "right, then left",
+    "left": "left only",
+    "right": "right only",
+    "both": "both legs at once",
+}
+
+
+class PrescriptionFormError(ValueError):
+    """The form cannot become a prescription; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FormRow:
+    """One editor row as typed (strings), kept to redisplay the form after an error."""
+
+    exercise: str = ""
+    order: str = ""
+    sets: str = ""
+    reps: str = ""
+    hold_s: str = ""
+    sides: str = "left,right"
+    rest_s: str = ""
+
+    @classmethod
+    def from_item(cls, item: PrescribedExercise) -> FormRow:
+        sides = ",".join(item.sides)
+        return cls(
+            exercise=item.exercise, order=str(item.order), sets=str(item.sets),
+            reps="" if item.reps is None else str(item.reps), hold_s=f"{item.hold_s:g}",
+            sides=sides if sides in SIDE_CHOICES else "left,right",
+            rest_s="" if item.rest_s is None else f"{item.rest_s:g}",
+        )
+
+
+def rows_from_form(form: Mapping[str, str]) -> list[FormRow]:
+    """Collect ``rows-<n>-<field>`` values, in ``n`` order."""
+    indices = sorted({int(key.split("-")[1]) for key in form if key.startswith("rows-") and key.split("-")[1].isdigit()})
+    fields = [f.name for f in dataclasses.fields(FormRow)]
+    return [FormRow(**{name: str(form.get(f"rows-{i}-{name}", "")).strip() for name in fields}) for i in indices]
+
+
+def _number(text: str, name: str, row: int, problems: list[str], *, integer: bool, optional: bool = False):
+    if text == "":
+        if not optional:
+            problems.append(f"row {row}: {name} is missing")
+        return None
+    try:
+        value = int(text) if integer else float(text)
+    except ValueError:
+        problems.append(f"row {row}: {name} {text!r} is not a {'whole ' if integer else ''}number")
+        return None
+    if value < 0:
+        problems.append(f"row {row}: {name} cannot be negative")
+        return None
+    return value
+
+
+def items_from_rows(rows: Sequence[FormRow], known_exercises: Mapping[str, object]) -> list[PrescribedExercise]:
+    """Typed prescription lines from the editor rows (blank rows skipped), or PrescriptionFormError."""
+    problems: list[str] = []
+    items = []
+    for number, row in enumerate(rows, start=1):
+        if not row.exercise:
+            continue
+        if row.exercise not in known_exercises:
+            problems.append(f"row {number}: {row.exercise!r} is not in the catalogue")
+            continue
+        order = _number(row.order, "order", number, problems, integer=True)
+        sets = _number(row.sets, "sets", number, problems, integer=True)
+        reps = _number(row.reps, "reps", number, problems, integer=True, optional=True)
+        hold_s = _number(row.hold_s or "0", "hold", number, problems, integer=False)
+        rest_s = _number(row.rest_s, "rest", number, problems, integer=False, optional=True)
+        if row.sides not in SIDE_CHOICES:
+            problems.append(f"row {number}: choose the sides")
+            continue
+        if None in (order, sets, hold_s):
+            continue
+        if reps is None and not hold_s:
+            problems.append(f"row {number}: give reps, or a hold for a timed exercise")
+            continue
+        items.append(PrescribedExercise(order=order, exercise=row.exercise, sets=sets, reps=reps, hold_s=hold_s,
+                                        sides=SIDE_CHOICES[row.sides], rest_s=rest_s))
+    if not items and not problems:
+        problems.append("choose at least one exercise")
+    orders = [item.order for item in items]
+    if len(set(orders)) != len(orders):
+        problems.append(f"each exercise needs its own order number (got {sorted(orders)})")
+    if problems:
+        raise PrescriptionFormError(problems)
+    return sorted(items, key=lambda item: item.order)
+
+
+def next_version(engine: Engine, patient: str) -> int:
+    with engine.connect() as connection:
+        return connection.scalar(
+            select(func.coalesce(func.max(prescriptions.c.version), 0)).where(prescriptions.c.patient == patient)
+        ) + 1
+
+
+def publish_prescription(
+    engine: Engine,
+    patient: str,
+    items: Sequence[PrescribedExercise],
+    *,
+    therapist_id: int,
+    publish: Callable[[Envelope], None],
+    now: dt.datetime | None = None,
+) -> Envelope:
+    """Build the next version, publish it (retained; raises if the broker does not
+    acknowledge) and record it. Returns the envelope that was sent."""
+    version = next_version(engine, patient)
+    now = now or dt.datetime.now(dt.timezone.utc)
+    try:
+        envelope = build_prescription(patient, version=version, updated_at=now, exercises=items)
+    except ProtocolError as exc:
+        raise PrescriptionFormError([str(exc)]) from None
+    publish(envelope)
+    with engine.begin() as connection:
+        connection.execute(prescriptions.insert().values(
+            patient=patient, version=version, published_at=now, published_by=therapist_id,
+            payload=envelope.payload.decode("utf-8"),
+        ))
+    return envelope
+
+
+def prescription_summary(envelope: Envelope) -> str:
+    data = json.loads(envelope.payload)
+    return f"version {data['version']}, {len(data['exercises'])} exercises"

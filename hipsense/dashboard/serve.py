@@ -1,0 +1,83 @@
+"""``hipsense dashboard serve``: the database, the ingest service and the web app in one process.
+
+Several processes may run against the same PostgreSQL database and broker: they split the
+results through the shared subscription, and every one serves pages (each sees every live
+message, and reads results from the database).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import socket
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from hipsense.dashboard.clinic_time import ClinicClock
+from hipsense.dashboard.db import make_engine, migrate
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.ingest import SHARE_GROUP, IngestService
+from hipsense.dashboard.live_hub import LiveHub
+from hipsense.dashboard.web import DashboardContext, create_app
+from hipsense.publish.mqtt import MqttSettings, TlsSettings
+
+log = logging.getLogger(__name__)
+
+SESSION_EXPIRY_S = 24 * 3600  # the broker keeps results for a stopped dashboard this long
+
+
+@dataclasses.dataclass(frozen=True)
+class ServeOptions:
+    db_url: str | None
+    broker_host: str | None
+    broker_port: int = 1883
+    broker_username: str | None = None
+    broker_password: str | None = dataclasses.field(default=None, repr=False)
+    broker_ca_file: str | None = None
+    client_id: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8080
+    timezone: str = "UTC"
+    secure_cookies: bool = True
+
+
+def default_client_id() -> str:
+    # Fixed per host and port, so a restarted instance resumes its persistent session.
+    return f"hipsense-dashboard-{socket.gethostname()}-{os.getuid()}"[:64]
+
+
+def mqtt_settings(options: ServeOptions) -> MqttSettings:
+    return MqttSettings(
+        host=options.broker_host, port=options.broker_port,
+        client_id=options.client_id or default_client_id(),
+        username=options.broker_username, password=options.broker_password,
+        tls=TlsSettings(ca_file=Path(options.broker_ca_file)) if options.broker_ca_file else None,
+        clean_start=False, session_expiry_s=SESSION_EXPIRY_S,
+    )
+
+
+def serve(options: ServeOptions) -> None:
+    """Run until interrupted."""
+    import uvicorn
+
+    engine = make_engine(options.db_url)
+    migrate(engine)
+    hub = LiveHub()
+    ingest = None
+    if options.broker_host:
+        ingest = IngestService(EventStore(engine), mqtt_settings(options), hub=hub, share_group=SHARE_GROUP)
+        ingest.start()
+    else:
+        log.warning("no --broker: pages only, nothing is ingested and prescriptions cannot be sent")
+    context = DashboardContext(
+        engine=engine, hub=hub, clock=ClinicClock(zone=ZoneInfo(options.timezone)),
+        publish=ingest.client.publish if ingest else None, secure_cookies=options.secure_cookies,
+    )
+    try:
+        uvicorn.run(create_app(context), host=options.host, port=options.port, log_level="info",
+                    timeout_graceful_shutdown=3, proxy_headers=True)
+    finally:
+        if ingest is not None:
+            ingest.stop()
+        engine.dispose()

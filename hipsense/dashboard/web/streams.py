@@ -1,0 +1,107 @@
+"""Server-sent events: the patient page's live panel and new results, the list's refresh cue.
+
+Results are read back from the database (rows stored after the last one the page has), not
+passed along from ingest, so a page served by one dashboard instance shows results stored by
+another; the hub's ``stored`` cue only makes that read happen at once instead of at the next
+poll. The SSE ``id`` is the last row number, so a reconnecting browser (Last-Event-ID)
+resumes without gaps or repeats.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+
+from hipsense.dashboard.reading.events import events_stored_after
+from hipsense.dashboard.reading.overview import device_details
+from hipsense.dashboard.web.formatting import describe_event, local_time, sortable_time
+from hipsense.dashboard.web.templating import visible_patient
+
+SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+
+
+def sse(event: str, data, *, event_id: int | None = None) -> str:
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":"), ensure_ascii=False))
+    return "\n".join(lines) + "\n\n"
+
+
+def _resume_point(request: Request) -> int:
+    for value in (request.headers.get("last-event-id"), request.query_params.get("after")):
+        if value and value.isdigit():
+            return int(value)
+    return 0
+
+
+async def _updates(request: Request, context, patient: str | None):
+    """Yield hub updates (or None at each poll interval) until the browser goes away."""
+    queue = context.hub.subscribe(patient)
+    try:
+        while not await request.is_disconnected():
+            try:
+                yield await asyncio.wait_for(queue.get(), timeout=context.sse_poll_s)
+            except TimeoutError:
+                yield None
+    finally:
+        context.hub.unsubscribe(queue)
+
+
+def stream_routes(context):
+    async def patient_stream(request: Request):
+        patient = await visible_patient(request, context)
+        after = _resume_point(request)
+
+        def new_results(row_no: int):
+            stored = events_stored_after(context.engine, patient, row_no)
+            return [(e.row_no, {"kind": e.kind, "text": describe_event(e, context.catalogue),
+                                "time": local_time(e.t_start, context.clock), "seq": e.seq,
+                                "t": sortable_time(e.t_start)}) for e in stored]
+
+        async def body():
+            nonlocal after
+            yield "retry: 2000\n\n"
+            live = context.hub.last_live(patient, 10)
+            if live is not None:
+                yield sse("live", live)
+            last_beat = time.monotonic()
+            async for update in _updates(request, context, patient):
+                if update is not None and update.kind == "live":
+                    yield sse("live", update.data)
+                    continue
+                for row_no, item in await run_in_threadpool(new_results, after):
+                    after = row_no
+                    yield sse("result", item, event_id=row_no)
+                if update is not None and update.kind == "stored":
+                    device = await run_in_threadpool(device_details, context.engine, patient)
+                    if device is not None:
+                        yield sse("status", {"state": device["state"]})
+                if time.monotonic() - last_beat > context.sse_heartbeat_s:
+                    last_beat = time.monotonic()
+                    yield ": keep-alive\n\n"  # proxies close idle streams
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    async def patients_stream(request: Request):
+        """A cue to re-fetch the table, at most every two seconds, when one of the patients changed."""
+
+        async def body():
+            yield "retry: 2000\n\n"
+            last_cue = 0.0
+            pending = False
+            async for update in _updates(request, context, None):
+                if update is not None and update.kind in ("stored", "live"):
+                    pending = True
+                if pending and time.monotonic() - last_cue >= 2.0:
+                    pending, last_cue = False, time.monotonic()
+                    yield sse("changed", {})
+
+        return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
+
+    return patient_stream, patients_stream

@@ -1,0 +1,214 @@
+"""The web app through Starlette's TestClient: login, deny-by-default, CSRF, one therapist's
+patients invisible to another, the prescription editor, exports."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+from starlette.routing import Route
+from starlette.testclient import TestClient
+
+from hipsense import protocol as p
+from hipsense.dashboard.accounts.therapists import add_therapist, assign_patient
+from hipsense.dashboard.clinic_time import ClinicClock
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.web import DashboardContext, create_app
+from hipsense.publish import MqttError
+from tests.dashboard.events import SESSION_A, pain, parsed, rep, session_summary
+from tests.dashboard.web_helpers import PASSWORD, csrf_from, logged_in, page_csrf
+
+NOW = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def dashboard(sqlite_engine):
+    add_therapist(sqlite_engine, "ana", PASSWORD, "Ana")
+    add_therapist(sqlite_engine, "ben", PASSWORD, "Ben")
+    assign_patient(sqlite_engine, "p-0001", "ana", label="A.B.")
+    assign_patient(sqlite_engine, "p-0002", "ben", label="C.D.")
+    store = EventStore(sqlite_engine)
+    start = NOW - dt.timedelta(hours=2)
+    store.write_batch([parsed(e) for e in [
+        rep("p-0001", 2, start + dt.timedelta(seconds=10)), rep("p-0001", 1, start),
+        pain("p-0001", 3, start + dt.timedelta(minutes=20), 4), session_summary("p-0001", 4, start),
+        rep("p-0002", 1, start, session_id="01JQ7Z8K3M4N5P6Q7R8S9T0V9Z"),
+    ]])
+    published: list[p.Envelope] = []
+    context = DashboardContext(engine=sqlite_engine, clock=ClinicClock(fixed_now=NOW), publish=published.append)
+    return create_app(context), context, published
+
+
+def concrete(path: str) -> str:
+    return path.replace("{patient}", "p-0001")
+
+
+def test_every_route_refuses_an_anonymous_request(dashboard):
+    app, _, published = dashboard
+    anonymous = TestClient(app, base_url="https://testserver")
+    checked = 0
+    for route in app.routes:
+        assert isinstance(route, Route)
+        for method in sorted(route.methods - {"HEAD"}):
+            if route.path == "/login":
+                continue
+            for accept in ("text/html", "*/*"):
+                response = anonymous.request(method, concrete(route.path), headers={"accept": accept},
+                                             data={"csrf_token": "x"}, follow_redirects=False)
+                if method == "GET" and accept == "text/html":
+                    assert response.status_code == 303 and response.headers["location"].startswith("/login")
+                else:
+                    assert response.status_code == 401, (method, route.path)
+                assert "p-0001" not in response.text and "A.B." not in response.text
+                checked += 1
+    assert checked >= 24 and not published
+
+
+def test_login_sets_a_secure_httponly_samesite_cookie_and_refuses_bad_passwords(dashboard):
+    app, _, _ = dashboard
+    client = TestClient(app, base_url="https://testserver")
+    form = client.get("/login").text
+    wrong = client.post("/login", data={"username": "ana", "password": "nope nope nope", "csrf_token": csrf_from(form)})
+    assert wrong.status_code == 401 and "Wrong user name or password" in wrong.text
+    token = csrf_from(wrong.text)
+    right = client.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": token},
+                        follow_redirects=False)
+    cookie = right.headers["set-cookie"].lower()
+    assert "hipsense_session=" in cookie and "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
+    assert client.get("/").status_code == 200
+
+
+def test_login_and_every_post_need_the_csrf_token(dashboard):
+    app, _, published = dashboard
+    fresh = TestClient(app, base_url="https://testserver")
+    fresh.get("/login")
+    forged = fresh.post("/login", data={"username": "ana", "password": PASSWORD, "csrf_token": "guess"})
+    assert forged.status_code == 403
+    client = logged_in(app, "ana")
+    for path in ("/logout", "/patients/p-0001/prescription"):
+        assert client.post(path, data={"rows-0-exercise": "bridge"}).status_code == 403
+        assert client.post(path, data={"csrf_token": "wrong"}).status_code == 403
+    assert client.get("/").status_code == 200 and not published  # still logged in, nothing sent
+
+
+def test_logout_ends_the_session(dashboard):
+    app, _, _ = dashboard
+    client = logged_in(app, "ana")
+    client.post("/logout", data={"csrf_token": page_csrf(client)})
+    assert client.get("/", headers={"accept": "text/html"}, follow_redirects=False).status_code == 303
+
+
+def test_a_therapist_never_sees_another_therapists_patient(dashboard):
+    app, _, published = dashboard
+    ben = logged_in(app, "ben")
+    listing = ben.get("/").text
+    assert "C.D." in listing and "A.B." not in listing and "p-0001" not in listing
+    assert "p-0001" not in ben.get("/monitoring").text
+    csrf = page_csrf(ben)
+    for path in ("/patients/p-0001", "/patients/p-0001/stream", "/patients/p-0001/prescription",
+                 "/patients/p-0001/export.csv?start=2025-03-01&end=2025-03-05",
+                 "/patients/p-0001/export.fhir.json?session=" + SESSION_A, "/patients/p-9999", "/patients/Maria"):
+        assert ben.get(path).status_code == 404, path
+    assert ben.post("/patients/p-0001/prescription", data={
+        "csrf_token": csrf, "rows-0-exercise": "bridge", "rows-0-order": "1", "rows-0-sets": "2",
+        "rows-0-reps": "10", "rows-0-hold_s": "2", "rows-0-sides": "both"}).status_code == 404
+    assert not published
+
+
+def test_patient_page_shows_todays_results_in_event_order_and_the_history(dashboard):
+    app, _, _ = dashboard
+    page = logged_in(app, "ana").get("/patients/p-0001").text
+    first, second = page.index("set 1 rep 1:"), page.index("set 1 rep 2:")
+    assert second < first  # newest first, by event time although rep 2 was stored first
+    assert "pain after: 4/10" in page and "Range of motion" in page and "<svg" in page
+    assert "30 / 36" in page  # reps against the prescription, from the session summary
+
+
+def test_saving_a_prescription_publishes_the_next_version(dashboard):
+    app, _, published = dashboard
+    client = logged_in(app, "ana")
+    editor = client.get("/patients/p-0001/prescription")
+    assert "Clam Shells" in editor.text
+    form = {
+        "csrf_token": csrf_from(editor.text),
+        "rows-0-order": "2", "rows-0-exercise": "bridge", "rows-0-sets": "2", "rows-0-reps": "15",
+        "rows-0-hold_s": "3", "rows-0-sides": "both",
+        "rows-1-order": "1", "rows-1-exercise": "hip_flexor_stretch", "rows-1-sets": "1", "rows-1-reps": "",
+        "rows-1-hold_s": "30", "rows-1-sides": "left,right", "rows-1-rest_s": "15",
+        "rows-2-order": "3", "rows-2-exercise": "", "rows-2-sets": "",
+    }
+    saved = client.post("/patients/p-0001/prescription", data=form, follow_redirects=True)
+    assert saved.status_code == 200 and "Version 1 saved" in saved.text
+    client.post("/patients/p-0001/prescription", data=form)
+    assert [json.loads(e.payload)["version"] for e in published] == [1, 2]
+    message = p.parse_message(published[1].topic, published[1].payload)
+    prescription = p.prescription_from_message(message)
+    assert published[1].retain and published[1].topic == "hipsense/v1/p-0001/prescription"
+    assert [(i.order, i.exercise, i.reps, i.sides) for i in prescription.exercises] == [
+        (1, "hip_flexor_stretch", None, ("left", "right")), (2, "bridge", 15, ("both",))]
+
+
+def test_a_bad_prescription_is_explained_and_not_sent(dashboard):
+    app, _, published = dashboard
+    client = logged_in(app, "ana")
+    csrf = page_csrf(client, "/patients/p-0001/prescription")
+    response = client.post("/patients/p-0001/prescription", data={
+        "csrf_token": csrf, "rows-0-order": "1", "rows-0-exercise": "bridge", "rows-0-sets": "0",
+        "rows-0-reps": "10", "rows-0-hold_s": "2", "rows-0-sides": "both",
+        "rows-1-order": "1", "rows-1-exercise": "moonwalk", "rows-1-sets": "1", "rows-1-reps": "1",
+        "rows-1-hold_s": "0", "rows-1-sides": "left"})
+    assert response.status_code == 422
+    assert "not in the catalogue" in response.text and not published
+
+
+def test_a_broker_failure_records_nothing(dashboard):
+    app, context, _ = dashboard
+
+    def refuse(envelope):
+        raise MqttError("not acknowledged within 10 s")
+
+    context.publish = refuse
+    client = logged_in(app, "ana")
+    csrf = page_csrf(client, "/patients/p-0001/prescription")
+    form = {"csrf_token": csrf, "rows-0-order": "1", "rows-0-exercise": "bridge", "rows-0-sets": "2",
+            "rows-0-reps": "10", "rows-0-hold_s": "2", "rows-0-sides": "both"}
+    response = client.post("/patients/p-0001/prescription", data=form)
+    assert response.status_code == 502 and "not sent" in response.text
+    assert "No prescription yet" in client.get("/patients/p-0001/prescription").text
+
+
+def test_csv_export_of_a_session_in_event_order(dashboard):
+    app, _, _ = dashboard
+    response = logged_in(app, "ana").get(f"/patients/p-0001/export.csv?session={SESSION_A}")
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    # By event time, then seq: the summary shares its start instant with rep 1.
+    assert [(r["kind"], r["seq"]) for r in rows] == [("rep", "1"), ("session", "4"), ("rep", "2"), ("pain", "3")]
+    assert rows[0]["rom_deg"] == "38.0" and rows[3]["pain_score"] == "4"
+
+
+def test_fhir_export_is_a_bundle_of_observations(dashboard):
+    app, _, _ = dashboard
+    response = logged_in(app, "ana").get("/patients/p-0001/export.fhir.json?start=2025-03-05&end=2025-03-05")
+    assert response.headers["content-type"].startswith("application/fhir+json")
+    bundle = response.json()
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "collection"
+    observations = [entry["resource"] for entry in bundle["entry"]]
+    assert len(observations) == 4 and all(o["resourceType"] == "Observation" for o in observations)
+    assert all(o["subject"]["reference"] == "Patient/p-0001" and o["status"] == "final" for o in observations)
+    [pain_observation] = [o for o in observations if o["code"]["coding"][0]["system"] == "http://loinc.org"]
+    assert pain_observation["code"]["coding"][0]["code"] == "72514-3" and pain_observation["valueInteger"] == 4
+    reps = [o for o in observations if o["code"]["coding"][0]["code"] == "exercise-rep"]
+    assert reps[0]["valueQuantity"] == {"value": 38.0, "unit": "deg", "system": "http://unitsofmeasure.org",
+                                        "code": "deg"}
+    assert len({entry["fullUrl"] for entry in bundle["entry"]}) == 4
+
+
+def test_export_rejects_a_bad_range(dashboard):
+    app, _, _ = dashboard
+    client = logged_in(app, "ana")
+    assert client.get("/patients/p-0001/export.csv?start=2025-03-05&end=2025-03-01").status_code == 400
+    assert client.get("/patients/p-0001/export.csv").status_code == 400
