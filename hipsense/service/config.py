@@ -38,6 +38,7 @@ __all__ = [
 ]
 
 DEFAULT_CONFIG_PATH = Path("/etc/hipsense/hipsense.toml")
+DEFAULT_STATE_DIR = Path("/var/lib/hipsense")
 SENSOR_TYPES = ("witmotion", "polar_pmd", "movella_dot", "metamotion")
 SENSOR_SIDES = ("left", "right", "either")
 _ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f-]{36}$")  # MAC, or macOS UUID
@@ -90,7 +91,7 @@ class EmulatorConfig:
 class ServiceSection:
     """``[service]``."""
 
-    state_dir: Path = Path("/var/lib/hipsense")
+    state_dir: Path = DEFAULT_STATE_DIR
     voice: bool = True
     live_rate_hz: float = 10.0
     log_format: str = "json"  # "json" (journald, machines) or "text" (a person at a terminal)
@@ -379,7 +380,7 @@ class _Reader:
 
     def service(self) -> ServiceSection:
         t = self.table("service")
-        state_dir = self.path("service.state_dir", t.get("state_dir")) or ServiceSection.state_dir
+        state_dir = self.path("service.state_dir", t.get("state_dir")) or DEFAULT_STATE_DIR
         from hipsense.protocol import LIVE_MAX_RATE_HZ
 
         return ServiceSection(

@@ -1,0 +1,164 @@
+"""The session engine without BLE or MQTT: the real UCI recording through the real tracker,
+results into a real outbox, cues into a fake speaker that records phrases."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+
+import numpy as np
+import pytest
+
+from hipsense import protocol as p
+from hipsense.protocol import MessageKind
+from hipsense.publish import Outbox
+from hipsense.service.config import SessionConfig
+from hipsense.service.engine import SessionEngine
+from hipsense.service.results import ResultPublisher
+from hipsense.service.state import SessionStateStore
+from hipsense.service.timebase import Timebase
+from hipsense.service.voice import Voice
+from tests.service.fakes import FakeClock, RecordingSpeaker, blocks
+
+PATIENT = "p-0001"
+
+
+def rx(version=1, sides=("right",), sets=3, reps=10, exercise="straight_leg_raise", hold_s=5.0):
+    envelope = p.build_prescription(PATIENT, version=version, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                                    exercises=[p.PrescribedExercise(1, exercise, sets, reps, hold_s, tuple(sides))])
+    return p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload))
+
+
+class Rig:
+    def __init__(self, tmp_path, prescription=None, *, sides=("right",), state=True, **session):
+        self.outbox = Outbox(tmp_path / "outbox.sqlite")
+        self.live: list[p.Envelope] = []
+        self.speaker = RecordingSpeaker()
+        self.clock = FakeClock(0.0)
+        self.publisher = ResultPublisher(PATIENT, self.outbox, send_live=lambda e: self.live.append(e) or True,
+                                         clock=self.clock)
+        self.timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
+        self.engine = SessionEngine(
+            sensor_sides=list(sides), publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
+            settings=SessionConfig(recognition=False, **session), prescription=prescription,
+            state=SessionStateStore(tmp_path / "session.json") if state else None)
+
+    def feed(self, t, acc, gyr, start=0, stop=None, sensor=0):
+        for block in blocks(t[start:stop], acc[start:stop], gyr[start:stop]):
+            self.clock.t = float(block.t_s[-1])  # live throttle on the sample clock here
+            self.engine.on_samples(sensor, block)
+            self.engine.tick()
+
+    def messages(self):
+        rows = self.outbox.pending(limit=10_000)
+        return [p.parse_message(r.topic, r.payload) for r in rows]
+
+    def of(self, kind):
+        return [m for m in self.messages() if m.kind is kind]
+
+
+@pytest.fixture
+def uci(uci_s1_e3):
+    t, acc, gyr = uci_s1_e3
+    return np.asarray(t, float), np.asarray(acc, float), np.asarray(gyr, float)
+
+
+def test_a_prescribed_session_is_counted_numbered_and_summarised(tmp_path, uci):
+    rig = Rig(tmp_path, rx())
+    rig.feed(*uci)
+    rig.feed(uci[0][-1] + 0.04 * np.arange(1, 750), np.repeat(uci[1][-1:], 749, 0), np.zeros((749, 3)))  # rest 30 s
+
+    reps, sets, sessions = rig.of(MessageKind.REP), rig.of(MessageKind.SET), rig.of(MessageKind.SESSION)
+    assert len(reps) == 30
+    assert [(m.data["set_index"], m.data["reps"], m.data["prescribed"]) for m in sets] == [(1, 10, True), (2, 10, True), (3, 10, True)]
+    assert [m.data["rep_index"] for m in reps] == list(range(1, 11)) * 3
+    assert len(sessions) == 1 and sessions[0].data["adherence"] == 1.0
+    assert [m.seq for m in rig.messages()] == list(range(1, 35))  # reps, sets and summary: no gap
+    assert rig.engine.session_id is None  # the plan is done, the session over
+    # cues, as a patient would hear them
+    phrases = rig.speaker.phrases
+    assert phrases[:10] == [str(i) for i in range(1, 11)]
+    assert "Set 1 of 3 done. Rest." in phrases and phrases[-1] == "All done for today. Well done."
+    # live angles: at most 10 per second of sample time, with the rep count of the open set
+    assert 0 < len(rig.live) <= 10 * (uci[0][-1] - uci[0][0]) + 10
+    assert {e.topic for e in rig.live} == {p.build_topic(MessageKind.LIVE, PATIENT)}
+
+
+def test_a_restarted_engine_resumes_the_session_without_renumbering(tmp_path, uci):
+    t = uci[0]
+    half = int(np.searchsorted(t, 120.0))  # in the middle of set 2
+    first = Rig(tmp_path, rx())
+    first.feed(*uci, stop=half)
+    session_id = first.engine.session_id
+    done_before = len(first.of(MessageKind.REP))
+    # "SIGKILL": no shutdown, no flush. A new engine on the same state directory:
+    second = Rig(tmp_path, rx())
+    assert second.engine.session_id == session_id
+    second.feed(*uci, start=half)
+    second.engine.shutdown()
+
+    reps = second.of(MessageKind.REP)
+    assert {m.data["session_id"] for m in reps} == {session_id}
+    keys = collections.Counter((m.data["set_index"], m.data["rep_index"]) for m in reps)
+    assert max(keys.values()) == 1 and done_before < len(reps) <= 30
+    assert [m.data["set_index"] for m in second.of(MessageKind.SET)] == [1, 2, 3]
+
+
+def test_sigterm_flushes_and_summarises_an_interrupted_session(tmp_path, uci):
+    rig = Rig(tmp_path, rx())
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 60.0)))
+    rig.engine.shutdown()
+    (summary,) = rig.of(MessageKind.SESSION)
+    assert summary.data["flags"] == ["interrupted"] and 0 < summary.data["adherence"] < 1
+    (open_set,) = rig.of(MessageKind.SET)  # the set in progress was closed, not lost
+    assert open_set.data["reps"] == len(rig.of(MessageKind.REP))
+
+
+def test_one_sensor_moved_between_legs_follows_the_sides_of_the_plan(tmp_path, uci):
+    rig = Rig(tmp_path, rx(sides=("right", "left"), sets=1), sides=("either",))
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 165.0)))
+    sets = rig.of(MessageKind.SET)
+    assert [(m.data["side"], m.data["reps"]) for m in sets][:2] == [("right", 10), ("left", 10)]
+    assert "Switch sides: now the left leg." in rig.speaker.phrases
+    assert rig.of(MessageKind.SESSION)[0].data["adherence"] == 1.0
+
+
+def test_without_a_prescription_the_default_exercise_counts_as_not_prescribed(tmp_path, uci):
+    rig = Rig(tmp_path, None, default_exercise="straight_leg_raise")
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 100.0)))
+    reps = rig.of(MessageKind.REP)
+    assert len(reps) == 10
+    (first_set,) = rig.of(MessageKind.SET)
+    assert first_set.data["prescribed"] is False and first_set.data["reps_target"] is None
+
+
+def test_a_prescription_arriving_mid_session_is_followed_from_then_on(tmp_path, uci):
+    rig = Rig(tmp_path, rx(sets=1, reps=10))
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 100.0)))
+    assert len(rig.of(MessageKind.SESSION)) == 1  # one set of 10 was the whole plan
+    rig.engine.on_prescription(rx(version=2, sets=2, reps=10))
+    rig.feed(*uci, start=int(np.searchsorted(uci[0], 100.0)))
+    rig.engine.shutdown()
+    summaries = rig.of(MessageKind.SESSION)
+    assert [s.data["prescription_version"] for s in summaries] == [1, 2]
+
+
+def test_pain_check_in_payload_path(tmp_path):
+    rig = Rig(tmp_path, rx())
+    rig.engine.record_pain(3, "after")
+    (pain,) = rig.of(MessageKind.PAIN)
+    assert pain.data["score"] == 3 and pain.data["scope"] == "session" and pain.data["session_id"] is None
+
+
+def test_sensor_link_events_are_spoken_and_reported(tmp_path):
+    from hipsense.device.ble import LinkEvent, LinkEventKind
+
+    rig = Rig(tmp_path, rx())
+    changes = []
+    rig.engine.on_status_change = lambda: changes.append(rig.engine.sensors_status())
+    rig.engine.on_link_event(0, LinkEvent(LinkEventKind.CONNECTED, 0.0, "WT901BLE68"))
+    rig.engine.on_link_event(0, LinkEvent(LinkEventKind.BATTERY, 0.1, battery_percent=80))
+    rig.engine.on_link_event(0, LinkEvent(LinkEventKind.DISCONNECTED, 5.0, "link dropped"))
+    assert rig.speaker.phrases == ["Sensor connected.", "Sensor disconnected."]
+    assert changes[1] == [{"side": "right", "connected": True, "battery_pct": 80}]
+    assert changes[-1][0]["connected"] is False
