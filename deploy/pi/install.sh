@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Install hipsense on Raspberry Pi OS (Bookworm or later, Python 3.11+) as a systemd service.
+#
+#   sudo deploy/pi/install.sh --bundle /media/usb/p-7k2m9q4x3b [--source DIR|WHEEL] [--no-voice]
+#
+# --bundle        the Pi's config bundle from `hipsense provision` (hipsense.toml with [mqtt], ca.crt)
+# --source        what pip installs: a source tree or a wheel (default: this repository)
+# --no-voice      do not install espeak-ng
+# --dry-run       print the commands instead of running them
+# --print-config  print the config this would install, and stop
+#
+# Idempotent: re-running upgrades the package and replaces the [mqtt] settings from the bundle,
+# keeping the rest of an existing /etc/hipsense/hipsense.toml (sensor address, side, ...).
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+SOURCE="$(cd "$HERE/../.." && pwd)"
+BUNDLE=""
+VOICE=1
+DRY=0
+PRINT_CONFIG=0
+PREFIX=/opt/hipsense
+ETC=/etc/hipsense
+UNIT=/etc/systemd/system/hipsense.service
+
+usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --bundle) BUNDLE="$2"; shift 2 ;;
+    --source) SOURCE="$2"; shift 2 ;;
+    --no-voice) VOICE=0; shift ;;
+    --dry-run) DRY=1; shift ;;
+    --print-config) PRINT_CONFIG=1; shift ;;
+    -h|--help) usage 0 ;;
+    *) echo "unknown option: $1" >&2; usage 2 ;;
+  esac
+done
+
+run() { if [[ $DRY == 1 ]]; then echo "+ $*"; else "$@"; fi; }
+
+merged_config() {
+  # [mqtt] from the bundle; every other table from the installed file, else the example
+  # (awk: skip from the "[mqtt]" header to the next table header).
+  local rest="$ETC/hipsense.toml"
+  [[ -f "$rest" ]] || rest="$HERE/hipsense.toml"
+  cat "$BUNDLE/hipsense.toml"
+  echo
+  awk '/^\[/{skip=($0 ~ /^\[mqtt\]/)} !skip' "$rest"
+}
+
+[[ -n "$BUNDLE" ]] || { echo "error: --bundle DIR is required (from 'hipsense provision')" >&2; exit 2; }
+[[ -f "$BUNDLE/hipsense.toml" ]] || { echo "error: $BUNDLE/hipsense.toml not found" >&2; exit 2; }
+if [[ $PRINT_CONFIG == 1 ]]; then merged_config; exit 0; fi
+if [[ $DRY == 0 && $EUID -ne 0 ]]; then echo "error: run as root (sudo)" >&2; exit 1; fi
+
+# 1. System packages: BlueZ for BLE, venv for an isolated install, espeak-ng for the voice.
+packages=(bluez python3-venv)
+if [[ $VOICE == 1 ]]; then packages+=(espeak-ng); fi
+run apt-get update
+run apt-get install -y --no-install-recommends "${packages[@]}"
+
+# 2. An unprivileged system user, in the groups BlueZ (D-Bus policy) and ALSA allow.
+if ! id hipsense >/dev/null 2>&1; then
+  run useradd --system --user-group --home-dir /var/lib/hipsense --no-create-home \
+      --shell /usr/sbin/nologin hipsense
+fi
+run usermod -aG bluetooth,audio hipsense
+
+# 3. The package in its own venv (numpy/scipy wheels come from piwheels on 32-bit Pi OS).
+run python3 -m venv "$PREFIX/venv"
+run "$PREFIX/venv/bin/pip" install --upgrade pip
+run "$PREFIX/venv/bin/pip" install --upgrade "$SOURCE[ble,mqtt]"
+
+# 4. The config, mode 0600 and owned by hipsense: it holds the MQTT password.
+run install -d -m 0750 -o root -g hipsense "$ETC"
+tmp="$(mktemp)"
+trap 'rm -f "$tmp"' EXIT
+merged_config >"$tmp"
+run install -m 0600 -o hipsense -g hipsense "$tmp" "$ETC/hipsense.toml"
+if [[ -f "$BUNDLE/ca.crt" ]]; then
+  run install -m 0644 -o root -g hipsense "$BUNDLE/ca.crt" "$ETC/ca.crt"
+fi
+
+# 5. Check the config as the service user before enabling anything: errors name the setting.
+run runuser -u hipsense -- "$PREFIX/venv/bin/python" -c \
+  "from hipsense.service.config import load_config; load_config('$ETC/hipsense.toml')"
+
+# 6. The unit.
+run install -m 0644 "$HERE/hipsense.service" "$UNIT"
+run systemctl daemon-reload
+run systemctl enable --now hipsense.service
+echo "hipsense installed. Follow it with: journalctl -fu hipsense -o cat"
