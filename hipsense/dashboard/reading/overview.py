@@ -140,7 +140,9 @@ def patient_overview(
     else:
         status = "missed"
     week_start = clock.week_start(today)
-    adherence = weekly_adherence(summaries, clock, week_start, (today - week_start).days + 1)
+    # Today counts once it has a session: at 8 am nobody has missed today yet.
+    days = (today - week_start).days + (1 if any(s.t_start >= today_start for s in summaries) else 0)
+    adherence = weekly_adherence(summaries, clock, week_start, days) if days else None
     return PatientOverview(
         patient=patient, label=label, status=status, online=online, adherence_week=adherence,
         last_pain=pains[-1].data["score"] if pains else None,

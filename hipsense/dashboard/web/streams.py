@@ -19,7 +19,7 @@ from starlette.responses import StreamingResponse
 
 from hipsense.dashboard.reading.events import events_stored_after
 from hipsense.dashboard.reading.overview import device_details
-from hipsense.dashboard.web.formatting import describe_event, local_time, sortable_time
+from hipsense.dashboard.web.formatting import describe_event, exercise_name, local_time, sortable_time
 from hipsense.dashboard.web.templating import visible_patient
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -69,11 +69,12 @@ def stream_routes(context):
             yield "retry: 2000\n\n"
             live = context.hub.last_live(patient, 10)
             if live is not None:
-                yield sse("live", live)
+                yield sse("live", {**live, "exercise_name": exercise_name(live.get("exercise"), context.catalogue)})
             last_beat = time.monotonic()
             async for update in _updates(request, context, patient):
                 if update is not None and update.kind == "live":
-                    yield sse("live", update.data)
+                    yield sse("live", {**update.data, "exercise_name": exercise_name(update.data.get("exercise"),
+                                                                                     context.catalogue)})
                     continue
                 for row_no, item in await run_in_threadpool(new_results, after):
                     after = row_no

@@ -13,7 +13,7 @@ function startPatientPage(root) {
   const source = new EventSource(`/patients/${patient}/stream?after=${root.dataset.lastRow}`);
   source.addEventListener("live", (event) => {
     const live = JSON.parse(event.data);
-    text("live-exercise", live.exercise ? live.exercise.replaceAll("_", " ") : "between exercises");
+    text("live-exercise", live.exercise ? live.exercise_name : "between exercises");
     text("live-side", live.side);
     text("live-reps", live.rep_count ?? "–");
     text("live-angle", `${Math.round(live.thigh_angle_deg)}°`);
