@@ -134,7 +134,8 @@ def _print_events(out) -> int:  # noqa: ANN001 - TrackerOutput
 @click.option("--chunk", type=float, default=0.2, show_default=True,
               help="Seconds of samples per push, like BLE notifications.")
 def replay(file: str, exercise: str, speed: float, hold: float | None, chunk: float) -> None:
-    """Replay a recording through the live counter and print events as they happen."""
+    """Replay a recording (UCI, MEx, hipsense CSV or a raw `hipsense record` file) through the
+    live counter and print events as they happen."""
     _replay(file, exercise, speed, hold, chunk)
 
 
@@ -146,6 +147,114 @@ def demo(speed: float) -> None:
 
     path = files("hipsense") / "data" / "uci_s1_e3_test.txt.gz"
     _replay(str(path), "straight_leg_raise", speed, 5.0, 0.2)
+
+
+# -- sensors: scan, calibrate, record ------------------------------------------------------------
+# HIPSENSE_BLE_BACKEND=emulator:<recording.hsrec> (and HIPSENSE_EMULATOR_SPEED) runs these
+# against an emulated sensor instead of the Bluetooth adapter: see hipsense/ble_backends.py.
+
+
+def _run_ble(job):  # noqa: ANN001, ANN202 - job: async (BleBackends) -> T
+    """Run ``job`` on one event loop with the selected Bluetooth; our errors become messages."""
+    import asyncio
+
+    from hipsense.ble_backends import open_ble_backends
+    from hipsense.errors import HipsenseError
+
+    async def main_job():  # noqa: ANN202
+        async with open_ble_backends() as backends:
+            return await job(backends)
+
+    try:
+        return asyncio.run(main_job())
+    except HipsenseError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
+def scan(timeout: float) -> None:
+    """List nearby supported sensors: name, address, type, signal strength, battery."""
+    from hipsense.device.ble import scan_sensors
+
+    found = _run_ble(lambda backends: scan_sensors(timeout, backend=backends.scanner))
+    if not found:
+        click.echo("No supported sensor found: is it switched on, charged and within a few metres?")
+        return
+    # Battery needs a connection; scanning only listens, so it is shown once connected
+    # (`hipsense calibrate`), unless a sensor ever advertises it.
+    rows = [("name", "address", "type", "RSSI", "battery")]
+    rows += [(f.name or "-", f.address, f.sensor_type, f"{f.rssi} dBm", "-") for f in found]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+
+
+@main.command()
+@click.option("--sensor", "address", default=None, help="Sensor address (default: scan and choose).")
+@click.option("--side", type=click.Choice(["left", "right"]), default=None,
+              help="The thigh that wears the sensor (asked when not given).")
+@click.option("--yes", "-y", "assume_yes", is_flag=True,
+              help="No questions: each step starts --settle seconds after the previous one.")
+@click.option("--exercise", default=None,
+              help="Also measure the personal range of motion in this exercise (catalogue id).")
+@click.option("--reps", type=int, default=3, show_default=True, help="Reference repetitions.")
+@click.option("--still", "still_s", type=float, default=3.0, show_default=True, help="Seconds still.")
+@click.option("--stand", "stand_s", type=float, default=3.0, show_default=True,
+              help="Seconds standing upright.")
+@click.option("--swing", "swing_s", type=float, default=6.0, show_default=True,
+              help="Seconds of swinging.")
+@click.option("--settle", "settle_s", type=float, default=2.0, show_default=True,
+              help="Seconds to get into position between steps (with --yes).")
+@click.option("--attempts", type=click.IntRange(1, 10), default=3, show_default=True,
+              help="Tries per step before giving up.")
+@click.option("--scan-timeout", type=float, default=5.0, show_default=True)
+def calibrate(address: str | None, side: str | None, assume_yes: bool, exercise: str | None,
+              reps: int, still_s: float, stand_s: float, swing_s: float, settle_s: float,
+              attempts: int, scan_timeout: float) -> None:
+    """Set up a sensor: check it, learn how it sits on the thigh, save the calibration."""
+    from hipsense.calibrate import CalibrationPlan, calibrate_sensor
+    from hipsense.calibration_ui import ClickUi
+
+    if side is None:
+        if assume_yes:
+            raise click.UsageError("--side left|right is needed with --yes")
+        side = click.prompt("Which thigh wears the sensor?", type=click.Choice(["left", "right"]))
+    plan = CalibrationPlan(side=side, still_s=still_s, stand_s=stand_s, swing_s=swing_s,
+                           settle_s=settle_s, exercise_id=exercise, reference_reps=reps,
+                           attempts=attempts, interactive=not assume_yes)
+    _run_ble(lambda backends: calibrate_sensor(ClickUi(), plan, address=address,
+                                               scan_timeout_s=scan_timeout, backends=backends))
+
+
+@main.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=str))
+@click.option("--sensor", "address", required=True, help="Sensor address (see `hipsense scan`).")
+@click.option("--duration", type=float, default=None, help="Seconds (default: until Ctrl-C).")
+@click.option("--type", "sensor_type", default=None,
+              help="Sensor type, e.g. witmotion (default: found by scanning).")
+@click.option("--scan-timeout", type=float, default=5.0, show_default=True)
+def record(out: str, address: str, duration: float | None, sensor_type: str | None,
+           scan_timeout: float) -> None:
+    """Record raw sensor notifications to OUT (replay it with `hipsense replay OUT`)."""
+    from pathlib import Path
+
+    from hipsense.recorder import record_sensor
+
+    if Path(out).exists():
+        raise click.ClickException(f"{out} exists; a recording is never overwritten")
+    click.echo(f"recording {address} to {out}" + (f" for {duration:g} s" if duration else
+                                                  " (Ctrl-C to stop)"))
+    try:
+        summary = _run_ble(lambda backends: record_sensor(
+            Path(out), address, duration_s=duration, sensor_type=sensor_type,
+            scan_timeout_s=scan_timeout, backends=backends,
+            on_event=lambda e: click.echo(f"  {e.kind.value}: {e.detail}")))
+    except KeyboardInterrupt:
+        click.echo(f"stopped; the recording so far is in {out}")
+        return
+    click.echo(f"{summary.notifications} notifications from a {summary.sensor_type} sensor in "
+               f"{summary.seconds:.1f} s, {summary.disconnects} disconnects → {summary.path}")
 
 
 @main.group()

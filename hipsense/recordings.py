@@ -1,4 +1,5 @@
-"""Read the recording formats hipsense replays: UCI and MEx files, and plain CSV.
+"""Read the recording formats hipsense replays: UCI and MEx files, plain CSV, and raw hipsense
+BLE recordings (``hipsense record``; decoded by the very decoders the live link runs).
 
 Returns timestamped samples in SI units (``t_s`` (n,), ``acc_ms2`` (n, 3), ``gyr_rad_s``
 (n, 3) or None). Which format a file is comes from its first line, not its name.
@@ -38,6 +39,8 @@ def read_samples(path: str | Path) -> Samples:
     path = Path(path)
     if not path.exists():
         raise DatasetError(f"no such file: {path}")
+    if _is_raw_recording(path):
+        return _read_raw_recording(path)
     try:
         with _open_text(path) as f:
             first = f.readline().strip()
@@ -61,3 +64,49 @@ def read_samples(path: str | Path) -> Samples:
         return Samples(t_s.astype(float), acc, None, "mex")
     except (ValueError, IndexError) as exc:
         raise DatasetError(f"{path}: not a UCI, MEx or hipsense CSV recording ({exc})") from exc
+
+
+_RAW_MAGIC = b'"format": "hipsense-ble-recording"'
+
+
+def _is_raw_recording(path: Path) -> bool:
+    """A raw recording starts with its JSON header line naming the format."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    return head.startswith(b"{") and _RAW_MAGIC in head.split(b"\n", 1)[0]
+
+
+def _read_raw_recording(path: Path) -> Samples:
+    """Decode a raw BLE recording into one stream of samples.
+
+    Sensors that send accelerometer and gyroscope together (WitMotion, Movella DOT,
+    MetaMotion fused) give rows as they are; Polar sends them as two streams, so the gyroscope
+    is interpolated onto the accelerometer's times (within its own time span only).
+    """
+    from hipsense.device.recording import decode_recording, read_recording
+
+    recording = read_recording(path)  # a damaged tail is reported, not fatal: use what is sound
+    result = decode_recording(recording)
+    blocks = [b for b in result.blocks if b.n and b.acc_ms2 is not None]
+    if not blocks:
+        raise DatasetError(f"{path}: the recording holds no accelerometer samples")
+    t = np.concatenate([b.t_s for b in blocks])
+    acc = np.concatenate([b.acc_ms2 for b in blocks])
+    gyr = None
+    if all(b.gyr_rad_s is not None for b in blocks):
+        gyr = np.concatenate([b.gyr_rad_s for b in blocks])
+    else:
+        gyro_blocks = [b for b in result.blocks if b.n and b.gyr_rad_s is not None
+                       and b.acc_ms2 is None]
+        if gyro_blocks:
+            tg = np.concatenate([b.t_s for b in gyro_blocks])
+            g = np.concatenate([b.gyr_rad_s for b in gyro_blocks])
+            inside = (t >= tg[0]) & (t <= tg[-1])
+            t, acc = t[inside], acc[inside]
+            gyr = np.stack([np.interp(t, tg, g[:, k]) for k in range(3)], axis=1)
+    if len(t) == 0:
+        raise DatasetError(f"{path}: accelerometer and gyroscope samples do not overlap in time")
+    return Samples(t, acc, gyr, f"hipsense-ble:{recording.header.sensor_type}")
