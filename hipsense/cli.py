@@ -39,7 +39,7 @@ def exercises(as_json: bool) -> None:
 
 
 @main.command("eval")
-@click.argument("dataset", type=click.Choice(["uci-pt", "mex"]))
+@click.argument("dataset", type=click.Choice(["uci-pt", "mex", "cmu"]))
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (docs/evaluation.md's contract).")
 def eval_cmd(dataset: str, directory: str, as_json: bool) -> None:
@@ -54,10 +54,14 @@ def eval_cmd(dataset: str, directory: str, as_json: bool) -> None:
             from hipsense.evaluation.uci import evaluate_uci
 
             report = evaluate_uci(Path(directory))
-        else:
+        elif dataset == "mex":
             from hipsense.evaluation.mex import evaluate_mex
 
             report = evaluate_mex(Path(directory))
+        else:
+            from hipsense.evaluation.cmu import evaluate_cmu
+
+            report = evaluate_cmu(Path(directory))
     except DatasetError as exc:
         raise click.ClickException(str(exc)) from exc
     if as_json:

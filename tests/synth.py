@@ -274,7 +274,8 @@ def _jump(s: _Script, person: _Person, target_deg: float) -> tuple[float, float]
 
 
 def _impacts(spec: ExerciseSpec, plan: _Plan, person: _Person, s: _Script) -> None:
-    """Jumps. Half jacks: out and back in (two landings, one rep). Skaters: every bound."""
+    """Jumps. Half jacks: out and back in (two landings, one rep). Skaters: every bound.
+    Plain jumps: one landing a rep."""
     bound_by_bound = spec.dose.sides == "alternating"
     for set_index in range(plan.sets):
         for rep in range(plan.reps):
@@ -288,11 +289,15 @@ def _impacts(spec: ExerciseSpec, plan: _Plan, person: _Person, s: _Script) -> No
                 hold_end = s.now
                 s.main.to(s.now + 0.3, 0.0)
                 s.reps.append(TrueRep(start, s.now, landed, hold_end, target, set_index))
-            else:
+            elif spec.thresholds.impacts_per_rep == 2:  # half jacks: out, then back in
                 start, _ = _jump(s, person, peak)
                 s.wait(person.jitter(0.15))
                 _, landed = _jump(s, person, 0.0)
                 s.reps.append(TrueRep(start, landed, None, None, peak, set_index))
+            else:  # one jump, one landing, then straighten up
+                start, landed = _jump(s, person, peak)
+                s.main.to(s.now + 0.4, 0.0)
+                s.reps.append(TrueRep(start, s.now, None, None, peak, set_index))
             s.wait(person.jitter(plan.rest_s))
         if set_index < plan.sets - 1:
             s.wait(plan.rest_between_sets_s)

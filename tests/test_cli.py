@@ -50,3 +50,18 @@ def test_demo_runs_on_the_shipped_recording():
     res = CliRunner().invoke(main, ["demo", "--speed", "0"])
     assert res.exit_code == 0, res.output
     assert "30 reps" in res.output
+
+
+def test_eval_cmu_on_shipped_subset():
+    from pathlib import Path
+
+    d = Path(__file__).parent / "data" / "cmu-exercise"
+    res = CliRunner().invoke(main, ["eval", "cmu", str(d), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["dataset"] == "cmu"
+    assert SUMMARY_KEYS <= set(report["summary"])
+    by_id = {s["id"].split("/")[0]: s for s in report["sets"]}
+    assert set(by_id) == {"SqDL", "FwHop", "Walk", "StepUpL"}
+    # squats, hops, strides and step-ups of one real person, counted exactly
+    assert all(s["error"] == 0 for s in by_id.values()), by_id

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from hipsense.signal.cycles import CycleEvent
-from hipsense.signal.impacts import ImpactEvent
+from hipsense.signal.impacts import ImpactEvent, ImpactSettings
 from hipsense.signal.pipeline import PipelineOutput, PipelineSettings, ThighPipeline
 from hipsense.signal.reps import RepEvent, RepSettings
 from hipsense.signal.steps import StepEvent
@@ -53,6 +53,7 @@ class TrackerSettings:
     skipped_hold_s: float = 1.0
     low_rom_fraction: float = 0.75
     reference_reps: int = 5
+    impact_require_flight: bool = True  # a landing counts only after a flight phase
 
 
 @dataclass(frozen=True)
@@ -104,9 +105,13 @@ MEASURE_COUNTERS = {
 }
 
 
-def pipeline_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> PipelineSettings:
+def pipeline_settings_for(
+    spec: ExerciseSpec, hold_target_s: float | None, *, require_flight: bool = True
+) -> PipelineSettings:
     return PipelineSettings(
-        reps=rep_settings_for(spec, hold_target_s), counters=MEASURE_COUNTERS[spec.measure]
+        reps=rep_settings_for(spec, hold_target_s),
+        impacts=ImpactSettings(require_flight=require_flight),
+        counters=MEASURE_COUNTERS[spec.measure],
     )
 
 
@@ -119,6 +124,7 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
         # a stretch held for long is the exercise, not a new posture
         reanchor_s=max(60.0 if spec.measure == "holds" else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
+        min_rep_s=spec.thresholds.min_rep_s,
         # a stretch moves into position slowly: only time close to the end position is held
         hold_level_fraction=0.85 if spec.measure == "holds" else base.hold_level_fraction,
     )
@@ -140,7 +146,10 @@ class ExerciseTracker:
         if hold is None:
             hold = spec.dose.hold_s_max or spec.dose.hold_s_min
         self.hold_target_s = hold or 0.0
-        self.pipeline = ThighPipeline(pipeline_settings_for(spec, hold), has_gyro=has_gyro)
+        self.pipeline = ThighPipeline(
+            pipeline_settings_for(spec, hold, require_flight=self.settings.impact_require_flight),
+            has_gyro=has_gyro,
+        )
         self._pending_impacts: list[ImpactEvent] = []
         self._set_index = 0
         self._set_reps: list[RepResult] = []

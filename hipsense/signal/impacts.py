@@ -28,7 +28,7 @@ class ImpactSettings:
     release_g: float = 1.5
     min_interval_s: float = 0.35
     require_flight: bool = True
-    flight_g: float = 0.4
+    flight_g: float = 0.6  # a thigh in flight reads 0.3–0.5 g, not 0: it is turning
     flight_window_s: float = 0.3  # the landing follows the flight directly
 
     def __post_init__(self) -> None:

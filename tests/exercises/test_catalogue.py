@@ -36,6 +36,8 @@ SEED_IDS = (
 VARIANT_IDS = (
     "seated_leg_raise", "side_lying_hip_abduction", "prone_hip_extension", "pelvic_tilt",
     "quadruped_punches", "quadruped_opposite_arm_leg",
+    # standing variants found in the CMU exercise sample
+    "squat", "lunge", "step_up", "jump", "walk",
 )
 
 # The seed article's doses as architecture.md gives them:
@@ -83,7 +85,7 @@ def catalogue() -> Catalogue:
 
 def test_every_seed_and_variant_id_is_present_and_nothing_else(catalogue):
     assert set(catalogue) == set(SEED_IDS) | set(VARIANT_IDS)
-    assert len(catalogue) == 21
+    assert len(catalogue) == len(SEED_IDS) + len(VARIANT_IDS)
 
 
 @pytest.mark.parametrize("exercise_id", SEED_IDS)
@@ -116,7 +118,8 @@ def test_doses_not_from_the_article_say_so(catalogue):
 
 def test_data_set_mapping_matches_evaluation_md(catalogue):
     found = {(ref.dataset, ref.recording): spec.id
-             for spec in catalogue.values() for ref in spec.datasets}
+             for spec in catalogue.values() for ref in spec.datasets
+             if ref.dataset != "cmu-exercise"}  # evaluation.md's table maps UCI and MEx only
     assert found == DATASET_MAPPING
 
 
@@ -219,7 +222,7 @@ def _shipped_with(old: str, new: str) -> str:
 
 
 def test_a_copy_of_the_shipped_file_loads(tmp_path):
-    assert len(load_catalogue(_write(tmp_path, SHIPPED_TOML.read_text("utf-8")))) == 21
+    assert len(load_catalogue(_write(tmp_path, SHIPPED_TOML.read_text("utf-8")))) == len(SEED_IDS) + len(VARIANT_IDS)
 
 
 def test_invalid_toml_is_a_config_error_with_the_line(tmp_path):
