@@ -187,28 +187,50 @@ class Feed(abc.ABC):
 
     async def take_after_movement(
         self, seconds: float, max_wait_s: float, progress: Callable[[float], None] | None = None,
-        *, moving_dps: float = 30.0, tilt_deg: float = 10.0, pre_roll_s: float = 0.3,
+        *, moving_dps: float = 30.0, calm_dps: float = 10.0, rest_first_s: float = 0.5,
+        tilt_deg: float = 10.0, pre_roll_s: float = 0.3,
     ) -> Segment | None:
-        """``seconds`` of samples from the first clear movement (with a little before it)."""
+        """``seconds`` of samples from the first clear movement after a moment of rest (with a
+        little of the rest before it).
+
+        Waiting for rest first means the tail of a previous step (a swing still dying out)
+        never counts as this step's movement, and the segment starts in a known pose.
+        """
         recent: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
-        ref: np.ndarray | None = None
+        ref: np.ndarray | None = None  # "up" at rest, for accelerometer-only sensors
+        calm_since: float | None = None
+        armed = False
         start = None
         while True:
             t, acc, gyr = await self.next_block()
             if len(t) == 0:
                 continue
             start = float(t[0]) if start is None else start
-            ref = acc[0] / np.linalg.norm(acc[0]) if ref is None else ref
             recent.append((t, acc, gyr))
             while len(recent) > 1 and float(t[-1] - recent[1][0][0]) > pre_roll_s:
                 recent.pop(0)
+            direction = acc / np.linalg.norm(acc, axis=1, keepdims=True)
             if gyr is not None:
-                moved = np.degrees(np.linalg.norm(gyr, axis=1)) > moving_dps
+                rate_dps = np.degrees(np.linalg.norm(gyr, axis=1))
+                calm, moved = rate_dps < calm_dps, rate_dps > moving_dps
             else:
-                direction = acc / np.linalg.norm(acc, axis=1, keepdims=True)
-                moved = np.degrees(np.arccos(np.clip(direction @ ref, -1, 1))) > tilt_deg
-            if moved.any():
-                first = float(t[int(np.flatnonzero(moved)[0])])
+                calm = np.abs(np.linalg.norm(acc, axis=1) - GRAVITY_MS2) < 0.05 * GRAVITY_MS2
+                moved = np.zeros(len(t), dtype=bool)  # decided against ref below
+            first = None
+            for i in range(len(t)):
+                if not armed:
+                    calm_since = (float(t[i]) if calm_since is None else calm_since) if calm[i] \
+                        else None
+                    if calm_since is not None and float(t[i]) - calm_since >= rest_first_s:
+                        armed, ref = True, direction[i]
+                    continue
+                if gyr is None and ref is not None:
+                    moved[i] = math.degrees(math.acos(min(1.0, float(direction[i] @ ref)))) \
+                        > tilt_deg
+                if moved[i]:
+                    first = float(t[i])
+                    break
+            if first is not None:
                 # Collect from the pre-roll on, until `seconds` past the first movement.
                 blocks = list(recent)
                 while float(blocks[-1][0][-1]) - first < seconds:

@@ -167,3 +167,27 @@ def test_record_then_replay_a_raw_recording(emulator_env):
     assert "hipsense-ble:witmotion" in replay.output and replay.output.strip().endswith("reps")
     again = CliRunner().invoke(main, ["record", str(out), "--sensor", ADDRESS, "--duration", "1"])
     assert again.exit_code != 0 and "never overwritten" in again.output
+
+
+def test_reference_reps_give_the_personal_range_of_motion():
+    from hipsense.calibrate import rom_angles
+    from hipsense.exercises.catalogue import get_exercise
+    from tests.synth import synthesize
+
+    mounting = Rotation.random(random_state=23)
+    s = session(mounting, seed=23)
+    reps = synthesize(get_exercise("hip_abductor"), seed=23, reps=3, rom_deg=30.0,
+                      mounting=mounting, gyro_bias_rad_s=s.gyro_bias_rad_s)
+    # ... swing, stand a moment, then the reference reps
+    t, acc, gyr = s.part("still")
+    feed = ScriptedFeed((t, acc, gyr), (t[:120], acc[:120], gyr[:120]), s.part("stand"),
+                        s.part("swing"), s.part("stand"), (reps.t_s, reps.acc_ms2, reps.gyr_rad_s))
+    plan = CalibrationPlan(check_s=1.0, still_s=2.0, stand_s=2.0, swing_s=4.0, settle_s=0.0,
+                           exercise_id="hip_abductor", reference_reps=3, reference_s=11.0,
+                           interactive=False)
+    outcome = asyncio.run(run_calibration(feed, RecordingUi(), plan,
+                                          angles_for_rom=rom_angles("hip_abductor", "right")))
+    true_peaks = [r.peak_deg for r in reps.reps]
+    assert outcome.rom is not None and len(outcome.rom.peaks_deg) == 3
+    assert outcome.rom.rom_deg == pytest.approx(float(np.median(true_peaks)), abs=2.0)
+    assert outcome.calibration.rom_for("hip_abductor") == outcome.rom
