@@ -289,8 +289,10 @@ class SessionEngine:
         if self.switcher is None:
             return
         expected = self.active[0] if self.active else None
-        candidates = self.plan.prescribed_exercises() or sorted(self.switcher.known)
-        proposal = self.switcher.push(t, acc, expected=expected, candidates=candidates)
+        # Every exercise the model knows, not just the prescribed ones: restricted to the
+        # prescription, a superman is confidently "a bridge". Something confidently not
+        # prescribed is counted as such (flag not_prescribed), not as the planned exercise.
+        proposal = self.switcher.push(t, acc, expected=expected, candidates=sorted(self.switcher.known))
         if proposal is None:
             return
         line = self.plan.next_line_of(proposal)

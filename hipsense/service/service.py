@@ -50,6 +50,7 @@ log = logging.getLogger("hipsense.service")
 QUEUE_MAX_ITEMS = 4096  # ~160 s of 100 Hz WitMotion notifications: far more than a hiccup
 DRAIN_ON_STOP_S = 5.0
 STALL_S = 10.0  # worker silent this long → stop pinging the systemd watchdog
+TRIM_FIRST_S, TRIM_EVERY_S = 5.0, 600.0  # see memory.py
 
 
 class EngineWorker:
@@ -222,10 +223,16 @@ class Service:
 
     async def _housekeeping(self, worker: EngineWorker, client: Any) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect."""
+        from hipsense.service.memory import release_free_memory
+
         interval = min(1.0, (self.notifier.watchdog_s or 2.0) / 2)
         was_connected = False
+        trim_at = time.monotonic() + TRIM_FIRST_S  # once start-up (imports, first connect) is over
         while True:
             now = time.monotonic()
+            if now >= trim_at:
+                release_free_memory()
+                trim_at = now + TRIM_EVERY_S
             if worker.alive and now - worker.heartbeat < STALL_S:
                 self.notifier.watchdog()
             elif not worker.alive:

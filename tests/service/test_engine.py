@@ -40,7 +40,7 @@ class Rig:
         self.timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
         self.engine = SessionEngine(
             sensor_sides=list(sides), publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
-            settings=SessionConfig(recognition=False, **session), prescription=prescription,
+            settings=SessionConfig(**{"recognition": False, **session}), prescription=prescription,
             state=SessionStateStore(tmp_path / "session.json") if state else None)
 
     def feed(self, t, acc, gyr, start=0, stop=None, sensor=0):
@@ -162,3 +162,58 @@ def test_sensor_link_events_are_spoken_and_reported(tmp_path):
     assert rig.speaker.phrases == ["Sensor connected.", "Sensor disconnected."]
     assert changes[1] == [{"side": "right", "connected": True, "battery_pct": 80}]
     assert changes[-1][0]["connected"] is False
+
+
+def test_recognition_switches_to_the_prescribed_exercise_the_patient_actually_does(tmp_path):
+    """The plan expects bridges first; the patient does clams (MEx subject 10, thigh accelerometer)."""
+    from pathlib import Path
+
+    from hipsense.recordings import read_samples
+
+    rec = read_samples(Path(__file__).resolve().parents[1] / "data" / "mex" / "act" / "10" / "04_act_1.csv.gz")
+    envelope = p.build_prescription(PATIENT, version=1, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), exercises=[
+        p.PrescribedExercise(1, "bridge", 2, 10, 3.0, ("both",)),
+        p.PrescribedExercise(2, "clam_shells", 2, 10, 2.0, ("both",))])
+    prescription = p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload))
+    rig = Rig(tmp_path, prescription, recognition=True)
+    assert rig.engine.active == ("bridge", "both")
+    for block in blocks(rec.t_s, rec.acc_ms2, None, per_block=10):
+        rig.engine.on_samples(0, block)
+    assert rig.engine.active == ("clam_shells", "both") and rig.engine.override
+    assert any(phrase.startswith("Clam Shells") for phrase in rig.speaker.phrases)
+    assert {m.data["exercise"] for m in rig.of(MessageKind.REP)} <= {"clam_shells"}
+
+
+def _mex(subject: str, exercise: str):
+    from pathlib import Path
+
+    from hipsense.recordings import read_samples
+
+    return read_samples(Path(__file__).resolve().parents[1] / "data" / "mex" / "act" / subject / f"{exercise}_act_1.csv.gz")
+
+
+def _bridge_only():
+    envelope = p.build_prescription(PATIENT, version=1, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), exercises=[
+        p.PrescribedExercise(1, "bridge", 2, 10, 3.0, ("both",))])
+    return p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload))
+
+
+def test_the_prescribed_exercise_is_not_switched_away_from(tmp_path):
+    rec = _mex("10", "02")  # bridges, 62 s
+    rig = Rig(tmp_path, _bridge_only(), recognition=True)
+    for block in blocks(rec.t_s, rec.acc_ms2, None, per_block=10):
+        rig.engine.on_samples(0, block)
+    assert rig.engine.active == ("bridge", "both") and not rig.engine.override
+
+
+def test_something_not_prescribed_is_recognised_and_flagged(tmp_path):
+    rec = _mex("10", "07")  # superman (quadruped, opposite arm and leg), 64 s
+    rig = Rig(tmp_path, _bridge_only(), recognition=True)
+    for block in blocks(rec.t_s, rec.acc_ms2, None, per_block=10):
+        rig.engine.on_samples(0, block)
+    rig.engine.shutdown()
+    assert rig.engine.active[0].startswith("quadruped_")
+    for message in rig.of(MessageKind.REP):
+        assert "not_prescribed" in message.data["flags"]
+    for message in rig.of(MessageKind.SET):
+        assert message.data["prescribed"] is False
