@@ -11,6 +11,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -25,6 +26,12 @@ from hipsense.publish.mqtt import MqttSettings, TlsSettings
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 24 * 3600  # the broker keeps results for a stopped dashboard this long
+
+# Python hands the GIL between threads every 5 ms by default. Ingest has a CPU-bound thread
+# (paho's, validating JSON) and an I/O-bound one (the writer, waiting for the database many
+# times a second); with the default the writer waits up to 5 ms for the GIL after every
+# database round trip, and throughput halves. 0.5 ms costs little and removes that convoy.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +68,7 @@ def serve(options: ServeOptions) -> None:
     """Run until interrupted."""
     import uvicorn
 
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     engine = make_engine(options.db_url)
     migrate(engine)
     hub = LiveHub()
