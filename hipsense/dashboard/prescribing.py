@@ -1,9 +1,10 @@
 """The prescription editor's back end: form rows -> a validated prescription -> the broker.
 
 Saving builds the payload with the protocol's :func:`build_prescription` (which refuses what a
-Pi would reject), publishes it retained and waits for the broker's acknowledgement, and only
-then records it as the version in force. If the broker cannot be reached nothing is
-recorded, and the therapist sees that it was not sent.
+Pi would reject), records it under the next version number (the primary key settles two
+saves at once), publishes it retained and waits for the broker's acknowledgement. If the
+broker does not acknowledge, the version is withdrawn again and the therapist sees that it
+was not sent.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from hipsense.dashboard.db.tables import prescriptions
 from hipsense.protocol import Envelope, PrescribedExercise, ProtocolError, build_prescription
@@ -131,6 +133,25 @@ def next_version(engine: Engine, patient: str) -> int:
         ) + 1
 
 
+def _reserve_version(engine: Engine, patient: str, now: dt.datetime, therapist_id: int,
+                     build: Callable[[int], Envelope]) -> Envelope:
+    """Insert the next version's row (the primary key makes two saves at once take different
+    numbers) and return its envelope. Retries when another save took the number first."""
+    for _ in range(5):
+        version = next_version(engine, patient)
+        envelope = build(version)
+        try:
+            with engine.begin() as connection:
+                connection.execute(prescriptions.insert().values(
+                    patient=patient, version=version, published_at=now, published_by=therapist_id,
+                    payload=envelope.payload.decode("utf-8"),
+                ))
+        except IntegrityError:
+            continue
+        return envelope
+    raise PrescriptionFormError(["another save is in progress; try again"])
+
+
 def publish_prescription(
     engine: Engine,
     patient: str,
@@ -140,20 +161,26 @@ def publish_prescription(
     publish: Callable[[Envelope], None],
     now: dt.datetime | None = None,
 ) -> Envelope:
-    """Build the next version, publish it (retained; raises if the broker does not
-    acknowledge) and record it. Returns the envelope that was sent."""
-    version = next_version(engine, patient)
+    """Build and record the next version, publish it (retained) and wait for the broker's
+    acknowledgement. If the broker does not acknowledge, the version is withdrawn again and
+    the error is raised: nothing is shown as in force that the Pi cannot get."""
     now = now or dt.datetime.now(dt.timezone.utc)
+
+    def build(version: int) -> Envelope:
+        try:
+            return build_prescription(patient, version=version, updated_at=now, exercises=items)
+        except ProtocolError as exc:
+            raise PrescriptionFormError([str(exc)]) from None
+
+    envelope = _reserve_version(engine, patient, now, therapist_id, build)
     try:
-        envelope = build_prescription(patient, version=version, updated_at=now, exercises=items)
-    except ProtocolError as exc:
-        raise PrescriptionFormError([str(exc)]) from None
-    publish(envelope)
-    with engine.begin() as connection:
-        connection.execute(prescriptions.insert().values(
-            patient=patient, version=version, published_at=now, published_by=therapist_id,
-            payload=envelope.payload.decode("utf-8"),
-        ))
+        publish(envelope)
+    except BaseException:
+        version = json.loads(envelope.payload)["version"]
+        with engine.begin() as connection:
+            connection.execute(delete(prescriptions).where(
+                prescriptions.c.patient == patient, prescriptions.c.version == version))
+        raise
     return envelope
 
 
