@@ -2,9 +2,9 @@
 
 Saving builds the payload with the protocol's :func:`build_prescription` (which refuses what a
 Pi would reject), records it under the next version number (the primary key settles two
-saves at once), publishes it retained and waits for the broker's acknowledgement. If the
-broker does not acknowledge, the version is withdrawn again and the therapist sees that it
-was not sent.
+saves at once), publishes it retained, waits for the broker's acknowledgement and marks it
+confirmed. If the broker does not acknowledge, the therapist sees that it was not sent, and
+the version stays unconfirmed (see migration 0002 for why its number is not reused).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
 
-from sqlalchemy import Engine, delete, func, select
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hipsense.dashboard.db.tables import prescriptions
@@ -70,7 +70,8 @@ class FormRow:
 
 def rows_from_form(form: Mapping[str, str]) -> list[FormRow]:
     """Collect ``rows-<n>-<field>`` values, in ``n`` order."""
-    indices = sorted({int(key.split("-")[1]) for key in form if key.startswith("rows-") and key.split("-")[1].isdigit()})
+    indices = sorted({int(key.split("-")[1]) for key in form
+                      if key.startswith("rows-") and key.split("-")[1].isdigit()})
     fields = [f.name for f in dataclasses.fields(FormRow)]
     return [FormRow(**{name: str(form.get(f"rows-{i}-{name}", "")).strip() for name in fields}) for i in indices]
 
@@ -135,8 +136,9 @@ def next_version(engine: Engine, patient: str) -> int:
 
 def _reserve_version(engine: Engine, patient: str, now: dt.datetime, therapist_id: int,
                      build: Callable[[int], Envelope]) -> Envelope:
-    """Insert the next version's row (the primary key makes two saves at once take different
-    numbers) and return its envelope. Retries when another save took the number first."""
+    """Insert the next version's row, unconfirmed (the primary key makes two saves at once
+    take different numbers) and return its envelope. Retries when another save took the
+    number first."""
     for _ in range(5):
         version = next_version(engine, patient)
         envelope = build(version)
@@ -144,7 +146,7 @@ def _reserve_version(engine: Engine, patient: str, now: dt.datetime, therapist_i
             with engine.begin() as connection:
                 connection.execute(prescriptions.insert().values(
                     patient=patient, version=version, published_at=now, published_by=therapist_id,
-                    payload=envelope.payload.decode("utf-8"),
+                    payload=envelope.payload.decode("utf-8"), confirmed=False,
                 ))
         except IntegrityError:
             continue
@@ -161,9 +163,10 @@ def publish_prescription(
     publish: Callable[[Envelope], None],
     now: dt.datetime | None = None,
 ) -> Envelope:
-    """Build and record the next version, publish it (retained) and wait for the broker's
-    acknowledgement. If the broker does not acknowledge, the version is withdrawn again and
-    the error is raised: nothing is shown as in force that the Pi cannot get."""
+    """Build and record the next version, publish it (retained), and mark it confirmed once
+    the broker acknowledged it. If the broker does not, the error is raised and the version
+    stays unconfirmed: not in force here, and its number is never reused, because the
+    message may still reach the Pi."""
     now = now or dt.datetime.now(dt.timezone.utc)
 
     def build(version: int) -> Envelope:
@@ -173,14 +176,11 @@ def publish_prescription(
             raise PrescriptionFormError([str(exc)]) from None
 
     envelope = _reserve_version(engine, patient, now, therapist_id, build)
-    try:
-        publish(envelope)
-    except BaseException:
-        version = json.loads(envelope.payload)["version"]
-        with engine.begin() as connection:
-            connection.execute(delete(prescriptions).where(
-                prescriptions.c.patient == patient, prescriptions.c.version == version))
-        raise
+    publish(envelope)
+    version = json.loads(envelope.payload)["version"]
+    with engine.begin() as connection:
+        connection.execute(update(prescriptions).where(
+            prescriptions.c.patient == patient, prescriptions.c.version == version).values(confirmed=True))
     return envelope
 
 

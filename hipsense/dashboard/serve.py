@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -21,6 +22,8 @@ from hipsense.dashboard.event_store import EventStore
 from hipsense.dashboard.ingest import SHARE_GROUP, IngestService
 from hipsense.dashboard.live_hub import LiveHub
 from hipsense.dashboard.web import DashboardContext, create_app
+from hipsense.protocol import Envelope
+from hipsense.publish.errors import MqttError
 from hipsense.publish.mqtt import MqttSettings, TlsSettings
 
 log = logging.getLogger(__name__)
@@ -64,6 +67,18 @@ def mqtt_settings(options: ServeOptions) -> MqttSettings:
     )
 
 
+def broker_publisher(client) -> Callable[[Envelope], None]:
+    """Publish and wait for the broker's acknowledgement; refuse at once when disconnected
+    (rather than let paho hold the message for a later reconnect while the page waits)."""
+
+    def publish(envelope: Envelope) -> None:
+        if not client.is_connected():
+            raise MqttError("the dashboard is not connected to the broker")
+        client.publish(envelope)
+
+    return publish
+
+
 def serve(options: ServeOptions) -> None:
     """Run until interrupted."""
     import uvicorn
@@ -80,7 +95,7 @@ def serve(options: ServeOptions) -> None:
         log.warning("no --broker: pages only, nothing is ingested and prescriptions cannot be sent")
     context = DashboardContext(
         engine=engine, hub=hub, clock=ClinicClock(zone=ZoneInfo(options.timezone)),
-        publish=ingest.client.publish if ingest else None, secure_cookies=options.secure_cookies,
+        publish=broker_publisher(ingest.client) if ingest else None, secure_cookies=options.secure_cookies,
     )
     try:
         uvicorn.run(create_app(context), host=options.host, port=options.port, log_level="info",

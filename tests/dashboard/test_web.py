@@ -164,7 +164,7 @@ def test_a_bad_prescription_is_explained_and_not_sent(dashboard):
     assert "not in the catalogue" in response.text and not published
 
 
-def test_a_broker_failure_records_nothing(dashboard):
+def test_a_version_the_broker_did_not_confirm_is_not_in_force_nor_reused(dashboard):
     app, context, _ = dashboard
 
     def refuse(envelope):
@@ -178,6 +178,12 @@ def test_a_broker_failure_records_nothing(dashboard):
     response = client.post("/patients/p-0001/prescription", data=form)
     assert response.status_code == 502 and "not sent" in response.text
     assert "No prescription yet" in client.get("/patients/p-0001/prescription").text
+    # Version 1 may still reach the Pi (a client can send it after a reconnect): never reuse it.
+    sent = []
+    context.publish = sent.append
+    assert client.post("/patients/p-0001/prescription", data=form).status_code == 200
+    assert [json.loads(e.payload)["version"] for e in sent] == [2]
+    assert "In force: version 2" in client.get("/patients/p-0001/prescription").text
 
 
 def test_csv_export_of_a_session_in_event_order(dashboard):

@@ -76,7 +76,8 @@ def assign_patient(engine: Engine, patient_id: str, username: str, label: str | 
     """Give ``patient_id`` to therapist ``username`` (creating the patient if no Pi sent yet)."""
     validate_patient_id(patient_id)
     with engine.begin() as connection:
-        therapist_id = connection.scalar(select(therapists.c.id).where(therapists.c.username == username.strip().lower()))
+        therapist_id = connection.scalar(
+            select(therapists.c.id).where(therapists.c.username == username.strip().lower()))
         if therapist_id is None:
             raise AccountError(f"no user {username!r}; add it with `hipsense dashboard add-user`")
         exists = connection.scalar(select(patients.c.patient_id).where(patients.c.patient_id == patient_id))

@@ -14,7 +14,8 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
-DEFAULT_SQLITE_PATH = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share")) / "hipsense" / "dashboard.sqlite3"
+_DATA_HOME = Path(os.environ.get("XDG_DATA_HOME", Path.home() / ".local" / "share"))
+DEFAULT_SQLITE_PATH = _DATA_HOME / "hipsense" / "dashboard.sqlite3"
 
 # Any constant works; it only has to be the same for every dashboard instance, so that two
 # instances starting at once on an empty PostgreSQL database do not both create the tables.

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.sql.expression import true
 from sqlalchemy.types import TypeDecorator
 
 # Named constraints, so a migration on PostgreSQL and on SQLite names them the same way.
@@ -119,7 +120,7 @@ device_status = Table(
     Column("payload", Text, nullable=False),
 )
 
-# Every prescription the dashboard published, newest version = in force.
+# Every prescription the dashboard published; the newest confirmed version is in force.
 prescriptions = Table(
     "prescriptions",
     metadata,
@@ -128,6 +129,8 @@ prescriptions = Table(
     Column("published_at", UtcDateTime, nullable=False),
     Column("published_by", Integer, ForeignKey("therapists.id", ondelete="SET NULL"), nullable=True),
     Column("payload", Text, nullable=False),
+    # False while waiting for the broker, and forever if it never confirmed (revision 0002).
+    Column("confirmed", Boolean, nullable=False, server_default=true()),
 )
 
 # Server-side login sessions: the cookie carries a random token, the table its SHA-256, so a

@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy import Engine, select
 
 from hipsense.dashboard.db.tables import prescriptions
-from hipsense.protocol import Prescription, build_topic, MessageKind, parse_message, prescription_from_message
+from hipsense.protocol import MessageKind, Prescription, build_topic, parse_message, prescription_from_message
 
 
 def _typed(patient: str, payload: str) -> Prescription:
@@ -17,20 +17,21 @@ def _typed(patient: str, payload: str) -> Prescription:
 
 
 def current_prescription(engine: Engine, patient: str) -> Prescription | None:
-    """The newest version, or None if none was ever published from this dashboard."""
+    """The newest version the broker confirmed, or None."""
     with engine.connect() as connection:
         payload = connection.scalar(
-            select(prescriptions.c.payload).where(prescriptions.c.patient == patient)
+            select(prescriptions.c.payload).where(prescriptions.c.patient == patient, prescriptions.c.confirmed)
             .order_by(prescriptions.c.version.desc()).limit(1)
         )
     return None if payload is None else _typed(patient, payload)
 
 
 def prescription_versions(engine: Engine, patient: str) -> dict[int, Prescription]:
-    """Every published version of ``patient``'s prescription, by version number."""
+    """Every confirmed version of ``patient``'s prescription, by version number."""
     with engine.connect() as connection:
         rows = connection.execute(
-            select(prescriptions.c.version, prescriptions.c.payload).where(prescriptions.c.patient == patient)
+            select(prescriptions.c.version, prescriptions.c.payload)
+            .where(prescriptions.c.patient == patient, prescriptions.c.confirmed)
         ).all()
     return {row.version: _typed(patient, row.payload) for row in rows}
 

@@ -135,7 +135,9 @@ def build_sessions(events: list[StoredEvent], versions: dict[int, Prescription])
     return sessions
 
 
-def session_history(engine: Engine, patient: str, *, start: dt.datetime, end: dt.datetime | None = None) -> list[SessionRecord]:
+def session_history(
+    engine: Engine, patient: str, *, start: dt.datetime, end: dt.datetime | None = None
+) -> list[SessionRecord]:
     """Sessions of ``patient`` that started in ``[start, end)``, newest first."""
     events = load_events(engine, patient, start=start, end=end)
     return build_sessions(events, prescription_versions(engine, patient))

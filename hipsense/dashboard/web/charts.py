@@ -61,6 +61,7 @@ def line_chart(
         label = escape(f"{labels[index] if index < len(labels) else ''}: {value:g}{unit}")
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" class="dot"><title>{label}</title></circle>')
     if not present:
-        parts.append(f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" class="empty" text-anchor="middle">no data yet</text>')
+        parts.append(f'<text x="{WIDTH / 2}" y="{TOP + plot_h / 2}" class="empty" '
+                     'text-anchor="middle">no data yet</text>')
     parts.append("</svg>")
     return Markup("".join(parts))

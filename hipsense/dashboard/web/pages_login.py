@@ -8,7 +8,13 @@ from starlette.responses import RedirectResponse
 
 from hipsense.dashboard.accounts.login_sessions import end_session, start_session
 from hipsense.dashboard.accounts.therapists import authenticate
-from hipsense.dashboard.web.auth import LOGIN_CSRF_COOKIE, SESSION_COOKIE, new_login_csrf, set_login_csrf_cookie, set_session_cookie
+from hipsense.dashboard.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    new_login_csrf,
+    set_login_csrf_cookie,
+    set_session_cookie,
+)
 
 
 def _safe_next(target: str | None) -> str:

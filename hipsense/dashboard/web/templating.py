@@ -27,7 +27,9 @@ def make_templates(context: DashboardContext) -> Jinja2Templates:
     env.filters["sortable_time"] = formatting.sortable_time
     env.filters["exercise_name"] = lambda e: formatting.exercise_name(e, context.catalogue)
     env.globals["timedelta"] = datetime.timedelta
-    env.globals["stylesheet"] = resources.files("hipsense.dashboard.web").joinpath("assets", "style.css").read_text("utf-8")
+    # Inline, so the login page is styled without a file that anonymous requests could fetch.
+    assets = resources.files("hipsense.dashboard.web").joinpath("assets")
+    env.globals["stylesheet"] = assets.joinpath("style.css").read_text("utf-8")
     return Jinja2Templates(env=env)
 
 
