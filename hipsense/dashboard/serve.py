@@ -84,6 +84,7 @@ def serve(options: ServeOptions) -> None:
     import uvicorn
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its INFO lines say nothing useful here
     engine = make_engine(options.db_url)
     migrate(engine)
     hub = LiveHub()

@@ -182,3 +182,19 @@ def test_every_route_refuses_an_anonymous_browser(browser, site):
     for path in ("/logout", f"/patients/{PATIENT}/prescription"):
         assert context.request.post(server.url + path, form={"csrf_token": "x"}).status == 401, path
     context.close()
+
+
+def test_the_patients_list_updates_itself(browser, site):
+    server, broker, _ = site
+    context, page = log_in(browser, server)
+    row = page.locator("tr[data-patient=p-0002]")
+    assert "missed" in row.inner_text()
+    page.evaluate("window.__notReloaded = true")
+    page.wait_for_timeout(300)
+    with MqttClient(mqtt_settings(broker, user="p-0002")) as pi:
+        assert pi.wait_connected(5)
+        pi.publish_live(p.build_live("p-0002", t=dt.datetime.now(dt.timezone.utc), side="right",
+                                     thigh_angle_deg=12.0, exercise="bridge"))
+        page.wait_for_selector("tr[data-patient=p-0002] .status-exercising", timeout=10_000)
+    assert page.evaluate("window.__notReloaded") is True
+    context.close()

@@ -10,7 +10,6 @@ import json
 
 import pytest
 from starlette.routing import Route
-from starlette.testclient import TestClient
 
 from hipsense import protocol as p
 from hipsense.dashboard.accounts.therapists import add_therapist, assign_patient
@@ -19,7 +18,7 @@ from hipsense.dashboard.event_store import EventStore
 from hipsense.dashboard.web import DashboardContext, create_app
 from hipsense.publish import MqttError
 from tests.dashboard.events import SESSION_A, pain, parsed, rep, session_summary
-from tests.dashboard.web_helpers import PASSWORD, csrf_from, logged_in, page_csrf
+from tests.dashboard.web_helpers import PASSWORD, TestClient, csrf_from, logged_in, page_csrf
 
 NOW = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.timezone.utc)
 

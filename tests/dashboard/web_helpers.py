@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import re
+import warnings
 
-from starlette.testclient import TestClient
+with warnings.catch_warnings():
+    # Starlette 1.x suggests its httpx fork; plain httpx (what pyproject names) still works.
+    warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+    from starlette.testclient import TestClient
 
 PASSWORD = "correct horse battery"
 
