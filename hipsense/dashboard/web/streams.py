@@ -17,8 +17,10 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
+from hipsense.dashboard.accounts.login_sessions import find_session
 from hipsense.dashboard.reading.events import events_stored_after
 from hipsense.dashboard.reading.overview import device_details
+from hipsense.dashboard.web.auth import SESSION_COOKIE
 from hipsense.dashboard.web.formatting import describe_event, exercise_name, local_time, sortable_time
 from hipsense.dashboard.web.templating import visible_patient
 
@@ -40,11 +42,21 @@ def _resume_point(request: Request) -> int:
     return 0
 
 
+SESSION_RECHECK_S = 30.0
+
+
 async def _updates(request: Request, context, patient: str | None):
-    """Yield hub updates (or None at each poll interval) until the browser goes away."""
+    """Yield hub updates (or None at each poll interval) until the browser goes away, or the
+    login ends (a logout in another tab, expiry): a stream must not outlive its session."""
     queue = context.hub.subscribe(patient)
+    token = request.cookies.get(SESSION_COOKIE)
+    checked = time.monotonic()
     try:
         while not await request.is_disconnected():
+            if time.monotonic() - checked > SESSION_RECHECK_S:
+                if await run_in_threadpool(find_session, context.engine, token) is None:
+                    return
+                checked = time.monotonic()
             try:
                 yield await asyncio.wait_for(queue.get(), timeout=context.sse_poll_s)
             except TimeoutError:
