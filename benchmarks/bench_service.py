@@ -117,14 +117,20 @@ def _utc(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def publish_prescription(port: int) -> None:
+def publish_prescription(port: int, exercise: str) -> None:
     from hipsense.protocol import PrescribedExercise, build_prescription
 
     envelope = build_prescription(PATIENT, version=1, updated_at=dt.datetime.now(dt.UTC), exercises=[
-        PrescribedExercise(order=1, exercise="straight_leg_raise", sets=20, reps=10, hold_s=5, sides=("right",))])
-    import paho.mqtt.publish as publish
+        PrescribedExercise(order=1, exercise=exercise, sets=20, reps=10, hold_s=5, sides=("right",))])
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
 
-    publish.single(envelope.topic, envelope.payload, qos=1, retain=True, hostname="127.0.0.1", port=port)
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-therapist")
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    client.publish(envelope.topic, envelope.payload, qos=1, retain=True).wait_for_publish(5)
+    client.disconnect()
+    client.loop_stop()
 
 
 BASELINE = textwrap.dedent("""
@@ -147,12 +153,13 @@ IMPORTS = textwrap.dedent("""
         for line in open('/proc/self/status'):
             if line.startswith('VmRSS:'):
                 return int(line.split()[1]) / 1024
-    steps = [('python', None), ('numpy', 'numpy'), ('scipy.signal (+linalg, interpolate)', 'scipy.signal'),
-             ('hipsense.exercises (tracker, recognition)', 'hipsense.exercises.tracker'),
-             ('recognition model', None),
+    steps = [('python', None), ('numpy', 'numpy'),
+             ('tracker + signal kernels (numpy only)', 'hipsense.exercises.tracker'),
              ('jsonschema + protocol', 'hipsense.protocol'), ('paho-mqtt', 'hipsense.publish.mqtt'),
-             ('bleak + device layer', 'hipsense.device.ble'), ('bumble (emulator only)', 'hipsense.device.emulator'),
-             ('service modules', 'hipsense.service.service')]
+             ('bleak + device layer', 'hipsense.device.ble'), ('service modules', 'hipsense.service.service'),
+             ('bumble + emulator (emulator runs only)', 'hipsense.device.emulator'),
+             ('recogniser: scipy.signal, stats, ... (lazy)', 'hipsense.exercises.recognition'),
+             ('recognition model', None)]
     out, last = [], rss()
     for label, module in steps:
         if module:
@@ -169,6 +176,9 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=600.0, help="measured seconds of streaming (default 600)")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring (default 15)")
     parser.add_argument("--baseline", action="store_true", help="also measure the emulated BLE part alone")
+    parser.add_argument("--exercise", default="straight_leg_raise",
+                        help="prescribed exercise (default straight_leg_raise, which the recogniser does not know, "
+                             "so scipy is never loaded; 'bridge' makes the service load it: the worst case)")
     args = parser.parse_args()
 
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -178,7 +188,7 @@ def main() -> None:
     broker = subprocess.Popen([mosquitto, "-c", str(workdir / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    publish_prescription(port)
+    publish_prescription(port, args.exercise)
     subscriber = Subscriber(port)
     config = workdir / "hipsense.toml"
     config.write_text(
@@ -211,6 +221,7 @@ def main() -> None:
             wall0, cpu0 = start[name]
             usage[name] = (proc_cpu_s(pid) - cpu0) / (time.monotonic() - wall0) * 100
         subscriber.measuring = False
+        (workdir / "maps.txt").write_text(Path(f"/proc/{service.pid}/maps").read_text())
     finally:
         for process in (service, baseline):
             if process is not None and process.poll() is None:
@@ -224,7 +235,10 @@ def main() -> None:
         broker.wait()
 
     live = subscriber.live_ms
-    print(f"\nservice: python -m hipsense run, emulated WitMotion at 100 Hz, {args.duration:.0f} s measured")
+    print(f"\nservice: python -m hipsense run, emulated WitMotion at 100 Hz, {args.duration:.0f} s measured, "
+          f"prescription {args.exercise}")
+    scipy_loaded = "/scipy/" in (workdir / "maps.txt").read_text() if (workdir / "maps.txt").exists() else None
+    print(f"scipy loaded by the service: {scipy_loaded}")
     if live:
         print(f"live messages: {len(live)} ({len(live) / args.duration:.1f}/s)")
         print(f"latency notification → subscriber: p50 {statistics.median(live):.1f} ms, "
@@ -234,7 +248,9 @@ def main() -> None:
               f"(counter confirmation delay included)")
     for name in usage:
         values = rss[name]
-        print(f"{name}: CPU {usage[name]:.2f} % of one core, RSS {values[0]:.1f} MB at start, max {max(values):.1f} MB"
+        quarters = [values[min(len(values) - 1, round(q * (len(values) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)]
+        print(f"{name}: CPU {usage[name]:.2f} % of one core, RSS {values[0]:.1f} MB at start, "
+              f"{' / '.join(f'{v:.1f}' for v in quarters)} MB at 1/4 … end, max {max(values):.1f} MB"
               + ("   (floor: ≤ 5 %, ≤ 120 MB)" if name == "service" else "   (emulated BLE part alone)"))
     steps = json.loads(subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, cwd=REPO,
                                       env={**os.environ, **unit_environment()}, check=True).stdout)

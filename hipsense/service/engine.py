@@ -181,9 +181,9 @@ class SessionEngine:
         """Call now and then (about once a second): ends a session after ``idle_end_s`` without results."""
         if self.session_id is None or self.last_result_t_s is None:
             return
-        now = max((c.last_t_s for c in self.channels if c.last_t_s is not None), default=None)
-        if now is None:
-            now = self.timebase.now()
+        # The sample clock, not just the last sample: a sensor switched off mid-session must
+        # still let the session end.
+        now = max([self.timebase.now(), *(c.last_t_s for c in self.channels if c.last_t_s is not None)])
         if now - self.last_result_t_s > self.settings.idle_end_s:
             log.info("session idle; ending it", extra=fields(session_id=self.session_id, idle_s=now - self.last_result_t_s))
             self.end_session(reason="idle")

@@ -9,6 +9,7 @@ the samples are still stamped in real-time seconds (see :class:`~hipsense.servic
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -74,6 +75,9 @@ async def open_links(sensors: tuple[SensorConfig, ...], emulator: EmulatorConfig
                 address = address or f"F1:57:00:00:00:{index + 1:02X}"
                 fake = WitMotionEmulator(radio, emulator_recording(emulator.recording), name=f"WT901BLE{68 + index}",
                                          address=address, speed=emulator.speed, loop=emulator.loop)
+                # The emulator logs every sample's fate for exactly-once tests; a service streaming
+                # for hours needs only the recent ones (60 000 records per 10 minutes otherwise).
+                fake.fates = collections.deque(maxlen=1000)  # type: ignore[assignment]
                 await stack.enter_async_context(fake)
                 log.info("emulated sensor started", extra={"fields": {
                     "address": address, "speed": emulator.speed, "samples": fake.recording.n}})

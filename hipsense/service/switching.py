@@ -7,18 +7,29 @@ patient adjusting the strap) must not throw away a tracker mid-set.
 
 The recogniser knows a handful of exercises (its model's classes). When the expected exercise
 is not one of them, its answers cannot be compared with the plan, so nothing is proposed and
-the plan is followed as written.
+the plan is followed as written — and the recogniser, with the scipy.signal it imports (about
+80 MB resident: scipy.signal pulls in scipy.stats, optimize, interpolate, sparse), is never
+loaded. Most of the catalogue's exercises are not model classes, so on most Pis it is not.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+from importlib import resources
 
 import numpy as np
 
-from hipsense.exercises.recognition import HOP_S, UNKNOWN, WINDOW_S, Window, load_model, recognise
+__all__ = ["ExerciseSwitcher", "model_classes"]
 
-__all__ = ["ExerciseSwitcher"]
+WINDOW_S = 15.0  # = hipsense.exercises.recognition.WINDOW_S (checked by a test; not imported, see above)
+HOP_S = 5.0  # = recognition.HOP_S
+
+
+def model_classes() -> frozenset[str]:
+    """The exercises the shipped recognition model knows, read without importing it."""
+    text = resources.files("hipsense.exercises").joinpath("recognition_model.json").read_text()
+    return frozenset(json.loads(text)["classes"])
 
 
 class ExerciseSwitcher:
@@ -29,7 +40,7 @@ class ExerciseSwitcher:
         self.min_confidence = min_confidence
         self.agree = agree
         self.window_s, self.hop_s = window_s, hop_s
-        self.known = frozenset(load_model().classes)
+        self.known = model_classes()
         self._chunks: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
         self._next_at: float | None = None
         self._run: list[str] = []
@@ -62,6 +73,8 @@ class ExerciseSwitcher:
         t = np.concatenate([c[0] for c in self._chunks])
         acc = np.concatenate([c[1] for c in self._chunks])
         keep = t >= newest - self.window_s
+        from hipsense.exercises.recognition import UNKNOWN, Window, recognise  # imports scipy: only now
+
         answer = recognise(Window(t[keep], acc[keep]), usable, min_confidence=self.min_confidence)
         self.last_answer = answer.exercise_id
         if answer.exercise_id == UNKNOWN or answer.exercise_id == expected:

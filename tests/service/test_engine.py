@@ -217,3 +217,24 @@ def test_something_not_prescribed_is_recognised_and_flagged(tmp_path):
         assert "not_prescribed" in message.data["flags"]
     for message in rig.of(MessageKind.SET):
         assert message.data["prescribed"] is False
+
+
+def test_a_session_ends_after_idle_end_s_even_with_the_sensor_switched_off(tmp_path, uci):
+    rig = Rig(tmp_path, rx(), idle_end_s=120.0)
+    mono = [0.0]
+    rig.engine.timebase = rig.timebase = Timebase(monotonic=lambda: mono[0], wall=lambda: 1.7e9)
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 60.0)))
+    assert rig.engine.session_id is not None
+    mono[0] = 200.0  # no sample since t = 60 s: the sensor is off
+    rig.engine.tick()
+    assert rig.engine.session_id is None
+    (summary,) = rig.of(MessageKind.SESSION)
+    assert summary.data["flags"] == [] and 0 < summary.data["adherence"] < 1
+
+
+def test_the_switcher_mirrors_the_recogniser_without_importing_it():
+    from hipsense.exercises import recognition
+    from hipsense.service import switching
+
+    assert (switching.WINDOW_S, switching.HOP_S) == (recognition.WINDOW_S, recognition.HOP_S)
+    assert switching.model_classes() == frozenset(recognition.load_model().classes)
