@@ -95,6 +95,7 @@ class IngestService:
             self.client.stop(timeout)
         self._stopping.set()
         self._writer.join(timeout)
+        self.store.close()
 
     def __enter__(self) -> IngestService:
         self.start()
