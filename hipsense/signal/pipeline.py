@@ -53,6 +53,7 @@ class PipelineOutput:
     angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))
     speed_dps: np.ndarray = field(default_factory=lambda: np.empty(0))
     g_sf: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
+    n_invalid: int = 0  # samples dropped because a value was NaN or infinite
 
     def extend(self, other: PipelineOutput) -> None:
         """Append the events of a later output (arrays are left as they are)."""
@@ -83,6 +84,12 @@ class ThighPipeline:
             x = acc
         s = self.settings
         out = PipelineOutput()
+        t_s = np.asarray(t_s, dtype=float).reshape(-1)
+        finite = np.isfinite(t_s) & np.all(np.isfinite(x), axis=1)
+        if not finite.all():
+            # a NaN would poison every filter state after it: drop the sample, count it
+            out.n_invalid = int((~finite).sum())
+            t_s, x, acc = t_s[finite], x[finite], acc[finite]
         if "impacts" in s.counters:
             self._impacts, io = detect_impacts_step(s.impacts, self._impacts, t_s, acc)
             out.impacts = io.impacts

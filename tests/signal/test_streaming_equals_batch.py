@@ -67,3 +67,17 @@ def test_accelerometer_only_chunking(uci_s1_e3):
     batch = run_pipeline(t[:2000], acc[:2000], None)
     reps, _, _, _ = _chunked(t[:2000], acc[:2000], None, [1, 0, 7, 25])
     assert reps == batch.reps and len(reps) >= 8
+
+
+def test_non_finite_samples_are_dropped_not_spread(uci_s1_e3):
+    t, acc, gyr = uci_s1_e3
+    t, acc, gyr = t[:1500].copy(), acc[:1500].copy(), gyr[:1500].copy()
+    clean = run_pipeline(t, acc, gyr)
+    acc[300, 1] = np.nan
+    gyr[700, 0] = np.inf
+    t[900] = np.nan
+    p = ThighPipeline()
+    out = p.push(t, acc, gyr)
+    assert out.n_invalid == 3
+    assert np.isfinite(out.g_sf).all()
+    assert len(out.reps) == len(clean.reps)
