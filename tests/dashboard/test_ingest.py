@@ -160,3 +160,32 @@ def test_two_instances_share_the_subscription_and_store_each_message_once(sqlite
     assert first.stats.received and second.stats.received
     assert count_events(sqlite_engine, "p-0002") == 60
     assert first.stats.duplicates + second.stats.duplicates == 10
+
+
+@pytest.mark.slow
+def test_results_sent_while_the_dashboard_is_stopped_are_stored_when_it_is_back(sqlite_engine, broker):
+    settings = mqtt_settings(broker, client_id="dashboard-restart", clean_start=False, session_expiry_s=300)
+    first = IngestService(EventStore(sqlite_engine), settings)
+    with first:
+        assert first.wait_connected(5)
+        time.sleep(0.2)
+    envelopes = [rep("p-0001", seq, T0 + dt.timedelta(seconds=seq)) for seq in range(1, 6)]
+    publish_all(broker, envelopes)  # the broker keeps them for the persistent session
+    second = IngestService(EventStore(sqlite_engine), settings)
+    with second:
+        wait_until(lambda: second.stats.stored >= 5, 10, "the queued results")
+    assert [e.seq for e in load_events(sqlite_engine, "p-0001")] == [1, 2, 3, 4, 5]
+
+
+@pytest.mark.slow
+def test_the_shared_subscription_is_restored_after_a_broker_restart(sqlite_engine, broker):
+    service = IngestService(EventStore(sqlite_engine), mqtt_settings(broker))
+    with service:
+        assert service.wait_connected(5)
+        broker.stop()
+        wait_until(lambda: not service.client.is_connected(), 5, "the disconnect")
+        broker.start()
+        assert service.wait_connected(10)
+        time.sleep(0.3)  # the re-subscription
+        publish_all(broker, [rep("p-0001", 1, T0)])
+        wait_until(lambda: service.stats.stored == 1, 5, "the result after the restart")
