@@ -7,11 +7,19 @@ simulate what goes wrong on a patient's Pi: :meth:`~EmulatedPeripheral.force_dis
 :meth:`~EmulatedPeripheral.go_silent`, :meth:`~EmulatedPeripheral.send_garbage`,
 :meth:`~EmulatedPeripheral.stop_advertising`. :attr:`~EmulatedPeripheral.fates` records what
 became of every sample, the ground truth for exactly-once tests.
+
+Sensors: :class:`WitMotionEmulator` (raw int16 frames, no clock), :class:`PolarVeritySenseEmulator`
+(PMD control point, delta-compressed ACC and GYRO frames, ns device clock) and
+:class:`MovellaDotEmulator` (rate quantities, wrapping µs clock); the last two replay an
+:class:`ImuRecording` in physical units.
 """
 
 from __future__ import annotations
 
 from hipsense.device.emulator._peripheral import EmulatedPeripheral, Fate, SampleFate
+from hipsense.device.emulator._recording import ImuRecording
+from hipsense.device.emulator.movella_dot import MovellaDotEmulator
+from hipsense.device.emulator.polar import PolarVeritySenseEmulator
 from hipsense.device.emulator.witmotion import (
     WitMotionEmulator,
     WitMotionRecording,
@@ -23,6 +31,9 @@ from hipsense.device.emulator.witmotion import (
 __all__ = [
     "EmulatedPeripheral",
     "Fate",
+    "ImuRecording",
+    "MovellaDotEmulator",
+    "PolarVeritySenseEmulator",
     "SampleFate",
     "WitMotionEmulator",
     "WitMotionRecording",

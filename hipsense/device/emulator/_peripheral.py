@@ -110,9 +110,21 @@ class EmulatedPeripheral(abc.ABC):
     def frames_per_notification(self) -> int:
         """How many samples to pack into the next notification."""
 
-    @abc.abstractmethod
     def encode(self, sensor_times_s: Sequence[float]) -> bytes:
-        """One notification payload holding the samples taken at ``sensor_times_s``."""
+        """One notification payload holding the samples taken at ``sensor_times_s``.
+
+        Sensors that send one notification per batch on :attr:`data_characteristic` override
+        this; sensors that send several (Polar: an ACC frame and a GYRO frame) override
+        :meth:`notifications` instead.
+        """
+        raise NotImplementedError(f"{type(self).__name__} must override encode or notifications")
+
+    def notifications(self, sensor_times_s: Sequence[float]) -> list[tuple[Characteristic, bytes]]:
+        """The notifications (characteristic, payload) that carry one batch of samples."""
+        return [(self.data_characteristic, self.encode(sensor_times_s))]
+
+    def on_disconnected(self, connection: Connection) -> None:
+        """Called when a link ends; sensors that forget their stream state on a drop reset it."""
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -236,6 +248,7 @@ class EmulatedPeripheral(abc.ABC):
 
     def _on_connection(self, connection: Connection) -> None:
         self.connections_accepted += 1
+        connection.on(connection.EVENT_DISCONNECTION, lambda _reason: self.on_disconnected(connection))
         if self._silent and self._silent_until_reconnect:
             self._silent = False
 
@@ -278,7 +291,6 @@ class EmulatedPeripheral(abc.ABC):
                     fate = Fate.NO_SUBSCRIBER
                 self.fates.extend(SampleFate(seq, t, fate) for seq, t in batch)
                 if fate is Fate.SENT:
-                    self.notifications_sent += 1
-                    await self.device.notify_subscribers(
-                        self.data_characteristic, self.encode([t for _, t in batch])
-                    )
+                    for characteristic, payload in self.notifications([t for _, t in batch]):
+                        self.notifications_sent += 1
+                        await self.device.notify_subscribers(characteristic, payload)
