@@ -234,6 +234,7 @@ def main() -> int:
     from hipsense.dashboard.db import make_engine, migrate
     from hipsense.dashboard.db.tables import events
 
+    load_before = os.getloadavg()
     name = f"hipsense_bench_{secrets.token_hex(4)}"
     admin = psycopg.connect(args.pg, autocommit=True)
     admin.execute(f'CREATE DATABASE "{name}"')
@@ -291,6 +292,8 @@ def main() -> int:
 
     print(f"\nPostgreSQL database {name} (dropped), Mosquitto on 127.0.0.1:{port}, "
           f"2 ingest processes, {os.cpu_count()} cores")
+    # Other work on the machine takes CPU from the run; say how busy it was.
+    print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     live_rate = report("live (publisher running on the same cores):", live_stats, len(live_stream), live_elapsed,
                        live_broker_cpu)
     backlog_rate = report("backlog drain after a restart (ingest alone):", backlog_stats, len(backlog_stream),
