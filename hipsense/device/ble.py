@@ -22,6 +22,16 @@ What it guarantees:
   the first one after it.
 * Every bleak, BlueZ and D-Bus exception is translated once, here (:func:`translate_error`),
   into :mod:`hipsense.errors` types whose message says what a person can do about it.
+* Commands that the sensor answers (``GattWrite.reply_uuid``: Polar's PMD control point) are
+  sent one at a time: subscribe to the reply characteristic first, write, wait (bounded by
+  ``reply_timeout_s``) for the indication that answers it (:mod:`hipsense.device.replies`),
+  and stop with advice if the sensor refused. The answer also travels the ordinary queue, so
+  the decoder sees it (with its ``char_uuid``) in arrival order, before the data it governs
+  (Polar's start reply carries the FACTOR the data frames are scaled by), and recordings keep
+  it.
+* Two sensors (left and right thigh) share one adapter: give their links one ``adapter_lock``
+  (:class:`hipsense.device.pair.SensorPair` does) so that connection attempts never overlap,
+  as BlueZ creates one LE connection at a time; scanning and streaming run side by side.
 
 bleak's ``backend=`` argument is exposed as ``scanner_backend`` / ``client_backend``: on the Pi
 they stay ``None`` (BlueZ); tests and demos pass the Bumble backend of a
@@ -43,6 +53,7 @@ Raspberry Pi / BlueZ pitfalls this module handles or documents (sensors.md §7):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
@@ -68,6 +79,7 @@ from bleak.exc import (
 
 from hipsense.device.decoders import DECODERS, GattWrite, SensorDecoder
 from hipsense.device.reconnect import Backoff, BackoffPolicy, SilenceWatchdog
+from hipsense.device.replies import is_reply_to, refusal
 from hipsense.device.samples import Gap, GapReason, ImuSamples
 from hipsense.errors import DecodeError, DeviceError, DeviceNotFoundError, LinkLostError
 
@@ -276,6 +288,19 @@ class FoundSensor:
     device: BLEDevice = dataclasses.field(repr=False, compare=False)
 
 
+def _subscriptions(notify_uuids: Sequence[str], writes: Sequence[GattWrite]) -> list[str]:
+    """The decoder's notify characteristics, then any reply characteristic they lack.
+
+    Replies arrive as indications, which a client only receives once subscribed: subscribing
+    to every reply characteristic before the first write is what lets the link wait for them.
+    """
+    uuids = [u.lower() for u in notify_uuids]
+    for write in writes:
+        if write.reply_uuid is not None and write.reply_uuid.lower() not in uuids:
+            uuids.append(write.reply_uuid.lower())
+    return uuids
+
+
 def _sensor_type_of(
     adv: AdvertisementData, name: str | None, decoders: Iterable[type[SensorDecoder]]
 ) -> str | None:
@@ -357,6 +382,10 @@ class SensorLink:
         Most notifications waiting for the consumer; beyond that they are dropped and counted.
     scan_timeout_s, connect_timeout_s
         Bounds of one scan and of one connection (incl. service discovery).
+    reply_timeout_s
+        How long to wait for the sensor's answer to a command that has one (Polar).
+    adapter_lock
+        Shared by the links of one adapter so their connection attempts take turns.
     pause_scale
         Multiplies the decoder's pauses between start writes (1.0 on hardware; a test replaying
         the emulated sensor faster than real time may shorten them).
@@ -381,6 +410,8 @@ class SensorLink:
         scan_timeout_s: float = 10.0,
         connect_timeout_s: float = 20.0,
         pause_scale: float = 1.0,
+        reply_timeout_s: float = 5.0,
+        adapter_lock: asyncio.Lock | None = None,
         scanner_backend: type[BaseBleakScanner] | None = None,
         client_backend: type[BaseBleakClient] | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -398,6 +429,8 @@ class SensorLink:
         self.scan_timeout_s = scan_timeout_s
         self.connect_timeout_s = connect_timeout_s
         self.pause_scale = pause_scale
+        self.reply_timeout_s = reply_timeout_s
+        self.adapter_lock = adapter_lock
         self.stats = LinkStats()
         self.mtu: int | None = None
         self._scanner_backend = scanner_backend
@@ -418,6 +451,8 @@ class SensorLink:
         self._last_yielded_rx_s: float | None = None
         self._finished = False
         self._seen_replies: object = None
+        # Characteristic → the inbox of a command waiting for its answer there (see _write_all).
+        self._reply_inboxes: dict[str, asyncio.Queue[bytes]] = {}
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -536,6 +571,9 @@ class SensorLink:
         def on_notify(_characteristic: Any, data: bytearray) -> None:
             now = self._clock()
             self._watchdog.feed(now)
+            inbox = self._reply_inboxes.get(char_uuid)
+            if inbox is not None:  # a command waits for its answer: hand it a copy, even on overflow
+                inbox.put_nowait(bytes(data))
             if self._queued >= self.queue_size:
                 self.stats.queue_drops += 1
                 if self._overflow_since is None:
@@ -622,13 +660,15 @@ class SensorLink:
         )
         self._client = client
         action = f"connecting to {device.name or 'the sensor'}"
+        start_writes = self.decoder.start_writes()
         try:
-            await client.connect()
+            async with self.adapter_lock or contextlib.nullcontext():
+                await client.connect()
             self.address = device.address
             action = f"starting the stream of {device.name or device.address}"
-            for uuid in self.decoder.notify_uuids:
+            for uuid in _subscriptions(self.decoder.notify_uuids, start_writes):
                 await client.start_notify(uuid, self._make_callback(uuid), bluez={"use_start_notify": True})
-            await self._write_all(client, self.decoder.start_writes())
+            await self._write_all(client, start_writes)
             battery = await self._request_battery(client)
         except Exception as exc:
             if lost.is_set():
@@ -647,16 +687,63 @@ class SensorLink:
 
     async def _write_all(self, client: BleakClient, writes: Sequence[GattWrite]) -> None:
         for write in writes:
-            await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
+            if write.reply_uuid is None:
+                await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
+            else:
+                answer = await self._write_and_wait(client, write)
+                problem = refusal(write, answer)
+                if problem is not None:
+                    raise DeviceError(f"{problem}.")
             if write.pause_after_s > 0 and self.pause_scale > 0:
                 await asyncio.sleep(write.pause_after_s * self.pause_scale)
 
+    async def _write_and_wait(self, client: BleakClient, write: GattWrite) -> bytes:
+        """Write, then wait for the indication on ``write.reply_uuid`` that answers it.
+
+        The inbox opens before the write so an answer that overtakes the write response is not
+        missed; a dropped link ends the wait at once instead of after the timeout.
+        """
+        assert write.reply_uuid is not None
+        inbox: asyncio.Queue[bytes] = asyncio.Queue()
+        self._reply_inboxes[write.reply_uuid] = inbox
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
+            async with asyncio.timeout(self.reply_timeout_s):
+                while True:
+                    answer = asyncio.ensure_future(inbox.get())
+                    await asyncio.wait([answer, lost], return_when=asyncio.FIRST_COMPLETED)
+                    if not answer.done():
+                        answer.cancel()
+                        raise BleakError("Not connected: the link dropped while waiting for a reply")
+                    if is_reply_to(write, answer.result()):
+                        return answer.result()
+        except TimeoutError:
+            raise LinkLostError(
+                f"the sensor did not answer command {write.data.hex(' ')} within "
+                f"{self.reply_timeout_s:g} s. {ADVICE_RADIO}"
+            ) from None
+        finally:
+            lost.cancel()
+            if self._reply_inboxes.get(write.reply_uuid) is inbox:
+                del self._reply_inboxes[write.reply_uuid]
+
     async def _request_battery(self, client: BleakClient) -> int | None:
-        """Read the SIG battery level when offered; WitMotion answers a register read as a
-        notification instead (turned into an event by :meth:`decoded`)."""
+        """Read the SIG battery level when offered (Polar), else the DOT's own battery
+        characteristic; WitMotion answers a register read as a notification instead (turned
+        into an event by :meth:`decoded`)."""
         if client.services.get_characteristic(BATTERY_LEVEL_UUID) is not None:
             value = await client.read_gatt_char(BATTERY_LEVEL_UUID)
             return int(value[0]) if value else None
+        if self.decoder.sensor_type == "movella_dot":
+            from hipsense.device.decoders.movella_dot import BATTERY_UUID, parse_battery
+
+            if client.services.get_characteristic(BATTERY_UUID) is not None:
+                try:  # proprietary [level %, charging], not the SIG battery level
+                    level, _charging = parse_battery(await client.read_gatt_char(BATTERY_UUID))
+                except DecodeError:
+                    return None
+                return level
         if self.decoder.sensor_type == "witmotion":
             from hipsense.device.decoders.witmotion import REGISTER_BATTERY, WRITE_UUID, build_read_register
 

@@ -221,6 +221,16 @@ class EmulatedPeripheral(abc.ABC):
         """Queue one notification with ``payload`` verbatim, sent before the next data."""
         self._garbage.append(bytes(payload))
 
+    def discard_pending(self) -> None:
+        """Samples taken but not yet packed into a notification are lost (fate ``NO_SUBSCRIBER``).
+
+        Sensors that only sample while a measurement runs call this when one starts, so that
+        the first notification holds samples taken after the start, as on the real unit, and
+        not ones left over from before a drop.
+        """
+        pending, self._pending = self._pending, []
+        self.fates.extend(SampleFate(seq, t, Fate.NO_SUBSCRIBER) for seq, t in pending)
+
     # -- ground truth ---------------------------------------------------------------------------
 
     def seqs(self, fate: Fate) -> list[int]:

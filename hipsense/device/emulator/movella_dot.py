@@ -216,5 +216,7 @@ class MovellaDotEmulator(EmulatedPeripheral):
         if mode != RATE_QUANTITIES_MODE:
             logger.debug("%s: payload mode %d is not emulated", self.name, mode)
             return
+        if action == 0x01 and not self.measuring:
+            self.discard_pending()  # measuring starts afresh
         self.measuring = action == 0x01
         self._measurement_control = data

@@ -329,6 +329,8 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             return encode_response(OP_START, measurement, INVALID_RATE)  # see module docstring
         frame_type = self.acc_frame_type if measurement == ACC else 0
         stream = _Stream(measurement, settings[SETTING_RANGE], frame_type)
+        if not self.streams:
+            self.discard_pending()  # the first frame holds samples taken after the start
         self.rate_hz = float(rate)
         self.streams[measurement] = stream
         return encode_response(OP_START, measurement, OK, encode_settings({5: (stream.factor,)}))
