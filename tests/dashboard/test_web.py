@@ -1,5 +1,6 @@
-"""The web app through Starlette's TestClient: login, deny-by-default, CSRF, one therapist's
-patients invisible to another, the prescription editor, exports."""
+"""The web app through Starlette's TestClient, on SQLite and PostgreSQL: login,
+deny-by-default, CSRF, one therapist's patients invisible to another, the prescription
+editor, exports."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ NOW = dt.datetime(2025, 3, 5, 12, 0, tzinfo=dt.timezone.utc)
 
 
 @pytest.fixture
-def dashboard(sqlite_engine):
-    add_therapist(sqlite_engine, "ana", PASSWORD, "Ana")
-    add_therapist(sqlite_engine, "ben", PASSWORD, "Ben")
-    assign_patient(sqlite_engine, "p-0001", "ana", label="A.B.")
-    assign_patient(sqlite_engine, "p-0002", "ben", label="C.D.")
-    store = EventStore(sqlite_engine)
+def dashboard(engine):
+    add_therapist(engine, "ana", PASSWORD, "Ana")
+    add_therapist(engine, "ben", PASSWORD, "Ben")
+    assign_patient(engine, "p-0001", "ana", label="A.B.")
+    assign_patient(engine, "p-0002", "ben", label="C.D.")
+    store = EventStore(engine)
     start = NOW - dt.timedelta(hours=2)
     store.write_batch([parsed(e) for e in [
         rep("p-0001", 2, start + dt.timedelta(seconds=10)), rep("p-0001", 1, start),
@@ -37,7 +38,7 @@ def dashboard(sqlite_engine):
         rep("p-0002", 1, start, session_id="01JQ7Z8K3M4N5P6Q7R8S9T0V9Z"),
     ]])
     published: list[p.Envelope] = []
-    context = DashboardContext(engine=sqlite_engine, clock=ClinicClock(fixed_now=NOW), publish=published.append)
+    context = DashboardContext(engine=engine, clock=ClinicClock(fixed_now=NOW), publish=published.append)
     return create_app(context), context, published
 
 
