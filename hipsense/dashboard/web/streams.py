@@ -108,12 +108,16 @@ def stream_routes(context):
             yield "retry: 2000\n\n"
             last_cue = 0.0
             pending = False
+            last_beat = time.monotonic()
             async for update in _updates(request, context, None):
                 if update is not None and update.kind in ("stored", "live"):
                     pending = True
                 if pending and time.monotonic() - last_cue >= 2.0:
                     pending, last_cue = False, time.monotonic()
                     yield sse("changed", {})
+                if time.monotonic() - last_beat > context.sse_heartbeat_s:
+                    last_beat = time.monotonic()
+                    yield ": keep-alive\n\n"
 
         return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 
