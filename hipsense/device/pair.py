@@ -24,12 +24,13 @@ import contextlib
 import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
+from typing import Self
 
 from hipsense.device.ble import LinkEvent, SensorLink
 from hipsense.device.samples import ImuSamples
 from hipsense.errors import DeviceError
 
-__all__ = ["SideItem", "SensorPair"]
+__all__ = ["SensorPair", "SideItem"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ class SensorPair:
         self._readers: list[asyncio.Task[None]] = []
         self._closed = False
 
-    async def __aenter__(self) -> SensorPair:
+    async def __aenter__(self) -> Self:
         self.start()
         return self
 

@@ -66,7 +66,7 @@ def _pmd_refusal(write: GattWrite, payload: bytes) -> str | None:
         stream = MeasurementType(response.measurement_type).name
     except ValueError:
         stream = f"measurement type {response.measurement_type}"
-    advice = _PMD_ADVICE.get(response.status, "check that the configured sensor type and settings match the sensor")  # type: ignore[call-overload]
+    advice = _PMD_ADVICE.get(response.status, "check that the configured sensor type and settings match the sensor")
     return f"the sensor refused command {write.data.hex(' ')} for {stream} ({status}): {advice}"
 
 

@@ -32,16 +32,16 @@ def scaled_clock(speed: float) -> Callable[[], float]:
 
 
 def clocked_link(radio: VirtualRadio, decoder: SensorDecoder, speed: float, **overrides: object) -> SensorLink:
-    options: dict[str, object] = dict(
-        silence_timeout_s=2.0 * speed,  # two wall seconds
-        backoff=FAST_BACKOFF,
-        scan_timeout_s=2.0,
-        connect_timeout_s=2.0,
-        reply_timeout_s=2.0,
-        scanner_backend=radio.scanner_backend,
-        client_backend=radio.client_backend,
-        clock=scaled_clock(speed),
-    )
+    options: dict[str, object] = {
+        "silence_timeout_s": 2.0 * speed,  # two wall seconds
+        "backoff": FAST_BACKOFF,
+        "scan_timeout_s": 2.0,
+        "connect_timeout_s": 2.0,
+        "reply_timeout_s": 2.0,
+        "scanner_backend": radio.scanner_backend,
+        "client_backend": radio.client_backend,
+        "clock": scaled_clock(speed),
+    }
     options.update(overrides)
     return SensorLink(decoder, **options)  # type: ignore[arg-type]
 

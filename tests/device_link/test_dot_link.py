@@ -88,8 +88,11 @@ def test_dot_characteristics_answer_byte_exactly_over_bleak() -> None:
         stamps = np.array([parse_rate_quantities(p).timestamp_us for p in payloads])
         assert set(np.diff(stamps)) <= {33333, 33334}  # 30 Hz in µs
         first = parse_rate_quantities(payloads[0])
-        row = sensor.recording.index_at((first.timestamp_us - 1_234_567) / 1e6)
-        assert first.acc_ms2 == tuple(np.float32(sensor.recording.acc_ms2[row]).tolist())
+        # The timestamp is the sample time rounded to whole µs, which may sit just either side
+        # of a recording sample boundary.
+        t = (first.timestamp_us - 1_234_567) / 1e6
+        rows = {sensor.recording.index_at(t + d) for d in (-1e-6, 0.0, 1e-6)}
+        assert first.acc_ms2 in [tuple(np.float32(sensor.recording.acc_ms2[r]).tolist()) for r in rows]
         await radio.close()
 
     run(scenario())
@@ -147,7 +150,7 @@ def test_forced_disconnects_across_the_wrap_are_exactly_counted_gaps() -> None:
                 consumer = asyncio.create_task(collect(link, out))
                 for _ in range(drops):
                     target = out.acc.n + 30
-                    await wait_until(lambda: out.acc.n >= target and sensor.is_subscribed(), timeout_s=5)
+                    await wait_until(lambda target=target: out.acc.n >= target and sensor.is_subscribed(), timeout_s=5)
                     await sensor.force_disconnect()
                 await wait_until(lambda: len(out.acc.gaps) == drops and out.acc.n >= target + 30, timeout_s=5)
             await consumer

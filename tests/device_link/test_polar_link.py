@@ -15,12 +15,21 @@ from bleak import BleakClient, BleakScanner
 from hipsense.device.ble import LinkEventKind, scan_sensors
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import make_decoder
-from hipsense.device.decoders.polar_pmd import PMD_CONTROL_POINT_UUID, PMD_DATA_UUID, PolarPmdDecoder
+from hipsense.device.decoders.polar_pmd import (
+    PMD_CONTROL_POINT_UUID,
+    PMD_DATA_UUID,
+    PolarPmdDecoder,
+)
 from hipsense.device.emulator import ImuRecording, PolarVeritySenseEmulator
 from hipsense.device.emulator.polar import VERITY_CLOCK_ORIGIN_NS
 from hipsense.device.samples import GapReason, ImuSamples
 from hipsense.errors import DeviceError, LinkLostError
-from tests.device_link.clocked import FAST_BACKOFF, Collected, Stream, clocked_link, collect
+from tests.device_link.clocked import (
+    Collected,
+    Stream,
+    clocked_link,
+    collect,
+)
 from tests.device_link.conftest import run, wait_until
 
 SPEED = 5.0
@@ -165,7 +174,7 @@ def test_forced_disconnects_are_gaps_on_the_device_clock() -> None:
                 consumer = asyncio.create_task(collect(link, out))
                 for _ in range(drops):
                     target = out.gyr.n + 52  # about two frames on this connection
-                    await wait_until(lambda: out.gyr.n >= target and sensor.is_subscribed(), timeout_s=5)
+                    await wait_until(lambda target=target: out.gyr.n >= target and sensor.is_subscribed(), timeout_s=5)
                     await sensor.force_disconnect()
                 await wait_until(lambda: len(out.gyr.gaps) == drops and out.gyr.n >= target + 52, timeout_s=5)
             await consumer
@@ -263,12 +272,14 @@ def test_the_decoder_alone_decodes_the_emulators_notifications() -> None:
     async def scenario() -> None:
         radio = VirtualRadio()
         raw = []
-        async with PolarVeritySenseEmulator(radio, ImuRecording.swing(5000), speed=SPEED, acc_frame_type=0, block_samples=5):
-            async with clocked_link(radio, make_decoder("polar"), SPEED) as link:
-                async for item in link:
-                    raw.append(item)
-                    if sum(1 for r in raw if getattr(r, "char_uuid", "") == PMD_DATA_UUID) >= 12:
-                        break
+        async with (
+            PolarVeritySenseEmulator(radio, ImuRecording.swing(5000), speed=SPEED, acc_frame_type=0, block_samples=5),
+            clocked_link(radio, make_decoder("polar"), SPEED) as link,
+        ):
+            async for item in link:
+                raw.append(item)
+                if sum(1 for r in raw if getattr(r, "char_uuid", "") == PMD_DATA_UUID) >= 12:
+                    break
         decoder = PolarPmdDecoder()
         blocks = [
             decoder.decode(r.payload, r.received_at_s, char_uuid=r.char_uuid) for r in raw if hasattr(r, "payload")
