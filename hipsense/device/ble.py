@@ -666,6 +666,7 @@ class SensorLink:
                 await client.connect()
             self.address = device.address
             action = f"starting the stream of {device.name or device.address}"
+            await self._configure(client)
             for uuid in _subscriptions(self.decoder.notify_uuids, start_writes):
                 await client.start_notify(uuid, self._make_callback(uuid), bluez={"use_start_notify": True})
             await self._write_all(client, start_writes)
@@ -728,6 +729,23 @@ class SensorLink:
             if self._reply_inboxes.get(write.reply_uuid) is inbox:
                 del self._reply_inboxes[write.reply_uuid]
 
+    async def _configure(self, client: BleakClient) -> None:
+        """Settings a fixed :class:`GattWrite` cannot express, before streaming starts.
+
+        The DOT's output rate is a read-modify-write of its 32-byte device control (sensors.md
+        §2.2), and it cannot change while measuring, so it is set before the start command.
+        """
+        if self.decoder.sensor_type != "movella_dot":
+            return
+        from hipsense.device.decoders.movella_dot import DEVICE_CONTROL_UUID, build_output_rate_control
+
+        if client.services.get_characteristic(DEVICE_CONTROL_UUID) is None:
+            return
+        current = await client.read_gatt_char(DEVICE_CONTROL_UUID)
+        wanted = int(self.decoder.options()["rate_hz"])
+        if len(current) == 32 and int.from_bytes(current[24:26], "little") != wanted:
+            await client.write_gatt_char(DEVICE_CONTROL_UUID, build_output_rate_control(current, wanted), response=True)
+
     async def _request_battery(self, client: BleakClient) -> int | None:
         """Read the SIG battery level when offered (Polar), else the DOT's own battery
         characteristic; WitMotion answers a register read as a notification instead (turned
@@ -770,10 +788,15 @@ class SensorLink:
         self._connected = False
         if client is None or not client.is_connected:
             return
+        if graceful:
+            # A stop command the sensor refuses or leaves unanswered must not keep the link open.
+            try:
+                async with asyncio.timeout(self.connect_timeout_s):
+                    await self._write_all(client, self.decoder.stop_writes())
+            except Exception as exc:  # noqa: BLE001 - stopping a stream that is going away anyway
+                logger.debug("stopping the stream: %s", translate_error(exc, action="stopping the stream"))
         try:
             async with asyncio.timeout(self.connect_timeout_s):
-                if graceful:
-                    await self._write_all(client, self.decoder.stop_writes())
                 await client.disconnect()
         except Exception as exc:  # noqa: BLE001 - closing a link that is going away anyway
             logger.debug("disconnecting: %s", translate_error(exc, action="disconnecting"))

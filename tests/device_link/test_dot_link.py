@@ -177,3 +177,22 @@ def test_forced_disconnects_across_the_wrap_are_exactly_counted_gaps() -> None:
         await radio.close()
 
     run(scenario(), timeout_s=40)
+
+
+def test_sensor_link_sets_the_output_rate_before_starting() -> None:
+    async def scenario() -> None:
+        radio = VirtualRadio()
+        out = Collected()
+        async with MovellaDotEmulator(radio, ImuRecording.swing(5000, 60.0), speed=SPEED) as sensor:
+            async with clocked_link(radio, make_decoder("movella_dot", rate_hz=30), SPEED) as link:
+                consumer = asyncio.create_task(collect(link, out))
+                await wait_until(lambda: out.acc.n >= 60)
+            await consumer
+        kinds = [kind for kind, _ in sensor.commands]
+        assert kinds[:2] == ["device_control", "measurement_control"]  # rate first, then start
+        assert struct.unpack_from("<H", sensor.commands[0][1], 24)[0] == 30 and sensor.rate_hz == 30.0
+        steps = np.diff(np.asarray(out.acc.sensor_time_s))
+        assert np.allclose(steps, 1 / 30, atol=2e-6) and not out.acc.gaps
+        await radio.close()
+
+    run(scenario())
