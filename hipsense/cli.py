@@ -144,13 +144,22 @@ def replay(file: str, exercise: str, speed: float, hold: float | None, chunk: fl
 
 
 @main.command()
-@click.option("--speed", type=float, default=10.0, show_default=True, help="Multiple of real time.")
-def demo(speed: float) -> None:
-    """Replay a real recording (UCI s1, straight-leg raise) through the counter."""
-    from importlib.resources import files
-
-    path = files("hipsense") / "data" / "uci_s1_e3_test.txt.gz"
-    _replay(str(path), "straight_leg_raise", speed, 5.0, 0.2)
+@click.option("--speed", type=click.FloatRange(0.1, 50), default=2.0, show_default=True,
+              help="Replay speed of the recording, a multiple of real time.")
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="The dashboard's port [default: 8080 if free, else any free port].")
+@click.option("--open/--no-open", "open_browser", default=None,
+              help="Open the dashboard in a browser [default: when there is a display].")
+@click.option("--voice", is_flag=True, help="Speak the counts and cues (needs espeak-ng).")
+def demo(speed: float, port: int | None, open_browser: bool | None, voice: bool) -> None:
+    """The whole system on this machine: an embedded broker, the Pi service with an emulated
+    sensor replaying a real session (UCI s1, straight-leg raise), and the dashboard. Ctrl-C stops it."""
+    try:
+        from hipsense.demo import DemoOptions, run_demo
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(f"the demo needs {exc.name}: pip install 'hipsense[demo]'") from exc
+    raise SystemExit(run_demo(DemoOptions(speed=speed, port=port, open_browser=open_browser, voice=voice),
+                              echo=click.echo))
 
 
 # -- sensors: scan, calibrate, record ------------------------------------------------------------

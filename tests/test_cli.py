@@ -46,8 +46,11 @@ def test_replay_unknown_exercise_lists_valid_ids(uci_dir):
     assert "straight_leg_raise" in res.output
 
 
-def test_demo_runs_on_the_shipped_recording():
-    res = CliRunner().invoke(main, ["demo", "--speed", "0"])
+def test_replay_runs_on_the_shipped_recording():  # the old `hipsense demo`; the new one: tests/demo
+    from importlib.resources import files
+
+    path = files("hipsense") / "data" / "uci_s1_e3_test.txt.gz"
+    res = CliRunner().invoke(main, ["replay", str(path), "--exercise", "straight_leg_raise", "--hold", "5"])
     assert res.exit_code == 0, res.output
     assert "30 reps" in res.output
 
