@@ -705,8 +705,9 @@ class SensorLink:
         missed; a dropped link ends the wait at once instead of after the timeout.
         """
         assert write.reply_uuid is not None
+        reply_uuid = write.reply_uuid.lower()  # as subscribed (see _subscriptions)
         inbox: asyncio.Queue[bytes] = asyncio.Queue()
-        self._reply_inboxes[write.reply_uuid] = inbox
+        self._reply_inboxes[reply_uuid] = inbox
         lost = asyncio.ensure_future(self._lost.wait())
         try:
             await client.write_gatt_char(write.char_uuid, write.data, response=write.response)
@@ -726,8 +727,8 @@ class SensorLink:
             ) from None
         finally:
             lost.cancel()
-            if self._reply_inboxes.get(write.reply_uuid) is inbox:
-                del self._reply_inboxes[write.reply_uuid]
+            if self._reply_inboxes.get(reply_uuid) is inbox:
+                del self._reply_inboxes[reply_uuid]
 
     async def _configure(self, client: BleakClient) -> None:
         """Settings a fixed :class:`GattWrite` cannot express, before streaming starts.
@@ -737,7 +738,10 @@ class SensorLink:
         """
         if self.decoder.sensor_type != "movella_dot":
             return
-        from hipsense.device.decoders.movella_dot import DEVICE_CONTROL_UUID, build_output_rate_control
+        from hipsense.device.decoders.movella_dot import (
+            DEVICE_CONTROL_UUID,
+            build_output_rate_control,
+        )
 
         if client.services.get_characteristic(DEVICE_CONTROL_UUID) is None:
             return
