@@ -196,10 +196,10 @@ class _Reader:
         self.lines = text.splitlines()
         self.source = source
         self.from_env: set[str] = set()
-        for name in raw:
+        for name, table in raw.items():
             if name not in _SECTIONS:
                 self.fail(name, f"unknown section [{name}]; known: {', '.join(_SECTIONS)}")
-            if not isinstance(raw[name], dict):
+            if not isinstance(table, dict):
                 self.fail(name, "must be a table ([" + name + "])")
         self._apply_environment(environ)
 

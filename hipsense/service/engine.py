@@ -129,6 +129,7 @@ class SessionEngine:
         self.on_status_change: Any = None  # called with no argument when sensor state changes
         self._last_side: str = "right"
         self._resume()
+        self._warm_recogniser()
         self._choose_active(announce=False)
 
     # -- inputs ----------------------------------------------------------------------------------
@@ -173,9 +174,23 @@ class SessionEngine:
         log.info("following prescription", extra=fields(version=prescription.version,
                                                         exercises=[e.exercise for e in prescription.exercises]))
         self.plan.set_prescription(prescription)
+        self._warm_recogniser()
         self.override = False
         self._choose_active(announce=True)
         self._save_state()
+
+    def _warm_recogniser(self) -> None:
+        """Import the recogniser now if the plan will need it, not in the middle of a set.
+
+        Importing it (scipy.signal) takes most of a second; done lazily on the first window, it
+        would hold up the counting for that long. A plan of exercises the recogniser does not
+        know never needs it (see switching.py), and the memory stays free.
+        """
+        if self.switcher is None:
+            return
+        planned = self.plan.prescribed_exercises() or [self.settings.default_exercise]
+        if any(exercise is None or exercise in self.switcher.known for exercise in planned):
+            import hipsense.exercises.recognition  # noqa: F401
 
     def tick(self) -> None:
         """Call now and then (about once a second): ends a session after ``idle_end_s`` without results."""
@@ -400,7 +415,7 @@ class SessionEngine:
     def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
         self._close_set(*key)
 
-    def _close_set(self, exercise: str, side: str, *, advance: bool = True) -> None:
+    def _close_set(self, exercise: str, side: str) -> None:
         closed = self.plan.close_set(exercise, side)
         if closed is None:
             return
@@ -408,8 +423,6 @@ class SessionEngine:
         line = closed.line
         self.voice.set_done(closed.set_index, line.sets if line else None)
         self._save_state()
-        if not advance:
-            return
         if self.plan.complete:
             log.info("prescription done", extra=fields(session_id=self.session_id))
             self.end_session(reason="complete")
@@ -461,15 +474,22 @@ class SessionEngine:
     # -- live ------------------------------------------------------------------------------------
 
     def _live(self, channel: _Channel, key: tuple[str, str], line: PlanLine | None) -> None:
-        if channel.tap is None or not len(channel.tap.t_s) or not self.publisher.wants_live():
+        if channel.tap is None or not len(channel.tap.t_s):
             return
-        t = float(channel.tap.t_s[-1])
+        # The pipeline's angle is NaN until it has a rest posture to measure from (e.g. an
+        # exercise recognised in a posture its definition does not expect): show the newest
+        # real angle, or nothing.
+        finite = np.flatnonzero(np.isfinite(channel.tap.angle_deg))
+        if not len(finite) or not self.publisher.wants_live():
+            return
+        newest = int(finite[-1])
+        t = float(channel.tap.t_s[newest])
         side = key[1] if key[1] in ("left", "right") else self._last_side
         hold_remaining = None
         if line is not None and line.timed and channel.holds is not None and channel.holds.holding:
             hold_remaining = max(0.0, line.hold_s - channel.holds.elapsed_s(t))
         self.publisher.live(
-            t=self.timebase.to_utc(t), side=side, thigh_angle_deg=float(channel.tap.angle_deg[-1]),
+            t=self.timebase.to_utc(t), side=side, thigh_angle_deg=float(channel.tap.angle_deg[newest]),
             exercise=key[0], session_id=self.session_id, rep_count=self.plan.open_reps(*key),
             hold_remaining_s=hold_remaining)
 

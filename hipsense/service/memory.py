@@ -16,7 +16,7 @@ __all__ = ["release_free_memory"]
 
 
 @functools.cache
-def _malloc_trim():  # noqa: ANN202 - a ctypes function or None
+def _malloc_trim():  # -> a ctypes function, or None off glibc
     name = ctypes.util.find_library("c")
     if name is None:
         return None

@@ -81,9 +81,9 @@ async def open_links(sensors: tuple[SensorConfig, ...], emulator: EmulatorConfig
                 await stack.enter_async_context(fake)
                 log.info("emulated sensor started", extra={"fields": {
                     "address": address, "speed": emulator.speed, "samples": fake.recording.n}})
-                options = dict(scanner_backend=radio.scanner_backend, client_backend=radio.client_backend,
-                               pause_scale=1.0 / emulator.speed,
-                               backoff=BackoffPolicy(initial_s=0.2, multiplier=2.0, max_s=2.0, jitter=0.5))
+                options = {"scanner_backend": radio.scanner_backend, "client_backend": radio.client_backend,
+                           "pause_scale": 1.0 / emulator.speed,
+                           "backoff": BackoffPolicy(initial_s=0.2, multiplier=2.0, max_s=2.0, jitter=0.5)}
             decoder_options = {"rate_hz": sensor.rate_hz} if sensor.type == "witmotion" else {}
             link = SensorLink(
                 make_decoder(sensor.type, **decoder_options),

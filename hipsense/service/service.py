@@ -113,7 +113,7 @@ class EngineWorker:
                 if now >= next_tick:
                     engine.tick()
                     next_tick = now + 1.0
-        except BaseException as exc:  # noqa: BLE001 - reported, and the watchdog stops
+        except BaseException as exc:  # reported; the watchdog pings stop, systemd restarts us
             self.failed = exc
             log.exception("the processing thread failed")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from hipsense import protocol as p
+from hipsense.device.samples import ImuSamples
 from hipsense.protocol import MessageKind
 from hipsense.publish import Outbox
 from hipsense.service.config import SessionConfig
@@ -238,3 +239,17 @@ def test_the_switcher_mirrors_the_recogniser_without_importing_it():
 
     assert (switching.WINDOW_S, switching.HOP_S) == (recognition.WINDOW_S, recognition.HOP_S)
     assert switching.model_classes() == frozenset(recognition.load_model().classes)
+
+
+def test_two_sensors_count_each_thigh_on_its_own_side(tmp_path, uci):
+    rig = Rig(tmp_path, rx(sides=("right", "left"), sets=1), sides=("right", "left"))
+    stop = int(np.searchsorted(uci[0], 100.0))  # set 1: ten reps
+    for block in blocks(uci[0][:stop], uci[1][:stop], uci[2][:stop]):
+        rig.engine.on_samples(0, block)  # the right thigh moves …
+        rig.engine.on_samples(1, ImuSamples(t_s=block.t_s, acc_ms2=np.tile(uci[1][:1], (block.n, 1)),
+                                            gyr_rad_s=np.zeros((block.n, 3))))  # … the left one rests
+    reps = rig.of(MessageKind.REP)
+    assert len(reps) == 10 and {m.data["side"] for m in reps} == {"right"}
+    assert rig.engine.active == ("straight_leg_raise", "left")  # right side done: now the left
+    assert "Switch sides: now the left leg." in rig.speaker.phrases
+    assert [s["side"] for s in rig.engine.sensors_status()] == ["right", "left"]
