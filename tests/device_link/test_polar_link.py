@@ -289,3 +289,34 @@ def test_the_decoder_alone_decodes_the_emulators_notifications() -> None:
         await radio.close()
 
     run(scenario())
+
+
+def test_garbage_frames_are_counted_and_dropped_while_both_streams_go_on() -> None:
+    garbage = [
+        b"",  # empty
+        b"\x02\x00",  # no full header
+        bytes.fromhex("03 0000000000000000 80 000000000000"),  # a measurement type not started
+        bytes.fromhex("02 0000000000000000 81 0100 0200 0300 0A 05 FF"),  # delta block cut short
+        bytes.fromhex("05 0000000000000000 01 0100 0200"),  # raw GYRO: no such frame type
+    ]
+
+    async def scenario() -> None:
+        radio = VirtualRadio()
+        out = Collected()
+        async with PolarVeritySenseEmulator(radio, ImuRecording.swing(10_000), speed=SPEED) as sensor:
+            async with clocked_link(radio, make_decoder("polar"), SPEED) as link:
+                consumer = asyncio.create_task(collect(link, out))
+                await wait_until(lambda: out.gyr.n >= 52)
+                for payload in garbage * 3:
+                    sensor.send_garbage(payload)
+                await wait_until(lambda: sensor.garbage_sent == len(garbage) * 3)
+                before = out.gyr.n
+                await wait_until(lambda: out.gyr.n >= before + 104)
+            await consumer
+        assert link.stats.undecodable == len(garbage) * 3 and link.stats.disconnects == 0
+        for measurement, stream in ((ACC, out.acc), (GYRO, out.gyr)):
+            received = _indices(stream, sensor.rate_hz)
+            assert received == _sent_indices(sensor, measurement)[: len(received)] and not stream.gaps
+        await radio.close()
+
+    run(scenario())
