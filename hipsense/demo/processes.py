@@ -32,8 +32,10 @@ _PR_SET_PDEATHSIG = 1
 def _parent_death_signal():  # -> preexec_fn or None
     """A preexec_fn that asks Linux to SIGTERM the child when the demo dies (None elsewhere).
 
-    Resolved here, in the parent, so that the function run between fork and exec only makes
-    one foreign call (nothing that could wait for a lock held by another thread).
+    A preexec_fn is unsafe once the parent has threads (the child could wait forever for a
+    lock another thread held at the fork), so the demo starts its children before any thread,
+    and the function is resolved here, in the parent: between fork and exec it only makes one
+    foreign call.
     """
     if not sys.platform.startswith("linux"):
         return None

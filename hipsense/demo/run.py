@@ -150,14 +150,15 @@ class _Demo:
                     return await self._shut_down(service, dashboard, narrator)
                 # The login first, then the sensor: whoever opens the page now sees the session begin.
                 self._banner(url, clinic.username, clinic.password, clinic.patient_id)
+                # Both children start before this process has any thread (see processes.py).
+                service.start()
+                narrator.start()  # connects in milliseconds; the service needs seconds to its first rep
+                self.echo(f"sensor     emulated WitMotion replaying UCI subject 1, straight-leg raise, "
+                          f"at {options.speed:g}x real time")
                 if options.open_browser or (options.open_browser is None and _has_display()):
                     import webbrowser
 
                     await asyncio.to_thread(webbrowser.open, url + "patients/" + clinic.patient_id)
-                narrator.start()
-                service.start()
-                self.echo(f"sensor     emulated WitMotion replaying UCI subject 1, straight-leg raise, "
-                          f"at {options.speed:g}x real time")
                 self.echo("Reps appear below and on the patient's page as they are counted. Ctrl-C stops everything.")
                 self.echo("")
                 failed = await self._watch(service, dashboard, narrator)
