@@ -414,7 +414,10 @@ class PolarPmdDecoder(SensorDecoder):
             and message.op_code == OpCode.REQUEST_MEASUREMENT_START
             and message.measurement_type in self._streams
         ):
-            factors = message.settings.get(SettingType.FACTOR, (1.0,))  # may raise: nothing changed
+            factors = message.settings.get(SettingType.FACTOR, (1.0,))
+            if len(factors) == 0:
+                # a FACTOR setting that lists no value: nothing to scale by, nothing changed
+                raise DecodeError("start reply carries an empty FACTOR setting", payload=b"")
             self._streams[message.measurement_type].factor = float(factors[0])
         self.last_control_point = message
 
