@@ -113,6 +113,23 @@ def browser():
         browser.close()
 
 
+def alive(pid: int) -> bool:
+    """Running (a zombie waiting for whoever adopted it to reap it has stopped running)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def wait_until_gone(pids: set[int], timeout: float) -> list[int]:
+    """The PIDs still alive after up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while [pid for pid in pids if alive(pid)] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [pid for pid in pids if alive(pid)]
+
+
 KNOWN_DASHBOARD_BUG = "unsupported format string passed to Undefined.__format__"
 
 
@@ -164,10 +181,19 @@ def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, dem
     demo.process.send_signal(signal.SIGINT)
     assert demo.process.wait(40) == 0, demo.output
     assert demo.output.splitlines()[-1] == "stopped", demo.output
-    deadline = time.monotonic() + 5
-    while any(Path(f"/proc/{pid}").exists() for pid in children) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()], "a child process outlived the demo"
+    assert not wait_until_gone(children, 5), "a child process outlived the demo"
     assert port_is_free(web_port) and port_is_free(broker_port)
     assert not list(demo.tmp_path.glob("hipsense-demo-*")), "the demo's files were left behind"
     print(f"first rep on the dashboard {first_rep_s:.1f} s after `hipsense demo` started")
+
+
+def test_if_the_demo_is_killed_its_children_stop_too(demo):
+    """SIGKILL leaves the demo no chance to clean up: Linux's parent-death signal must."""
+    url = demo.wait_for_line(r"^dashboard\s+(http://\S+/)$", 60).group(1)
+    demo.wait_for_line(r"^sensor\s", 10)
+    children = demo.children()
+    assert len(children) == 2, demo.output
+    demo.process.kill()
+    demo.process.wait(10)
+    assert not wait_until_gone(children, 30), "a child outlived the killed demo"
+    assert port_is_free(int(url.rsplit(":", 1)[1].strip("/")))
