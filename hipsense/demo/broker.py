@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Self
 
 from amqtt.adapters import ReaderAdapter, StreamWriterAdapter
 from amqtt.broker import Broker
@@ -100,7 +100,7 @@ class EmbeddedBroker:
         self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
-    async def __aenter__(self) -> EmbeddedBroker:
+    async def __aenter__(self) -> Self:
         config = {
             # "external": amqtt opens no socket; connections come from _accept. ("bind" is
             # only there because amqtt skips a listener without one.)
@@ -151,7 +151,7 @@ class EmbeddedBroker:
             replay = await self._check_version(reader, writer)
             assert self._broker is not None
             await self._broker.external_connected(replay, StreamWriterAdapter(writer), _LISTENER)
-        except (_Refused, asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, _Refused, asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:  # one client's trouble must not take the demo down
             log.exception("MQTT connection failed")

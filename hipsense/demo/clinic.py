@@ -14,7 +14,7 @@ import secrets
 
 from hipsense.protocol import Envelope, PrescribedExercise
 
-__all__ = ["DemoClinic", "PATIENT_ID", "PRESCRIPTION", "THERAPIST", "seed_clinic"]
+__all__ = ["PATIENT_ID", "PRESCRIPTION", "THERAPIST", "DemoClinic", "seed_clinic"]
 
 THERAPIST = "demo"
 THERAPIST_NAME = "Demo Therapist"

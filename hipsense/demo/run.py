@@ -203,7 +203,7 @@ class _Demo:
                 self.echo(f"The recording is over{first}. The dashboard stays up: Ctrl-C to stop.")
             try:
                 await asyncio.wait_for(self.stop.wait(), 0.2)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         return False
 

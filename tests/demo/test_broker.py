@@ -35,7 +35,7 @@ def with_broker(job) -> None:  # noqa: ANN001 - job(broker, port, loop) runs in 
 
 
 def rep(seq: int) -> p.Envelope:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     return p.build_rep_event(PATIENT_ID, seq=seq, session_id=p.new_session_id(), exercise="straight_leg_raise",
                              side="right", set_index=1, rep_index=seq, t_start=now - dt.timedelta(seconds=3),
                              t_end=now, rom_deg=20.0, hold_s=5.0, peak_speed_dps=30.0)
@@ -74,7 +74,7 @@ def test_mqtt5_clients_fall_back_and_a_shared_subscription_gets_every_result():
 
 def test_the_retained_prescription_reaches_a_client_that_subscribes_later():
     def job(broker: EmbeddedBroker, port: int, loop: asyncio.AbstractEventLoop) -> None:
-        envelope = p.build_prescription(PATIENT_ID, version=1, updated_at=dt.datetime.now(dt.timezone.utc),
+        envelope = p.build_prescription(PATIENT_ID, version=1, updated_at=dt.datetime.now(dt.UTC),
                                         exercises=PRESCRIPTION)
         asyncio.run_coroutine_threadsafe(broker.publish_retained(envelope.topic, envelope.payload), loop).result(5)
         got: list[p.Prescription] = []
