@@ -39,15 +39,35 @@ def load_schema(name: str) -> dict[str, Any]:
     return json.loads(text)
 
 
+def _inline_refs(node: Any, defs: Mapping[str, Any]) -> Any:
+    """Replace every ``{"$ref": "common.json#/$defs/x"}`` with a copy of that definition.
+
+    The files keep their references (they are the contract, and other readers resolve them);
+    the validator gets them inlined once, because resolving a reference through the registry
+    on every message cost about two thirds of validation (measured: 0.43 → 0.15 ms/message).
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("common.json#/$defs/"):
+            target = _inline_refs(defs[ref.rsplit("/", 1)[1]], defs)
+            rest = {k: _inline_refs(v, defs) for k, v in node.items() if k != "$ref"}
+            return {**target, **rest} if rest else target
+        return {k: _inline_refs(v, defs) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline_refs(v, defs) for v in node]
+    return node
+
+
 @functools.cache
 def _validator(kind: MessageKind) -> jsonschema.protocols.Validator:
-    # All files are registered up front so "$ref": "common.json#/..." resolves offline;
-    # nothing is ever fetched from the (deliberately unresolvable) $id host.
+    # All files are registered up front so any reference left resolves offline; nothing is
+    # ever fetched from the (deliberately unresolvable) $id host.
     schemas = [load_schema(name) for name in [*SCHEMA_FILES.values(), "common.json"]]
     registry = referencing.Registry().with_resources(
         (schema["$id"], referencing.Resource.from_contents(schema)) for schema in schemas
     )
-    schema = load_schema(SCHEMA_FILES[kind])
+    defs = load_schema("common.json").get("$defs", {})
+    schema = _inline_refs(load_schema(SCHEMA_FILES[kind]), defs)
     return jsonschema.Draft202012Validator(schema, registry=registry)
 
 
@@ -64,7 +84,10 @@ def validate_payload(kind: MessageKind, document: Mapping[str, Any], *, topic: s
             topic=topic,
             path="/schema_version",
         )
-    error = jsonschema.exceptions.best_match(_validator(kind).iter_errors(document))
+    validator = _validator(kind)
+    if validator.is_valid(document):  # the common case, without building error objects
+        return
+    error = jsonschema.exceptions.best_match(validator.iter_errors(document))
     if error is not None:
         # jsonschema quotes the offending value, which can be the whole 64 KiB document.
         detail = error.message if len(error.message) <= 200 else error.message[:200] + "..."
