@@ -121,7 +121,7 @@ class _Demo:
         options = self.options
         web_port = options.port if options.port is not None else free_port(preferred=PREFERRED_WEB_PORT)
         if not port_is_free(web_port):
-            raise DemoError(f"port {web_port} is in use; choose another with --port")
+            raise DemoError(f"cannot listen on port {web_port} (in use, or reserved); choose another with --port")
         broker_port = free_port()
         db_path = workdir / "dashboard.sqlite3"
         clinic = seed_clinic(str(db_path))
