@@ -218,3 +218,21 @@ def test_export_rejects_a_bad_range(dashboard):
     client = logged_in(app, "ana")
     assert client.get("/patients/p-0001/export.csv?start=2025-03-05&end=2025-03-01").status_code == 400
     assert client.get("/patients/p-0001/export.csv").status_code == 400
+
+
+@pytest.mark.parametrize("live", [
+    {"t": "2025-03-05T11:59:59.000Z", "side": "right", "thigh_angle_deg": 12.5,
+     "exercise": "straight_leg_raise"},  # between holds: no hold_remaining_s, no rep_count
+    {"t": "2025-03-05T11:59:59.000Z", "side": "right", "thigh_angle_deg": 30.0,
+     "exercise": "straight_leg_raise", "rep_count": 3, "hold_remaining_s": 2.5},
+])
+def test_patient_page_renders_whatever_optional_live_fields_are_present(dashboard, live):
+    from hipsense.dashboard.live_hub import Update
+
+    app, context, _ = dashboard
+    context.hub.publish(Update("live", "p-0001", live))
+    response = logged_in(app, "ana").get("/patients/p-0001")
+    assert response.status_code == 200
+    assert f"{live['thigh_angle_deg']:.0f}°" in response.text
+    if "hold_remaining_s" in live:
+        assert "2.5 s" in response.text

@@ -21,7 +21,10 @@ def percent(value: float | None) -> str:
 
 
 def number(value: float | None, unit: str = "", digits: int = 0) -> str:
-    return "–" if value is None else f"{value:.{digits}f}{unit}"
+    # optional payload fields may be absent (a Jinja Undefined), not just None
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return "–"
+    return f"{value:.{digits}f}{unit}"
 
 
 def exercise_name(exercise_id: str | None, catalogue) -> str:
