@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from hipsense.protocol import Prescription, new_session_id
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
 from hipsense.service.logs import fields
+from hipsense.service.memory import release_free_memory
 from hipsense.service.plan import ClosedSet, Plan, PlanLine
 from hipsense.service.results import ResultPublisher
 from hipsense.service.state import SessionStateStore
@@ -189,8 +191,10 @@ class SessionEngine:
         if self.switcher is None:
             return
         planned = self.plan.prescribed_exercises() or [self.settings.default_exercise]
-        if any(exercise is None or exercise in self.switcher.known for exercise in planned):
+        needed = any(exercise is None or exercise in self.switcher.known for exercise in planned)
+        if needed and "hipsense.exercises.recognition" not in sys.modules:
             import hipsense.exercises.recognition  # noqa: F401
+            release_free_memory()  # the import's temporaries: ~10 MB (memory.py)
 
     def tick(self) -> None:
         """Call now and then (about once a second): ends a session after ``idle_end_s`` without results."""

@@ -115,7 +115,9 @@ def test_bad_prescriptions_are_rejected_and_the_cached_one_stays(broker, service
 
         # The cached prescription is still the one followed: its first set counts as prescribed.
         wait_until(lambda: dashboard.events(MessageKind.SET), 30, "the first set")
-        assert service.terminate() == 0
+        assert service.terminate() == 0  # SIGTERM mid-session: flush, summary, "offline"
+        wait_until(lambda: dashboard.events(MessageKind.SESSION), 15, "the summary of the interrupted session")
+        wait_until(lambda: dashboard.statuses and dashboard.statuses[-1]["state"] == "offline", 15, "offline")
 
     reasons = [entry["msg"] for entry in service.logged("prescription rejected")]
     assert any("less than the minimum of 1" in r for r in reasons), reasons
@@ -124,3 +126,6 @@ def test_bad_prescriptions_are_rejected_and_the_cached_one_stays(broker, service
     assert (service.state_dir / "prescription.json").read_bytes() == cached.payload
     first_set = dashboard.events(MessageKind.SET)[0].data
     assert first_set["prescribed"] is True and first_set["reps_target"] == 10
+    (summary,) = dashboard.events(MessageKind.SESSION)
+    assert summary.data["flags"] == ["interrupted"] and summary.data["prescription_version"] == 1
+    assert 0 < summary.data["adherence"] < 1
