@@ -91,3 +91,7 @@ run install -m 0644 "$HERE/hipsense.service" "$UNIT"
 run systemctl daemon-reload
 run systemctl enable --now hipsense.service
 echo "hipsense installed. Follow it with: journalctl -fu hipsense -o cat"
+echo "Calibrate the sensor once, strapped on (as the service user, so that it can read the result):"
+echo "  sudo systemctl stop hipsense"
+echo "  sudo -u hipsense env HIPSENSE_CONFIG_DIR=/var/lib/hipsense $PREFIX/venv/bin/hipsense calibrate"
+echo "  sudo systemctl start hipsense"

@@ -33,6 +33,7 @@ from hipsense.exercises.tracker import ExerciseTracker, RepResult, SetResult, Tr
 from hipsense.protocol import Prescription, new_session_id
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
+from hipsense.service.live_angle import LiveAngle, load_sensor_calibration
 from hipsense.service.logs import fields
 from hipsense.service.memory import release_free_memory
 from hipsense.service.plan import ClosedSet, Plan, PlanLine
@@ -48,12 +49,11 @@ log = logging.getLogger(__name__)
 
 
 class _AngleTap:
-    """Wraps a tracker's pipeline to keep the newest angle and angular speed it computed.
+    """Wraps a tracker's pipeline to keep the angle and angular speed it computed last.
 
-    The tracker returns reps and sets only; the live view and the hold timer need the angle
-    stream the pipeline already produced. Used until calibrated thigh angles exist
-    (``hipsense.signal.angles``): this is the excursion from the rest posture, not flexion from
-    standing.
+    The tracker returns reps and sets only; the stretch hold timer needs the pipeline's angle
+    stream (the excursion from the exercise's rest posture), which is already computed: no
+    second filter for it. (The live view uses :mod:`.live_angle`, the thigh angle proper.)
     """
 
     def __init__(self, pipeline: Any) -> None:
@@ -88,6 +88,8 @@ class _Channel:
     key: tuple[str, str] | None = None  # (exercise, side) the tracker counts for
     holds: HoldTimer | None = None
     gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    angle: LiveAngle | None = None
+    address: str | None = None
     connected: bool = False
     battery_pct: int | None = None
     last_t_s: float | None = None
@@ -149,11 +151,16 @@ class SessionEngine:
         if channel.buffered_s() >= channel.batch_s:
             self._process(channel)
 
-    def on_link_event(self, index: int, event: LinkEvent) -> None:
+    def on_link_event(self, index: int, event: LinkEvent, address: str | None = None) -> None:
+        """A link event of sensor ``index``; ``address`` is the sensor's, once known."""
         channel = self.channels[index]
         if event.kind is LinkEventKind.CONNECTED:
             channel.connected = True
             log.info("sensor connected", extra=fields(sensor=index, detail=event.detail))
+            if address and address != channel.address:  # first connection: its calibration, if any
+                channel.address = address
+                channel.angle = LiveAngle(load_sensor_calibration(address))
+                log.info("live angle", extra=fields(sensor=index, calibrated=channel.angle.calibrated))
             self.voice.sensor_connected()
         elif event.kind is LinkEventKind.DISCONNECTED:
             channel.connected = False
@@ -282,6 +289,9 @@ class SessionEngine:
         if channel.has_gyro and all(b.gyr_rad_s is not None for b in blocks):
             gyr = np.concatenate([b.gyr_rad_s for b in blocks])
         channel.last_t_s = float(t[-1])
+        if channel.angle is None:
+            channel.angle = LiveAngle()  # address not known (yet): uncalibrated until it is
+        channel.angle.push(t, acc, gyr)
         if channel.index == 0:
             self._recognise(t, acc)
         key = self._key_for(channel)
@@ -330,12 +340,21 @@ class SessionEngine:
             reps_target=(line.reps if line else None),
             side=side if side in ("left", "right") else "either",
             set_rest_s=self.settings.set_rest_s,
+            baseline_rom_deg=self._baseline_rom(channel, exercise),
         )
         channel.tracker = ExerciseTracker(spec, settings, has_gyro=has_gyro)
         channel.tap = _AngleTap(channel.tracker.pipeline)
         channel.tracker.pipeline = channel.tap  # type: ignore[assignment]
         channel.holds = HoldTimer(min_hold_s=min(3.0, 0.3 * line.hold_s) if line and line.hold_s else 3.0)
         channel.key = key
+
+    @staticmethod
+    def _baseline_rom(channel: _Channel, exercise: str) -> float | None:
+        """The patient's reference range from calibration (``low_rom`` is judged against it)."""
+        calibration = channel.angle.calibration if channel.angle is not None else None
+        if calibration is None:
+            return None
+        return next((r.rom_deg for r in calibration.rom if r.exercise_id == exercise and r.ok), None)
 
     def _flush_tracker(self, channel: _Channel) -> None:
         if channel.tracker is not None and channel.key is not None:
@@ -478,24 +497,17 @@ class SessionEngine:
     # -- live ------------------------------------------------------------------------------------
 
     def _live(self, channel: _Channel, key: tuple[str, str], line: PlanLine | None) -> None:
-        if channel.tap is None or not len(channel.tap.t_s):
-            return
-        # The pipeline's angle is NaN until it has a rest posture to measure from (e.g. an
-        # exercise recognised in a posture its definition does not expect): show the newest
-        # real angle, or nothing.
-        finite = np.flatnonzero(np.isfinite(channel.tap.angle_deg))
-        if not len(finite) or not self.publisher.wants_live():
-            return
-        newest = int(finite[-1])
-        t = float(channel.tap.t_s[newest])
+        reading = channel.angle.latest if channel.angle is not None else None
+        if reading is None or not self.publisher.wants_live():
+            return  # no angle yet (the uncalibrated one needs a still start and a first movement)
         side = key[1] if key[1] in ("left", "right") else self._last_side
         hold_remaining = None
         if line is not None and line.timed and channel.holds is not None and channel.holds.holding:
-            hold_remaining = max(0.0, line.hold_s - channel.holds.elapsed_s(t))
+            hold_remaining = max(0.0, line.hold_s - channel.holds.elapsed_s(reading.t_s))
         self.publisher.live(
-            t=self.timebase.to_utc(t), side=side, thigh_angle_deg=float(channel.tap.angle_deg[newest]),
-            exercise=key[0], session_id=self.session_id, rep_count=self.plan.open_reps(*key),
-            hold_remaining_s=hold_remaining)
+            t=self.timebase.to_utc(reading.t_s), side=side, thigh_angle_deg=reading.thigh_angle_deg,
+            abduction_deg=reading.abduction_deg, exercise=key[0], session_id=self.session_id,
+            rep_count=self.plan.open_reps(*key), hold_remaining_s=hold_remaining)
 
     # -- persistence -----------------------------------------------------------------------------
 

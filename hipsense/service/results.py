@@ -125,13 +125,14 @@ class ResultPublisher:
         return self._send_live is not None and self._throttle.allow(self._clock())
 
     def live(self, *, t: float, side: str, thigh_angle_deg: float, exercise: str | None, session_id: str | None,
-             rep_count: int | None, hold_remaining_s: float | None) -> bool:
+             rep_count: int | None, hold_remaining_s: float | None, abduction_deg: float | None = None) -> bool:
         """Send one live message (call after :meth:`wants_live` said yes)."""
         if self._send_live is None:
             return False
         try:
             envelope = build_live(self.patient, t=t, side=side, thigh_angle_deg=thigh_angle_deg, exercise=exercise,
-                                  session_id=session_id, rep_count=rep_count, hold_remaining_s=hold_remaining_s)
+                                  session_id=session_id, rep_count=rep_count, hold_remaining_s=hold_remaining_s,
+                                  abduction_deg=abduction_deg)
         except ProtocolError as exc:
             log.debug("live message not built: %s", exc)
             return False

@@ -219,7 +219,7 @@ class Service:
             if isinstance(item, ImuSamples):
                 worker.submit("samples", (index, item))
             elif isinstance(item, LinkEvent):
-                worker.submit("event", (index, item))
+                worker.submit("event", (index, item, link.address))
 
     async def _housekeeping(self, worker: EngineWorker, client: Any) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect."""

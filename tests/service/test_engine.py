@@ -253,3 +253,25 @@ def test_two_sensors_count_each_thigh_on_its_own_side(tmp_path, uci):
     assert rig.engine.active == ("straight_leg_raise", "left")  # right side done: now the left
     assert "Switch sides: now the left leg." in rig.speaker.phrases
     assert [s["side"] for s in rig.engine.sensors_status()] == ["right", "left"]
+
+
+@pytest.mark.parametrize("calibrated", [True, False])
+def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp_path, uci, monkeypatch, calibrated):
+    import json
+
+    from hipsense.calibration_store import StoredCalibration, save_calibration
+    from hipsense.device.ble import LinkEvent, LinkEventKind
+    from hipsense.signal.calibration import Calibration
+
+    monkeypatch.setenv("HIPSENSE_CONFIG_DIR", str(tmp_path / "etc"))
+    address = "F1:57:00:00:00:01"
+    if calibrated:  # any proper rotation: this is about the plumbing, not the numbers
+        mounting = ((0.0, 0.0, 1.0), (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0))
+        save_calibration(StoredCalibration(Calibration(mounting=mounting, side="right"), address, "witmotion"))
+    rig = Rig(tmp_path, rx())
+    rig.engine.on_link_event(0, LinkEvent(LinkEventKind.CONNECTED, 0.0, "WT901BLE68"), address=address)
+    rig.feed(*uci, stop=int(np.searchsorted(uci[0], 60.0)))
+    docs = [json.loads(e.payload) for e in rig.live]
+    assert docs and all(np.isfinite(d["thigh_angle_deg"]) for d in docs)
+    assert rig.engine.channels[0].angle.calibrated is calibrated
+    assert all(("abduction_deg" in d) is calibrated for d in docs)
