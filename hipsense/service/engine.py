@@ -33,7 +33,7 @@ from hipsense.exercises.tracker import ExerciseTracker, RepResult, SetResult, Tr
 from hipsense.protocol import Prescription, new_session_id
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
-from hipsense.service.live_angle import LiveAngle, load_sensor_calibration
+from hipsense.service.live_angle import AngleReading, CalibratedAngle, excursion_reading, load_sensor_calibration
 from hipsense.service.logs import fields
 from hipsense.service.memory import release_free_memory
 from hipsense.service.plan import ClosedSet, Plan, PlanLine
@@ -88,7 +88,7 @@ class _Channel:
     key: tuple[str, str] | None = None  # (exercise, side) the tracker counts for
     holds: HoldTimer | None = None
     gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
-    angle: LiveAngle | None = None
+    angle: CalibratedAngle | None = None  # None: uncalibrated, the live view shows the excursion
     address: str | None = None
     connected: bool = False
     battery_pct: int | None = None
@@ -159,8 +159,9 @@ class SessionEngine:
             log.info("sensor connected", extra=fields(sensor=index, detail=event.detail))
             if address and address != channel.address:  # first connection: its calibration, if any
                 channel.address = address
-                channel.angle = LiveAngle(load_sensor_calibration(address))
-                log.info("live angle", extra=fields(sensor=index, calibrated=channel.angle.calibrated))
+                calibration = load_sensor_calibration(address)
+                channel.angle = CalibratedAngle(calibration) if calibration is not None else None
+                log.info("live angle", extra=fields(sensor=index, calibrated=channel.angle is not None))
             self.voice.sensor_connected()
         elif event.kind is LinkEventKind.DISCONNECTED:
             channel.connected = False
@@ -289,9 +290,8 @@ class SessionEngine:
         if channel.has_gyro and all(b.gyr_rad_s is not None for b in blocks):
             gyr = np.concatenate([b.gyr_rad_s for b in blocks])
         channel.last_t_s = float(t[-1])
-        if channel.angle is None:
-            channel.angle = LiveAngle()  # address not known (yet): uncalibrated until it is
-        channel.angle.push(t, acc, gyr)
+        if channel.angle is not None:
+            channel.angle.push(t, acc, gyr)
         if channel.index == 0:
             self._recognise(t, acc)
         key = self._key_for(channel)
@@ -497,9 +497,13 @@ class SessionEngine:
     # -- live ------------------------------------------------------------------------------------
 
     def _live(self, channel: _Channel, key: tuple[str, str], line: PlanLine | None) -> None:
-        reading = channel.angle.latest if channel.angle is not None else None
+        reading: AngleReading | None
+        if channel.angle is not None:
+            reading = channel.angle.latest
+        else:
+            reading = excursion_reading(channel.tap.t_s, channel.tap.angle_deg) if channel.tap is not None else None
         if reading is None or not self.publisher.wants_live():
-            return  # no angle yet (the uncalibrated one needs a still start and a first movement)
+            return  # no angle yet (the excursion is NaN until the pipeline has a rest posture)
         side = key[1] if key[1] in ("left", "right") else self._last_side
         hold_remaining = None
         if line is not None and line.timed and channel.holds is not None and channel.holds.holding:

@@ -2,11 +2,16 @@
 
 With a calibration from ``hipsense calibrate`` (:mod:`hipsense.calibration_store`, looked up
 by the sensor's address) it is the calibrated hip flexion from standing, positive forward, plus
-abduction: exactly what the protocol's ``thigh_angle_deg`` and ``abduction_deg`` mean. Without
-one it is the signed angle along the thigh's main motion
-(:func:`hipsense.signal.angles.principal_angle_step`), which needs no calibration but has no
-anatomical zero; the service logs which one it uses. Both kernels are O(1) per sample (about
-6 µs here) and see every sample, since they track orientation continuously.
+abduction (:func:`hipsense.signal.angles.thigh_angles_step`): exactly what the protocol's
+``thigh_angle_deg`` and ``abduction_deg`` mean. It is O(1) per sample (about 7 µs here) and sees
+every sample, since it tracks the orientation continuously.
+
+Without a calibration the engine shows the tracker pipeline's excursion from the exercise's rest
+posture instead (already computed for counting; no anatomical zero). Not the principal-axis
+angle of ``signal.angles``: that module imports ``signal.calibration``, which imports
+scipy.signal at the top (about 60 MB resident with scipy.stats and friends) — worth paying for
+a calibrated angle, not for an uncalibrated one. For the same reason the calibration file is
+looked for before the calibration store is imported.
 """
 
 from __future__ import annotations
@@ -14,22 +19,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from hipsense.errors import ConfigError
 from hipsense.service.logs import fields
-from hipsense.signal.angles import (
-    PrincipalAngleSettings,
-    ThighAngleSettings,
-    principal_angle_init,
-    principal_angle_step,
-    thigh_angles_init,
-    thigh_angles_step,
-)
-from hipsense.signal.calibration import Calibration
 
-__all__ = ["AngleReading", "LiveAngle", "load_sensor_calibration"]
+__all__ = ["AngleReading", "CalibratedAngle", "calibration_file", "load_sensor_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -41,50 +40,69 @@ class AngleReading:
     abduction_deg: float | None
 
 
-def load_sensor_calibration(address: str | None) -> Calibration | None:
-    """The stored calibration of the sensor at ``address``, or None (logged) if there is none."""
+def calibration_file(address: str) -> Path:
+    """Where :func:`hipsense.calibration_store.calibration_path` keeps ``address``'s calibration.
+
+    Mirrored here (a test checks they agree) so that a Pi without a calibration never imports
+    the store, and with it scipy.
+    """
+    override = os.environ.get("HIPSENSE_CONFIG_DIR")
+    if override:
+        folder = Path(override) / "calibration"
+    else:
+        xdg = os.environ.get("XDG_CONFIG_HOME")
+        folder = (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config") / "hipsense" / "calibration"
+    return folder / f"{address.upper().replace(':', '-')}.json"
+
+
+def load_sensor_calibration(address: str | None) -> Any | None:
+    """The stored :class:`~hipsense.signal.calibration.Calibration` of ``address``, or None (logged)."""
     if not address:
         return None
-    from hipsense.calibration_store import MissingCalibrationError, load_calibration
+    path = calibration_file(address)
+    if not path.exists():
+        log.info("no calibration: the live angle is the uncalibrated excursion from rest",
+                 extra=fields(address=address, expected=str(path)))
+        return None
+    from hipsense.calibration_store import load_calibration
 
     try:
         return load_calibration(address).calibration
-    except MissingCalibrationError as exc:
-        log.info("no calibration; the live angle is uncalibrated", extra=fields(address=address, detail=str(exc)))
     except ConfigError as exc:  # damaged file: say so, and carry on uncalibrated
-        log.warning("calibration unusable; the live angle is uncalibrated", extra=fields(address=address,
+        log.warning("calibration unusable: the live angle is uncalibrated", extra=fields(address=address,
                                                                                         error=str(exc)))
     return None
 
 
-class LiveAngle:
-    """Streaming live angle of one sensor (see the module docstring)."""
+class CalibratedAngle:
+    """Streaming calibrated thigh angles of one sensor."""
 
-    def __init__(self, calibration: Calibration | None = None) -> None:
+    def __init__(self, calibration: Any) -> None:
+        from hipsense.signal.angles import ThighAngleSettings, thigh_angles_init
+
         self.calibration = calibration
-        if calibration is not None:
-            self._settings: ThighAngleSettings | PrincipalAngleSettings = ThighAngleSettings(calibration=calibration)
-            self._state = thigh_angles_init(self._settings)
-        else:
-            self._settings = PrincipalAngleSettings()
-            self._state = principal_angle_init(self._settings)
+        self._settings = ThighAngleSettings(calibration=calibration)
+        self._state = thigh_angles_init(self._settings)
         self.latest: AngleReading | None = None
-
-    @property
-    def calibrated(self) -> bool:
-        return self.calibration is not None
 
     def push(self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None) -> AngleReading | None:
         """Add samples; return the newest finite reading (kept in :attr:`latest`)."""
-        if isinstance(self._settings, ThighAngleSettings):
-            self._state, out = thigh_angles_step(self._settings, self._state, t_s, acc_ms2, gyr_rad_s)
-            angle, abduction = out.flexion_deg, out.abduction_deg
-        else:
-            self._state, out = principal_angle_step(self._settings, self._state, t_s, acc_ms2, gyr_rad_s)
-            angle, abduction = out.angle_deg, None
-        finite = np.flatnonzero(np.isfinite(angle))
+        from hipsense.signal.angles import thigh_angles_step
+
+        self._state, out = thigh_angles_step(self._settings, self._state, t_s, acc_ms2, gyr_rad_s)
+        finite = np.flatnonzero(np.isfinite(out.flexion_deg))
         if len(finite):
             i = int(finite[-1])
-            ab = None if abduction is None or not math.isfinite(abduction[i]) else float(abduction[i])
-            self.latest = AngleReading(float(out.t_s[i]), float(angle[i]), ab)
+            abduction = float(out.abduction_deg[i])
+            self.latest = AngleReading(float(out.t_s[i]), float(out.flexion_deg[i]),
+                                       abduction if math.isfinite(abduction) else None)
         return self.latest
+
+
+def excursion_reading(t_s: np.ndarray, angle_deg: np.ndarray) -> AngleReading | None:
+    """The newest finite sample of the tracker pipeline's excursion angle (NaN until anchored)."""
+    finite = np.flatnonzero(np.isfinite(angle_deg))
+    if not len(finite):
+        return None
+    i = int(finite[-1])
+    return AngleReading(float(t_s[i]), float(angle_deg[i]), None)

@@ -273,5 +273,26 @@ def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp
     rig.feed(*uci, stop=int(np.searchsorted(uci[0], 60.0)))
     docs = [json.loads(e.payload) for e in rig.live]
     assert docs and all(np.isfinite(d["thigh_angle_deg"]) for d in docs)
-    assert rig.engine.channels[0].angle.calibrated is calibrated
+    assert (rig.engine.channels[0].angle is not None) is calibrated
     assert all(("abduction_deg" in d) is calibrated for d in docs)
+
+
+def test_the_calibration_file_is_looked_for_where_the_store_keeps_it(tmp_path, monkeypatch):
+    from hipsense.calibration_store import calibration_path
+    from hipsense.service.live_angle import calibration_file
+
+    for env in ({"HIPSENSE_CONFIG_DIR": str(tmp_path)}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, {}):
+        monkeypatch.delenv("HIPSENSE_CONFIG_DIR", raising=False)
+        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        assert calibration_file("f1:57:00:00:00:01") == calibration_path("f1:57:00:00:00:01")
+
+
+def test_an_uncalibrated_service_never_imports_scipy():
+    import subprocess
+    import sys
+
+    code = ("import sys, hipsense.service.service, hipsense.service.sensors, hipsense.service.engine;"
+            "print('scipy' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
