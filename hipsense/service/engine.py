@@ -198,8 +198,11 @@ class SessionEngine:
         """
         if self.switcher is None:
             return
-        planned = self.plan.prescribed_exercises() or [self.settings.default_exercise]
-        needed = any(exercise is None or exercise in self.switcher.known for exercise in planned)
+        # Without any plan (no prescription yet, no default exercise) nothing is warmed: a fresh
+        # Pi gets its prescription seconds after start, and it usually needs no recogniser. If
+        # none comes, the first recognition window imports it (one pause of under a second).
+        planned = self.plan.prescribed_exercises() or [e for e in (self.settings.default_exercise,) if e]
+        needed = any(exercise in self.switcher.known for exercise in planned)
         if needed and "hipsense.exercises.recognition" not in sys.modules:
             import hipsense.exercises.recognition  # noqa: F401
             release_free_memory()  # the import's temporaries: ~10 MB (memory.py)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -296,3 +297,22 @@ def test_an_uncalibrated_service_never_imports_scipy():
     code = ("import sys, hipsense.service.service, hipsense.service.sensors, hipsense.service.engine;"
             "print('scipy' in sys.modules)")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_the_recogniser_is_loaded_only_for_a_plan_that_needs_it(tmp_path):
+    import subprocess
+    import sys
+
+    code = f"""
+import sys
+from tests.service.test_engine import Rig, rx
+from pathlib import Path
+rig = Rig(Path({str(tmp_path)!r}), None, recognition=True)  # no prescription yet
+rig.engine.on_prescription(rx())  # straight-leg raise: not a recogniser class
+before = 'scipy' in sys.modules
+rig.engine.on_prescription(rx(version=2, exercise="bridge", sides=("both",)))
+print(before, 'scipy' in sys.modules)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parents[2])).stdout.split()
+    assert out == ["False", "True"]
