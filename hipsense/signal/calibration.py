@@ -32,7 +32,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.signal import find_peaks
 
 GRAVITY_MS2 = 9.80665
 SIDES = ("left", "right")
@@ -465,6 +464,10 @@ def fit_personal_rom(
     angle = np.interp(t_s, t_s[finite], angle[finite])
     rate = (len(t_s) - 1) / max(_duration(t_s), 1e-9)
     # A rep: a peak that stands out by most of its own height, at least 0.8 s from the next.
+    # imported here: scipy.signal costs ~60 MB, and the live service imports this module for
+    # the Calibration type alone (reference reps are fitted only by `hipsense calibrate`)
+    from scipy.signal import find_peaks
+
     peaks, _ = find_peaks(angle, height=min_rom_deg, prominence=0.6 * min_rom_deg,
                           distance=max(1, int(0.8 * rate)))
     heights = tuple(float(angle[p]) for p in peaks)
