@@ -33,13 +33,13 @@ import json
 import math
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hipsense import __version__
+from hipsense.durable_file import write_atomically
 from hipsense.errors import ConfigError
 from hipsense.signal.calibration import Calibration, PersonalRom
 
@@ -131,25 +131,7 @@ def save_calibration(stored: StoredCalibration, directory: Path | None = None) -
     """Write (or replace) the sensor's calibration file atomically; returns its path."""
     path = calibration_path(stored.address, directory)
     text = json.dumps(_document(stored), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    # mkstemp creates the file 0600 and with O_EXCL: no one can slip a link in between.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # Make the rename itself durable.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_atomically(path, text.encode("utf-8"), mode=0o600, dir_mode=0o700)
     return path
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from pathlib import Path
 
+from hipsense.durable_file import write_atomically
 from hipsense.protocol import (
     MessageKind,
     Prescription,
@@ -88,21 +88,5 @@ class PrescriptionStore:
             log.warning("ignoring damaged cached prescription %s: %s", self.path, exc)
 
     def _write_cache(self, payload: bytes) -> None:
-        # Write-then-rename, with fsyncs, so a power cut leaves either the old or the new
-        # file, never half of one.
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".prescription-")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(payload)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        # a power cut leaves either the old or the new file, never half of one
+        write_atomically(self.path, payload)

@@ -15,9 +15,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from hipsense.durable_file import write_atomically
 
 __all__ = ["SessionStateStore"]
 
@@ -44,17 +45,7 @@ class SessionStateStore:
 
     def save(self, doc: dict[str, Any]) -> None:
         data = json.dumps({"format": _FORMAT, **doc}, separators=(",", ":")).encode()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".session-")
-        try:
-            with os.fdopen(fd, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(self.path, data)
 
     def clear(self) -> None:
         self.path.unlink(missing_ok=True)
