@@ -108,6 +108,9 @@ def test_bad_prescriptions_are_rejected_and_the_cached_one_stays(broker, service
         malformed = json.loads(prescription(version=2).payload)
         malformed["exercises"][0]["sets"] = 0
         dashboard.publish(topic, json.dumps(malformed).encode())
+        # one at a time: "ready" may come before the subscription is in place, and a retained
+        # message published before it would then be replaced by the next one unseen
+        wait_until(lambda: len(service.logged("prescription rejected")) >= 1, 10, "the first rejection")
         oversized = json.loads(prescription(version=3).payload)
         oversized["padding"] = "x" * 70_000
         dashboard.publish(topic, json.dumps(oversized).encode())
