@@ -10,11 +10,9 @@ operator makes them: ``hipsense provision add`` for patients, a ``$7$`` line for
 from __future__ import annotations
 
 import getpass
-import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -24,29 +22,12 @@ from click.testing import CliRunner
 from hipsense.cli import main as cli
 from hipsense.provision import hash_password
 from tests.deploy.pki import Pki
+from tests.protocol.broker import MOSQUITTO, free_port, wait_for_port  # noqa: F401 (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONF = REPO / "deploy" / "server" / "mosquitto" / "hipsense.conf"
 PROD_DIR = "/etc/mosquitto/hipsense/"
-MOSQUITTO = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if os.path.exists("/usr/sbin/mosquitto") else None)
 DASHBOARD_USER = "dashboard"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for_port(port: int, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout} s")
 
 
 def render_test_config(shipped: str, broker_dir: Path, port: int, log_file: Path) -> str:
