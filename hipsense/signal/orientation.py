@@ -9,9 +9,16 @@ vector, the tilt half of Mahony's filter:
   ``dg/dt = g × ω`` (ω the bias-corrected gyroscope, rad/s);
 * correct: pull ``g`` toward the measured accelerometer direction with time constant
   ``acc_tau_s``, weaker when ``|a|`` is far from 1 g (the thigh is accelerating);
-* bias: while the sensor is still (low gyro rate, ``|a|`` ≈ 1 g, for ``still_min_s``), the
-  gyroscope reads its bias; track it with time constant ``bias_tau_s`` (the idea of Fusion's
-  FusionOffset, implemented here).
+* bias: while the sensor is still for ``still_min_s``, the gyroscope reads its bias; track it
+  with time constant ``bias_tau_s`` (the idea of Fusion's FusionOffset, implemented here).
+  "Still" must not depend on the bias being known already — a gyro whose offset exceeds the
+  still threshold (UCI subject 2's reads 3.4 deg/s at rest) would never be seen still and its
+  bias never learned. So still means: the accelerometer's direction and norm hold steady
+  (nothing turns, nothing accelerates — judged against their own recent means, whatever the
+  sensor's scale), and the raw gyro stays within ``still_gyro_dps`` of its recent mean
+  (tremor of a leg resting on a chair averages out of the bias; a movement does not).
+* the accelerometer's own scale: cheap sensors read 1 g as 0.97–1.05 g. The norm it reads
+  while still is learned (``norm_tau_s``), and "accelerating" is judged against that.
 
 Without a gyroscope (accelerometer-only sensors) only the correction runs: a first-order
 low-pass of the accelerometer direction with ``acc_only_tau_s``.
@@ -44,10 +51,14 @@ class GravitySettings:
     acc_only_tau_s: float = 0.15
     acc_norm_tolerance: float = 0.15  # |a|/g outside 1 ± this: trust the accelerometer less
     bias_tau_s: float = 3.0
-    still_gyro_dps: float = 3.0
+    still_gyro_dps: float = 10.0  # raw gyro within this of its recent mean: tremor, not motion
     still_min_s: float = 1.0
     max_bias_dps: float = 10.0
     max_dt_s: float = 0.3
+    gyro_mean_tau_s: float = 0.5  # recent mean of the raw gyro, for stillness
+    acc_mean_tau_s: float = 1.0  # recent mean of the accelerometer direction and norm
+    acc_steady_deg: float = 1.0  # accelerometer direction within this of its recent mean
+    norm_tau_s: float = 10.0
 
     def __post_init__(self) -> None:
         for name in ("acc_tau_s", "acc_only_tau_s", "bias_tau_s", "max_dt_s"):
@@ -61,6 +72,11 @@ class GravityState:
     g: tuple[float, float, float] = (0.0, 0.0, -1.0)
     bias: tuple[float, float, float] = (0.0, 0.0, 0.0)  # rad/s
     still_s: float = 0.0
+    w_mean: tuple[float, float, float] | None = None  # raw gyro, recent mean, rad/s
+    u_mean: tuple[float, float, float, float] | None = None  # accelerometer direction and norm, recent means
+    g_norm: float = GRAVITY_MS2  # what this accelerometer reads at rest, m/s²
+    bias_known: bool = False  # False until the first still spell: then its mean is the bias
+    spell_sum: tuple[float, float, float, int] = (0.0, 0.0, 0.0, 0)  # raw gyro over the spell
 
 
 @dataclass
@@ -97,9 +113,12 @@ def gravity_step(
     gx, gy, gz = state.g
     bx, by, bz = state.bias
     still_s = state.still_s
+    w_mean, u_mean, g_norm = state.w_mean, state.u_mean, state.g_norm
+    bias_known, spell_sum = state.bias_known, state.spell_sum
     s = settings
     still_rad = math.radians(s.still_gyro_dps)
     max_bias = math.radians(s.max_bias_dps)
+    cos_steady = math.cos(math.radians(s.acc_steady_deg))
     deg = 180.0 / math.pi
     for i in range(m):
         t = ts[i]
@@ -115,16 +134,24 @@ def gravity_step(
             # first sample, or after a gap: start from the accelerometer direction
             gx, gy, gz = ux, uy, uz
             still_s = 0.0
+            w_mean = None if gyr is None else tuple(gyr[i])
+            u_mean = (ux, uy, uz, an)
             out_g[i] = (gx, gy, gz)
             out_w[i] = 0.0
             out_tilt[i] = 0.0
             continue
-        norm_err = abs(an / GRAVITY_MS2 - 1.0)
+        norm_err = abs(an / g_norm - 1.0)
+        # The accelerometer direction and norm against their recent means: steady means
+        # neither turning nor accelerating (judged without assuming the sensor's 1 g scale).
+        mx, my, mz, mn = u_mean
+        steady = ux * mx + uy * my + uz * mz > cos_steady and abs(an - mn) < 0.02 * mn
+        steady = steady and abs(an / GRAVITY_MS2 - 1.0) < 0.2
+        ku = min(1.0, dt / s.acc_mean_tau_s)
+        u_mean = (*_unit3(mx + ku * (ux - mx), my + ku * (uy - my), mz + ku * (uz - mz)), mn + ku * (an - mn))
+        ku = min(1.0, dt / s.gyro_mean_tau_s)
         if gyr is not None:
-            wx, wy, wz = gyr[i]
-            wx -= bx
-            wy -= by
-            wz -= bz
+            rx, ry, rz = gyr[i]
+            wx, wy, wz = rx - bx, ry - by, rz - bz
             wn = math.sqrt(wx * wx + wy * wy + wz * wz)
             # predict: dg/dt = g × ω
             px = gx + dt * (gy * wz - gz * wy)
@@ -133,27 +160,44 @@ def gravity_step(
             k = dt / s.acc_tau_s
             if norm_err > s.acc_norm_tolerance:
                 k *= 0.1
-            # bias: learn only while still; the raw reading then *is* the bias
-            if wn < still_rad and norm_err < 0.05:
+            # still (see the module doc): nothing turns or accelerates, the gyro only trembles
+            mwx, mwy, mwz = w_mean
+            dev = math.sqrt((rx - mwx) ** 2 + (ry - mwy) ** 2 + (rz - mwz) ** 2)
+            w_mean = (mwx + ku * (rx - mwx), mwy + ku * (ry - mwy), mwz + ku * (rz - mwz))
+            if dev < still_rad and steady:
                 still_s += dt
+                sx, sy, sz, sn = spell_sum
+                spell_sum = (sx + rx, sy + ry, sz + rz, sn + 1)
                 if still_s >= s.still_min_s:
-                    kb = dt / s.bias_tau_s
-                    rx, ry, rz = gyr[i]
-                    bx += kb * (rx - bx)
-                    by += kb * (ry - by)
-                    bz += kb * (rz - bz)
+                    if bias_known:
+                        kb = dt / s.bias_tau_s
+                        bx += kb * (rx - bx)
+                        by += kb * (ry - by)
+                        bz += kb * (rz - bz)
+                    else:  # the first still spell: its mean is the bias, no slow start from 0
+                        sx, sy, sz, sn = spell_sum
+                        bx, by, bz = sx / sn, sy / sn, sz / sn
+                        bias_known = True
                     bn = math.sqrt(bx * bx + by * by + bz * bz)
                     if bn > max_bias:  # a "bias" this large is motion, not offset
                         f = max_bias / bn
                         bx, by, bz = bx * f, by * f, bz * f
+                    g_norm += min(1.0, dt / s.norm_tau_s) * (an - g_norm)
             else:
                 still_s = 0.0
+                spell_sum = (0.0, 0.0, 0.0, 0)
             speed = wn * deg
         else:
             px, py, pz = gx, gy, gz
             k = dt / s.acc_only_tau_s
             if norm_err > s.acc_norm_tolerance:
                 k *= 0.3
+            if steady:
+                still_s += dt
+                if still_s >= s.still_min_s:
+                    g_norm += min(1.0, dt / s.norm_tau_s) * (an - g_norm)
+            else:
+                still_s = 0.0
             speed = -1.0  # filled below from the change of direction
         if k > 1.0:
             k = 1.0
@@ -177,7 +221,14 @@ def gravity_step(
     state.g = (gx, gy, gz)
     state.bias = (bx, by, bz)
     state.still_s = still_s
+    state.w_mean, state.u_mean, state.g_norm = w_mean, u_mean, g_norm
+    state.bias_known, state.spell_sum = bias_known, spell_sum
     return state, GravityOutput(np.asarray(t_s, dtype=float), out_g, out_w, out_tilt, np.array(state.bias))
+
+
+def _unit3(x: float, y: float, z: float) -> tuple[float, float, float]:
+    n = math.sqrt(x * x + y * y + z * z)
+    return (x / n, y / n, z / n) if n > 1e-12 else (x, y, z)
 
 
 def estimate_gravity(

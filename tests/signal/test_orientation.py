@@ -27,6 +27,44 @@ def test_gyro_bias_is_learned_while_still():
     assert np.allclose(out.bias_rad_s, bias, atol=2e-3)
 
 
+def test_a_bias_above_the_still_threshold_is_still_learned():
+    # UCI subject 2's thigh gyro reads 3.4 deg/s at rest. Were stillness judged on the
+    # not-yet-corrected rate against a few deg/s, this bias would never be learned.
+    rng = np.random.default_rng(2)
+    n = 50 * 40
+    t = np.arange(n) / 50
+    bias = np.radians([2.3, -0.1, -2.6])
+    acc = np.tile([0, 0, GRAVITY_MS2], (n, 1)) + rng.normal(0, 0.02, (n, 3))
+    gyr = bias + rng.normal(0, 0.005, (n, 3))
+    out = estimate_gravity(GravitySettings(), t, acc, gyr)
+    assert np.allclose(out.bias_rad_s, bias, atol=np.radians(0.2))
+
+
+def test_a_slow_steady_rotation_is_not_taken_for_bias():
+    # turning at a constant 2 deg/s: the raw rate does not change, but the accelerometer does
+    fs = 50
+    t = np.arange(0, 40, 1 / fs)
+    ang = np.radians(2.0) * t
+    rot = Rotation.from_rotvec(np.column_stack([ang, np.zeros_like(ang), np.zeros_like(ang)]))
+    acc = rot.inv().apply([0, 0, GRAVITY_MS2])
+    gyr = np.tile([np.radians(2.0), 0, 0], (len(t), 1))
+    out = estimate_gravity(GravitySettings(), t, acc, gyr)
+    assert np.degrees(np.linalg.norm(out.bias_rad_s)) < 0.3
+
+
+def test_an_accelerometer_reading_5_percent_high_is_not_taken_for_motion():
+    # UCI subject 2's accelerometer reads 1.05 g at rest in one session: the still-norm is
+    # learned, so the bias is still tracked there
+    rng = np.random.default_rng(3)
+    n = 50 * 60
+    t = np.arange(n) / 50
+    bias = np.radians([1.0, 0.5, -0.5])
+    acc = np.tile([0, 0, 1.052 * GRAVITY_MS2], (n, 1)) + rng.normal(0, 0.02, (n, 3))
+    gyr = bias + rng.normal(0, 0.005, (n, 3))
+    out = estimate_gravity(GravitySettings(), t, acc, gyr)
+    assert np.allclose(out.bias_rad_s, bias, atol=np.radians(0.2))
+
+
 def test_rotation_is_tracked_with_the_gyroscope():
     # rotate 60 deg about x in 1 s, then hold; the filter follows without lag-induced error
     fs = 100
