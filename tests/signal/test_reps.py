@@ -1,0 +1,93 @@
+"""The rep segmenter on gravity trajectories built here (synthetic: these check mechanisms,
+not accuracy; accuracy is measured on the real recordings in tests/evaluation)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from hipsense.signal.reps import RepSettings, segment_reps
+
+FS = 50.0
+
+
+def _segment(t_s: float, deg: float) -> np.ndarray:
+    return np.full(int(t_s * FS), deg, dtype=float)
+
+
+def _ramp(t_s: float, a: float, b: float) -> np.ndarray:
+    n = int(t_s * FS)
+    return a + (b - a) * (0.5 - 0.5 * np.cos(np.linspace(0, np.pi, n)))
+
+
+def _rep(peak: float, overshoot: float = 0.0) -> list[np.ndarray]:
+    """Raise, hold 3 s, lower; with ``overshoot`` the leg swings that far past rest the other
+    way and back (a leg dropped onto the mat)."""
+    parts = [_ramp(1.0, 0, peak), _segment(3.0, peak), _ramp(1.0, peak, 0)]
+    if overshoot:
+        parts += [_ramp(0.6, 0, -overshoot), _ramp(0.8, -overshoot, 0)]
+    return parts + [_segment(3.0, 0)]
+
+
+def _gravity(elev_deg: np.ndarray, toward: np.ndarray, anchor=(0.0, 0.0, 1.0)):
+    """Gravity unit vectors at ``elev_deg`` from ``anchor`` toward the tangent ``toward``."""
+    a = np.asarray(anchor, dtype=float)
+    u = np.asarray(toward, dtype=float)
+    u = u - (u @ a) * a
+    u /= np.linalg.norm(u)
+    th = np.radians(elev_deg)[:, None]
+    g = np.cos(th) * a + np.sin(th) * u
+    t = np.arange(len(elev_deg)) / FS
+    speed = np.abs(np.gradient(elev_deg, 1 / FS))
+    return t, g, speed
+
+
+def _tangent(direction_sf, anchor=(0.0, 0.0, 1.0)) -> np.ndarray:
+    """The rest→peak chord's part across the anchor: the way the thigh went."""
+    d, a = np.asarray(direction_sf), np.asarray(anchor)
+    d = d - (d @ a) * a
+    return d / np.linalg.norm(d)
+
+
+def test_a_swing_past_rest_the_other_way_is_not_a_second_rep():
+    elev = np.concatenate([_segment(2.0, 0)] + [p for _ in range(3) for p in _rep(15.0, overshoot=8.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    signed = segment_reps(RepSettings(), t, g, speed)
+    unsigned = segment_reps(replace(RepSettings(), signed=False), t, g, speed)
+    assert len(signed.reps) == 3
+    assert all(abs(r.rom_deg - 15.0) < 1.0 for r in signed.reps)
+    # what the signed elevation is for: from the unsigned angle the swings look like reps too
+    assert len(unsigned.reps) > 3
+
+
+def test_the_working_direction_is_learned_whatever_the_mounting():
+    toward = np.array([0.6, -0.8, 0.0])
+    elev = np.concatenate([_segment(2.0, 0)] + [p for _ in range(5) for p in _rep(20.0)])
+    t, g, speed = _gravity(elev, toward=toward)
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 5
+    for r in out.reps:
+        assert abs(r.rom_deg - 20.0) < 1.0
+        assert np.dot(_tangent(r.direction_sf), toward) > 0.99
+
+
+def test_a_new_posture_learns_its_own_working_direction():
+    # a set raising toward +x, then the patient turns over (still, far away, longer than any
+    # hold) and the next set's reps go toward -x of the new rest: both sets are counted
+    first = [_segment(2.0, 0)] + [p for _ in range(3) for p in _rep(15.0)]
+    t1, g1, s1 = _gravity(np.concatenate(first), toward=(1.0, 0.0, 0.0))
+    settings = RepSettings(reanchor_s=8.0)
+    turn = np.radians(np.linspace(0, 90, int(2 * FS)))
+    g_turn = np.column_stack([np.zeros_like(turn), np.sin(turn), np.cos(turn)])
+    g_still = np.tile([0.0, 1.0, 0.0], (int(10 * FS), 1))
+    second = np.concatenate([p for _ in range(3) for p in _rep(15.0)])
+    _, g2, s2 = _gravity(second, toward=(-1.0, 0.0, 0.0), anchor=(0.0, 1.0, 0.0))
+    g = np.vstack([g1, g_turn, g_still, g2])
+    speed = np.concatenate([s1, np.full(len(turn), 45.0), np.zeros(len(g_still)), s2])
+    t = np.arange(len(g)) / FS
+    out = segment_reps(settings, t, g, speed)
+    assert [r.reason for r in out.rests] == ["initial", "posture_change"]
+    assert len(out.reps) == 6
+    assert np.dot(_tangent(out.reps[0].direction_sf), (1.0, 0.0, 0.0)) > 0.99
+    assert np.dot(_tangent(out.reps[-1].direction_sf, (0.0, 1.0, 0.0)), (-1.0, 0.0, 0.0)) > 0.99
