@@ -48,10 +48,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RepSettings:
-    enter_deg: float = 2.0
-    exit_deg: float = 1.0
+    enter_deg: float = 1.5
+    exit_deg: float = 0.75
     exit_fraction: float = 0.5
-    min_rom_deg: float = 2.5
+    min_rom_deg: float = 1.8
     rest_init_s: float = 1.0
     rest_still_dps: float = 8.0
     rest_follow_tau_s: float = 4.0
@@ -78,6 +78,10 @@ class RepSettings:
     signed: bool = True
     dir_tau_s: float = 10.0
     dir_min_deg: float = 2.0
+    # The peak that sets the exit bar and the ROM is the elevation smoothed this much: a
+    # heel knocking the mat spikes the accelerometer's tilt for a sample or two, and half of a
+    # spiked peak is above the real plateau — the rep would "end" while the leg is still up.
+    peak_smooth_s: float = 0.2
 
     def __post_init__(self) -> None:
         if not 0 < self.exit_deg <= self.enter_deg:
@@ -132,6 +136,7 @@ class RepState:
     amp: float = 0.0  # the set's typical rise, degrees (0: none yet)
     rep_start: float = 0.0
     peak_deg: float = 0.0
+    level: float | None = None  # the elevation smoothed over ``peak_smooth_s``
     peak_t: float = 0.0
     peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     peak_speed: float = 0.0
@@ -238,6 +243,11 @@ def segment_reps_step(
         else:
             ang = _elevation(st.anchor, st.work_dir, gx, gy, gz, dot) * deg
         out.angle_deg[i] = ang
+        if st.level is None or s.peak_smooth_s <= 0:
+            st.level = ang
+        else:
+            st.level += min(1.0, dt / s.peak_smooth_s) * (ang - st.level)
+        lvl = st.level
 
         if not st.in_rep:
             if ang < st.valley:
@@ -250,7 +260,7 @@ def segment_reps_step(
             if ang > st.valley + max(s.enter_deg, s.enter_amp_fraction * st.amp):
                 st.in_rep = True
                 st.rep_start = st.rest_t if st.rest_t is not None else t
-                st.peak_deg, st.peak_t, st.peak_g = ang, t, (gx, gy, gz)
+                st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
                 st.peak_speed = 0.0
                 st.plateau_start = None
                 st.last_plateau = None
@@ -261,8 +271,8 @@ def segment_reps_step(
         # --- inside an excursion ---
         if ps[i] > st.peak_speed:
             st.peak_speed = ps[i]
-        if ang > st.peak_deg:
-            st.peak_deg, st.peak_t, st.peak_g = ang, t, (gx, gy, gz)
+        if lvl > st.peak_deg:
+            st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
         rise = st.peak_deg - st.valley
         on_plateau = st.speed_s < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
         if on_plateau:
