@@ -26,8 +26,9 @@ knowledge of how the sensor was strapped on:
 * **posture change**: staying still away from the anchor for ``reanchor_s`` (longer than any
   prescribed hold) means the patient changed position (got into position, rolled over,
   re-strapped the sensor): the anchor moves there and the excursion is dropped — no ghost rep.
-* **hold**: the longest spell inside an excursion where the smoothed angular speed is below
-  ``hold_speed_dps`` and the angle is within ``hold_level_fraction`` of the peak so far.
+* **hold**: the longest spell inside an excursion where the smoothed elevation changes slower
+  than ``hold_speed_dps`` and stays within ``hold_level_fraction`` of the rise so far (breaks
+  shorter than ``hold_merge_gap_s`` are joined).
 
 Events carry absolute times (the input's timestamps), range of motion (the peak elevation
 from the rest pose, degrees),
@@ -61,7 +62,9 @@ class RepSettings:
     # up or rolled over — re-anchor quickly instead of waiting ``reanchor_s``.
     posture_change_deg: float = 70.0
     posture_still_s: float = 2.0
-    hold_speed_dps: float = 10.0
+    # A hold is where the smoothed elevation stops changing: its rate, not the gyroscope's
+    # speed, so tremor across the working plane and accelerometer noise do not break holds.
+    hold_speed_dps: float = 5.0
     hold_level_fraction: float = 0.6
     hold_merge_gap_s: float = 0.6  # tremor breaks a hold into pieces; short breaks are joined
     speed_smooth_s: float = 0.2
@@ -90,7 +93,7 @@ class RepSettings:
             raise ValueError("min_rom_deg must be >= enter_deg")
         if not 0 <= self.exit_fraction < 1 or not 0 < self.hold_level_fraction <= 1:
             raise ValueError("fractions must be within [0, 1)")
-        for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s"):
+        for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s", "peak_smooth_s", "dir_tau_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -137,6 +140,7 @@ class RepState:
     rep_start: float = 0.0
     peak_deg: float = 0.0
     level: float | None = None  # the elevation smoothed over ``peak_smooth_s``
+    level_rate: float = 0.0  # |d level / dt|, deg/s, smoothed over ``speed_smooth_s``
     peak_t: float = 0.0
     peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     peak_speed: float = 0.0
@@ -243,10 +247,12 @@ def segment_reps_step(
         else:
             ang = _elevation(st.anchor, st.work_dir, gx, gy, gz, dot) * deg
         out.angle_deg[i] = ang
-        if st.level is None or s.peak_smooth_s <= 0:
+        if st.level is None:
             st.level = ang
-        else:
+        elif dt > 0:
+            prev = st.level
             st.level += min(1.0, dt / s.peak_smooth_s) * (ang - st.level)
+            st.level_rate += min(1.0, dt / s.speed_smooth_s) * (abs(st.level - prev) / dt - st.level_rate)
         lvl = st.level
 
         if not st.in_rep:
@@ -274,7 +280,7 @@ def segment_reps_step(
         if lvl > st.peak_deg:
             st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
         rise = st.peak_deg - st.valley
-        on_plateau = st.speed_s < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
+        on_plateau = st.level_rate < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
         if on_plateau:
             if st.plateau_start is None:
                 lp = st.last_plateau
