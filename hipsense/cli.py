@@ -72,6 +72,11 @@ def eval_cmd(dataset: str, directory: str, as_json: bool) -> None:
         click.echo(f"  {key:24s} {value}")
     for entry in report["sets"]:
         extra = f" predicted {entry['predicted']}" if "predicted" in entry else ""
+        if "labelled_matched" in entry:
+            extra += (
+                f"  hand labels matched {entry['labelled_matched']}/{entry['true']},"
+                f" label-to-rep offset by block {entry['label_offset_by_block_s']} s"
+            )
         click.echo(
             f"  {entry['id']:22s} {entry['exercise']:28s} true {entry['true']} "
             f"counted {entry['counted']}{extra}"

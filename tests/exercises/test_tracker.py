@@ -6,7 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hipsense.evaluation.uci import evaluate_uci, match_reps, read_hand_labels, read_uci_file, find_uci_recordings
+from hipsense.evaluation.uci import (
+    evaluate_uci,
+    find_uci_recordings,
+    label_offsets_by_block,
+    match_reps,
+    read_hand_labels,
+    read_uci_file,
+)
 from hipsense.exercises.catalogue import get_exercise, load_catalogue
 from hipsense.exercises.tracker import ExerciseTracker, TrackerSettings, track
 from tests.synth import synthesize
@@ -101,3 +108,12 @@ def test_timed_exercises_are_not_counted_as_reps():
     spec = get_exercise("press_ups")
     assert spec.measure == "timed"
     assert spec.cannot_see
+
+
+def test_label_offsets_show_a_block_labelled_off_the_motion():
+    # 20 reps of 2 s every 3 s; the second block's labels are 1.3 s late (as UCI s1 e5's are)
+    det = [(3.0 * k, 3.0 * k + 2.0) for k in range(20)]
+    labels = det[:10] + [(a + 1.3, b + 1.3) for a, b in det[10:]]
+    assert label_offsets_by_block(det, labels) == [0.0, 1.3]
+    assert len(match_reps(det, labels)) == 10  # the late block cannot match within 1 s
+    assert label_offsets_by_block([], labels) == [None, None]
