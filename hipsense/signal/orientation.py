@@ -36,11 +36,12 @@ Latency: none (causal, per sample). Work: O(1) per sample.
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .stream import shallow_copy
 
 GRAVITY_MS2 = 9.80665
 
@@ -100,7 +101,7 @@ def gravity_step(
     gyr_rad_s: np.ndarray | None = None,
 ) -> tuple[GravityState, GravityOutput]:
     """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3), ``gyr_rad_s`` (m, 3) or None."""
-    state = copy.copy(state)
+    state = shallow_copy(state)
     m = len(t_s)
     out_g = np.empty((m, 3))
     out_w = np.empty(m)

@@ -85,8 +85,8 @@ class ThighPipeline:
         s = self.settings
         out = PipelineOutput()
         t_s = np.asarray(t_s, dtype=float).reshape(-1)
-        finite = np.isfinite(t_s) & np.all(np.isfinite(x), axis=1)
-        if not finite.all():
+        if not (np.isfinite(x).all() and np.isfinite(t_s).all()):
+            finite = np.isfinite(t_s) & np.all(np.isfinite(x), axis=1)
             # a NaN would poison every filter state after it: drop the sample, count it
             out.n_invalid = int((~finite).sum())
             t_s, x, acc = t_s[finite], x[finite], acc[finite]

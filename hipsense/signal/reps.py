@@ -40,11 +40,12 @@ Work: O(1) per sample; memory O(1).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .stream import shallow_copy
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ def segment_reps_step(
     speed used for stillness and holds; ``peak_speed_dps`` (m,) the speed reported as a rep's
     peak (defaults to ``speed_dps``).
     """
-    st = copy.copy(state)
+    st = shallow_copy(state)
     s = settings
     m = len(t_s)
     out = RepOutput(angle_deg=np.full(m, np.nan))

@@ -13,10 +13,11 @@ has arrived). Work: O(1) per sample.
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .stream import shallow_copy
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def resample_step(
     x_arr = np.asarray(x, dtype=float)
     if x_arr.ndim != 2 or len(x_arr) != len(t_arr):
         raise ValueError(f"x must be (n, k) with n == len(t_s); got {x_arr.shape} and {t_arr.shape}")
-    state = copy.copy(state)
+    state = shallow_copy(state)
     k = x_arr.shape[1]
     period = 1.0 / settings.rate_hz
     max_gap = settings.max_gap_s
