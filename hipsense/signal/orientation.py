@@ -103,9 +103,10 @@ def gravity_step(
     """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3), ``gyr_rad_s`` (m, 3) or None."""
     state = shallow_copy(state)
     m = len(t_s)
-    out_g = np.empty((m, 3))
-    out_w = np.empty(m)
-    out_tilt = np.empty(m)
+    # plain lists, turned into arrays once: numpy item assignment costs more per sample
+    out_g: list[tuple[float, float, float]] = []
+    out_w: list[float] = []
+    out_tilt: list[float] = []
     ts = np.asarray(t_s, dtype=float).tolist()
     acc = np.asarray(acc_ms2, dtype=float).reshape(m, 3).tolist()
     gyr = None if gyr_rad_s is None else np.asarray(gyr_rad_s, dtype=float).reshape(m, 3).tolist()
@@ -137,9 +138,9 @@ def gravity_step(
             still_s = 0.0
             w_mean = None if gyr is None else tuple(gyr[i])
             u_mean = (ux, uy, uz, an)
-            out_g[i] = (gx, gy, gz)
-            out_w[i] = 0.0
-            out_tilt[i] = 0.0
+            out_g.append((gx, gy, gz))
+            out_w.append(0.0)
+            out_tilt.append(0.0)
             continue
         norm_err = abs(an / g_norm - 1.0)
         # The accelerometer direction and norm against their recent means: steady means
@@ -215,16 +216,20 @@ def gravity_step(
         if speed < 0.0:
             speed = tilt
         gx, gy, gz = nx, ny, nz
-        out_g[i] = (gx, gy, gz)
-        out_w[i] = speed
-        out_tilt[i] = tilt
+        out_g.append((gx, gy, gz))
+        out_w.append(speed)
+        out_tilt.append(tilt)
     state.t = t_prev
     state.g = (gx, gy, gz)
     state.bias = (bx, by, bz)
     state.still_s = still_s
     state.w_mean, state.u_mean, state.g_norm = w_mean, u_mean, g_norm
     state.bias_known, state.spell_sum = bias_known, spell_sum
-    return state, GravityOutput(np.asarray(t_s, dtype=float), out_g, out_w, out_tilt, np.array(state.bias))
+    g_arr = np.array(out_g, dtype=float).reshape(m, 3)
+    return state, GravityOutput(
+        np.asarray(t_s, dtype=float), g_arr, np.array(out_w, dtype=float), np.array(out_tilt, dtype=float),
+        np.array(state.bias),
+    )
 
 
 def _unit3(x: float, y: float, z: float) -> tuple[float, float, float]:

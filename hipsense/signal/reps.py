@@ -82,6 +82,7 @@ class RepSettings:
     signed: bool = True
     dir_tau_s: float = 10.0
     dir_min_deg: float = 2.0
+    dir_every_s: float = 0.1
     # The peak that sets the exit bar and the ROM is the elevation smoothed this much: a
     # heel knocking the mat spikes the accelerometer's tilt for a sample or two, and half of a
     # spiked peak is above the real plateau — the rep would "end" while the leg is still up.
@@ -151,6 +152,7 @@ class RepState:
     work_dir: tuple[float, float, float] | None = None  # rest→peak direction of the set's reps
     mom: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    dir_dt: float = 0.0  # time since the working direction was last updated
 
 
 @dataclass
@@ -191,7 +193,8 @@ def segment_reps_step(
     st = shallow_copy(state)
     s = settings
     m = len(t_s)
-    out = RepOutput(angle_deg=np.full(m, np.nan))
+    out = RepOutput()
+    angles = [math.nan] * m  # an array at the end: numpy item assignment is slow per sample
     ts = np.asarray(t_s, dtype=float).tolist()
     gs = np.asarray(g, dtype=float).reshape(m, 3).tolist()
     ws = np.asarray(speed_dps, dtype=float).tolist()
@@ -242,12 +245,15 @@ def segment_reps_step(
         ax, ay, az = st.anchor
         dot = gx * ax + gy * ay + gz * az
         if s.signed and dt > 0:
-            _learn_direction(s, st, gx - ax, gy - ay, gz - az, dt)
+            st.dir_dt += dt
+            if st.dir_dt >= s.dir_every_s:  # the direction drifts over seconds: 10 Hz is plenty
+                _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt)
+                st.dir_dt = 0.0
         if st.work_dir is None:
             ang = math.acos(1.0 if dot > 1.0 else (-1.0 if dot < -1.0 else dot)) * deg
         else:
             ang = _elevation(st.anchor, st.work_dir, gx, gy, gz, dot) * deg
-        out.angle_deg[i] = ang
+        angles[i] = ang
         if st.level is None:
             st.level = ang
         elif dt > 0:
@@ -303,6 +309,7 @@ def segment_reps_step(
                 # too high by one big movement comes down again
                 st.amp = rise if st.amp == 0.0 else st.amp + s.amp_smoothing * (rise - st.amp)
             st.rest_t, st.valley = t, ang
+    out.angle_deg = np.array(angles, dtype=float)
     return st, out
 
 
