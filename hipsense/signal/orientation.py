@@ -118,9 +118,14 @@ def gravity_step(
     w_mean, u_mean, g_norm = state.w_mean, state.u_mean, state.g_norm
     bias_known, spell_sum = state.bias_known, state.spell_sum
     s = settings
-    still_rad = math.radians(s.still_gyro_dps)
+    # settings as locals: attribute lookups cost, per sample, on a Pi
+    still_rad2 = math.radians(s.still_gyro_dps) ** 2
     max_bias = math.radians(s.max_bias_dps)
-    cos_steady = math.cos(math.radians(s.acc_steady_deg))
+    chord2_steady = (2.0 * math.sin(math.radians(s.acc_steady_deg) / 2.0)) ** 2
+    g_lo, g_hi = 0.8 * GRAVITY_MS2, 1.2 * GRAVITY_MS2
+    max_dt, still_min = s.max_dt_s, s.still_min_s
+    inv_acc_mean_tau, inv_gyro_mean_tau = 1.0 / s.acc_mean_tau_s, 1.0 / s.gyro_mean_tau_s
+    inv_acc_tau, inv_acc_only_tau, tolerance = 1.0 / s.acc_tau_s, 1.0 / s.acc_only_tau_s, s.acc_norm_tolerance
     deg = 180.0 / math.pi
     for i in range(m):
         t = ts[i]
@@ -132,7 +137,7 @@ def gravity_step(
             ux, uy, uz = gx, gy, gz
         dt = -1.0 if t_prev is None else t - t_prev
         t_prev = t
-        if dt <= 0.0 or dt > s.max_dt_s:
+        if dt <= 0.0 or dt > max_dt:
             # first sample, or after a gap: start from the accelerometer direction
             gx, gy, gz = ux, uy, uz
             still_s = 0.0
@@ -145,12 +150,18 @@ def gravity_step(
         norm_err = abs(an / g_norm - 1.0)
         # The accelerometer direction and norm against their recent means: steady means
         # neither turning nor accelerating (judged without assuming the sensor's 1 g scale).
+        # (the mean of unit vectors is not renormalised: while steady it stays within 1e-4 of
+        # unit length, and the squared chord to it is the test — no sqrt per sample)
         mx, my, mz, mn = u_mean
-        steady = ux * mx + uy * my + uz * mz > cos_steady and abs(an - mn) < 0.02 * mn
-        steady = steady and abs(an / GRAVITY_MS2 - 1.0) < 0.2
-        ku = min(1.0, dt / s.acc_mean_tau_s)
-        u_mean = (*_unit3(mx + ku * (ux - mx), my + ku * (uy - my), mz + ku * (uz - mz)), mn + ku * (an - mn))
-        ku = min(1.0, dt / s.gyro_mean_tau_s)
+        dx, dy, dz = ux - mx, uy - my, uz - mz
+        steady = dx * dx + dy * dy + dz * dz < chord2_steady and abs(an - mn) < 0.02 * mn and g_lo < an < g_hi
+        ku = dt * inv_acc_mean_tau
+        if ku > 1.0:
+            ku = 1.0
+        u_mean = (mx + ku * dx, my + ku * dy, mz + ku * dz, mn + ku * (an - mn))
+        ku = dt * inv_gyro_mean_tau
+        if ku > 1.0:
+            ku = 1.0
         if gyr is not None:
             rx, ry, rz = gyr[i]
             wx, wy, wz = rx - bx, ry - by, rz - bz
@@ -159,18 +170,18 @@ def gravity_step(
             px = gx + dt * (gy * wz - gz * wy)
             py = gy + dt * (gz * wx - gx * wz)
             pz = gz + dt * (gx * wy - gy * wx)
-            k = dt / s.acc_tau_s
-            if norm_err > s.acc_norm_tolerance:
+            k = dt * inv_acc_tau
+            if norm_err > tolerance:
                 k *= 0.1
             # still (see the module doc): nothing turns or accelerates, the gyro only trembles
             mwx, mwy, mwz = w_mean
-            dev = math.sqrt((rx - mwx) ** 2 + (ry - mwy) ** 2 + (rz - mwz) ** 2)
-            w_mean = (mwx + ku * (rx - mwx), mwy + ku * (ry - mwy), mwz + ku * (rz - mwz))
-            if dev < still_rad and steady:
+            ex, ey, ez = rx - mwx, ry - mwy, rz - mwz
+            w_mean = (mwx + ku * ex, mwy + ku * ey, mwz + ku * ez)
+            if steady and ex * ex + ey * ey + ez * ez < still_rad2:
                 still_s += dt
                 sx, sy, sz, sn = spell_sum
                 spell_sum = (sx + rx, sy + ry, sz + rz, sn + 1)
-                if still_s >= s.still_min_s:
+                if still_s >= still_min:
                     if bias_known:
                         kb = dt / s.bias_tau_s
                         bx += kb * (rx - bx)
@@ -191,12 +202,12 @@ def gravity_step(
             speed = wn * deg
         else:
             px, py, pz = gx, gy, gz
-            k = dt / s.acc_only_tau_s
-            if norm_err > s.acc_norm_tolerance:
+            k = dt * inv_acc_only_tau
+            if norm_err > tolerance:
                 k *= 0.3
             if steady:
                 still_s += dt
-                if still_s >= s.still_min_s:
+                if still_s >= still_min:
                     g_norm += min(1.0, dt / s.norm_tau_s) * (an - g_norm)
             else:
                 still_s = 0.0
@@ -230,11 +241,6 @@ def gravity_step(
         np.asarray(t_s, dtype=float), g_arr, np.array(out_w, dtype=float), np.array(out_tilt, dtype=float),
         np.array(state.bias),
     )
-
-
-def _unit3(x: float, y: float, z: float) -> tuple[float, float, float]:
-    n = math.sqrt(x * x + y * y + z * z)
-    return (x / n, y / n, z / n) if n > 1e-12 else (x, y, z)
 
 
 def estimate_gravity(

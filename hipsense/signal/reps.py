@@ -200,6 +200,9 @@ def segment_reps_step(
     ws = np.asarray(speed_dps, dtype=float).tolist()
     ps = ws if peak_speed_dps is None else np.asarray(peak_speed_dps, dtype=float).tolist()
     deg = 180.0 / math.pi
+    # settings as locals: attribute lookups cost, per sample, on a Pi
+    inv_speed_tau, inv_peak_tau, inv_follow_tau = 1.0 / s.speed_smooth_s, 1.0 / s.peak_smooth_s, 1.0 / s.rest_follow_tau_s
+    rest_still, exit_deg, signed, dir_every = s.rest_still_dps, s.exit_deg, s.signed, s.dir_every_s
     for i in range(m):
         t = ts[i]
         gx, gy, gz = gs[i]
@@ -207,9 +210,11 @@ def segment_reps_step(
         if dt < 0 or dt > 1.0:
             dt = 0.0
         st.t = t
-        a = dt / s.speed_smooth_s
-        st.speed_s += (1.0 if a > 1.0 else a) * (ws[i] - st.speed_s)
-        still = st.speed_s < s.rest_still_dps
+        a = dt * inv_speed_tau
+        if a > 1.0:
+            a = 1.0
+        st.speed_s += a * (ws[i] - st.speed_s)
+        still = st.speed_s < rest_still
 
         # still-spell accumulator: mean gravity direction of the current still spell
         if still:
@@ -244,32 +249,43 @@ def segment_reps_step(
 
         ax, ay, az = st.anchor
         dot = gx * ax + gy * ay + gz * az
-        if s.signed and dt > 0:
+        if signed and dt > 0:
             st.dir_dt += dt
-            if st.dir_dt >= s.dir_every_s:  # the direction drifts over seconds: 10 Hz is plenty
+            if st.dir_dt >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
                 _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt)
                 st.dir_dt = 0.0
         if st.work_dir is None:
             ang = math.acos(1.0 if dot > 1.0 else (-1.0 if dot < -1.0 else dot)) * deg
         else:
-            ang = _elevation(st.anchor, st.work_dir, gx, gy, gz, dot) * deg
+            # signed angle in the plane of the anchor and the working direction w: the part of
+            # w across the anchor, w - (w.a) a, has length sqrt(1 - (w.a)^2)
+            wx, wy, wz = st.work_dir
+            wa = wx * ax + wy * ay + wz * az
+            across = 1.0 - wa * wa
+            if across > 1e-12:
+                ang = math.atan2((gx * wx + gy * wy + gz * wz - wa * dot) / math.sqrt(across), dot) * deg
+            else:
+                ang = 0.0
         angles[i] = ang
         if st.level is None:
             st.level = ang
         elif dt > 0:
             prev = st.level
-            st.level += min(1.0, dt / s.peak_smooth_s) * (ang - st.level)
-            st.level_rate += min(1.0, dt / s.speed_smooth_s) * (abs(st.level - prev) / dt - st.level_rate)
+            k = dt * inv_peak_tau
+            st.level += (1.0 if k > 1.0 else k) * (ang - st.level)
+            st.level_rate += a * (abs(st.level - prev) / dt - st.level_rate)  # a: speed_smooth_s
         lvl = st.level
 
         if not st.in_rep:
             if ang < st.valley:
                 st.valley = ang
-            if ang <= st.valley + s.exit_deg:
+            if ang <= st.valley + exit_deg:
                 st.rest_t = t
-            if abs(ang) < s.exit_deg and still:  # follow a leg that settles slightly differently
-                k = dt / s.rest_follow_tau_s
-                st.anchor = _unit((ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)))
+            if still and -exit_deg < ang < exit_deg:  # follow a leg that settles slightly differently
+                k = dt * inv_follow_tau
+                ax, ay, az = ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)
+                n = math.sqrt(ax * ax + ay * ay + az * az)
+                st.anchor = (ax / n, ay / n, az / n)
             if ang > st.valley + max(s.enter_deg, s.enter_amp_fraction * st.amp):
                 st.in_rep = True
                 st.rep_start = st.rest_t if st.rest_t is not None else t
@@ -335,21 +351,6 @@ def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: flo
         nw = (-nw[0], -nw[1], -nw[2])
     if nw != (0.0, 0.0, 0.0):
         st.work_dir = nw
-
-
-def _elevation(
-    anchor: tuple[float, float, float], work_dir: tuple[float, float, float], gx: float, gy: float, gz: float, dot: float
-) -> float:
-    """Signed angle (radians) of gravity from the rest anchor, in the plane of the anchor and
-    the working direction: positive toward where reps go, negative past rest the other way."""
-    ax, ay, az = anchor
-    wx, wy, wz = work_dir
-    wa = wx * ax + wy * ay + wz * az
-    wx, wy, wz = wx - wa * ax, wy - wa * ay, wz - wa * az
-    wn = math.sqrt(wx * wx + wy * wy + wz * wz)
-    if wn < 1e-9:
-        return 0.0
-    return math.atan2((gx * wx + gy * wy + gz * wz) / wn, dot)
 
 
 def _rep_event(st: RepState, t_end: float) -> RepEvent:
