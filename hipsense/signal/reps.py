@@ -245,6 +245,9 @@ def segment_reps_step(
             st.rest_t, st.valley, st.amp = t, 0.0, 0.0
             st.work_dir = None  # a new posture: which way is "up" is learned again
             st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
+            # a new still spell starts here: the next re-anchoring needs its own stillness
+            # (else one long spell re-anchors on every sample once the elevation dips below 0)
+            st.still_since, st.still_sum = t, (gx, gy, gz)
             out.rests.append(RestEvent(t, st.anchor, "posture_change"))
 
         ax, ay, az = st.anchor

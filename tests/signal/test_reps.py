@@ -91,3 +91,23 @@ def test_a_new_posture_learns_its_own_working_direction():
     assert len(out.reps) == 6
     assert np.dot(_tangent(out.reps[0].direction_sf), (1.0, 0.0, 0.0)) > 0.99
     assert np.dot(_tangent(out.reps[-1].direction_sf, (0.0, 1.0, 0.0)), (-1.0, 0.0, 0.0)) > 0.99
+
+
+def test_a_long_still_spell_away_from_rest_re_anchors_once_per_spell():
+    # after a set the leg comes to lie a little below its old rest and stays there for 40 s,
+    # trembling by a degree: at most one posture change per reanchor_s of stillness, not one
+    # per sample (UCI s2 e1 produced 50 in a row before each re-anchoring began a new spell)
+    rng = np.random.default_rng(4)
+    still_n = int(40 * FS)
+    elev = np.concatenate(
+        [_segment(2.0, 0)] + [p for _ in range(3) for p in _rep(15.0)] + [_ramp(1.0, 0, -4.0), _segment(40.0, -4.0)]
+    )
+    elev[-still_n:] += np.cumsum(rng.normal(0, 0.05, still_n)).clip(-1.5, 1.5)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    speed[-still_n:] = 2.0  # trembling, but still
+    settings = RepSettings()
+    out = segment_reps(settings, t, g, speed)
+    assert len(out.reps) == 3
+    changes = [r.t_s for r in out.rests if r.reason == "posture_change"]
+    assert 1 <= len(changes) <= 40 // settings.reanchor_s
+    assert np.all(np.diff(changes) >= settings.reanchor_s)
