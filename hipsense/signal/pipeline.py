@@ -80,7 +80,7 @@ class ThighPipeline:
         if self.has_gyro:
             if gyr_rad_s is None:
                 raise ValueError("this pipeline was built for a gyroscope; pass gyr_rad_s")
-            x = np.hstack((acc, np.asarray(gyr_rad_s, dtype=float).reshape(-1, 3)))
+            x = np.concatenate((acc, np.asarray(gyr_rad_s, dtype=float).reshape(-1, 3)), axis=1)
         else:
             x = acc
         s = self.settings
