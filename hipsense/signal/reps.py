@@ -10,7 +10,8 @@ knowledge of how the sensor was strapped on:
   is still "at rest".
 * **working direction**: where the thigh goes when it leaves rest — the principal axis of
   its displacements from the anchor, learned online (decaying second moments, one
-  power-iteration step per sample) and pointed the way the displacements go on average.
+  power-iteration step every ``dir_every_s``) and pointed the way the displacements go on
+  average.
   Forgotten at a posture change. ``signed=False`` (exercises whose reps go both ways from
   rest, like side-to-side) skips it.
 * **elevation**: the signed angle of gravity from the anchor in the plane of the anchor and
@@ -149,9 +150,9 @@ class RepState:
     plateau_start: float | None = None
     last_plateau: tuple[float, float] | None = None  # the most recent closed plateau
     best_hold: tuple[float, float] | None = None
-    work_dir: tuple[float, float, float] | None = None  # rest→peak direction of the set's reps
-    mom: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    work_dir: tuple[float, float, float] | None = None  # where reps go from rest (unit, sensor frame)
+    mom: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # xx xy xz yy yz zz
+    vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decaying mean displacement: the sign
     dir_dt: float = 0.0  # time since the working direction was last updated
 
 
@@ -187,7 +188,7 @@ def segment_reps_step(
     """One chunk.
 
     ``t_s`` (m,) seconds; ``g`` (m, 3) gravity unit vectors; ``speed_dps`` (m,) the angular
-    speed used for stillness and holds; ``peak_speed_dps`` (m,) the speed reported as a rep's
+    speed that decides stillness (rest, posture changes); ``peak_speed_dps`` (m,) the speed reported as a rep's
     peak (defaults to ``speed_dps``).
     """
     st = shallow_copy(state)
