@@ -256,7 +256,10 @@ def segment_reps_step(
         if signed and dt > 0:
             st.dir_dt += dt
             if st.dir_dt >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
-                _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt)
+                if _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt):
+                    # valley and peak were measured the wrong way round: start afresh here
+                    st.in_rep, st.plateau_start = False, None
+                    st.valley, st.rest_t = 0.0, t
                 st.dir_dt = 0.0
         if st.work_dir is None:
             ang = math.acos(1.0 if dot > 1.0 else (-1.0 if dot < -1.0 else dot)) * deg
@@ -333,12 +336,12 @@ def segment_reps_step(
     return st, out
 
 
-def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: float, dt: float) -> None:
+def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: float, dt: float) -> bool:
     """One step of the working direction: the principal axis of the displacements from rest
     (a decaying second-moment matrix and one power-iteration step), pointing the way the
     displacements go on average — reps leave rest one way, so "up" is where the thigh goes."""
     if vx * vx + vy * vy + vz * vz <= math.radians(s.dir_min_deg) ** 2:
-        return
+        return False
     k = min(1.0, dt / s.dir_tau_s)
     c = 1.0 - k
     mxx, mxy, mxz, myy, myz, mzz = st.mom
@@ -353,8 +356,12 @@ def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: flo
                 mxz * w[0] + myz * w[1] + mzz * w[2]))
     if nw[0] * sx + nw[1] * sy + nw[2] * sz < 0:
         nw = (-nw[0], -nw[1], -nw[2])
-    if nw != (0.0, 0.0, 0.0):
-        st.work_dir = nw
+    if nw == (0.0, 0.0, 0.0):
+        return False
+    old = st.work_dir
+    st.work_dir = nw
+    # turned over (the first moves were the other way): elevations so far have the wrong sign
+    return old is not None and old[0] * nw[0] + old[1] * nw[1] + old[2] * nw[2] < 0.0
 
 
 def _rep_event(st: RepState, t_end: float) -> RepEvent:

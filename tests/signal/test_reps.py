@@ -111,3 +111,17 @@ def test_a_long_still_spell_away_from_rest_re_anchors_once_per_spell():
     changes = [r.t_s for r in out.rests if r.reason == "posture_change"]
     assert 1 <= len(changes) <= 40 // settings.reanchor_s
     assert np.all(np.diff(changes) >= settings.reanchor_s)
+
+
+def test_a_first_move_the_other_way_does_not_hide_the_reps():
+    # settling into position: the leg first rests 4 deg the *other* way for 6 s, so the first
+    # working direction learned points away from where the reps go. When it turns over, the
+    # excursion measured the wrong way round is dropped (it used to stay open for ever: 0 reps)
+    settle = np.concatenate([_segment(2.0, 0), _ramp(1.0, 0, 4.0), _segment(6.0, 4.0), _ramp(1.0, 4.0, 0), _segment(2.0, 0)])
+    _, g1, s1 = _gravity(settle, toward=(-1.0, 0.0, 0.0))
+    _, g2, s2 = _gravity(np.concatenate([p for _ in range(5) for p in _rep(15.0)]), toward=(1.0, 0.0, 0.0))
+    g, speed = np.vstack([g1, g2]), np.concatenate([s1, s2])
+    out = segment_reps(RepSettings(), np.arange(len(g)) / FS, g, speed)
+    real = [r for r in out.reps if r.rom_deg > 10.0]
+    assert len(real) == 5
+    assert all(abs(r.rom_deg - 15.0) < 1.0 for r in real)
