@@ -286,14 +286,16 @@ def segment_reps_step(
         if not st.in_rep:
             if ang < st.valley:
                 st.valley = ang
-            if ang <= st.valley + exit_deg:
+            # a rep rises from rest or above: the way back from a swing past rest is not a rise
+            base = st.valley if st.valley > -exit_deg else -exit_deg
+            if ang <= base + exit_deg:
                 st.rest_t = t
             if still and -exit_deg < ang < exit_deg:  # follow a leg that settles slightly differently
                 k = dt * inv_follow_tau
                 ax, ay, az = ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)
                 n = math.sqrt(ax * ax + ay * ay + az * az)
                 st.anchor = (ax / n, ay / n, az / n)
-            if ang > st.valley + max(s.enter_deg, s.enter_amp_fraction * st.amp):
+            if ang > base + max(s.enter_deg, s.enter_amp_fraction * st.amp):
                 st.in_rep = True
                 st.rep_start = st.rest_t if st.rest_t is not None else t
                 st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)

@@ -57,6 +57,10 @@ def test_a_swing_past_rest_the_other_way_is_not_a_second_rep():
     unsigned = segment_reps(replace(RepSettings(), signed=False), t, g, speed)
     assert len(signed.reps) == 3
     assert all(abs(r.rom_deg - 15.0) < 1.0 for r in signed.reps)
+    # each rep starts where the leg leaves rest, not at the bottom of the swing before it:
+    # 2 s of rest, then every 9.4 s (raise 1, hold 3, lower 1, swing 1.4, rest 3)
+    starts = [r.start_t_s for r in signed.reps]
+    assert np.allclose(starts, [2.0, 11.4, 20.8], atol=0.2)
     # what the signed elevation is for: from the unsigned angle the swings look like reps too
     assert len(unsigned.reps) > 3
 
