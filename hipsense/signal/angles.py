@@ -52,13 +52,13 @@ accelerometer (after a gap the old orientation means nothing).
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .calibration import Calibration
+from .stream import shallow_copy
 
 GRAVITY_MS2 = 9.80665
 _DEG = 180.0 / math.pi
@@ -327,7 +327,7 @@ def thigh_angles_step(
     t_s = np.asarray(t_s, dtype=float).reshape(-1)
     acc = _rows(t_s, acc_ms2, "acc_ms2")
     gyr = _rows(t_s, gyr_rad_s, "gyr_rad_s")
-    o = copy.copy(state.orientation)
+    o = shallow_copy(state.orientation)
     bias = state.bias
     fs = settings.filter
     (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = settings.calibration.mounting
@@ -436,9 +436,9 @@ def principal_angle_step(
     t_s = np.asarray(t_s, dtype=float).reshape(-1)
     acc = _rows(t_s, acc_ms2, "acc_ms2")
     gyr = _rows(t_s, gyr_rad_s, "gyr_rad_s")
-    st = copy.copy(state)
+    st = shallow_copy(state)
     if st.orientation is not None:
-        st.orientation = copy.copy(st.orientation)
+        st.orientation = shallow_copy(st.orientation)
     s = settings
     fs = s.filter
     n = len(t_s)

@@ -16,11 +16,12 @@ Latency: a cycle is emitted the sample its turn completes. Work and memory: O(1)
 
 from __future__ import annotations
 
-import copy
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .stream import shallow_copy
 
 
 @dataclass(frozen=True)
@@ -88,7 +89,7 @@ def count_cycles_step(
     settings: CycleSettings, state: CycleState, t_s: np.ndarray, g: np.ndarray
 ) -> tuple[CycleState, CycleOutput]:
     """One chunk: ``t_s`` (m,), gravity unit vectors ``g`` (m, 3)."""
-    st = copy.copy(state)
+    st = shallow_copy(state)
     s = settings
     out = CycleOutput()
     m = len(t_s)
@@ -152,7 +153,7 @@ def _close_turn(s: CycleSettings, st: CycleState, t: float, out: CycleOutput) ->
 
 def count_cycles_flush(settings: CycleSettings, state: CycleState) -> CycleOutput:
     """End of stream: a nearly complete last turn counts."""
-    st = copy.copy(state)
+    st = shallow_copy(state)
     out = CycleOutput()
     if st.t is not None:
         _close_turn(settings, st, st.t, out)

@@ -14,10 +14,11 @@ candidates; a Python loop only over samples above threshold). Latency: the end o
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .stream import shallow_copy
 
 G_MS2 = 9.80665
 
@@ -65,7 +66,7 @@ def detect_impacts_init(settings: ImpactSettings) -> ImpactState:
 def detect_impacts_step(
     settings: ImpactSettings, state: ImpactState, t_s: np.ndarray, acc_ms2: np.ndarray
 ) -> tuple[ImpactState, ImpactOutput]:
-    st = copy.copy(state)
+    st = shallow_copy(state)
     s = settings
     out = ImpactOutput()
     acc = np.asarray(acc_ms2, dtype=float).reshape(-1, 3)

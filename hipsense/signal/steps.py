@@ -12,10 +12,11 @@ Work: O(1) per sample. Latency: the end of the swing (speed back below ``release
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .stream import shallow_copy
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def count_steps_init(settings: StepSettings) -> StepState:
 def count_steps_step(
     settings: StepSettings, state: StepState, t_s: np.ndarray, speed_dps: np.ndarray
 ) -> tuple[StepState, StepOutput]:
-    st = copy.copy(state)
+    st = shallow_copy(state)
     s = settings
     out = StepOutput()
     for t, w in zip(np.asarray(t_s, dtype=float).tolist(), np.asarray(speed_dps, dtype=float).tolist()):
