@@ -118,8 +118,8 @@ def label_offsets_by_block(
 ) -> list[float | None]:
     """Per block of ten labels, the median time from each label's midpoint to the nearest
     detected rep's midpoint. A few tenths of a second is labelling precision; a block whose
-    every label sits a second or more off the detections that match the motion was labelled
-    off the motion (UCI s1 e5's too-fast block: labels start on the previous rep's lowering)."""
+    labels sit a second or more off detections that follow the motion was labelled off the
+    motion (UCI s1 e5's too-fast block, 1.4 s: its labels start on the previous rep's lowering)."""
     if not detected:
         return [None] * ((len(labels) + 9) // 10)
     mids = np.array([(a + b) / 2 for a, b in detected])
