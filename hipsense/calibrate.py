@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -517,9 +518,7 @@ async def run_calibration(
             calibration = fit.calibration
             others = tuple(r for r in calibration.rom if r.exercise_id != rom.exercise_id)
             fit = CalibrationFit(
-                Calibration(calibration.mounting, calibration.side, calibration.gyro_bias_rad_s,
-                            calibration.gyro_noise_rad_s, calibration.acc_noise_ms2,
-                            calibration.axis_angle_deg, (*others, rom)),
+                dataclasses.replace(calibration, rom=(*others, rom)),
                 fit.still, fit.long_axis, fit.flexion_axis, fit.problems)
 
     battery = getattr(feed, "battery_percent", None)

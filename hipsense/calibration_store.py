@@ -19,6 +19,7 @@ The document (``format_version`` 1)::
      "mounting_sensor_to_thigh": [[...], [...], [...]],   # rows: thigh x, y, z in sensor frame
      "gyro_bias_rad_s": [bx, by, bz] | null, "gyro_noise_rad_s": float | null,
      "acc_noise_ms2": float | null, "axis_angle_deg": float,
+     "acc_one_g_ms2": float | null,                       # |a| at rest (optional: older files)
      "rom": [{"exercise_id": "...", "rom_deg": float, "peaks_deg": [...]}],
      "measurements": {...}}                                # free-form, for people (rate, ...)
 
@@ -119,6 +120,7 @@ def _document(stored: StoredCalibration) -> dict[str, Any]:
         "gyro_noise_rad_s": c.gyro_noise_rad_s,
         "acc_noise_ms2": c.acc_noise_ms2,
         "axis_angle_deg": c.axis_angle_deg,
+        "acc_one_g_ms2": c.acc_one_g_ms2,
         "rom": [
             {"exercise_id": r.exercise_id, "rom_deg": r.rom_deg, "peaks_deg": list(r.peaks_deg)}
             for r in c.rom
@@ -220,6 +222,8 @@ def load_calibration_file(path: str | os.PathLike[str]) -> StoredCalibration:
                                   optional=True),
             axis_angle_deg=_number(document.get("axis_angle_deg", 90.0), "axis_angle_deg",
                                    source),
+            acc_one_g_ms2=_number(document.get("acc_one_g_ms2"), "acc_one_g_ms2", source,
+                                  optional=True),
             rom=tuple(roms),
         )
     except ValueError as exc:

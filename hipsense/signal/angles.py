@@ -194,6 +194,9 @@ class _Orientation:
     w_prev: tuple | None = None  # previous bias-corrected rate (body frame), for the trapezoid
     still_s: float = 0.0
     since_rezero_s: float = math.inf
+    # what this accelerometer reads at rest: cheap sensors read 1 g as 0.95-1.05 g, and
+    # "|a| = 1 g" is the test for "not accelerating" (UCI subject 2's reads 1.05 g)
+    one_g: float = GRAVITY_MS2
 
 
 def _reset_from_acc(o: _Orientation, a: tuple) -> None:
@@ -217,12 +220,12 @@ def _orientation_update(
         o.since_rezero_s = math.inf
         o.w_prev = w
         return 0.0, False
-    norm_ok = abs(an / GRAVITY_MS2 - 1.0) < s.acc_norm_tolerance
+    norm_ok = abs(an / o.one_g - 1.0) < s.acc_norm_tolerance
     u = _qrot_inv(o.q, o.up_ref)  # predicted "up" in the body frame
     if w is None:
         # No gyroscope: a low-pass of the gravity direction, smallest rotation (no heading).
         k = min(1.0, dt / s.acc_only_tau_s)
-        if abs(an / GRAVITY_MS2 - 1.0) > s.acc_only_norm_tolerance:
+        if abs(an / o.one_g - 1.0) > s.acc_only_norm_tolerance:
             k *= 0.3
         nu = _unit3((u[0] + k * (a[0] - u[0]), u[1] + k * (a[1] - u[1]), u[2] + k * (a[2] - u[2])))
         speed = math.acos(max(-1.0, min(1.0, nu[0] * u[0] + nu[1] * u[1] + nu[2] * u[2]))) / dt
@@ -313,7 +316,8 @@ def thigh_angles_init(settings: ThighAngleSettings) -> ThighAngleState:
     g = settings.rest_gravity_thigh
     up = _unit3((-g[0], -g[1], -g[2]))
     bias = settings.calibration.gyro_bias_rad_s or (0.0, 0.0, 0.0)
-    return ThighAngleState(_Orientation(up_ref=up), tuple(bias))
+    one_g = settings.calibration.acc_one_g_ms2 or GRAVITY_MS2
+    return ThighAngleState(_Orientation(up_ref=up, one_g=one_g), tuple(bias))
 
 
 def thigh_angles_step(
@@ -384,6 +388,8 @@ def thigh_angles(
 class PrincipalAngleSettings:
     rest_init_s: float = 1.0  # still this long at the start: the rest pose
     still_raw_dps: float = 6.0  # raw (bias not yet known) gyro rate that counts as still
+    # |a| within this of 1 g can be a rest (the sensor's own 1 g is learned from that rest)
+    rest_norm_tolerance: float = 0.15
     motion_dps: float = 20.0  # rates above this teach the motion axis
     min_tilt_deg: float = 10.0  # accelerometer-only: tilt that teaches the motion direction
     filter: AngleFilterSettings = field(default_factory=AngleFilterSettings)
@@ -393,7 +399,7 @@ class PrincipalAngleSettings:
 class PrincipalAngleState:
     t: float | None = None
     rest_s: float = 0.0
-    rest_sum: tuple = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)  # acc dir xyz, gyro xyz, count
+    rest_sum: tuple = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)  # acc dir xyz, gyro xyz, count, |a|
     orientation: _Orientation | None = None  # set once the rest pose is known
     bias: tuple = (0.0, 0.0, 0.0)
     moment: tuple = (0.0,) * 6  # xx, xy, xz, yy, yz, zz of the motion samples
@@ -454,26 +460,28 @@ def principal_angle_step(
         if st.orientation is None:
             # Still looking for the rest pose: a still spell of rest_init_s.
             raw_speed = 0.0 if gyr is None else math.sqrt(sum(v * v for v in gyr[i]))
-            still = (abs(an / GRAVITY_MS2 - 1.0) < fs.acc_norm_tolerance
+            still = (abs(an / GRAVITY_MS2 - 1.0) < s.rest_norm_tolerance
                      and raw_speed < math.radians(s.still_raw_dps) and an > 1e-6)
+            if still and st.rest_sum[6] > 0:  # and steady: |a| stays what it was in the spell
+                still = abs(an * st.rest_sum[6] / st.rest_sum[7] - 1.0) < fs.acc_norm_tolerance
             if gyr is None and still and st.rest_sum[6] > 0:
                 mean = _unit3(st.rest_sum[:3])
                 still = (a[0] * mean[0] + a[1] * mean[1] + a[2] * mean[2]) / an > math.cos(
                     math.radians(2.0))
             if not still or dt <= 0.0 or dt > fs.max_dt_s:
-                st.rest_s, st.rest_sum = 0.0, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0)
+                st.rest_s, st.rest_sum = 0.0, (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0, 0.0)
                 if not still:
                     continue
             g = gyr[i] if gyr is not None else (0.0, 0.0, 0.0)
             r = st.rest_sum
             st.rest_sum = (r[0] + a[0] / an, r[1] + a[1] / an, r[2] + a[2] / an,
-                           r[3] + g[0], r[4] + g[1], r[5] + g[2], r[6] + 1)
+                           r[3] + g[0], r[4] + g[1], r[5] + g[2], r[6] + 1, r[7] + an)
             if r[6] > 0:
                 st.rest_s += dt
             if st.rest_s >= s.rest_init_s:
                 r = st.rest_sum
                 st.bias = (r[3] / r[6], r[4] / r[6], r[5] / r[6])
-                st.orientation = _Orientation(up_ref=_unit3(r[:3]))
+                st.orientation = _Orientation(up_ref=_unit3(r[:3]), one_g=r[7] / r[6])
                 st.orientation.t = t  # continue from here without a reset
                 st.orientation.q = (1.0, 0.0, 0.0, 0.0)
                 st.orientation.still_s = st.rest_s

@@ -502,6 +502,9 @@ class Calibration:
         Gyroscope bias (sensor frame) at calibration time; None without a gyroscope.
     gyro_noise_rad_s, acc_noise_ms2
         Per-sample noise floors measured while still.
+    acc_one_g_ms2
+        What the accelerometer read while still (its own 1 g; cheap sensors are a few %
+        off), so "not accelerating" is judged against it. None: assume 9.80665.
     axis_angle_deg
         Angle between the measured long and swing axes (ideally 90°): how well the two
         spells agreed, kept for the record.
@@ -516,6 +519,7 @@ class Calibration:
     acc_noise_ms2: float | None = None
     axis_angle_deg: float = 90.0
     rom: tuple[PersonalRom, ...] = field(default_factory=tuple)
+    acc_one_g_ms2: float | None = None
 
     def __post_init__(self) -> None:
         if self.side not in SIDES:
@@ -532,6 +536,8 @@ class Calibration:
             if len(bias) != 3 or not all(math.isfinite(v) for v in bias):
                 raise ValueError("gyro_bias_rad_s must be three finite numbers")
             object.__setattr__(self, "gyro_bias_rad_s", bias)
+        if self.acc_one_g_ms2 is not None and not 0.5 * GRAVITY_MS2 < self.acc_one_g_ms2 < 1.5 * GRAVITY_MS2:
+            raise ValueError(f"acc_one_g_ms2 must be within 0.5-1.5 g, got {self.acc_one_g_ms2!r}")
         object.__setattr__(self, "rom", tuple(self.rom))
 
     @property
@@ -591,6 +597,7 @@ def fit_calibration(
         gyro_noise_rad_s=still.gyro_noise_rad_s,
         acc_noise_ms2=still.acc_noise_ms2,
         axis_angle_deg=between,
+        acc_one_g_ms2=still.acc_norm_ms2 if math.isfinite(still.acc_norm_ms2) else None,
         rom=rom,
     )
     return CalibrationFit(calibration, still, long_axis, flexion_axis, tuple(problems))

@@ -138,3 +138,42 @@ def test_streaming_equals_batch_for_any_chunking(with_gyro):
     p_outs = _chunked(principal_angle_step, principal_angle_init, p_settings, syn, gyr, rng)
     np.testing.assert_array_equal(np.concatenate([o.angle_deg for o in p_outs]), p_batch.angle_deg)
     np.testing.assert_array_equal(p_outs[-1].axis, p_batch.axis)
+
+
+G_SCALE = 1.05  # UCI subject 2's thigh accelerometer reads 1.05 g at rest in one session
+
+
+def test_calibrated_angles_with_an_accelerometer_reading_5_percent_high():
+    # The calibration records what this accelerometer reads at rest; "not accelerating" is
+    # judged against that, so tilt correction and bias tracking still run. Were it judged
+    # against 9.81, neither would, and a bias that wandered since calibration (here by
+    # 0.4 deg/s) would turn into drift.
+    spec, side, seed = get_exercise("hip_abductor"), "right", 21
+    mounting = Rotation.random(random_state=seed)
+    bias = np.radians([0.5, -0.3, 0.2])
+    s = session(mounting, seed=seed, gyro_bias_rad_s=bias)
+    parts = {name: s.part(name) for name in ("still", "stand", "swing")}
+    parts = {k: (t, G_SCALE * acc, gyr) for k, (t, acc, gyr) in parts.items()}
+    still = fit_still(*parts["still"])
+    long_axis = fit_long_axis(*parts["stand"])
+    t, acc, gyr = parts["swing"]
+    flexion = fit_flexion_axis(t, acc, gyr, gyro_bias_rad_s=still.gyro_bias_rad_s,
+                               standing_up_sensor=long_axis.axis_sensor)
+    fit = fit_calibration(still, long_axis, flexion, side=side)
+    assert fit.ok, fit.problems
+    assert fit.calibration.acc_one_g_ms2 == pytest.approx(G_SCALE * 9.80665, rel=0.01)
+    wandered = bias + np.radians([0.4, 0.0, -0.2])
+    syn = synthesize(spec, side=side, seed=seed, mounting=mounting, gyro_bias_rad_s=wandered)
+    settings = ThighAngleSettings(fit.calibration, rest_gravity_thigh=spec.rest_gravity_for(side))
+    out = thigh_angles(settings, syn.t_s, G_SCALE * syn.acc_ms2, syn.gyr_rad_s)
+    error = np.abs(np.stack([out.flexion_deg, out.abduction_deg], axis=1) - syn.thigh_angles_deg[:, :2])
+    assert error.max() < 3.0, f"max error {error.max(axis=0)}"
+
+
+def test_fallback_with_an_accelerometer_reading_5_percent_high():
+    # without a calibration the rest spell teaches the sensor's own 1 g
+    syn = synthesize(get_exercise("straight_leg_raise"), seed=1)
+    out = principal_angle(PrincipalAngleSettings(), syn.t_s, G_SCALE * syn.acc_ms2, syn.gyr_rad_s)
+    known = np.isfinite(out.angle_deg)
+    assert known.mean() > 0.9
+    assert np.abs(out.angle_deg[known] - syn.thigh_angles_deg[known, 0]).max() < 2.0

@@ -28,7 +28,7 @@ def _stored(side: str = "left") -> StoredCalibration:
     calibration = Calibration(
         mounting=tuple(map(tuple, matrix)), side=side, gyro_bias_rad_s=(0.01, -0.02, 0.003),
         gyro_noise_rad_s=0.004, acc_noise_ms2=0.02, axis_angle_deg=89.5,
-        rom=(PersonalRom("hip_abductor", 31.5, (30.0, 31.5, 33.0)),))
+        rom=(PersonalRom("hip_abductor", 31.5, (30.0, 31.5, 33.0)),), acc_one_g_ms2=10.31)
     return StoredCalibration(calibration, ADDRESS, "witmotion", "WT901BLE68",
                              measurements={"rate_hz": 99.8})
 
@@ -57,6 +57,14 @@ def test_round_trip_is_exact_and_owner_only(monkeypatch, tmp_path):
     assert [p.name for p in path.parent.iterdir()] == [path.name]
 
 
+def test_a_file_from_before_acc_one_g_loads_with_the_nominal_1_g(tmp_path):
+    path = save_calibration(_stored(), tmp_path)
+    document = json.loads(path.read_text())
+    del document["acc_one_g_ms2"]
+    path.write_text(json.dumps(document))
+    assert load_calibration(ADDRESS, tmp_path).calibration.acc_one_g_ms2 is None
+
+
 def test_a_missing_calibration_says_how_to_make_one(tmp_path):
     with pytest.raises(MissingCalibrationError, match="hipsense calibrate --sensor"):
         load_calibration(ADDRESS, tmp_path)
@@ -71,6 +79,7 @@ def test_a_missing_calibration_says_how_to_make_one(tmp_path):
     (lambda d: d["mounting_sensor_to_thigh"][0].__setitem__(0, 5.0), "must be a rotation"),
     (lambda d: d["mounting_sensor_to_thigh"][1].__setitem__(1, "x"), "finite number"),
     (lambda d: d["sensor"].update(address="../../etc/passwd"), "not a sensor address"),
+    (lambda d: d.update(acc_one_g_ms2=30.0), "acc_one_g_ms2 must be within"),
 ])
 def test_damaged_files_are_rejected_naming_the_field(tmp_path, edit, message):
     path = save_calibration(_stored(), tmp_path)
