@@ -13,6 +13,7 @@ import pytest
 from starlette.routing import Route
 
 from hipsense import protocol as p
+from hipsense.dashboard.accounts.login_throttle import LoginThrottle
 from hipsense.dashboard.accounts.therapists import add_therapist, assign_patient
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.event_store import EventStore
@@ -79,6 +80,32 @@ def test_login_sets_a_secure_httponly_samesite_cookie_and_refuses_bad_passwords(
     cookie = right.headers["set-cookie"].lower()
     assert "hipsense_session=" in cookie and "httponly" in cookie and "secure" in cookie and "samesite=strict" in cookie
     assert client.get("/").status_code == 200
+
+
+def test_guessing_passwords_is_refused_before_hashing_and_allowed_again_later(dashboard):
+    app, context, _ = dashboard
+    now = [1000.0]
+    context.login_throttle = LoginThrottle(per_address=20, per_user=3, window_s=900.0, clock=lambda: now[0])
+    client = TestClient(app, base_url="https://testserver")
+    page = client.get("/login").text
+    for _ in range(3):
+        page = client.post("/login", data={"username": "ana", "password": "guess", "csrf_token": csrf_from(page)})
+        assert page.status_code == 401
+        page = page.text
+    # the right password no longer gets a hearing for this name, and says for how long
+    refused = client.post("/login", data={"username": "ANA", "password": PASSWORD, "csrf_token": csrf_from(page)},
+                          follow_redirects=False)
+    assert refused.status_code == 429 and "Too many failed log-ins" in refused.text
+    assert refused.headers["retry-after"] == "900"
+    # another therapist from the same address is not locked out by ana's name
+    other = client.post("/login", data={"username": "ben", "password": PASSWORD,
+                                        "csrf_token": csrf_from(refused.text)}, follow_redirects=False)
+    assert other.status_code == 303
+    now[0] += 900.0  # the failures leave the window
+    again = TestClient(app, base_url="https://testserver")
+    ok = again.post("/login", data={"username": "ana", "password": PASSWORD,
+                                    "csrf_token": csrf_from(again.get("/login").text)}, follow_redirects=False)
+    assert ok.status_code == 303
 
 
 def test_login_and_every_post_need_the_csrf_token(dashboard):

@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 
 from sqlalchemy import Engine
 
+from hipsense.dashboard.accounts.login_throttle import LoginThrottle
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.live_hub import LiveHub
 from hipsense.dashboard.reading.overview import AlertRules
@@ -27,6 +28,7 @@ class DashboardContext:
     secure_cookies: bool = True
     sse_poll_s: float = 2.0
     sse_heartbeat_s: float = 15.0
+    login_throttle: LoginThrottle = dataclasses.field(default_factory=LoginThrottle)
 
     @functools.cached_property
     def catalogue(self) -> Mapping[str, object]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
@@ -40,9 +42,21 @@ def login_routes(context, templates):
         form = await request.form()
         username = str(form.get("username", ""))[:64]
         password = str(form.get("password", ""))[:256]
+        address = request.client.host if request.client else "unknown"
+        throttle = context.login_throttle
+        wait_s = throttle.retry_after_s(address, username)
+        if wait_s > 0:  # refused before the password is even hashed
+            minutes = max(1, math.ceil(wait_s / 60))
+            response = await login_form(
+                request, status=429,
+                error=f"Too many failed log-ins. Try again in {minutes} minute{'s' if minutes > 1 else ''}.")
+            response.headers["Retry-After"] = str(math.ceil(wait_s))
+            return response
         therapist = await run_in_threadpool(authenticate, context.engine, username, password)
         if therapist is None:
+            throttle.failed(address, username)
             return await login_form(request, error="Wrong user name or password.", status=401)
+        throttle.succeeded(address, username)
         token, _ = await run_in_threadpool(start_session, context.engine, therapist.id)
         response = RedirectResponse(_safe_next(str(form.get("next", "/"))), status_code=303)
         set_session_cookie(response, token, secure=context.secure_cookies)
