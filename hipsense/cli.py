@@ -42,13 +42,30 @@ def exercises(as_json: bool) -> None:
 @click.argument("dataset", type=click.Choice(["uci-pt", "mex", "cmu"]))
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=str))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object (docs/evaluation.md's contract).")
-def eval_cmd(dataset: str, directory: str, as_json: bool) -> None:
+@click.option("--counts", is_flag=True, help="mex: count reps against rep_counts.csv (not recognition).")
+@click.option("--listing", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="mex --counts: also write the per-file listing (.csv, else markdown) here.")
+def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing: str | None) -> None:
     """Measure accuracy on a public data set laid out as in shared/datasets."""
     import json
     from pathlib import Path
 
     from hipsense.errors import DatasetError
 
+    if (counts or listing) and dataset != "mex":
+        raise click.UsageError("--counts and --listing apply to the mex data set only")
+    if counts or listing:
+        from hipsense.evaluation import mex_counts
+
+        try:
+            report = mex_counts.evaluate_mex_counts(Path(directory))
+        except DatasetError as exc:
+            raise click.ClickException(str(exc)) from exc
+        if listing:
+            text = (mex_counts.listing_csv if listing.endswith(".csv") else mex_counts.listing_markdown)(report)
+            Path(listing).write_text(text, encoding="utf-8")
+        click.echo(json.dumps(report) if as_json else mex_counts.render_text(report))
+        return
     try:
         if dataset == "uci-pt":
             from hipsense.evaluation.uci import evaluate_uci

@@ -178,8 +178,8 @@ def test_monster_walk_steps_land():
     assert len(strikes) == 2 * 6  # both feet land once per step of the sensor leg
 
 
-def test_press_ups_barely_move_the_thigh():
-    rec = synthesize(CATALOGUE["press_ups"], reps=3, seed=14, **EXACT)
+def test_quadruped_punches_barely_move_the_thigh():
+    rec = synthesize(CATALOGUE["quadruped_punches"], reps=3, seed=14, **EXACT)
     assert np.abs(rec.thigh_angles_deg).max() < 5.0
 
 

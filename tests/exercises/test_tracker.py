@@ -105,7 +105,7 @@ def test_synthetic_every_counted_exercise(exercise_id, seed):
 
 
 def test_timed_exercises_are_not_counted_as_reps():
-    spec = get_exercise("press_ups")
+    spec = get_exercise("quadruped_punches")
     assert spec.measure == "timed"
     assert spec.cannot_see
 

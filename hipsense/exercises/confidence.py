@@ -1,0 +1,138 @@
+"""How much a set's count can be trusted, from the signal the counter saw.
+
+A thigh sensor does not see every exercise in every person: a bottom-leg clam barely moves the
+sensor thigh, a pelvic tilt made with the back alone leaves the thighs still, and a counter
+fed such a recording will still find *something* in the drift and sway. A count is only worth
+showing as a number when the counted reps look like a repeated movement, so the confidence is
+the weakest of three properties, each scored 0…1:
+
+* **detectability** — the reps stand above the signal between them. Noise floor σ = the
+  robust spread (1.4826 × median absolute deviation, the Gaussian-consistent estimate) of the
+  counter's own angle in each gap between consecutive counted reps, median over the gaps: the
+  sway, drift and sensor noise of "at rest". Signal = the lower quartile of the counted reps'
+  range of motion (most reps, not just the best ones, must be visible). Score 0 at a ratio of
+  3 (three σ: noise alone reaches that), 1 at a ratio of 10 (a rep ten times the rest
+  fluctuation cannot be noise), linear between.
+* **amplitude consistency** — the reps of one set are alike: robust coefficient of variation
+  (inter-quartile range / median) of the range of motion; score 1 at 0, 0 at 0.6 (the
+  quartiles then differ by more than half the typical rep: a mixture of reps and wobbles).
+* **tempo consistency** — a set is done at a steady pace: robust coefficient of variation of
+  the intervals between consecutive rep starts, same scale (0 → 1, 0.6 → 0).
+
+For exercises whose reps alternate sides (side to side), amplitude and tempo are judged on
+every other rep, so that a bigger roll to one side than to the other is not "irregular".
+
+Fewer than three reps cannot show a pattern: confidence 0 ("nothing trustworthy counted").
+The scales are fixed by the reasoning above, not fitted to a data set; on MEx (subjects
+01–10) every file whose reps the thigh does not show scores below :data:`CONFIDENT` and
+the clear files mostly above it — docs/accuracy.md has the figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+#: a count at or above this confidence is shown as a number; below it, as "not sure"
+CONFIDENT = 0.5
+#: the noise-floor multiples at which detectability scores 0 and 1 (see the module docstring)
+SNR_NOISE = 3.0
+SNR_CLEAR = 10.0
+#: robust coefficient of variation at which a consistency score reaches 0
+CV_IRREGULAR = 0.6
+MIN_REPS = 3
+
+
+@dataclass(frozen=True)
+class CountConfidence:
+    confidence: float  # 0…1, the weakest of the three scores
+    detectability: float
+    amplitude_consistency: float
+    tempo_consistency: float
+    snr: float | None  # lower-quartile ROM / rest noise floor
+    noise_deg: float | None  # the rest noise floor σ (degrees)
+
+    @property
+    def confident(self) -> bool:
+        return self.confidence >= CONFIDENT
+
+    def to_dict(self) -> dict[str, float | None]:
+        return {
+            "confidence": _r(self.confidence),
+            "detectability": _r(self.detectability),
+            "amplitude_consistency": _r(self.amplitude_consistency),
+            "tempo_consistency": _r(self.tempo_consistency),
+            "snr": _r(self.snr),
+            "noise_deg": _r(self.noise_deg),
+        }
+
+
+NOTHING = CountConfidence(0.0, 0.0, 0.0, 0.0, None, None)
+
+
+def count_confidence(
+    starts_s: Sequence[float],
+    ends_s: Sequence[float],
+    roms_deg: Sequence[float],
+    t_s: np.ndarray,
+    angle_deg: np.ndarray,
+    *,
+    alternating: bool = False,
+) -> CountConfidence:
+    """Confidence of one set's count.
+
+    ``starts_s``/``ends_s``/``roms_deg`` describe the counted reps in time order;
+    ``t_s``/``angle_deg`` are the counter's angle (its elevation from rest) over the set.
+    ``alternating``: reps alternate sides, so consistency is judged on every other rep.
+    """
+    n = len(roms_deg)
+    if n < MIN_REPS:
+        return NOTHING
+    starts = np.asarray(starts_s, dtype=float)
+    ends = np.asarray(ends_s, dtype=float)
+    roms = np.asarray(roms_deg, dtype=float)
+    t = np.asarray(t_s, dtype=float)
+    angle = np.asarray(angle_deg, dtype=float)
+
+    noise = _rest_noise(starts, ends, t, angle)
+    signal = float(np.percentile(roms, 25))
+    snr = None if noise is None else signal / max(noise, 1e-6)
+    detect = 0.0 if snr is None else _ramp(snr, SNR_NOISE, SNR_CLEAR)
+
+    groups_rom = [roms[0::2], roms[1::2]] if alternating else [roms]
+    groups_start = [starts[0::2], starts[1::2]] if alternating else [starts]
+    amp = min(_consistency(g) for g in groups_rom)
+    tempo = min(_consistency(np.diff(g)) for g in groups_start)
+    return CountConfidence(min(detect, amp, tempo), detect, amp, tempo, snr, noise)
+
+
+def _rest_noise(starts: np.ndarray, ends: np.ndarray, t: np.ndarray, angle: np.ndarray) -> float | None:
+    """Median over the gaps between consecutive reps of 1.4826 × MAD of the angle there."""
+    spreads = []
+    for end, nxt in zip(ends[:-1], starts[1:]):
+        lo, hi = np.searchsorted(t, [end, nxt], side="right")
+        gap = angle[lo:hi]
+        gap = gap[np.isfinite(gap)]
+        if len(gap) >= 5:  # a few samples cannot give a spread
+            spreads.append(1.4826 * float(np.median(np.abs(gap - np.median(gap)))))
+    return float(np.median(spreads)) if spreads else None
+
+
+def _consistency(values: np.ndarray) -> float:
+    """1 − (IQR / median) / CV_IRREGULAR, clipped to 0…1; too few values: 1 (no evidence)."""
+    if len(values) < 2:
+        return 1.0
+    q1, med, q3 = np.percentile(values, [25, 50, 75])
+    if med <= 0:
+        return 0.0
+    return 1.0 - _ramp((q3 - q1) / med, 0.0, CV_IRREGULAR)
+
+
+def _ramp(x: float, lo: float, hi: float) -> float:
+    return float(min(1.0, max(0.0, (x - lo) / (hi - lo))))
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(float(x), 4)

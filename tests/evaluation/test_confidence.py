@@ -1,0 +1,51 @@
+"""The count confidence: reps that look like a repeated movement, above the rest fluctuation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hipsense.exercises.confidence import CONFIDENT, count_confidence
+
+RATE = 100.0
+
+
+def _set(roms, period_s=4.0, rep_s=2.0, noise_deg=0.2, seed=0, periods=None):
+    """Square-ish excursions of the given heights on a noisy rest; returns reps and the trace."""
+    rng = np.random.default_rng(seed)
+    periods = periods or [period_s] * len(roms)
+    starts = np.concatenate([[1.0], 1.0 + np.cumsum(periods[:-1])])
+    t = np.arange(0, starts[-1] + periods[-1] + 1, 1 / RATE)
+    angle = rng.normal(0, noise_deg, len(t))
+    for s, h in zip(starts, roms):
+        angle[(t >= s) & (t < s + rep_s)] += h
+    return list(starts), list(starts + rep_s), list(roms), t, angle
+
+
+def test_a_regular_set_well_above_the_noise_is_confident():
+    c = count_confidence(*_set([10, 11, 10, 9.5, 10.5, 10]))
+    assert c.confident and c.confidence > 0.8
+    assert c.noise_deg == pytest.approx(0.2, rel=0.2)
+
+
+def test_reps_barely_above_the_rest_sway_are_not():
+    c = count_confidence(*_set([1.0, 1.1, 0.9, 1.0, 1.0], noise_deg=0.3))
+    assert c.detectability < 0.1 and not c.confident
+
+
+def test_irregular_amplitudes_or_tempo_are_not():
+    amp = count_confidence(*_set([10, 2, 8, 1.5, 12, 3, 9]))
+    assert amp.amplitude_consistency < 0.3 and not amp.confident
+    tempo = count_confidence(*_set([10] * 6, periods=[3, 9, 2.5, 12, 3, 4]))
+    assert tempo.tempo_consistency < 0.3 and not tempo.confident
+
+
+def test_too_few_reps_show_no_pattern():
+    c = count_confidence(*_set([20, 20]))
+    assert c.confidence == 0.0 and not c.confident
+
+
+def test_alternating_sides_are_judged_per_side():
+    args = _set([30, 12, 31, 11, 30, 12, 29, 12])
+    assert not count_confidence(*args).confident
+    assert count_confidence(*args, alternating=True).confidence >= CONFIDENT
