@@ -55,10 +55,13 @@ __all__ = [
     "run_calibration",
 ]
 
-# Full-scale ranges where the decoder's settings fix them (for the saturation check).
-FULL_SCALE: dict[str, tuple[float, float]] = {
-    "witmotion": (16.0 * GRAVITY_MS2, math.radians(2000.0)),
-}
+def full_scale(sensor_type: str) -> tuple[float | None, float | None]:
+    """(acc m/s², gyro rad/s) full scale of ``sensor_type`` where its decoder fixes them (for
+    the saturation check), else (None, None)."""
+    from hipsense.device.decoders import DECODERS
+
+    decoder = DECODERS.get(sensor_type)
+    return (None, None) if decoder is None or decoder.full_scale is None else decoder.full_scale
 
 
 @dataclass(frozen=True)
@@ -281,7 +284,7 @@ class LinkFeed(Feed):
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _pump(self) -> None:
-        from hipsense.device.ble import LinkEvent, LinkEventKind
+        from hipsense.device.events import LinkEvent, LinkEventKind
 
         try:
             async for item in self.link.decoded():
@@ -419,7 +422,7 @@ async def run_calibration(
     """Steps 2–6 against a live (or fake) feed. Raises CalibrationError when a step keeps
     failing; the message says what to do."""
     s = settings or CalibrationSettings()
-    acc_fs, gyr_fs = FULL_SCALE.get(sensor_type, (None, None))
+    acc_fs, gyr_fs = full_scale(sensor_type)
     scale = {"acc_full_scale_ms2": acc_fs, "gyr_full_scale_rad_s": gyr_fs}
     attempts: dict[str, int] = {}
 
@@ -593,7 +596,8 @@ def show_outcome(ui: Ui, outcome: CalibrationOutcome) -> None:
 async def pick_sensor(ui: Ui, plan: CalibrationPlan, *, address: str | None,
                       scan_timeout_s: float, backends: Any) -> Any:
     """Scan and choose: by address, the only one, or (interactive) the person's choice."""
-    from hipsense.device.ble import ADVICE_SENSOR_MISSING, scan_sensors
+    from hipsense.device.ble import scan_sensors
+    from hipsense.device.ble_errors import ADVICE_SENSOR_MISSING
 
     ui.heading("Looking for sensors")
     with ui.progress("scanning") as bar:

@@ -39,12 +39,9 @@ async def record_sensor(
     """Record ``address`` into ``out`` (which must not exist) for ``duration_s`` seconds
     (None: until cancelled, e.g. Ctrl-C)."""
     from hipsense.ble_backends import BleBackends
-    from hipsense.device.ble import (
-        ADVICE_SENSOR_MISSING,
-        LinkEvent,
-        SensorLink,
-        scan_sensors,
-    )
+    from hipsense.device.ble import SensorLink, scan_sensors
+    from hipsense.device.ble_errors import ADVICE_SENSOR_MISSING
+    from hipsense.device.events import LinkEvent
     from hipsense.device.decoders import make_decoder
     from hipsense.device.recording import RecordingHeader, RecordingWriter
     from hipsense.errors import DeviceNotFoundError

@@ -1,9 +1,9 @@
-"""The BLE link to a sensor: the only module in hipsense that imports bleak.
+"""The BLE link to a sensor, and the scan that finds one: bleak's client and scanner.
 
 :class:`SensorLink` finds a sensor, connects, subscribes, sends the decoder's start commands and
 streams notifications for the whole session, coming back by itself when the link drops::
 
-    decoder = make_decoder("witmotion", rate_hz=100)
+    decoder = make_decoder(sensor_type)      # from the registry: hipsense.device.decoders
     async with SensorLink(decoder, address="F1:57:00:00:00:01") as link:
         async for item in link:                 # raw: for recordings
             ...                                 # Notification | LinkEvent
@@ -20,8 +20,12 @@ What it guarantees:
   ``DISCONNECTED`` event and, when data flows again, one ``GAP`` event whose
   :class:`~hipsense.device.samples.Gap` spans from the last notification before the loss to
   the first one after it.
-* Every bleak, BlueZ and D-Bus exception is translated once, here (:func:`translate_error`),
-  into :mod:`hipsense.errors` types whose message says what a person can do about it.
+* Every bleak, BlueZ and D-Bus exception is translated once
+  (:func:`hipsense.device.ble_errors.translate_error`) into :mod:`hipsense.errors` types whose
+  message says what a person can do about it.
+* Nothing here knows a sensor type: what to look for, what to subscribe to, how to configure
+  the rate and read the battery all come from the decoder (:mod:`hipsense.device.decoders`).
+  What the link emits (:mod:`hipsense.device.events`) can be read without importing bleak.
 * Commands that the sensor answers (``GattWrite.reply_uuid``: Polar's PMD control point) are
   sent one at a time: subscribe to the reply characteristic first, write, wait (bounded by
   ``reply_timeout_s``) for the indication that answers it (:mod:`hipsense.device.replies`),
@@ -61,23 +65,17 @@ import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData, BaseBleakScanner
-from bleak.exc import (
-    BleakBluetoothNotAvailableError,
-    BleakBluetoothNotAvailableReason,
-    BleakCharacteristicNotFoundError,
-    BleakDBusError,
-    BleakDeviceNotFoundError,
-    BleakError,
-    BleakGATTProtocolError,
-)
+from bleak.exc import BleakError
 
+from hipsense.device.ble_errors import ADVICE_RADIO, ADVICE_SENSOR_MISSING, translate_error
 from hipsense.device.decoders import DECODERS, GattWrite, SensorDecoder
+from hipsense.device.events import LinkEvent, LinkEventKind, LinkStats, Notification
 from hipsense.device.reconnect import Backoff, BackoffPolicy, SilenceWatchdog
 from hipsense.device.replies import is_reply_to, refusal
 from hipsense.device.samples import Gap, GapReason, ImuSamples
@@ -85,196 +83,8 @@ from hipsense.errors import DecodeError, DeviceError, DeviceNotFoundError, LinkL
 
 logger = logging.getLogger(__name__)
 
-__all__ = [
-    "FoundSensor",
-    "LinkEvent",
-    "LinkEventKind",
-    "LinkStats",
-    "Notification",
-    "SensorLink",
-    "scan_sensors",
-    "translate_error",
-    "witmotion_battery_percent",
-]
+__all__ = ["FoundSensor", "SensorLink", "scan_sensors"]
 
-BATTERY_LEVEL_UUID: Final = "00002a19-0000-1000-8000-00805f9b34fb"
-
-ADVICE_SENSOR_MISSING: Final = (
-    "Is the sensor switched on and charged, and within a few metres of the Raspberry Pi? "
-    "Press its button or put it on the charger briefly to wake it, then try again."
-)
-ADVICE_BLUETOOTH_OFF: Final = (
-    "Bluetooth is off on this computer: run `bluetoothctl power on` "
-    "(and `rfkill unblock bluetooth` if it is blocked)."
-)
-ADVICE_NO_ADAPTER: Final = (
-    "No Bluetooth adapter was found: check `bluetoothctl list`; on a Raspberry Pi make sure "
-    "`dtoverlay=disable-bt` is not set in /boot/firmware/config.txt, or plug in a USB dongle."
-)
-ADVICE_BLUEZ_DOWN: Final = (
-    "The Bluetooth service is not running: run `sudo systemctl start bluetooth` "
-    "(and `sudo systemctl enable bluetooth` to start it at boot)."
-)
-ADVICE_PERMISSION: Final = (
-    "This user may not use Bluetooth: add it to the `bluetooth` group "
-    "(`sudo usermod -aG bluetooth $USER`) and log in again."
-)
-ADVICE_RADIO: Final = (
-    "The radio link broke. On a Raspberry Pi the built-in Wi-Fi shares the Bluetooth chip: use "
-    "5 GHz Wi-Fi or Ethernet, `rfkill block wlan`, or a USB Bluetooth dongle; keep the sensor "
-    "within a few metres."
-)
-ADVICE_WRONG_SENSOR: Final = (
-    "The device does not offer what this sensor type needs: check that the configured sensor "
-    "type matches the device (`hipsense scan` lists what it sees)."
-)
-
-# D-Bus / BlueZ error names and texts → (error class, advice). The only place that reads
-# error text (bleak gives no better type for these).
-_DBUS_ADVICE: Final[tuple[tuple[str, type[DeviceError], str], ...]] = (
-    ("org.bluez.Error.NotReady", DeviceError, ADVICE_BLUETOOTH_OFF),
-    ("org.freedesktop.DBus.Error.ServiceUnknown", DeviceError, ADVICE_BLUEZ_DOWN),
-    ("org.freedesktop.DBus.Error.AccessDenied", DeviceError, ADVICE_PERMISSION),
-    ("org.freedesktop.DBus.Error.UnknownObject", DeviceNotFoundError, ADVICE_SENSOR_MISSING),
-    ("org.bluez.Error.DoesNotExist", DeviceNotFoundError, ADVICE_SENSOR_MISSING),
-)
-_RADIO_TEXTS: Final = (
-    "le-connection-abort-by-local",
-    "software caused connection abort",
-    "not connected",
-    "connection timeout",
-    "br-connection-canceled",
-    "in progress",
-)
-
-
-def translate_error(exc: BaseException, *, action: str, address: str | None = None) -> DeviceError:
-    """The :mod:`hipsense.errors` error for what bleak, BlueZ or D-Bus raised while ``action``.
-
-    Already-translated errors pass through. The result's message names the action and the
-    sensor, then says what a person can do. Callers ``raise translate_error(...) from exc``.
-    """
-    if isinstance(exc, DeviceError):
-        return exc
-    who = f" {address}" if address else ""
-    head = f"{action}{who} failed"
-    if isinstance(exc, BleakDeviceNotFoundError):
-        return DeviceNotFoundError(f"{head}: the sensor was not found. {ADVICE_SENSOR_MISSING}", address=address)
-    if isinstance(exc, BleakBluetoothNotAvailableError):
-        reason = exc.reason
-        if reason is BleakBluetoothNotAvailableReason.POWERED_OFF:
-            advice = ADVICE_BLUETOOTH_OFF
-        elif reason in (
-            BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
-            BleakBluetoothNotAvailableReason.NO_BLE_CENTRAL_ROLE,
-        ):
-            advice = ADVICE_NO_ADAPTER
-        elif reason in (
-            BleakBluetoothNotAvailableReason.DENIED_BY_USER,
-            BleakBluetoothNotAvailableReason.DENIED_BY_SYSTEM,
-            BleakBluetoothNotAvailableReason.DENIED_BY_UNKNOWN,
-        ):
-            advice = ADVICE_PERMISSION
-        else:
-            advice = ADVICE_BLUETOOTH_OFF
-        return DeviceError(f"{head}: Bluetooth is not available ({reason.name}). {advice}")
-    if isinstance(exc, BleakCharacteristicNotFoundError):
-        return DeviceError(f"{head}: {exc}. {ADVICE_WRONG_SENSOR}")
-    if isinstance(exc, BleakGATTProtocolError):
-        return DeviceError(f"{head}: the sensor refused ({exc.code.name}). {ADVICE_WRONG_SENSOR}")
-    if isinstance(exc, BleakDBusError):
-        for name, error_class, advice in _DBUS_ADVICE:
-            if exc.dbus_error == name:
-                if error_class is DeviceNotFoundError:
-                    return DeviceNotFoundError(f"{head}: {exc.dbus_error}. {advice}", address=address)
-                return error_class(f"{head}: {exc.dbus_error}. {advice}")
-        return LinkLostError(f"{head}: {exc.dbus_error} {exc.dbus_error_details or ''}. {ADVICE_RADIO}")
-    if isinstance(exc, TimeoutError):
-        return LinkLostError(f"{head}: no answer in time. {ADVICE_SENSOR_MISSING}")
-    if isinstance(exc, (EOFError, BrokenPipeError, ConnectionError)):
-        return LinkLostError(f"{head}: the connection to BlueZ closed ({exc!r}). {ADVICE_BLUEZ_DOWN}")
-    if isinstance(exc, (FileNotFoundError, PermissionError)):
-        # dbus-fast cannot open /run/dbus/system_bus_socket
-        return DeviceError(f"{head}: the system D-Bus is unreachable ({exc}). {ADVICE_BLUEZ_DOWN}")
-    if isinstance(exc, BleakError):
-        text = str(exc).lower()
-        if any(t in text for t in _RADIO_TEXTS):
-            return LinkLostError(f"{head}: {exc}. {ADVICE_RADIO}")
-        return DeviceError(f"{head}: {exc}. {ADVICE_RADIO}")
-    return DeviceError(f"{head}: unexpected {type(exc).__name__}: {exc}")
-
-
-def witmotion_battery_percent(centivolts: int) -> int:
-    """WitMotion battery register 0x64 (≈ volts × 100) → percent, per the vendor's table.
-
-    Transcribed by third parties; verify on hardware (sensors.md §1.4).
-    """
-    steps = ((396, 100), (393, 90), (387, 75), (382, 60), (379, 50), (377, 40),
-             (373, 30), (370, 20), (368, 15), (350, 10), (340, 5))  # fmt: skip
-    for threshold, percent in steps:
-        if centivolts >= threshold:
-            return percent
-    return 0
-
-
-# ------------------------------------------------------------------------------------------------
-# What the link emits
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Notification:
-    """One notification exactly as received: the bytes and the host receive time."""
-
-    received_at_s: float
-    payload: bytes
-    char_uuid: str
-
-
-class LinkEventKind(enum.StrEnum):
-    """What happened to the link."""
-
-    CONNECTED = "connected"
-    """Connected, subscribed and configured: data should flow now."""
-    DISCONNECTED = "disconnected"
-    """The link dropped (the sensor left, or went silent: see ``detail``)."""
-    GAP = "gap"
-    """Data flows again after a loss or a queue overflow; ``gap`` spans the missing stretch."""
-    BATTERY = "battery"
-    """A battery reading (``battery_percent``)."""
-    ATTEMPT_FAILED = "attempt_failed"
-    """A scan or connection attempt failed (``error``); the link will retry after ``retry_in_s``."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class LinkEvent:
-    """An event of the link, in stream order with the notifications."""
-
-    kind: LinkEventKind
-    at_s: float
-    detail: str = ""
-    gap: Gap | None = None
-    battery_percent: int | None = None
-    error: DeviceError | None = None
-    retry_in_s: float | None = None
-
-
-@dataclasses.dataclass(slots=True)
-class LinkStats:
-    """Counters for monitoring, diagnostics and tests."""
-
-    notifications: int = 0
-    """Notifications received and queued."""
-    queue_drops: int = 0
-    """Notifications dropped because the consumer fell behind (queue full)."""
-    undecodable: int = 0
-    """Notifications that did not decode (garbage), counted and dropped by :meth:`SensorLink.decoded`."""
-    connects: int = 0
-    disconnects: int = 0
-    silences: int = 0
-    """Losses declared by the silence watchdog."""
-    failed_attempts: int = 0
-    reconnect_s: list[float] = dataclasses.field(default_factory=list)
-    """For each reconnection: seconds from the loss to being connected and configured again."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -341,6 +151,23 @@ async def scan_sensors(
 
 # ------------------------------------------------------------------------------------------------
 # The link
+
+
+class _BleakGatt:
+    """A connected :class:`BleakClient` as the :class:`~hipsense.device.decoders.Gatt` a decoder
+    uses for its set-up steps (rate settings, battery reads)."""
+
+    def __init__(self, client: BleakClient) -> None:
+        self._client = client
+
+    def has_characteristic(self, uuid: str) -> bool:
+        return self._client.services.get_characteristic(uuid) is not None
+
+    async def read(self, uuid: str) -> bytes:
+        return bytes(await self._client.read_gatt_char(uuid))
+
+    async def write(self, uuid: str, data: bytes, *, response: bool) -> None:
+        await self._client.write_gatt_char(uuid, data, response=response)
 
 
 class _Stop(enum.Enum):
@@ -450,7 +277,6 @@ class SensorLink:
         self._gap_start_s: float | None = None
         self._last_yielded_rx_s: float | None = None
         self._finished = False
-        self._seen_replies: object = None
         # Characteristic → the inbox of a command waiting for its answer there (see _write_all).
         self._reply_inboxes: dict[str, asyncio.Queue[bytes]] = {}
 
@@ -528,7 +354,8 @@ class SensorLink:
         dropped; the session goes on. A link gap is reported once, in the sample stream: as an
         empty :class:`ImuSamples` carrying the :class:`Gap` just before the first block after
         it, unless that block already carries the decoder's own gap. ``GAP`` events are
-        therefore not repeated here. WitMotion battery replies become ``BATTERY`` events.
+        therefore not repeated here. A battery level the decoder finds in the stream (WitMotion
+        answers a register read there) becomes a ``BATTERY`` event.
         """
         pending_gap: Gap | None = None
         async for item in self:
@@ -544,9 +371,9 @@ class SensorLink:
                 self.stats.undecodable += 1
                 logger.debug("dropped an undecodable notification: %s", exc)
                 continue
-            battery = self._battery_from_replies()
+            battery = self.decoder.take_battery_percent()
             if battery is not None:
-                yield LinkEvent(LinkEventKind.BATTERY, item.received_at_s, "register 0x64", battery_percent=battery)
+                yield LinkEvent(LinkEventKind.BATTERY, item.received_at_s, "in the stream", battery_percent=battery)
             if block.n == 0 and not block.gaps:
                 continue
             if pending_gap is not None and block.n > 0:
@@ -554,16 +381,6 @@ class SensorLink:
                     yield ImuSamples.empty(gaps=(pending_gap,))
                 pending_gap = None
             yield block
-
-    def _battery_from_replies(self) -> int | None:
-        replies = getattr(self.decoder, "last_register_replies", None)
-        if not replies or replies is self._seen_replies:
-            return None
-        self._seen_replies = replies
-        for reply in replies:
-            if getattr(reply, "first_register", None) == 0x64 and reply.values:
-                return witmotion_battery_percent(int(reply.values[0]))
-        return None
 
     # -- the notification callback: stamp, count, enqueue; nothing else --------------------------
 
@@ -666,11 +483,12 @@ class SensorLink:
                 await client.connect()
             self.address = device.address
             action = f"starting the stream of {device.name or device.address}"
-            await self._configure(client)
+            gatt = _BleakGatt(client)
+            await self.decoder.configure(gatt)
             for uuid in _subscriptions(self.decoder.notify_uuids, start_writes):
                 await client.start_notify(uuid, self._make_callback(uuid), bluez={"use_start_notify": True})
             await self._write_all(client, start_writes)
-            battery = await self._request_battery(client)
+            battery = await self.decoder.read_battery(gatt)
         except Exception as exc:
             if lost.is_set():
                 raise _LinkLost(silent=False) from exc
@@ -684,7 +502,7 @@ class SensorLink:
             self.stats.reconnect_s.append(now - lost_at_s)
         self._emit(LinkEvent(LinkEventKind.CONNECTED, now, f"{device.name or ''} {device.address}".strip()))
         if battery is not None:
-            self._emit(LinkEvent(LinkEventKind.BATTERY, now, "battery service", battery_percent=battery))
+            self._emit(LinkEvent(LinkEventKind.BATTERY, now, "read on connecting", battery_percent=battery))
 
     async def _write_all(self, client: BleakClient, writes: Sequence[GattWrite]) -> None:
         for write in writes:
@@ -729,48 +547,6 @@ class SensorLink:
             lost.cancel()
             if self._reply_inboxes.get(reply_uuid) is inbox:
                 del self._reply_inboxes[reply_uuid]
-
-    async def _configure(self, client: BleakClient) -> None:
-        """Settings a fixed :class:`GattWrite` cannot express, before streaming starts.
-
-        The DOT's output rate is a read-modify-write of its 32-byte device control (sensors.md
-        §2.2), and it cannot change while measuring, so it is set before the start command.
-        """
-        if self.decoder.sensor_type != "movella_dot":
-            return
-        from hipsense.device.decoders.movella_dot import (
-            DEVICE_CONTROL_UUID,
-            build_output_rate_control,
-        )
-
-        if client.services.get_characteristic(DEVICE_CONTROL_UUID) is None:
-            return
-        current = await client.read_gatt_char(DEVICE_CONTROL_UUID)
-        wanted = int(self.decoder.options()["rate_hz"])
-        if len(current) == 32 and int.from_bytes(current[24:26], "little") != wanted:
-            await client.write_gatt_char(DEVICE_CONTROL_UUID, build_output_rate_control(current, wanted), response=True)
-
-    async def _request_battery(self, client: BleakClient) -> int | None:
-        """Read the SIG battery level when offered (Polar), else the DOT's own battery
-        characteristic; WitMotion answers a register read as a notification instead (turned
-        into an event by :meth:`decoded`)."""
-        if client.services.get_characteristic(BATTERY_LEVEL_UUID) is not None:
-            value = await client.read_gatt_char(BATTERY_LEVEL_UUID)
-            return int(value[0]) if value else None
-        if self.decoder.sensor_type == "movella_dot":
-            from hipsense.device.decoders.movella_dot import BATTERY_UUID, parse_battery
-
-            if client.services.get_characteristic(BATTERY_UUID) is not None:
-                try:  # proprietary [level %, charging], not the SIG battery level
-                    level, _charging = parse_battery(await client.read_gatt_char(BATTERY_UUID))
-                except DecodeError:
-                    return None
-                return level
-        if self.decoder.sensor_type == "witmotion":
-            from hipsense.device.decoders.witmotion import REGISTER_BATTERY, WRITE_UUID, build_read_register
-
-            await client.write_gatt_char(WRITE_UUID, build_read_register(REGISTER_BATTERY), response=False)
-        return None
 
     async def _stream_until_lost(self) -> None:
         lost = self._lost

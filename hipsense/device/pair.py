@@ -26,7 +26,8 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Self
 
-from hipsense.device.ble import LinkEvent, SensorLink
+from hipsense.device.ble import SensorLink
+from hipsense.device.events import LinkEvent
 from hipsense.device.samples import ImuSamples
 from hipsense.errors import DeviceError
 

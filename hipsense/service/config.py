@@ -39,7 +39,6 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("/etc/hipsense/hipsense.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/hipsense")
-SENSOR_TYPES = ("witmotion", "polar_pmd", "movella_dot", "metamotion")
 SENSOR_SIDES = ("left", "right", "either")
 _ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f-]{36}$")  # MAC, or macOS UUID
 _HOSTNAME = re.compile(r"^[A-Za-z0-9.:_-]{1,253}$")
@@ -67,16 +66,17 @@ class SensorConfig:
     moves to the leg being trained (the prescription says which one that is).
     """
 
-    type: str = "witmotion"
+    type: str = "witmotion"  # a key of hipsense.device.decoders.DECODERS
     address: str | None = None
     side: str = "either"
-    rate_hz: int = 100
+    rate_hz: int | None = None  # None: the sensor type's default_rate_hz (the reader fills it in)
     backend: str = "bluez"  # "bluez" on the Pi, "emulator" for a hardware-free run
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EmulatorConfig:
-    """``[emulator]``: an emulated WitMotion on a virtual radio (``sensor.backend = "emulator"``).
+    """``[emulator]``: an emulated sensor of the configured type on a virtual radio
+    (``sensor.backend = "emulator"``).
 
     ``speed`` replays faster than real time; sample times are scaled by it so that the counting
     sees real-time motion (a 5 s hold is still 5 s of sample time).
@@ -361,21 +361,27 @@ class _Reader:
         )
 
     def sensor(self, section: str) -> SensorConfig:
+        # The sensor types, their rates and which of them can be emulated come from the
+        # decoder registry: nothing about a sensor type is written down here.
+        from hipsense.device.decoders import DECODERS
+
         t = self.table(section)
-        kind = self.choice(f"{section}.type", t.get("type", "witmotion"), SENSOR_TYPES)
+        kind = self.choice(f"{section}.type", t.get("type", "witmotion"), tuple(DECODERS))
+        decoder = DECODERS[kind]
         address = self.text(f"{section}.address", t.get("address"))
         if address is not None and not _ADDRESS.match(address):
             self.fail(f"{section}.address", f"{address!r} is not a Bluetooth address like F1:57:00:00:00:01")
         side = self.choice(f"{section}.side", t.get("side", "either"), SENSOR_SIDES)
         backend = self.choice(f"{section}.backend", t.get("backend", "bluez"), ("bluez", "emulator"))
-        if backend == "emulator" and kind != "witmotion":
-            self.fail(f"{section}.backend", "the emulator speaks only type = \"witmotion\"")
-        rate = self.integer(f"{section}.rate_hz", t.get("rate_hz", 100), 1, 400)
-        if kind == "witmotion":
-            from hipsense.device.decoders.witmotion import RATE_CODES
+        if backend == "emulator":
+            from hipsense.device.emulator import EMULATORS
 
-            if rate not in RATE_CODES:
-                self.fail(f"{section}.rate_hz", f"WitMotion supports {sorted(RATE_CODES)} Hz, got {rate}")
+            if kind not in EMULATORS:
+                self.fail(f"{section}.backend", f"there is no emulated {decoder.display_name}; "
+                          f"the emulator speaks type = {' | '.join(EMULATORS)}")
+        rate = self.integer(f"{section}.rate_hz", t.get("rate_hz", decoder.default_rate_hz), 1, 10_000)
+        if rate not in decoder.rates_hz:
+            self.fail(f"{section}.rate_hz", f"{decoder.display_name} supports {sorted(decoder.rates_hz)} Hz, got {rate}")
         return SensorConfig(type=kind, address=address, side=side, rate_hz=rate, backend=backend)
 
     def service(self) -> ServiceSection:

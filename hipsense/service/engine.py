@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from hipsense.device.ble import LinkEvent, LinkEventKind
+from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.samples import ImuSamples
 from hipsense.exercises.catalogue import get_exercise
 from hipsense.exercises.tracker import ExerciseTracker, RepResult, SetResult, TrackerOutput, TrackerSettings

@@ -1,7 +1,8 @@
 """The sensor links the service reads: BlueZ on the Pi, or an emulated sensor on a virtual radio.
 
-With ``sensor.backend = "emulator"`` the service runs without hardware: an emulated WitMotion
-(:mod:`hipsense.device.emulator`) on a Bumble virtual radio replays a real recording, and the
+With ``sensor.backend = "emulator"`` the service runs without hardware: an emulated sensor of
+the configured type (:mod:`hipsense.device.emulator`) on a Bumble virtual radio replays a real
+recording, and the
 service reaches it through bleak's API exactly as it reaches a real sensor through BlueZ. The
 link's clock is the service's sample clock, so when the emulator replays faster than real time
 the samples are still stamped in real-time seconds (see :class:`~hipsense.service.timebase.Timebase`).
@@ -35,23 +36,18 @@ SILENCE_TIMEOUT_S = 5.0  # real seconds without a notification before the link c
 
 
 def emulator_recording(path: Path | None) -> Any:
-    """A :class:`WitMotionRecording` from a UCI/hipsense-CSV file (with gyroscope), at its own rate."""
-    from hipsense.device.emulator import WitMotionRecording
+    """An :class:`~hipsense.device.emulator.ImuRecording` from a UCI/hipsense-CSV file (with
+    gyroscope), at its own rate: what every emulated sensor type replays."""
+    from hipsense.device.emulator import ImuRecording
     from hipsense.recordings import read_samples
 
     source = path if path is not None else Path(str(files("hipsense") / "data" / SHIPPED_RECORDING))
     samples = read_samples(source)
     if samples.gyr_rad_s is None:
-        raise ConfigError(f"{source}: the emulated WitMotion needs a recording with gyroscope data",
+        raise ConfigError(f"{source}: the emulated sensor needs a recording with gyroscope data",
                           setting="emulator.recording")
     rate_hz = 1.0 / float(np.median(np.diff(samples.t_s)))
-    acc = samples.acc_ms2
-    # The WitMotion also sends its own fused angles; roll and pitch from gravity are what it
-    # would show for a slowly moving thigh. Nothing downstream relies on them.
-    roll = np.arctan2(acc[:, 1], acc[:, 2])
-    pitch = np.arctan2(-acc[:, 0], np.hypot(acc[:, 1], acc[:, 2]))
-    euler = np.stack([roll, pitch, np.zeros(len(acc))], axis=1)
-    return WitMotionRecording.from_si(round(rate_hz, 3), acc, samples.gyr_rad_s, euler)
+    return ImuRecording(round(rate_hz, 3), samples.acc_ms2, np.degrees(samples.gyr_rad_s))
 
 
 @contextlib.asynccontextmanager
@@ -67,26 +63,27 @@ async def open_links(sensors: tuple[SensorConfig, ...], emulator: EmulatorConfig
             address = sensor.address
             if sensor.backend == "emulator":
                 from hipsense.device.bumble_backend import VirtualRadio
-                from hipsense.device.emulator import WitMotionEmulator
+                from hipsense.device.emulator import emulate
 
                 if radio is None:
                     radio = VirtualRadio()
                     stack.push_async_callback(radio.close)  # registered first, so it runs last
-                address = address or f"F1:57:00:00:00:{index + 1:02X}"
-                fake = WitMotionEmulator(radio, emulator_recording(emulator.recording), name=f"WT901BLE{68 + index}",
-                                         address=address, speed=emulator.speed, loop=emulator.loop)
+                fake = emulate(sensor.type, radio, emulator_recording(emulator.recording), index=index,
+                               address=address, speed=emulator.speed, loop=emulator.loop)
+                if address is None and len(sensors) > 1:
+                    address = fake.address  # else both links could take the first one they see
                 # The emulator logs every sample's fate for exactly-once tests; a service streaming
                 # for hours needs only the recent ones (60 000 records per 10 minutes otherwise).
                 fake.fates = collections.deque(maxlen=1000)  # type: ignore[assignment]
                 await stack.enter_async_context(fake)
                 log.info("emulated sensor started", extra={"fields": {
-                    "address": address, "speed": emulator.speed, "samples": fake.recording.n}})
+                    "type": sensor.type, "address": fake.address, "speed": emulator.speed}})
                 options = {"scanner_backend": radio.scanner_backend, "client_backend": radio.client_backend,
                            "pause_scale": 1.0 / emulator.speed,
                            "backoff": BackoffPolicy(initial_s=0.2, multiplier=2.0, max_s=2.0, jitter=0.5)}
-            decoder_options = {"rate_hz": sensor.rate_hz} if sensor.type == "witmotion" else {}
+            rate = {} if sensor.rate_hz is None else {"rate_hz": sensor.rate_hz}
             link = SensorLink(
-                make_decoder(sensor.type, **decoder_options),
+                make_decoder(sensor.type, **rate),
                 address=address,
                 # The watchdog runs on the sample clock: scale it so that it still means
                 # SILENCE_TIMEOUT_S of real time when an emulator replays fast.

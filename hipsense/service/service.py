@@ -27,10 +27,10 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hipsense import __version__
-from hipsense.device.ble import LinkEvent, SensorLink
+from hipsense.device.events import LinkEvent
 from hipsense.device.samples import ImuSamples
 from hipsense.protocol import Prescription, build_status
 from hipsense.publish import Outbox, PrescriptionStore
@@ -42,6 +42,9 @@ from hipsense.service.state import SessionStateStore
 from hipsense.service.systemd import Notifier
 from hipsense.service.timebase import Timebase
 from hipsense.service.voice import Voice, make_speaker
+
+if TYPE_CHECKING:  # the link (and bleak) is imported where links are opened: service.sensors
+    from hipsense.device.ble import SensorLink
 
 __all__ = ["EngineWorker", "Service", "run_service"]
 

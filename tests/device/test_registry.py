@@ -89,3 +89,34 @@ def test_device_layer_imports_stay_in_their_lane(path: Path) -> None:
             assert not name.startswith(forbidden), f"{path.name} imports {name}"
             if path.parent.name == "decoders":
                 assert name.split(".")[0] in DECODER_IMPORTS, name
+
+
+@pytest.mark.parametrize("sensor_type", sorted(DECODERS))
+def test_every_type_declares_what_config_scan_and_calibration_read(sensor_type: str) -> None:
+    cls = DECODERS[sensor_type]
+    assert cls.display_name and cls.name_prefixes and cls.service_uuid
+    assert cls.default_rate_hz in cls.rates_hz
+    for rate in cls.rates_hz:  # every rate the config may accept builds a decoder at that rate
+        assert make_decoder(sensor_type, rate_hz=rate).nominal_rate_hz == rate
+    if cls.full_scale is not None:
+        acc_ms2, gyr_rad_s = cls.full_scale
+        assert 2 * 9.8 < acc_ms2 < 64 * 9.81 and 1.0 < gyr_rad_s < 100.0
+
+
+def test_the_link_and_scan_hold_no_sensor_type_strings() -> None:
+    # Sensor knowledge lives in the decoders: the link may explain with an example in prose
+    # (docstrings, comments) but no code in it names a type, a prefix or a UUID of one.
+    names = {n.lower() for cls in DECODERS.values() for n in (cls.sensor_type, *cls.name_prefixes)}
+    uuids = {u for cls in DECODERS.values() for u in (cls.service_uuid, *cls.notify_uuids)}
+    for module in ("ble.py", "ble_errors.py", "events.py"):
+        tree = ast.parse((DEVICE / module).read_text())
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                      and node.body and isinstance(node.body[0], ast.Expr)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+                text = node.value.lower()
+                assert not any(name in text for name in names | uuids), f"{module}: {node.value!r}"
+            if isinstance(node, ast.Name | ast.Attribute | ast.alias):
+                ident = (getattr(node, "id", None) or getattr(node, "attr", None) or node.name).lower()
+                assert not any(name in ident for name in names if len(name) > 3), f"{module}: {ident}"

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hipsense.device.decoders import witmotion
-from hipsense.device.decoders.witmotion import WitMotionDecoder, parse_notification
+from hipsense.device.decoders.witmotion import WitMotionDecoder, parse_notification, witmotion_battery_percent
 from hipsense.device.samples import GapReason
 from hipsense.errors import DecodeError
 from tests.device.fuzzing import FUZZ, decode_or_decode_error, mutated
@@ -202,3 +202,11 @@ def test_fuzz_well_framed_random_contents(bodies: list[bytes]) -> None:
                        for i, body in enumerate(bodies))  # fmt: skip
     samples = decode_or_decode_error(WitMotionDecoder, payload)
     assert samples is not None and samples.n == (len(bodies) + 1) // 2
+
+
+def test_battery_table() -> None:
+    assert witmotion_battery_percent(410) == 100
+    assert witmotion_battery_percent(396) == 100
+    assert witmotion_battery_percent(381) == 50
+    assert witmotion_battery_percent(355) == 10
+    assert witmotion_battery_percent(300) == 0

@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from hipsense.device.ble import LinkEvent, LinkEventKind, SensorLink
+from hipsense.device.ble import SensorLink
+from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import SensorDecoder
 from hipsense.device.reconnect import BackoffPolicy

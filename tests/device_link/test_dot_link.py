@@ -11,7 +11,8 @@ import struct
 import numpy as np
 from bleak import BleakClient, BleakScanner
 
-from hipsense.device.ble import LinkEventKind, scan_sensors
+from hipsense.device.ble import scan_sensors
+from hipsense.device.events import LinkEventKind
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import make_decoder
 from hipsense.device.decoders.movella_dot import (

@@ -12,7 +12,7 @@ from bleak.exc import (
     BleakGATTProtocolError,
 )
 
-from hipsense.device.ble import translate_error, witmotion_battery_percent
+from hipsense.device.ble_errors import translate_error
 from hipsense.errors import DeviceError, DeviceNotFoundError, LinkLostError
 
 
@@ -52,11 +52,3 @@ def test_translation_gives_type_and_actionable_advice(exc: BaseException, kind: 
 def test_translated_errors_pass_through() -> None:
     original = LinkLostError("already ours")
     assert translate_error(original, action="x") is original
-
-
-def test_battery_table() -> None:
-    assert witmotion_battery_percent(410) == 100
-    assert witmotion_battery_percent(396) == 100
-    assert witmotion_battery_percent(381) == 50
-    assert witmotion_battery_percent(355) == 10
-    assert witmotion_battery_percent(300) == 0

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 from bleak import BleakClient, BleakScanner
 
-from hipsense.device.ble import LinkEventKind, scan_sensors
+from hipsense.device.ble import scan_sensors
+from hipsense.device.events import LinkEventKind
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import make_decoder
 from hipsense.device.decoders.polar_pmd import (

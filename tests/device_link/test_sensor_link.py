@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pytest
 
-from hipsense.device.ble import LinkEvent, LinkEventKind, SensorLink
+from hipsense.device.ble import SensorLink
+from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import make_decoder
 from hipsense.device.emulator import Fate, WitMotionEmulator, WitMotionRecording, sample_index

@@ -10,7 +10,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
-from hipsense.device.ble import LinkEvent, LinkEventKind
+from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.decoders import make_decoder
 from hipsense.device.emulator import (

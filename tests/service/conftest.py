@@ -101,7 +101,7 @@ class Dashboard:
 class ServiceProcess:
     """``python -m hipsense run --config …`` with JSON logs captured to a file."""
 
-    def __init__(self, workdir: Path, broker: Mosquitto, **session: Any) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, *, sensor_type: str = "witmotion", **session: Any) -> None:
         self.workdir = workdir
         self.state_dir = workdir / "state"
         self.config = workdir / "hipsense.toml"
@@ -110,7 +110,7 @@ class ServiceProcess:
         auth = f'username = "{PATIENT}"\npassword = "{PASSWORD}"\n' if broker.authenticated else ""
         self.config.write_text(
             f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\npatient_id = "{PATIENT}"\n{auth}'
-            f'[sensor]\nbackend = "emulator"\nside = "right"\n'
+            f'[sensor]\ntype = "{sensor_type}"\nbackend = "emulator"\nside = "right"\n'
             f'[service]\nstate_dir = "{self.state_dir}"\nvoice = "off"\n'
             f'[session]\n{session_lines}\n'
             f'[emulator]\nspeed = {SPEED}\n'
@@ -172,10 +172,10 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     pytest.importorskip("bumble")
     made: list[ServiceProcess] = []
 
-    def make(broker: Mosquitto, **session: Any) -> ServiceProcess:
+    def make(broker: Mosquitto, *, sensor_type: str = "witmotion", **session: Any) -> ServiceProcess:
         workdir = tmp_path / f"pi{len(made)}"
         workdir.mkdir()
-        service = ServiceProcess(workdir, broker, **session)
+        service = ServiceProcess(workdir, broker, sensor_type=sensor_type, **session)
         made.append(service)
         return service
 

@@ -60,7 +60,7 @@ def test_an_environment_error_names_the_variable(tmp_path):
     ('[mqtt]\nhost = "b"\npatient_id = "maria"\n', "mqtt.patient_id", 3, "no digit"),
     (MINIMAL + '[sensor]\ntype = "fitbit"\n', "sensor.type", 5, "witmotion"),
     (MINIMAL + '[sensor]\nadress = "F1:57:00:00:00:01"\n', "sensor.adress", 5, "unknown setting"),
-    (MINIMAL + '[sensor]\nrate_hz = 30\n', "sensor.rate_hz", 5, "WitMotion supports"),
+    (MINIMAL + '[sensor]\nrate_hz = 30\n', "sensor.rate_hz", 5, "WitMotion WT901BLE supports"),
     (MINIMAL + '[service]\nvoice = "loud"\n', "service.voice", 5, "on/off"),
     (MINIMAL + '[service]\nlive_rate_hz = 50\n', "service.live_rate_hz", 5, "between"),
     (MINIMAL + '[session]\ndefault_exercise = "yoga"\n', "session.default_exercise", 5, "unknown exercise"),

@@ -153,7 +153,7 @@ def test_pain_check_in_payload_path(tmp_path):
 
 
 def test_sensor_link_events_are_spoken_and_reported(tmp_path):
-    from hipsense.device.ble import LinkEvent, LinkEventKind
+    from hipsense.device.events import LinkEvent, LinkEventKind
 
     rig = Rig(tmp_path, rx())
     changes = []
@@ -261,7 +261,7 @@ def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp
     import json
 
     from hipsense.calibration_store import StoredCalibration, save_calibration
-    from hipsense.device.ble import LinkEvent, LinkEventKind
+    from hipsense.device.events import LinkEvent, LinkEventKind
     from hipsense.signal.calibration import Calibration
 
     monkeypatch.setenv("HIPSENSE_CONFIG_DIR", str(tmp_path / "etc"))

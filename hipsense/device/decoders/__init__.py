@@ -1,15 +1,18 @@
-"""Per-sensor notification decoders, and the registry that picks one by sensor type.
+"""The sensor registry: one decoder class per sensor type, picked by its name.
 
 Each module holds one sensor's protocol: GATT UUIDs, command builders, pure parsing functions
-and a :class:`SensorDecoder` subclass. Only numpy and the standard library are used here; the
-BLE link (bleak) lives elsewhere.
+and a :class:`SensorDecoder` subclass, which declares everything hipsense knows about the type
+(registry name, advertised service and names, configurable rates, rate and battery set-up; see
+:mod:`._base`). The service's config validation, the scan, the link and ``hipsense calibrate``
+read :data:`DECODERS`; no other module switches on a sensor-type string. Only numpy and the
+standard library are used here; the BLE link (bleak) lives in :mod:`hipsense.device.ble`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hipsense.device.decoders._base import GattWrite, SensorDecoder
+from hipsense.device.decoders._base import Gatt, GattWrite, SensorDecoder
 from hipsense.device.decoders.metamotion import MetaMotionDecoder
 from hipsense.device.decoders.movella_dot import MovellaDotDecoder
 from hipsense.device.decoders.polar_pmd import PolarPmdDecoder
@@ -18,6 +21,7 @@ from hipsense.errors import ConfigError
 
 __all__ = [
     "DECODERS",
+    "Gatt",
     "GattWrite",
     "MetaMotionDecoder",
     "MovellaDotDecoder",

@@ -1,15 +1,28 @@
-"""What every sensor decoder offers the BLE link: GATT facts, command writes, and ``decode``."""
+"""What every sensor type declares, and what its decoder offers the BLE link.
+
+A :class:`SensorDecoder` subclass is the one place a sensor type is described: its registry
+name, what it advertises, the rates it can be configured to, the writes that configure and
+start it, how its battery is read, and how its notifications decode. The link
+(:mod:`hipsense.device.link`), the scan, the service's config validation and ``hipsense
+calibrate`` all read it here, so adding a sensor means adding one decoder module.
+
+The decoder does no I/O of its own: where a step needs the sensor's answer (a read-modify-write
+of a setting, a battery read), it is written against :class:`Gatt`, which the link implements.
+"""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from hipsense.device.samples import ImuSamples
 from hipsense.errors import DecodeError
 
-__all__ = ["GattWrite", "SensorDecoder", "as_bytes"]
+__all__ = ["BATTERY_LEVEL_UUID", "Gatt", "GattWrite", "SensorDecoder", "as_bytes"]
+
+BATTERY_LEVEL_UUID = "00002a19-0000-1000-8000-00805f9b34fb"
+"""The Bluetooth SIG battery level characteristic (one byte, percent)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +49,22 @@ class GattWrite:
     response: bool = True
     pause_after_s: float = 0.0
     reply_uuid: str | None = None
+
+
+class Gatt(Protocol):
+    """The connected sensor's GATT, as the link lends it to a decoder for set-up steps."""
+
+    def has_characteristic(self, uuid: str) -> bool:
+        """Whether the sensor offers the characteristic ``uuid``."""
+        ...
+
+    async def read(self, uuid: str) -> bytes:
+        """Read the characteristic's value."""
+        ...
+
+    async def write(self, uuid: str, data: bytes, *, response: bool) -> None:
+        """Write ``data`` to the characteristic."""
+        ...
 
 
 def as_bytes(payload: object) -> bytes:
@@ -70,6 +99,15 @@ class SensorDecoder(abc.ABC):
     """Characteristics to subscribe to, in this order, before :meth:`start_writes`."""
     name_prefixes: ClassVar[tuple[str, ...]]
     """Advertised-name prefixes that suggest this sensor when scanning."""
+    display_name: ClassVar[str]
+    """What a person calls it, e.g. ``"WitMotion WT901BLE"``."""
+    rates_hz: ClassVar[tuple[int, ...]]
+    """The rates (Hz) the configuration may ask for: ``cls(rate_hz=r)`` streams at ``r``."""
+    default_rate_hz: ClassVar[int]
+    """The rate used when the configuration names none (one of :attr:`rates_hz`)."""
+    full_scale: ClassVar[tuple[float, float] | None] = None
+    """(acceleration m/s², angular rate rad/s) limits when the decoder's settings fix them,
+    for the calibration's saturation check; None when they depend on options."""
 
     nominal_rate_hz: float
 
@@ -106,6 +144,29 @@ class SensorDecoder(abc.ABC):
     def stop_writes(self) -> tuple[GattWrite, ...]:
         """Writes that stop streaming, before unsubscribing."""
         return ()
+
+    async def configure(self, gatt: Gatt) -> None:
+        """Settings a fixed :class:`GattWrite` cannot express, before subscribing.
+
+        Called once per connection, before :attr:`notify_uuids` are subscribed and
+        :meth:`start_writes` are sent. Most sensors need nothing here.
+        """
+
+    async def read_battery(self, gatt: Gatt) -> int | None:
+        """The battery level (percent) right after connecting, or None.
+
+        The default reads the Bluetooth SIG battery level when the sensor offers it. A sensor
+        that answers in its notification stream instead asks here and returns None; the answer
+        then comes out of :meth:`take_battery_percent`.
+        """
+        if not gatt.has_characteristic(BATTERY_LEVEL_UUID):
+            return None
+        value = await gatt.read(BATTERY_LEVEL_UUID)
+        return int(value[0]) if value else None
+
+    def take_battery_percent(self) -> int | None:
+        """A battery level that arrived in the notifications decoded since the last call."""
+        return None
 
     @abc.abstractmethod
     def options(self) -> dict[str, Any]:

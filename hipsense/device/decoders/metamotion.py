@@ -180,6 +180,11 @@ class MetaMotionDecoder(SensorDecoder):
     data_uuid: ClassVar[str] = NOTIFY_UUID
     notify_uuids: ClassVar[tuple[str, ...]] = (NOTIFY_UUID,)
     name_prefixes: ClassVar[tuple[str, ...]] = ("MetaWear",)
+    display_name: ClassVar[str] = "MbientLab MetaMotion"
+    # Configurable rates: both streams together stay within what the vendor calls reliable
+    # over BLE (see ``rate_hz`` below); the chips themselves go higher.
+    rates_hz: ClassVar[tuple[int, ...]] = (25, 50, 100)
+    default_rate_hz: ClassVar[int] = 50
 
     def __init__(
         self,

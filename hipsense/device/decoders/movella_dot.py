@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hipsense.device.clock import DeviceClockAligner, increasing_after
-from hipsense.device.decoders._base import GattWrite, SensorDecoder, as_bytes
+from hipsense.device.decoders._base import Gatt, GattWrite, SensorDecoder, as_bytes
 from hipsense.device.gaps import Continuity, SensorTimeGapDetector, unwrap_counter
 from hipsense.device.samples import Gap, GapReason, ImuSamples
 from hipsense.errors import DecodeError
@@ -173,6 +173,9 @@ class MovellaDotDecoder(SensorDecoder):
     data_uuid: ClassVar[str] = MEDIUM_PAYLOAD_UUID
     notify_uuids: ClassVar[tuple[str, ...]] = (MEDIUM_PAYLOAD_UUID,)
     name_prefixes: ClassVar[tuple[str, ...]] = ("Movella DOT", "Xsens DOT")
+    display_name: ClassVar[str] = "Movella DOT"
+    rates_hz: ClassVar[tuple[int, ...]] = ALLOWED_OUTPUT_RATES_HZ
+    default_rate_hz: ClassVar[int] = 60
 
     def __init__(self, rate_hz: int = 60) -> None:
         if rate_hz not in ALLOWED_OUTPUT_RATES_HZ:
@@ -194,6 +197,26 @@ class MovellaDotDecoder(SensorDecoder):
 
     def stop_writes(self) -> tuple[GattWrite, ...]:
         return (GattWrite(MEASUREMENT_CONTROL_UUID, build_measurement_control(start=False)),)
+
+    async def configure(self, gatt: Gatt) -> None:
+        """Set the output rate: a read-modify-write of the 32-byte device control (sensors.md
+        §2.2), which cannot change while measuring, hence before the start command."""
+        if not gatt.has_characteristic(DEVICE_CONTROL_UUID):
+            return
+        current = await gatt.read(DEVICE_CONTROL_UUID)
+        if len(current) == 32 and int.from_bytes(current[24:26], "little") != self._rate_hz:
+            await gatt.write(DEVICE_CONTROL_UUID, build_output_rate_control(current, self._rate_hz), response=True)
+
+    async def read_battery(self, gatt: Gatt) -> int | None:
+        """The SIG battery level when offered, else the DOT's own [level %, charging]."""
+        level = await super().read_battery(gatt)
+        if level is not None or not gatt.has_characteristic(BATTERY_UUID):
+            return level
+        try:
+            level, _charging = parse_battery(await gatt.read(BATTERY_UUID))
+        except DecodeError:
+            return None
+        return level
 
     def decode(
         self, payload: bytes | bytearray, received_at_s: float, *, char_uuid: str | None = None

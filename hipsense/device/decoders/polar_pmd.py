@@ -312,6 +312,11 @@ class PolarPmdDecoder(SensorDecoder):
     data_uuid: ClassVar[str] = PMD_DATA_UUID
     notify_uuids: ClassVar[tuple[str, ...]] = (PMD_CONTROL_POINT_UUID, PMD_DATA_UUID)
     name_prefixes: ClassVar[tuple[str, ...]] = ("Polar Sense", "Polar H10")
+    display_name: ClassVar[str] = "Polar Verity Sense"
+    # What a configuration may ask for: a Verity in normal mode streams 52 Hz only. SDK mode's
+    # other rates need ``sdk_mode=True``, which the service's configuration does not offer yet.
+    rates_hz: ClassVar[tuple[int, ...]] = (52,)
+    default_rate_hz: ClassVar[int] = 52
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ import numpy as np
 import numpy.typing as npt
 
 from hipsense.device.clock import ReceiveTimeClock
-from hipsense.device.decoders._base import GattWrite, SensorDecoder, as_bytes
+from hipsense.device.decoders._base import Gatt, GattWrite, SensorDecoder, as_bytes
 from hipsense.device.samples import Gap, GapReason, ImuSamples
 from hipsense.errors import DecodeError
 
@@ -52,6 +52,7 @@ __all__ = [
     "build_set_rate",
     "build_write_register",
     "parse_notification",
+    "witmotion_battery_percent",
 ]
 
 # The WitMotion base ends in ...9a34fb, NOT the Bluetooth SIG ...9b34fb: never build these from
@@ -96,6 +97,19 @@ def build_read_register(register: int) -> bytes:
     if not 0 <= register <= 0xFF:
         raise ValueError(f"register {register:#x} out of range")
     return bytes([0xFF, 0xAA, 0x27, register, 0x00])
+
+
+def witmotion_battery_percent(centivolts: int) -> int:
+    """WitMotion battery register 0x64 (≈ volts × 100) → percent, per the vendor's table.
+
+    Transcribed by third parties; verify on hardware (sensors.md §1.4).
+    """
+    steps = ((396, 100), (393, 90), (387, 75), (382, 60), (379, 50), (377, 40),
+             (373, 30), (370, 20), (368, 15), (350, 10), (340, 5))  # fmt: skip
+    for threshold, percent in steps:
+        if centivolts >= threshold:
+            return percent
+    return 0
 
 
 def build_set_rate(rate_hz: int) -> bytes:
@@ -209,6 +223,13 @@ class WitMotionDecoder(SensorDecoder):
     data_uuid: ClassVar[str] = NOTIFY_UUID
     notify_uuids: ClassVar[tuple[str, ...]] = (NOTIFY_UUID,)
     name_prefixes: ClassVar[tuple[str, ...]] = ("WT",)
+    display_name: ClassVar[str] = "WitMotion WT901BLE"
+    rates_hz: ClassVar[tuple[int, ...]] = tuple(RATE_CODES)
+    default_rate_hz: ClassVar[int] = 100
+    full_scale: ClassVar[tuple[float, float] | None] = (
+        ACC_FULL_SCALE_G * STANDARD_GRAVITY_MS2,
+        math.radians(GYR_FULL_SCALE_DPS),
+    )
 
     def __init__(
         self, rate_hz: int = 100, *, gap_threshold_s: float = 0.5, configure_rate: bool = True
@@ -225,6 +246,7 @@ class WitMotionDecoder(SensorDecoder):
         self._last_t_s: float | None = None
         self.last_register_replies: tuple[RegisterReply, ...] = ()
         """Register read replies from the most recent notification that held any."""
+        self._battery_percent: int | None = None
 
     def options(self) -> dict[str, Any]:
         return {
@@ -242,6 +264,17 @@ class WitMotionDecoder(SensorDecoder):
             GattWrite(WRITE_UUID, build_set_rate(self._rate_hz), pause_after_s=0.1),
         )
 
+    async def read_battery(self, gatt: Gatt) -> int | None:
+        """Ask for register 0x64: the answer is a notification (see :meth:`take_battery_percent`)."""
+        level = await super().read_battery(gatt)
+        if level is None:
+            await gatt.write(WRITE_UUID, build_read_register(REGISTER_BATTERY), response=False)
+        return level
+
+    def take_battery_percent(self) -> int | None:
+        level, self._battery_percent = self._battery_percent, None
+        return level
+
     def decode(
         self, payload: bytes | bytearray, received_at_s: float, *, char_uuid: str | None = None
     ) -> ImuSamples:
@@ -249,6 +282,10 @@ class WitMotionDecoder(SensorDecoder):
         frames = parse_notification(payload)
         if frames.register_replies:
             self.last_register_replies = frames.register_replies
+            for reply in frames.register_replies:
+                if reply.first_register == REGISTER_BATTERY and reply.values:
+                    self._battery_percent = witmotion_battery_percent(int(reply.values[0]))
+                    break
         n = frames.acc.shape[0]
         if n == 0:
             return ImuSamples.empty()

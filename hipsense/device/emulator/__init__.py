@@ -11,7 +11,8 @@ became of every sample, the ground truth for exactly-once tests.
 Sensors: :class:`WitMotionEmulator` (raw int16 frames, no clock), :class:`PolarVeritySenseEmulator`
 (PMD control point, delta-compressed ACC and GYRO frames, ns device clock) and
 :class:`MovellaDotEmulator` (rate quantities, wrapping µs clock); the last two replay an
-:class:`ImuRecording` in physical units.
+:class:`ImuRecording` in physical units. :data:`EMULATORS` maps the decoder registry's sensor
+types to them (:func:`emulate`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hipsense.device.emulator._peripheral import EmulatedPeripheral, Fate, Sampl
 from hipsense.device.emulator._recording import ImuRecording
 from hipsense.device.emulator.movella_dot import MovellaDotEmulator
 from hipsense.device.emulator.polar import PolarVeritySenseEmulator
+from hipsense.device.emulator.registry import EMULATORS, emulate
 from hipsense.device.emulator.witmotion import (
     WitMotionEmulator,
     WitMotionRecording,
@@ -29,6 +31,7 @@ from hipsense.device.emulator.witmotion import (
 )
 
 __all__ = [
+    "EMULATORS",
     "EmulatedPeripheral",
     "Fate",
     "ImuRecording",
@@ -37,6 +40,7 @@ __all__ = [
     "SampleFate",
     "WitMotionEmulator",
     "WitMotionRecording",
+    "emulate",
     "encode_data_frame",
     "encode_register_frame",
     "sample_index",

@@ -68,7 +68,8 @@ class MovellaDotEmulator(EmulatedPeripheral):
         The virtual radio to join.
     recording
         What to replay: the sample shown at sensor time ``t`` (s since power-on) is
-        ``recording.index_at(t)``, wrapping around.
+        ``recording.index_at(t)``, wrapping around (unless ``loop`` is false: then the last
+        sample repeats, as a sensor lying still would).
     name, address
         Advertised name ("Xsens DOT" on firmware up to 2.4.x) and address (real units:
         D4:22:CD:…).
@@ -93,9 +94,11 @@ class MovellaDotEmulator(EmulatedPeripheral):
         clock_start_us: int = 0,
         battery_percent: int = 73,
         charging: bool = False,
+        loop: bool = True,
     ) -> None:
         super().__init__(radio, name=name, address=address, speed=speed)
         self.recording = recording
+        self.loop = loop
         self.clock_start_us = clock_start_us
         self.battery_percent = battery_percent
         self.charging = charging
@@ -178,7 +181,7 @@ class MovellaDotEmulator(EmulatedPeripheral):
 
     def encode(self, sensor_times_s: Sequence[float]) -> bytes:
         (t,) = sensor_times_s
-        row = self.recording.index_at(t)
+        row = self.recording.index_at(t, loop=self.loop)
         return encode_rate_quantities(self.timestamp_us(t), self.recording.acc_ms2[row], self.recording.gyr_dps[row])
 
     def on_disconnected(self, connection: Connection) -> None:

@@ -130,7 +130,8 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
         The virtual radio to join.
     recording
         What to replay: the sample shown at sensor time ``t`` (s since power-on) is
-        ``recording.index_at(t)``, wrapping around.
+        ``recording.index_at(t)``, wrapping around (unless ``loop`` is false: then the last
+        sample repeats, as a sensor lying still would).
     name, address
         Advertised name (real units: ``Polar Sense`` and an 8-hex-digit id) and address.
     speed
@@ -164,11 +165,13 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
         acc_frame_type: int = 1,
         clock_origin_ns: int = VERITY_CLOCK_ORIGIN_NS,
         battery_percent: int = 87,
+        loop: bool = True,
     ) -> None:
         super().__init__(radio, name=name, address=address, speed=speed)
         if acc_frame_type not in (0, 1):
             raise ValueError(f"acc_frame_type must be 0 or 1, got {acc_frame_type}")
         self.recording = recording
+        self.loop = loop
         self.max_samples_per_frame = samples_per_frame
         self.block_samples = block_samples
         self.acc_frame_type = acc_frame_type
@@ -242,7 +245,7 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
     def counts(self, measurement: int, sensor_times_s: Sequence[float]) -> np.ndarray:
         """The int16 counts the running ``measurement`` stream sends for these sample times."""
         stream = self.streams[measurement]
-        rows = [self.recording.index_at(t) for t in sensor_times_s]
+        rows = [self.recording.index_at(t, loop=self.loop) for t in sensor_times_s]
         if measurement == ACC:
             values = self.recording.acc_ms2[rows] / STANDARD_GRAVITY_MS2 * (1000.0 if stream.frame_type == 1 else 1.0)
         else:
