@@ -1,4 +1,4 @@
-"""The one stateful pattern of ``hipsense.signal``: a kernel plus a holder for its state.
+"""The one stateful pattern of ``hipsense.signal``: a pure step function over chunks.
 
 Every stateful algorithm is written once as a pure step function over a chunk of samples:
 
@@ -7,15 +7,15 @@ Every stateful algorithm is written once as a pure step function over a chunk of
     out = flush(settings, state)                          # end of stream (look-ahead kernels)
 
 The batch form of a kernel is *defined* as init, one step over everything, flush — so the
-live service and ``hipsense eval`` cannot drift apart. ``Streaming`` only stores the state.
+live service and ``hipsense eval`` cannot drift apart (tests/signal/test_streaming_equals_batch.py).
+Callers hold ``(settings, state)`` themselves; a step never mutates the state it was given
+and starts from :func:`shallow_copy` of it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Generic, TypeVar
+from typing import TypeVar
 
-S = TypeVar("S")
 St = TypeVar("St")
 
 
@@ -26,31 +26,3 @@ def shallow_copy(state: St) -> St:
     new = object.__new__(type(state))
     new.__dict__.update(state.__dict__)
     return new
-
-
-@dataclass(frozen=True)
-class Kernel(Generic[S, St]):
-    """The functions that make up one streaming kernel."""
-
-    name: str
-    init: Callable[[S], St]
-    step: Callable[..., tuple[St, Any]]
-    flush: Callable[[S, St], Any] | None = None
-
-
-class Streaming(Generic[S, St]):
-    """Holds ``(settings, state)`` for one kernel. No maths in here: that is the point."""
-
-    def __init__(self, kernel: Kernel[S, St], settings: S) -> None:
-        self.kernel = kernel
-        self.settings = settings
-        self.state: St = kernel.init(settings)
-
-    def push(self, *arrays: Any) -> Any:
-        self.state, out = self.kernel.step(self.settings, self.state, *arrays)
-        return out
-
-    def flush(self) -> Any:
-        if self.kernel.flush is None:
-            return None
-        return self.kernel.flush(self.settings, self.state)
