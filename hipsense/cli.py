@@ -472,7 +472,3 @@ def dashboard_assign_patient(db_url, patient_id, username, label) -> None:
     except (AccountError, ProtocolError) as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{patient_id} -> {username}")
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

@@ -80,6 +80,14 @@ class Catalogue(Mapping[str, ExerciseSpec]):
             "exercises": {eid: spec.to_dict() for eid, spec in self._specs.items()},
         }
 
+    def offered(self) -> list[dict[str, str]]:
+        """What a prescription editor offers, in catalogue order: id, name and default dose.
+
+        Shipped as data (``hipsense/protocol/exercises.json``) so that a dashboard can read
+        the list without importing the exercises layer; a test keeps the file in step.
+        """
+        return [{"id": eid, "name": spec.name, "dose": spec.describe_dose()} for eid, spec in self._specs.items()]
+
 
 def load_catalogue(path: str | Path | None = None) -> Catalogue:
     """Read and validate a catalogue file; ``None`` = the one shipped with hipsense.

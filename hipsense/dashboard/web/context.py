@@ -32,8 +32,8 @@ class DashboardContext:
 
     @functools.cached_property
     def catalogue(self) -> Mapping[str, object]:
-        # The catalogue is data (TOML); the editor offers its ids and names and nothing else
-        # of the exercises layer is used.
-        from hipsense.exercises.catalogue import load_catalogue
+        # The exercises as data (exported from the catalogue into the protocol package): the
+        # editor offers their ids, names and doses; the exercises layer is never imported.
+        from hipsense.protocol.exercise_list import load_exercise_list
 
-        return load_catalogue()
+        return load_exercise_list()

@@ -26,7 +26,7 @@ def prescription_routes(context, templates):
     async def render(request: Request, patient: str, rows: list[FormRow], *, problems=(), saved=None, status=200):
         prescription = await run_in_threadpool(current_prescription, context.engine, patient)
         rows = list(rows) + [FormRow()] * EMPTY_ROWS
-        catalogue = [(spec.id, spec.name, spec.describe_dose()) for spec in context.catalogue.values()]
+        catalogue = [(spec.id, spec.name, spec.dose) for spec in context.catalogue.values()]
         values = await page_context(request, context, patient=patient, rows=rows, catalogue=catalogue,
                                     side_labels=SIDE_LABELS, problems=list(problems), saved=saved,
                                     prescription=prescription, can_publish=context.publish is not None)
