@@ -22,8 +22,17 @@ import numpy as np
 
 from hipsense.errors import DatasetError
 from hipsense.exercises.catalogue import get_exercise
-from hipsense.exercises.tracker import RepResult, TrackerSettings, track
+from hipsense.exercises.tracker import ExerciseTracker, RepResult, TrackerSettings, track
+from hipsense.signal.calibration import PersonalRom, fit_personal_rom
 
+from .hold_reference import ReferenceRep, reference_reps, split_reference_blocks
+
+UCI_CITATION = (
+    "A. Yurtman, B. Barshan, \"Automated evaluation of physical therapy exercises using multi-template "
+    "dynamic time warping on wearable sensor signals\", Computer Methods and Programs in Biomedicine "
+    "117(2):189-207, 2014, doi:10.1016/j.cmpb.2014.07.003; data set UCI, doi:10.24432/C5JK60. "
+    "Licence: CC BY 4.0."
+)
 #: UCI exercise number → catalogue id (evaluation.md's mapping table)
 UCI_EXERCISES = {
     1: "seated_leg_raise",
@@ -35,6 +44,13 @@ UCI_RATE_HZ = 25.0
 UCI_HOLD_S = 5.0
 THIGH_UNIT = "u3"
 SESSIONS = {"test": ("test.txt.gz", 30), "template": ("template_session.txt.gz", 9)}
+#: The protocol's ten correct reps, give or take two the reference may miss or split: a
+#: reference "correct block" outside this range means its blocks were not found, and the
+#: recording gives no hold reference (UCI e1's ~10° seated raise rarely reaches 15 °/s).
+REFERENCE_BLOCK_REPS = (8, 12)
+#: evaluation.md: a low-amplitude rep is visibly smaller on the thigh below this share of the
+#: correct block's median rise
+VISIBLY_SMALLER = 0.75
 
 
 @dataclass(frozen=True)
@@ -142,9 +158,69 @@ def split_blocks(reps: list[RepResult]) -> list[list[RepResult]]:
     return [reps[: cut[0] + 1], reps[cut[0] + 1 : cut[1] + 1], reps[cut[1] + 1 :]]
 
 
-def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
-    """Run every UCI set through the tracker; return evaluation.md's JSON-ready dict."""
+def read_template_times(dataset_dir: Path, rec: UciRecording) -> dict[int, tuple[float, float]]:
+    """``template_times.txt``: execution type (1 correct, 2 too fast, 3 low amplitude) → the
+    (start, end) in seconds of the one rep of that type the data set selected."""
+    path = Path(dataset_dir) / rec.subject / f"e{rec.exercise}" / "template_times.txt"
+    if not path.exists():
+        raise DatasetError(f"personal mode needs {path} (which template reps are the correct ones)")
+    out = {}
+    with open(path, newline="") as f:
+        for row in csv.reader(f, delimiter=";"):
+            if not row or not row[0].strip().isdigit():
+                continue  # the header
+            try:
+                out[int(row[0])] = ((float(row[1]) - 1) / UCI_RATE_HZ, (float(row[2]) - 1) / UCI_RATE_HZ)
+            except (IndexError, ValueError):
+                raise DatasetError(f"{path}: cannot read the line {';'.join(row)!r}") from None
+    if 2 not in out:
+        raise DatasetError(f"{path}: no too-fast (type 2) rep, so the correct reps cannot be told apart")
+    return out
+
+
+#: what ``hipsense calibrate --exercise`` asks for: three reps "as your therapist showed you"
+REFERENCE_REPS = 3
+
+
+def personal_rom_from_template(dataset_dir: Path, template: UciRecording) -> PersonalRom:
+    """The person's reference reps, as ``hipsense calibrate --exercise`` records them.
+
+    A UCI template session holds three correct reps, then three too fast, then three of low
+    amplitude: the reference segment runs from its start to the data set's selected too-fast
+    rep. Calibration fits :func:`~hipsense.signal.calibration.fit_personal_rom` to the angle
+    along the exercise's motion; UCI has no calibration pose (no standing, no swing), so the
+    angle here is the tracker's own — its elevation from rest, the quantity its ``rom_deg``
+    and ``low_rom`` use — on the same sensor, the same person and the same exercise.
+    """
+    t, acc, gyr = read_uci_file(template.path)
+    fast_start = read_template_times(dataset_dir, template)[2][0]
+    keep = t < fast_start
+    tracker = ExerciseTracker(get_exercise(UCI_EXERCISES[template.exercise]),
+                              TrackerSettings(hold_target_s=UCI_HOLD_S, side="right"))
+    angle = tracker.pipeline.push(t[keep], acc[keep], gyr[keep])
+    return fit_personal_rom(tracker.spec.id, angle.t_s, angle.angle_deg, expected_reps=REFERENCE_REPS)
+
+
+def baseline_from(rom: PersonalRom | None) -> float | None:
+    """What the service hands the tracker (service/engine.py ``_baseline_rom``): the
+    calibrated reference range when its fit was good, else nothing."""
+    return rom.rom_deg if rom is not None and rom.ok else None
+
+
+def evaluate_uci(dataset_dir: Path, *, personal: bool = False) -> dict[str, Any]:
+    """Run every UCI set through the tracker; return evaluation.md's JSON-ready dict.
+
+    ``personal``: each set is counted with the person's own reference reps from their template
+    session of the same exercise (:func:`personal_rom_from_template`), reaching the tracker
+    the way a calibration does (``TrackerSettings.baseline_rom_deg``); ``"mode": "personal"``.
+    """
     dataset_dir = Path(dataset_dir)
+    recordings = find_uci_recordings(dataset_dir)
+    personal_roms: dict[tuple[str, int], PersonalRom] = {}
+    if personal:
+        for rec in recordings:
+            if rec.session == "template":
+                personal_roms[(rec.subject, rec.exercise)] = personal_rom_from_template(dataset_dir, rec)
     sets: list[dict[str, Any]] = []
     n_labels = n_matched = n_detected_labelled = 0
     start_err: list[float] = []
@@ -154,10 +230,18 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
     fast_total = fast_flagged = 0
     low_total = low_flagged = 0
     low_ratios: list[float] = []
-    for rec in find_uci_recordings(dataset_dir):
+    ref_holds_by_subject: dict[str, list[float]] = {}
+    hold_errors_by_subject: dict[str, list[float]] = {}
+    low_seen = low_smaller = low_smaller_flagged = 0
+    for rec in recordings:
         t, acc, gyr = read_uci_file(rec.path)
         spec = get_exercise(UCI_EXERCISES[rec.exercise])
-        out = track(spec, t, acc, gyr, TrackerSettings(hold_target_s=UCI_HOLD_S, side="right"))
+        rom = personal_roms.get((rec.subject, rec.exercise))
+        if personal and rom is None:
+            raise DatasetError(f"personal mode: {rec.id} has no template session to take reference reps from")
+        baseline = baseline_from(rom)
+        out = track(spec, t, acc, gyr,
+                    TrackerSettings(hold_target_s=UCI_HOLD_S, side="right", baseline_rom_deg=baseline))
         reps = out.reps
         entry: dict[str, Any] = {
             "id": rec.id,
@@ -166,6 +250,9 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
             "counted": len(reps),
             "error": len(reps) - rec.true_count,
         }
+        if personal:
+            entry["baseline_rom_deg"] = _r(baseline)
+            entry["reference_reps_deg"] = [_r(p) for p in rom.peaks_deg] if rom else []
         labels = read_hand_labels(dataset_dir, rec)
         if labels is not None:
             det = [(r.start_t_s, r.end_t_s) for r in reps]
@@ -178,6 +265,14 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
             entry["labelled_matched"] = len(pairs)
             entry["label_offset_by_block_s"] = label_offsets_by_block(det, labels)
         if rec.session == "test":
+            hold_ref = compare_with_reference(reps, t, acc, gyr)
+            if hold_ref is not None:
+                entry["hold_reference"] = hold_ref.summary()
+                ref_holds_by_subject.setdefault(rec.subject, []).extend(hold_ref.reference_holds)
+                hold_errors_by_subject.setdefault(rec.subject, []).extend(hold_ref.errors)
+                low_seen += hold_ref.low_seen
+                low_smaller += hold_ref.low_smaller
+                low_smaller_flagged += hold_ref.low_smaller_flagged
             correct, fast, low = split_blocks(reps)
             correct_holds += [r.hold_s for r in correct]
             holds_by_subject.setdefault(rec.subject, []).extend(r.hold_s for r in correct)
@@ -194,6 +289,7 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
         sets.append(entry)
 
     errors = [abs(s["error"]) for s in sets]
+    all_errors = [e for v in hold_errors_by_subject.values() for e in v]
     miss = (n_labels - n_matched) / n_labels if n_labels else None
     false = (n_detected_labelled - n_matched) / n_labels if n_labels else None
     f1 = (2 * n_matched / (n_labels + n_detected_labelled)) if n_labels else None
@@ -215,12 +311,65 @@ def evaluate_uci(dataset_dir: Path) -> dict[str, Any]:
         else None,
         # the pooled median hides that people hold differently: one figure per subject too
         "hold_median_by_subject_s": {k: _r(statistics.median(v)) for k, v in sorted(holds_by_subject.items()) if v},
+        # the independent reference (hold_reference.py: gyroscope lobes, offline)
+        "hold_reference_median_by_subject_s": {
+            k: _r(statistics.median(v)) for k, v in sorted(ref_holds_by_subject.items()) if v},
+        "hold_error_median_s": _r(statistics.median(all_errors)) if all_errors else None,
+        "hold_error_median_by_subject_s": {
+            k: _r(statistics.median(v)) for k, v in sorted(hold_errors_by_subject.items()) if v},
+        "hold_reference_reps_matched": len(all_errors),
         "fast_flagged_rate": _r(fast_flagged / fast_total) if fast_total else None,
         "low_rom_flagged_rate": _r(low_flagged / low_total) if low_total else None,
         "low_rom_ratio": _r(statistics.median(low_ratios)) if low_ratios else None,
+        # how many low-amplitude reps the thigh shows as smaller (rise < 75 % of the correct
+        # block's median, by the reference), and the share of those the counter flagged
+        "low_amplitude_reps_seen": low_seen,
+        "low_amplitude_visibly_smaller": low_smaller,
+        "low_rom_flagged_visible_rate": _r(low_smaller_flagged / low_smaller) if low_smaller else None,
         "recognition_accuracy": None,
     }
-    return {"dataset": "uci-pt", "summary": summary, "sets": sets}
+    return {"dataset": "uci-pt", "mode": "personal" if personal else "default", "summary": summary,
+            "sets": sets, "citation": UCI_CITATION}
+
+
+@dataclass(frozen=True)
+class HoldComparison:
+    """One test session's counter reps against the independent reference."""
+
+    reference_holds: list[float]  # every rep of the reference's correct block
+    errors: list[float]  # |detected − reference| for those matched to a counted rep
+    low_seen: int  # reference reps in the low-amplitude block
+    low_smaller: int  # ... that rose < VISIBLY_SMALLER of the correct block's median rise
+    low_smaller_flagged: int  # ... whose matched counted rep carries low_rom
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "reference_reps": len(self.reference_holds),
+            "matched": len(self.errors),
+            "reference_median_s": _r(statistics.median(self.reference_holds)),
+            "error_median_s": _r(statistics.median(self.errors)) if self.errors else None,
+            "low_seen": self.low_seen,
+            "low_visibly_smaller": self.low_smaller,
+        }
+
+
+def compare_with_reference(reps: list[RepResult], t: np.ndarray, acc: np.ndarray,
+                           gyr: np.ndarray) -> HoldComparison | None:
+    """Match counted reps to the reference reps by time (evaluation.md's rule); None when
+    the reference cannot find this recording's correct block."""
+    correct, _fast, low = split_reference_blocks(reference_reps(t, acc, gyr, UCI_RATE_HZ))
+    if not REFERENCE_BLOCK_REPS[0] <= len(correct) <= REFERENCE_BLOCK_REPS[1]:
+        return None
+    detected = [(r.start_t_s, r.end_t_s) for r in reps]
+    errors = [abs(reps[i].hold_s - correct[j].hold_s) for i, j in match_reps(detected, _spans(correct))]
+    rise = statistics.median(r.rise_deg for r in correct)
+    smaller = [j for j, r in enumerate(low) if r.rise_deg < VISIBLY_SMALLER * rise]
+    flagged = sum(1 for i, j in match_reps(detected, _spans(low)) if j in smaller and "low_rom" in reps[i].flags)
+    return HoldComparison([r.hold_s for r in correct], errors, len(low), len(smaller), flagged)
+
+
+def _spans(refs: list[ReferenceRep]) -> list[tuple[float, float]]:
+    return [(r.start_s, r.end_s) for r in refs]
 
 
 def _r(x: float | None) -> float | None:
