@@ -45,7 +45,10 @@ def exercises(as_json: bool) -> None:
 @click.option("--counts", is_flag=True, help="mex: count reps against rep_counts.csv (not recognition).")
 @click.option("--listing", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="mex --counts: also write the per-file listing (.csv, else markdown) here.")
-def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing: str | None) -> None:
+@click.option("--personal", is_flag=True,
+              help="uci-pt: count each set with the person's reference reps from their template session.")
+def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing: str | None,
+             personal: bool) -> None:
     """Measure accuracy on a public data set laid out as in shared/datasets."""
     import json
     from pathlib import Path
@@ -54,6 +57,8 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
 
     if (counts or listing) and dataset != "mex":
         raise click.UsageError("--counts and --listing apply to the mex data set only")
+    if personal and dataset != "uci-pt":
+        raise click.UsageError("--personal applies to the uci-pt data set only")
     if counts or listing:
         from hipsense.evaluation import mex_counts
 
@@ -70,7 +75,7 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
         if dataset == "uci-pt":
             from hipsense.evaluation.uci import evaluate_uci
 
-            report = evaluate_uci(Path(directory))
+            report = evaluate_uci(Path(directory), personal=personal)
         elif dataset == "mex":
             from hipsense.evaluation.mex import evaluate_mex
 
@@ -98,6 +103,39 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
             f"  {entry['id']:22s} {entry['exercise']:28s} true {entry['true']} "
             f"counted {entry['counted']}{extra}"
         )
+
+
+@main.command("eval-report")
+@click.option("--datasets", type=click.Path(exists=True, file_okay=False, path_type=str), default=None,
+              help="Run every evaluation on this folder (laid out as shared/datasets).")
+@click.option("--from-json", "from_json", type=click.Path(exists=True, file_okay=False, path_type=str),
+              default=None, help="Or read uci.json, uci_personal.json, mex_counts.json, "
+                                 "mex_recognition.json, cmu.json from this folder.")
+@click.option("--json-out", type=click.Path(file_okay=False, path_type=str), default=None,
+              help="Also keep the reports as JSON here.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=str), default="docs/accuracy.md",
+              show_default=True)
+@click.option("--evidence", type=click.Path(dir_okay=False, path_type=str), default=None,
+              help="Where the catalogue's evidence goes (default: the package's exercises/evidence.json).")
+def eval_report_cmd(datasets: str | None, from_json: str | None, json_out: str | None, markdown: str,
+                    evidence: str | None) -> None:
+    """Regenerate docs/accuracy.md and the catalogue's evidence from the evaluation reports."""
+    from pathlib import Path
+
+    from hipsense.errors import DatasetError
+    from hipsense.evaluation import accuracy
+
+    if (datasets is None) == (from_json is None):
+        raise click.UsageError("give exactly one of --datasets or --from-json")
+    try:
+        reports = accuracy.run_reports(Path(datasets)) if datasets else accuracy.load_reports(Path(from_json))
+    except DatasetError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not reports:
+        raise click.ClickException("no evaluation reports found")
+    target = Path(evidence) if evidence else Path(__file__).parent / "exercises" / "evidence.json"
+    accuracy.write_all(reports, Path(markdown), target, Path(json_out) if json_out else None)
+    click.echo(f"wrote {markdown} and {target} from {', '.join(sorted(reports))}")
 
 
 def _replay(path: str, exercise: str, speed: float, hold: float | None, chunk_s: float) -> None:

@@ -12,6 +12,7 @@ the BLE or MQTT stacks.
 from __future__ import annotations
 
 import functools
+import json
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import fields
@@ -29,10 +30,28 @@ from hipsense.exercises.spec import (
     Thresholds,
 )
 
-__all__ = ["SCHEMA_VERSION", "Catalogue", "UnknownExerciseError", "get_exercise", "load_catalogue"]
+__all__ = ["SCHEMA_VERSION", "Catalogue", "UnknownExerciseError", "get_exercise", "load_catalogue",
+           "load_evidence"]
 
 SCHEMA_VERSION = 1
 _DEFAULT_RESOURCE = "catalogue.toml"
+# What each exercise's figures rest on: generated from the evaluation reports by
+# `hipsense eval-report` (hipsense/evaluation/accuracy.py), together with docs/accuracy.md.
+_EVIDENCE_RESOURCE = "evidence.json"
+
+
+@functools.lru_cache(maxsize=1)
+def load_evidence() -> dict[str, dict[str, Any]]:
+    """Exercise id → how it is measured, the real data it was measured on (or synthetic only)
+    and its figures there. Empty when the file was never generated."""
+    resource = resources.files("hipsense.exercises").joinpath(_EVIDENCE_RESOURCE)
+    try:
+        document = json.loads(resource.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"exercise evidence {resource} is unreadable: {error}") from error
+    return dict(document.get("exercises", {}))
 
 
 class UnknownExerciseError(ConfigError, KeyError):
@@ -74,10 +93,13 @@ class Catalogue(Mapping[str, ExerciseSpec]):
         return f"Catalogue({len(self)} exercises from {self.source or '<memory>'})"
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole catalogue as JSON-ready data."""
+        """The whole catalogue as JSON-ready data; each exercise carries its ``evidence``
+        (:func:`load_evidence`; ``None`` for an exercise never measured)."""
+        evidence = load_evidence()
         return {
             "schema_version": SCHEMA_VERSION,
-            "exercises": {eid: spec.to_dict() for eid, spec in self._specs.items()},
+            "exercises": {eid: {**spec.to_dict(), "evidence": evidence.get(eid)}
+                          for eid, spec in self._specs.items()},
         }
 
     def offered(self) -> list[dict[str, str]]:
