@@ -13,24 +13,30 @@ Steps (every constant says where it comes from):
    movements of these exercises are below 2 Hz; tremor and strap vibration above), projected
    on its main axis (first right-singular vector of the whole recording: the hinge the reps turn
    about);
-2. **lobes**: runs of |rate| ≥ 15 °/s; lobes less than :data:`CHAIN_GAP_S` apart form one
-   **movement** (a fast raise overshoots and settles back without a pause; a held position
-   lasts longer). A movement's angle is the rate integrated over it, extended to where the
-   rate falls below :data:`QUIET_DPS` on either side;
-3. movements under :data:`MIN_FRACTION` of the recording's median movement are adjustments
-   (a sag during a hold, a shuffle at rest), not raises or lowerings;
+2. **lobes**: runs of one sign where the rate exceeds :data:`DETECT_DPS`; runs of the same
+   sign less than :data:`CHAIN_GAP_S` apart are one lobe. A lobe begins and ends where its
+   rate crosses 15 °/s (evaluation.md's "ended"); a slow lobe that never reaches 15 °/s — a
+   ~10° seated raise, a lowering that peaks at 14.9 °/s — crosses half its own peak instead,
+   rather than vanish and merge two reps into one. A lobe's angle is the rate integrated over
+   it, extended to where the thigh is quiet (:data:`QUIET_DPS`) or the rate turns;
+3. lobes under :data:`MIN_FRACTION` of the recording's median lobe cannot start a rep (a
+   shuffle at rest is not a raise);
 4. **which sign raises**: UCI's thigh unit has its x axis along the thigh, pointing to the
    knee (the cable enters along +x; shared/datasets/uci-pt/sensor_placement.png), and in all
    four UCI exercises the raise lifts the knee: the sign whose movements increase the
    accelerometer's x share of gravity is "raise" (a vote over all movements);
-5. **reps**: a raise followed by the next lowering; consecutive raises are one raise that
-   went up in steps (its end is the last one's end);
+5. **reps**: a raise leaves rest; further raise-direction lobes within :data:`CHAIN_GAP_S`
+   continue it (it went up in steps), and so does an opposite lobe within that gap that leaves
+   the knee up (a fast raise overshoots and settles back without a pause); the lowering is the
+   first opposite lobe that brings the long axis' elevation at least half-way back to where
+   the rep started (:data:`LOWER_FRACTION`); smaller opposite lobes later are sags during the
+   hold;
 6. **blocks** (correct / too fast / low amplitude) by order when exactly 30 reps are found,
    otherwise at the two longest rests between reps (evaluation.md's rule).
 
-A rep's **rise** is its raise movement's angle in degrees, for the low-amplitude figure.
-Reps whose raise never reaches 15 °/s (UCI e1's seated raise, ~10°, is often that slow) are not
-found: the reference says nothing about them rather than guess.
+A rep's **rise** is its raise's angle in degrees, for the low-amplitude figure. A movement
+slower than :data:`DETECT_DPS` is not found: the reference says nothing about it rather than
+guess.
 """
 
 from __future__ import annotations
@@ -43,9 +49,12 @@ from scipy.signal import butter, sosfiltfilt
 ENDED_DPS = 15.0  # docs/evaluation.md's definition of a lobe that has ended
 LOWPASS_HZ = 2.0
 QUIET_DPS = 3.0  # a still thigh: the low-passed gyroscope's noise and drift stay below this
-CHAIN_GAP_S = 0.5
-MIN_FRACTION = 0.25
-LOWER_FRACTION = 0.5
+# A lobe is where the rate exceeds this: above a held leg's sag and tremor (a 70° straight-leg
+# raise held for seconds drifts at up to ~5 °/s), below the peak of the slowest raise (~10 °/s).
+DETECT_DPS = 8.0
+CHAIN_GAP_S = 0.5  # a movement that pauses for less than this is one movement; a hold lasts longer
+MIN_FRACTION = 0.25  # of the median lobe: smaller lobes are adjustments, not raises
+LOWER_FRACTION = 0.5  # a lowering brings the knee at least half-way back down
 THIGH_AXIS_TO_KNEE = 0  # UCI u3: sensor x points along the thigh to the knee
 
 
@@ -130,30 +139,35 @@ def reference_reps(t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray,
 
 
 def _lobes(rate: np.ndarray, elevation: np.ndarray, rate_hz: float) -> list[_Movement]:
-    """Runs of |rate| ≥ 15 °/s of one sign (runs of the same sign less than CHAIN_GAP_S apart
-    joined: a movement whose speed dips briefly is one movement), with their angles."""
-    fast = np.abs(rate) >= ENDED_DPS
-    edges = np.flatnonzero(np.diff(np.concatenate(([0], fast.astype(np.int8), [0]))))
-    runs = list(zip(edges[0::2], edges[1::2] - 1))  # inclusive [first, last] fast samples
+    """The lobes of the main-axis rate: runs of one sign at or above :data:`DETECT_DPS` (runs
+    of the same sign less than :data:`CHAIN_GAP_S` apart are one lobe: a movement whose speed
+    dips briefly). A lobe starts and ends where its rate crosses 15 °/s — or half its peak, for
+    a slow lobe that never reaches 15 °/s. Its angle and the elevation change are taken over
+    the lobe extended to where the thigh is quiet (or the rate turns the other way)."""
+    sign = np.sign(rate) * (np.abs(rate) >= DETECT_DPS)
+    edges = np.flatnonzero(np.diff(np.concatenate(([0], sign, [0]))))
+    runs = [(int(a), int(b) - 1) for a, b in zip(edges[:-1], edges[1:]) if sign[a] != 0]
     gap = int(round(CHAIN_GAP_S * rate_hz))
     joined: list[list[int]] = []
     for a, b in runs:
-        if joined and np.sign(rate[a]) == np.sign(rate[joined[-1][0]]) and a - joined[-1][1] <= gap:
+        if joined and sign[a] == sign[joined[-1][0]] and a - joined[-1][1] <= gap:
             joined[-1][1] = b
         else:
             joined.append([a, b])
-    out = []
     quiet = np.abs(rate) < QUIET_DPS
+    out = []
     for a, b in joined:
-        sign = np.sign(rate[a])
+        direction = sign[a]
         lo, hi = a, b
-        # extend to where the thigh is quiet or the rate turns the other way
-        while lo > 0 and not quiet[lo - 1] and np.sign(rate[lo - 1]) == sign:
+        while lo > 0 and not quiet[lo - 1] and np.sign(rate[lo - 1]) == direction:
             lo -= 1
-        while hi < len(rate) - 1 and not quiet[hi + 1] and np.sign(rate[hi + 1]) == sign:
+        while hi < len(rate) - 1 and not quiet[hi + 1] and np.sign(rate[hi + 1]) == direction:
             hi += 1
+        speed = np.abs(rate[lo : hi + 1])
+        above = np.flatnonzero(speed >= min(ENDED_DPS, 0.5 * float(speed.max())))
         angle = float(np.sum(rate[lo : hi + 1]) / rate_hz)
-        out.append(_Movement(int(a), int(b), angle, float(elevation[lo]), float(elevation[hi])))
+        out.append(_Movement(lo + int(above[0]), lo + int(above[-1]), angle,
+                             float(elevation[lo]), float(elevation[hi])))
     return out
 
 

@@ -355,21 +355,37 @@ class HoldComparison:
 
 def compare_with_reference(reps: list[RepResult], t: np.ndarray, acc: np.ndarray,
                            gyr: np.ndarray) -> HoldComparison | None:
-    """Match counted reps to the reference reps by time (evaluation.md's rule); None when
-    the reference cannot find this recording's correct block."""
+    """Match counted reps to the reference reps by time (:func:`match_holds`); None when the
+    reference cannot find this recording's correct block."""
     correct, _fast, low = split_reference_blocks(reference_reps(t, acc, gyr, UCI_RATE_HZ))
     if not REFERENCE_BLOCK_REPS[0] <= len(correct) <= REFERENCE_BLOCK_REPS[1]:
         return None
     detected = [(r.start_t_s, r.end_t_s) for r in reps]
-    errors = [abs(reps[i].hold_s - correct[j].hold_s) for i, j in match_reps(detected, _spans(correct))]
+    errors = [abs(reps[i].hold_s - correct[j].hold_s) for i, j in match_holds(detected, correct)]
     rise = statistics.median(r.rise_deg for r in correct)
     smaller = [j for j, r in enumerate(low) if r.rise_deg < VISIBLY_SMALLER * rise]
-    flagged = sum(1 for i, j in match_reps(detected, _spans(low)) if j in smaller and "low_rom" in reps[i].flags)
+    flagged = sum(1 for i, j in match_holds(detected, low) if j in smaller and "low_rom" in reps[i].flags)
     return HoldComparison([r.hold_s for r in correct], errors, len(low), len(smaller), flagged)
 
 
-def _spans(refs: list[ReferenceRep]) -> list[tuple[float, float]]:
-    return [(r.start_s, r.end_s) for r in refs]
+def match_holds(detected: list[tuple[float, float]], refs: list[ReferenceRep]) -> list[tuple[int, int]]:
+    """A counted rep holds the reference rep whose hold's midpoint lies inside it (each at
+    most once, nearest midpoints first). Not evaluation.md's boundary rule (midpoints within
+    1 s): a rep that starts where the last one ended still holds this one's hold, and its hold
+    is what is compared."""
+    cands = []
+    for j, ref in enumerate(refs):
+        mid = (ref.raise_end_s + ref.lower_start_s) / 2
+        for i, (ds, de) in enumerate(detected):
+            if ds <= mid <= de:
+                cands.append((abs((ds + de) / 2 - mid), i, j))
+    used_d, used_r, pairs = set(), set(), []
+    for _, i, j in sorted(cands):
+        if i not in used_d and j not in used_r:
+            used_d.add(i)
+            used_r.add(j)
+            pairs.append((i, j))
+    return pairs
 
 
 def _r(x: float | None) -> float | None:

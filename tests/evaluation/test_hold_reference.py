@@ -28,9 +28,10 @@ def _leg(segments, fs=FS, gyro_sign=1.0, noise=0.0, seed=0, start_deg=0.0):
             u = np.arange(1, n + 1) / n
             t0 = len(theta) / fs
             theta += list(theta[-1] + deg * (1 - np.cos(np.pi * u)) / 2)
-            # the speed profile deg·π/(2T)·sin(πu) is ≥ 15 °/s between u0 and 1 − u0
+            # the speed profile deg·π/(2T)·sin(πu) is above the lobe's threshold (15 °/s, or
+            # half the peak for a slower lobe) between u0 and 1 − u0
             peak = abs(deg) * math.pi / (2 * dur)
-            u0 = math.asin(min(1.0, ENDED_DPS / peak)) / math.pi if peak > ENDED_DPS else None
+            u0 = math.asin(min(ENDED_DPS, peak / 2) / peak) / math.pi
             moves.append((t0, dur, u0))
         else:
             theta += [theta[-1]] * n
@@ -92,9 +93,16 @@ def test_a_recording_that_starts_in_a_hold_is_not_read_upside_down():
     assert [r.hold_s for r in reps] == pytest.approx(_truth_holds(moves[1:]), abs=0.12)
 
 
-def test_a_raise_slower_than_15_dps_gives_no_reference():
-    # 10° over 1.2 s peaks at 13 °/s: the lobe never starts, and nothing is guessed
-    t, acc, gyr, _ = _leg(_session([3.0, 3.0, 3.0], amp=10.0))
+def test_a_slow_raise_is_timed_at_half_its_peak_speed():
+    # 10° over 1.2 s peaks at 13 °/s (UCI e1's seated raise is like that): never 15 °/s
+    t, acc, gyr, moves = _leg(_session([3.0, 4.0, 3.5], amp=10.0))
+    reps = reference_reps(t, acc, gyr, FS)
+    assert [r.hold_s for r in reps] == pytest.approx(_truth_holds(moves), abs=0.12)
+
+
+def test_a_drift_slower_than_a_movement_gives_no_reference():
+    # 5° over 2 s peaks at 4 °/s: a held leg's sag, not a raise; nothing is guessed
+    t, acc, gyr, _ = _leg(_session([3.0, 3.0, 3.0], amp=5.0, move_s=2.0))
     assert reference_reps(t, acc, gyr, FS) == []
 
 
@@ -119,3 +127,14 @@ def test_uci_report_carries_the_hold_reference(uci_dir):
     assert set(s["hold_reference_median_by_subject_s"]) >= {"s1"}
     assert s["hold_error_median_s"] is not None and s["hold_reference_reps_matched"] >= 5
     assert s["low_amplitude_reps_seen"] >= s["low_amplitude_visibly_smaller"] >= 0
+
+
+def test_a_counted_rep_is_matched_to_the_hold_it_contains():
+    from hipsense.evaluation.hold_reference import ReferenceRep
+    from hipsense.evaluation.uci import match_holds
+
+    refs = [ReferenceRep(12.2, 13.4, 16.2, 17.1, 40.0), ReferenceRep(19.2, 20.3, 22.9, 23.8, 40.0)]
+    # the counter's reps start where the previous one ended: midpoints 1.2 s off, same holds
+    detected = [(5.2, 9.9), (10.2, 16.8), (17.1, 23.5)]
+    assert sorted(match_holds(detected, refs)) == [(1, 0), (2, 1)]
+    assert match_holds([(0.0, 12.0)], refs) == []
