@@ -57,6 +57,9 @@ def test_every_listed_file_is_counted_and_scored(report):
     assert report["summary"]["exact_rate"] == pytest.approx(errs.count(0) / len(errs), abs=1e-4)
     assert report["summary"]["reps_true"] == sum(s["true"] for s in clear)
     assert report["by_visibility"]["uncertain"]["files"] == 3
+    c = report["by_visibility"]["clear"]
+    assert c["confident_only"]["files"] + c["low_confidence_only"]["files"] == 10
+    assert c["confident_only"]["files"] == sum(s["answer"] == "count" for s in clear)
     assert set(report["by_subject"]) == {"07", "10"}
     assert sum(e["clear"]["files"] for e in report["by_exercise"].values()) == 10
     assert "arXiv:1908.08992" in report["citation"]
