@@ -191,6 +191,7 @@ def count_recording(exercise_id: str, t_s: np.ndarray, acc_ms2: np.ndarray,
     conf = count_confidence(
         [r.start_t_s for r in reps], [r.end_t_s for r in reps], [r.rom_deg for r in reps],
         t, angle, alternating=spec.motion.bidirectional,
+        min_rom_deg=tracker.pipeline.settings.reps.min_rom_deg,
     )
     return FileCount(True, reps, conf.to_dict(), conf.confident)
 

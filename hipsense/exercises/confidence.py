@@ -4,7 +4,7 @@ A thigh sensor does not see every exercise in every person: a bottom-leg clam ba
 sensor thigh, a pelvic tilt made with the back alone leaves the thighs still, and a counter
 fed such a recording will still find *something* in the drift and sway. A count is only worth
 showing as a number when the counted reps look like a repeated movement, so the confidence is
-the weakest of three properties, each scored 0…1:
+the weakest of four properties, each scored 0…1:
 
 * **detectability** — the reps stand above the signal between them. Noise floor σ = the
   robust spread (1.4826 × median absolute deviation, the Gaussian-consistent estimate) of the
@@ -18,6 +18,12 @@ the weakest of three properties, each scored 0…1:
   quartiles then differ by more than half the typical rep: a mixture of reps and wobbles).
 * **tempo consistency** — a set is done at a steady pace: robust coefficient of variation of
   the intervals between consecutive rep starts, same scale (0 → 1, 0.6 → 0).
+
+* **size** — the reps are bigger than the smallest rep the counter accepts at all (its
+  ``min_rom_deg``): a set whose lower-quartile rep is at that bar is made of reps the counter
+  can barely tell from a leg settling, however regular they look (a thigh that "shows" a
+  bottom-leg clam as half-degree humps). Score 0 at the bar, 1 at twice it. Skipped when the
+  caller does not give the bar.
 
 For exercises whose reps alternate sides (side to side), amplitude and tempo are judged on
 every other rep, so that a bigger roll to one side than to the other is not "irregular".
@@ -47,10 +53,11 @@ MIN_REPS = 3
 
 @dataclass(frozen=True)
 class CountConfidence:
-    confidence: float  # 0…1, the weakest of the three scores
+    confidence: float  # 0…1, the weakest of the scores
     detectability: float
     amplitude_consistency: float
     tempo_consistency: float
+    size: float
     snr: float | None  # lower-quartile ROM / rest noise floor
     noise_deg: float | None  # the rest noise floor σ (degrees)
 
@@ -64,12 +71,13 @@ class CountConfidence:
             "detectability": _r(self.detectability),
             "amplitude_consistency": _r(self.amplitude_consistency),
             "tempo_consistency": _r(self.tempo_consistency),
+            "size": _r(self.size),
             "snr": _r(self.snr),
             "noise_deg": _r(self.noise_deg),
         }
 
 
-NOTHING = CountConfidence(0.0, 0.0, 0.0, 0.0, None, None)
+NOTHING = CountConfidence(0.0, 0.0, 0.0, 0.0, 0.0, None, None)
 
 
 def count_confidence(
@@ -80,12 +88,14 @@ def count_confidence(
     angle_deg: np.ndarray,
     *,
     alternating: bool = False,
+    min_rom_deg: float | None = None,
 ) -> CountConfidence:
     """Confidence of one set's count.
 
     ``starts_s``/``ends_s``/``roms_deg`` describe the counted reps in time order;
     ``t_s``/``angle_deg`` are the counter's angle (its elevation from rest) over the set.
     ``alternating``: reps alternate sides, so consistency is judged on every other rep.
+    ``min_rom_deg``: the counter's smallest accepted rep, for the size score.
     """
     n = len(roms_deg)
     if n < MIN_REPS:
@@ -105,7 +115,8 @@ def count_confidence(
     groups_start = [starts[0::2], starts[1::2]] if alternating else [starts]
     amp = min(_consistency(g) for g in groups_rom)
     tempo = min(_consistency(np.diff(g)) for g in groups_start)
-    return CountConfidence(min(detect, amp, tempo), detect, amp, tempo, snr, noise)
+    size = 1.0 if min_rom_deg is None else _ramp(signal, min_rom_deg, 2.0 * min_rom_deg)
+    return CountConfidence(min(detect, amp, tempo, size), detect, amp, tempo, size, snr, noise)
 
 
 def _rest_noise(starts: np.ndarray, ends: np.ndarray, t: np.ndarray, angle: np.ndarray) -> float | None:

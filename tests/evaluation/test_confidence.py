@@ -49,3 +49,13 @@ def test_alternating_sides_are_judged_per_side():
     args = _set([30, 12, 31, 11, 30, 12, 29, 12])
     assert not count_confidence(*args).confident
     assert count_confidence(*args, alternating=True).confidence >= CONFIDENT
+
+
+def test_regular_humps_at_the_counters_smallest_rep_are_not_trusted():
+    # half-degree humps on a very quiet sensor: detectable and regular, but no bigger than
+    # the leg settling the counter refuses to count below 1.8°
+    args = _set([2.0, 2.1, 1.9, 2.0, 2.0, 2.1], noise_deg=0.02)
+    assert count_confidence(*args).confident  # without the bar they would pass
+    c = count_confidence(*args, min_rom_deg=1.8)
+    assert c.size < 0.2 and not c.confident
+    assert count_confidence(*_set([10, 11, 10, 9.5, 10.5]), min_rom_deg=1.8).size == 1.0
