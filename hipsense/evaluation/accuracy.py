@@ -221,6 +221,10 @@ def _cell_figures(e: dict[str, Any]) -> str:
     return "<br>".join(parts) if parts else "–"
 
 
+def _per(by_subject: dict[str, float] | None) -> str:
+    return ", ".join(f"{k} {v} s" for k, v in (by_subject or {}).items()) or "–"
+
+
 def render_markdown(reports: dict[str, dict[str, Any]], ev: dict[str, dict[str, Any]]) -> str:
     catalogue = load_catalogue()
     lines = [
@@ -253,8 +257,8 @@ def render_markdown(reports: dict[str, dict[str, Any]], ev: dict[str, dict[str, 
         s = reports["uci"]["summary"]
         lines.append(f"* UCI PT (s1, s2; `hipsense eval uci-pt DIR --json`): {s['sets']} sets, exact "
                      f"{s['exact_rate']}, within ±1 {s['within1_rate']}, MAE {s['mae']}; holds per subject "
-                     f"{s.get('hold_median_by_subject_s')} s against the gyroscope reference "
-                     f"{s.get('hold_reference_median_by_subject_s')} s (per-rep error median "
+                     f"{_per(s.get('hold_median_by_subject_s'))} against the gyroscope reference "
+                     f"{_per(s.get('hold_reference_median_by_subject_s'))} (per-rep error median "
                      f"{s.get('hold_error_median_s')} s); low-amplitude reps visibly smaller on the thigh "
                      f"{s.get('low_amplitude_visibly_smaller')} of {s.get('low_amplitude_reps_seen')}, "
                      f"flagged {s.get('low_rom_flagged_visible_rate')}.")
