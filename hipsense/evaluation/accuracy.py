@@ -276,7 +276,11 @@ def render_markdown(reports: dict[str, dict[str, Any]], ev: dict[str, dict[str, 
                      f"{s['uncertain']['files']}: exact {s['uncertain']['exact_rate']}, MAE {s['uncertain']['mae']}; "
                      f"not visible {s['not_visible']['files']}: {s['not_visible']['not_measurable']} not "
                      f"measurable, {s['not_visible']['low_confidence']} not sure, "
-                     f"{s['not_visible']['confident_count']} confident counts.")
+                     f"{s['not_visible']['confident_count']} confident counts."
+                     + (f" The offline proposal the references were corrected from scores exact "
+                        f"{s['auto_proposal']['exact_rate']}, within ±1 {s['auto_proposal']['within1_rate']}, "
+                        f"MAE {s['auto_proposal']['mae']} on the same clear files (it is favoured: the "
+                        "references are its corrections)." if s.get("auto_proposal") else ""))
     if "mex_recognition" in reports:
         s = reports["mex_recognition"]["summary"]
         lines.append(f"* MEx exercise recognition, leave one subject out (`hipsense eval mex DIR --json`): "

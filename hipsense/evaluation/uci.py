@@ -328,8 +328,14 @@ def evaluate_uci(dataset_dir: Path, *, personal: bool = False) -> dict[str, Any]
         "low_rom_flagged_visible_rate": _r(low_smaller_flagged / low_smaller) if low_smaller else None,
         "recognition_accuracy": None,
     }
+    by_subject = {}
+    for subject in sorted({s["id"].split("/")[0] for s in sets}):
+        errs = [abs(s["error"]) for s in sets if s["id"].startswith(subject + "/")]
+        by_subject[subject] = {"sets": len(errs), "exact_rate": _r(errs.count(0) / len(errs)),
+                               "within1_rate": _r(sum(e <= 1 for e in errs) / len(errs)),
+                               "mae": _r(sum(errs) / len(errs))}
     return {"dataset": "uci-pt", "mode": "personal" if personal else "default", "summary": summary,
-            "sets": sets, "citation": UCI_CITATION}
+            "by_subject": by_subject, "sets": sets, "citation": UCI_CITATION}
 
 
 @dataclass(frozen=True)

@@ -123,7 +123,9 @@ def test_real_session_gives_the_documented_reference(uci_dir):
 
 
 def test_uci_report_carries_the_hold_reference(uci_dir):
-    s = evaluate_uci(uci_dir)["summary"]
+    report = evaluate_uci(uci_dir)
+    assert {k: v["sets"] for k, v in report["by_subject"].items()} == {"s1": 3, "s2": 1}
+    s = report["summary"]
     assert set(s["hold_reference_median_by_subject_s"]) >= {"s1"}
     assert s["hold_error_median_s"] is not None and s["hold_reference_reps_matched"] >= 5
     assert s["low_amplitude_reps_seen"] >= s["low_amplitude_visibly_smaller"] >= 0

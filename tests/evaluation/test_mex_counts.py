@@ -95,6 +95,15 @@ def test_press_ups_are_counted_now():
     assert len(res.reps) >= 5  # twelve press-ups by eye, 3-20° of thigh pitch each
 
 
+def test_the_offline_proposal_is_scored_as_the_bar(report):
+    rolls = next(s for s in report["sets"] if s["id"] == "07/01_act_1")
+    assert rolls["auto_proposal"] == 18  # it counted 9 cycles: 18 rolls to one side
+    bar = report["summary"]["auto_proposal"]
+    assert bar["files"] == 10
+    clear = [s for s in report["sets"] if s["visibility"] == "clear"]
+    assert bar["mae"] == pytest.approx(sum(abs(s["auto_proposal"] - s["true"]) for s in clear) / 10, abs=1e-4)
+
+
 def test_superman_is_scored_against_big_lifts_too(report):
     sm = report["superman"]
     assert sm["reference_count"]["files"] == sm["big_lifts"]["files"] == 2
