@@ -368,7 +368,7 @@ def evaluate_mex_counts(dataset_dir: Path, *, chunk_s: float = CHUNK_S) -> dict[
     return report
 
 
-LISTING_COLUMNS = ("file", "exercise", "visibility", "reference", "counted", "answer", "confidence")
+LISTING_COLUMNS = ("file", "exercise", "visibility", "reference", "counted", "answer", "confidence", "proposal")
 
 
 def _listing_rows(report: dict[str, Any]) -> list[list[str]]:
@@ -380,12 +380,14 @@ def _listing_rows(report: dict[str, Any]) -> list[list[str]]:
             "-" if s["counted"] is None else str(s["counted"]),
             s["answer"],
             "" if s["confidence"] is None else f"{s['confidence']:.2f}",
+            "" if s["auto_proposal"] is None else str(s["auto_proposal"]),
         ])
     return rows
 
 
 def listing_csv(report: dict[str, Any]) -> str:
-    """One line per file, stable order, for diffing two runs of the counter."""
+    """One line per file, stable order, for diffing two runs of the counter (``proposal``:
+    the offline proposal the reference was corrected from, in the reference's units)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(LISTING_COLUMNS)
