@@ -1,24 +1,83 @@
-"""Writing what the broker delivers: result events once each, the newest status of each Pi.
+"""Writing what the broker delivers: result events once each, the newest status of each Pi,
+dead letters, and how far each patient's results are stored without a gap.
 
 Results are stored with insert-or-ignore against the unique ``message_id``: the protocol
 delivers at least once, and a repeat carries the same content, so the first copy wins and
 the rest are counted as duplicates. The ingester acknowledges a batch to the broker only
-after :meth:`EventStore.write_batch` returned.
+after :meth:`EventStore.write_batch` returned, and then publishes :attr:`BatchResult.acks`
+(the end-to-end acknowledgement, docs/mqtt.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, case, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hipsense.dashboard.db.tables import device_status, events, patients
-from hipsense.protocol import Message, MessageKind, parse_timestamp
+from hipsense.dashboard.db.tables import dead_letters, delivery_progress, device_status, events, patients
+from hipsense.protocol import Message, MessageKind, parse_timestamp, parse_topic
+
+# How many sequence numbers one query looks at while advancing a patient's acknowledgement.
+_SEQ_WINDOW = 2000
+_MAX_DEAD_PAYLOAD_CHARS = 64 * 1024
+_MAX_REASON_CHARS = 1000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that could not be stored, and why. See :func:`dead_letter`."""
+
+    topic: str
+    payload: bytes
+    reason: str
+    patient: str | None
+    seq: int | None
+
+
+def dead_letter(topic: str, payload: bytes, reason: str) -> DeadLetter:
+    """A dead letter for ``payload``: its patient from the topic (the broker's ACL vouches for
+    it; a payload can claim anything) and its ``seq`` if it is a result with a usable one, so
+    the patient's acknowledgement can move past it."""
+    patient = seq = None
+    try:
+        kind, patient = parse_topic(topic)
+    except Exception:  # noqa: BLE001 - not even the topic is ours; keep it for the operator anyway
+        kind = None
+    if kind is not None and kind.is_event:
+        try:
+            value = json.loads(payload).get("seq")
+        except Exception:  # noqa: BLE001 - unreadable JSON has no seq
+            value = None
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 2**53 - 1:
+            seq = value
+    return DeadLetter(topic=topic, payload=bytes(payload), reason=reason, patient=patient, seq=seq)
+
+
+def dead_letter_of(message: Message, reason: str) -> DeadLetter:
+    """A dead letter for a validated message the database refused."""
+    payload = json.dumps(message.data, separators=(",", ":"), ensure_ascii=False).encode()
+    return DeadLetter(topic=message.topic, payload=payload, reason=reason, patient=message.patient,
+                      seq=message.seq if message.kind.is_event else None)
+
+
+def _dead_letter_row(letter: DeadLetter, now: dt.datetime) -> dict:
+    # PostgreSQL text cannot hold NUL; a hostile payload may have one (or be no UTF-8 at all).
+    text = letter.payload.decode("utf-8", errors="replace").replace("\x00", "\ufffd")
+    return {
+        "digest": hashlib.sha256(letter.topic.encode("utf-8", "replace") + b"\x00" + letter.payload).hexdigest(),
+        "topic": letter.topic.replace("\x00", "\ufffd")[:1024],
+        "patient": letter.patient,
+        "seq": letter.seq,
+        "reason": letter.reason.replace("\x00", "\ufffd")[:_MAX_REASON_CHARS],
+        "payload": text[:_MAX_DEAD_PAYLOAD_CHARS],
+        "received_at": now,
+    }
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -29,6 +88,11 @@ class BatchResult:
     duplicates: int
     statuses: int
     patients: frozenset[str]  # whose rows changed, for live page updates
+    dead_lettered: int = 0
+    # Per patient with a result (new, repeated or dead-lettered) in the batch: the highest seq
+    # stored without a gap. Published even when unchanged, so a Pi that re-sent because the
+    # broker lost the retained acknowledgement gets it again.
+    acks: dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 def _now() -> dt.datetime:
@@ -98,14 +162,74 @@ class EventStore:
         self._insert_events = self._dialect.insert(events).on_conflict_do_nothing(
             index_elements=["message_id"]).returning(events.c.patient)
 
-    def write_batch(self, messages: Sequence[Message]) -> BatchResult:
-        """Store result events (each id once) and status updates; raises if the database fails."""
+    def write_batch(self, messages: Sequence[Message], letters: Sequence[DeadLetter] = ()) -> BatchResult:
+        """Store result events (each id once), status updates and dead letters, then advance
+        the acknowledgement of every patient involved; raises if the database fails."""
         with self._lock:
             try:
-                return self._write(messages, self._open())
+                connection = self._open()
+                result = self._write(messages, connection)
+                dead = self._insert_dead_letters(connection, letters, _now()) if letters else 0
+                involved = {m.patient for m in messages if m.kind.is_event}
+                involved |= {letter.patient for letter in letters if letter.patient is not None and letter.seq is not None}
+                acks = self._advance(connection, involved) if involved else {}
+                return dataclasses.replace(result, dead_lettered=dead, acks=acks)
             except Exception:
                 self._close()  # a broken connection is replaced on the next try
                 raise
+
+    def stored_seq(self, patient: str) -> int:
+        """The highest seq of ``patient`` stored without a gap (0 if none)."""
+        with self.engine.connect() as connection:
+            value = connection.execute(
+                select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar()
+        return value or 0
+
+    def ping(self) -> None:
+        """Raise if the database cannot be reached (tells a refused message from an outage)."""
+        with self._lock:
+            try:
+                self._open().exec_driver_sql("SELECT 1")
+            except Exception:
+                self._close()
+                raise
+
+    def _insert_dead_letters(self, connection: Connection, letters: Iterable[DeadLetter], now: dt.datetime) -> int:
+        rows = list({row["digest"]: row for row in (_dead_letter_row(letter, now) for letter in letters)}.values())
+        insert = self._dialect.insert(dead_letters).on_conflict_do_nothing(index_elements=["digest"])
+        return len(connection.execute(insert.returning(dead_letters.c.row_no), rows).all())
+
+    def _advance(self, connection: Connection, patient_ids: set[str]) -> dict[str, int]:
+        """Move each patient's stored-without-a-gap mark as far as events and dead letters allow."""
+        acks: dict[str, int] = {}
+        for patient in sorted(patient_ids):
+            mark = connection.execute(
+                select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar() or 0
+            start = mark
+            while True:
+                window = union(
+                    select(events.c.seq).where(events.c.patient == patient, events.c.seq > mark,
+                                               events.c.seq <= mark + _SEQ_WINDOW),
+                    select(dead_letters.c.seq).where(dead_letters.c.patient == patient, dead_letters.c.seq > mark,
+                                                     dead_letters.c.seq <= mark + _SEQ_WINDOW),
+                ).subquery()
+                seqs = connection.execute(select(window.c.seq).order_by(window.c.seq)).scalars().all()
+                before = mark
+                for seq in seqs:  # distinct and ascending: contiguous while each is the next one
+                    if seq != mark + 1:
+                        break
+                    mark = seq
+                if mark - before < _SEQ_WINDOW:
+                    break
+            if mark > start:
+                insert = self._dialect.insert(delivery_progress).values(patient=patient, stored_seq=mark, updated_at=_now())
+                grown = case((insert.excluded.stored_seq > delivery_progress.c.stored_seq, insert.excluded.stored_seq),
+                             else_=delivery_progress.c.stored_seq)  # another instance may be ahead
+                mark = connection.execute(insert.on_conflict_do_update(
+                    index_elements=["patient"], set_={"stored_seq": grown, "updated_at": insert.excluded.updated_at},
+                ).returning(delivery_progress.c.stored_seq)).scalar_one()
+            acks[patient] = mark
+        return acks
 
     def close(self) -> None:
         with self._lock:

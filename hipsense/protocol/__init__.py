@@ -7,6 +7,7 @@ the standard library, jsonschema and :mod:`hipsense.errors`; never the signal, e
 device layers, so a dashboard can depend on it alone.
 """
 
+from hipsense.protocol.acknowledgement import build_stored_ack
 from hipsense.protocol.builders import (
     ExerciseSummary,
     build_hold_event,
@@ -27,6 +28,7 @@ from hipsense.protocol.prescription import (
     build_prescription,
     prescription_from_message,
 )
+from hipsense.protocol.time_window import refuse_implausible_instants
 from hipsense.protocol.timestamps import format_timestamp, parse_timestamp
 from hipsense.protocol.topics import (
     PROTOCOL_ROOT,
@@ -63,6 +65,7 @@ __all__ = [
     "build_session_summary",
     "build_set_event",
     "build_status",
+    "build_stored_ack",
     "build_topic",
     "format_timestamp",
     "load_schema",
@@ -74,6 +77,7 @@ __all__ = [
     "parse_timestamp",
     "parse_topic",
     "prescription_from_message",
+    "refuse_implausible_instants",
     "subscription_filter",
     "validate_patient_id",
 ]

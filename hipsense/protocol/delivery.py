@@ -45,6 +45,7 @@ DELIVERY: dict[MessageKind, Delivery] = {
     MessageKind.SESSION: Delivery(qos=1, retain=False, expiry_s=None, importance=Importance.RESULT),
     MessageKind.PAIN: Delivery(qos=1, retain=False, expiry_s=None, importance=Importance.RESULT),
     MessageKind.PRESCRIPTION: Delivery(qos=1, retain=True, expiry_s=None, importance=Importance.STATE),
+    MessageKind.STORED: Delivery(qos=1, retain=True, expiry_s=None, importance=Importance.STATE),
 }
 
 

@@ -10,6 +10,7 @@
     hipsense/v1/<patient>/event/session   QoS 1             a session summary
     hipsense/v1/<patient>/event/pain      QoS 1             a pain check-in (0-10)
     hipsense/v1/<patient>/prescription    retained, QoS 1   published by the therapist side
+    hipsense/v1/<patient>/stored          retained, QoS 1   the dashboard: results 1..seq are stored
 
 Every results topic sits under ``event/`` so that a dashboard subscribes to
 ``hipsense/v1/+/event/#`` once, and a broker ACL can grant a Pi ``hipsense/v1/<its id>/#``.
@@ -44,6 +45,7 @@ class MessageKind(enum.Enum):
     SESSION = "event/session"
     PAIN = "event/pain"
     PRESCRIPTION = "prescription"
+    STORED = "stored"  # the end-to-end acknowledgement; written by the dashboard only
 
     @property
     def is_event(self) -> bool:

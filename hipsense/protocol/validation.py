@@ -30,6 +30,7 @@ SCHEMA_FILES: dict[MessageKind, str] = {
     MessageKind.SESSION: "session.json",
     MessageKind.PAIN: "pain.json",
     MessageKind.PRESCRIPTION: "prescription.json",
+    MessageKind.STORED: "stored.json",
 }
 
 

@@ -14,17 +14,26 @@ What it does
       the broker is down at start.
     * With ``patient`` set (the Pi): a retained last will "offline" on the status topic, a
       retained "online" status on every connect, and an explicit "offline" on clean stop.
-    * With an ``outbox``: an :class:`~hipsense.publish.sender.OutboxSender` drains it and acks
-      rows on PUBACK (paho's ``on_publish`` with packet-id tracking).
+    * With an ``outbox``: an :class:`~hipsense.publish.sender.OutboxSender` drains it (paho's
+      ``on_publish`` with packet-id tracking). With ``patient`` set too, it subscribes to the
+      dashboard's end-to-end acknowledgement (``hipsense/v1/<patient>/stored``) and a result
+      leaves the outbox only when that covers it, not on the broker's PUBACK (docs/mqtt.md).
     * Subscriptions with validated messages (:meth:`MqttClient.subscribe`), restored on every
       reconnect; :meth:`MqttClient.follow_prescription` on top of it.
+    * For an ingester (the dashboard): shared subscriptions and acknowledgements deferred until
+      the message is stored (:meth:`MqttClient.subscribe_deferred`), and fire-and-forget QoS 1
+      publishing (:meth:`MqttClient.publish_nowait`).
+    * Connection failures are logged with their reason and the retry cadence, once per reason
+      (and again every ``_REPEAT_LOG_S`` while they last), not once per attempt.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +64,7 @@ from hipsense.publish.throttle import LiveThrottle
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_PROTOCOL_VERSION = 0x84
+_REPEAT_LOG_S = 300.0  # a connection failure that persists is logged again this often
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -88,6 +98,12 @@ class MqttSettings:
     reconnect_min_s: int = 1
     reconnect_max_s: int = 60
     inflight_window: int = 64
+    # The Pi's outbox keeps results until the dashboard's end-to-end acknowledgement covers
+    # them; these tune when unacknowledged ones are sent again (see OutboxSender).
+    await_storage_ack: bool = True
+    storage_timeout_s: float = 60.0
+    storage_timeout_max_s: float = 1800.0
+    reconnect_grace_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -100,6 +116,34 @@ class MqttSettings:
 
 MessageHandler = Callable[[Message], None]
 _Receiver = Callable[[str, bytes], None]  # (topic, payload); raising means "do not acknowledge"
+Ack = Callable[[], None]
+DeferredReceiver = Callable[[str, bytes, Ack], None]  # (topic, payload, ack)
+_PahoCallback = Callable[[paho.Client, object, paho.MQTTMessage], None]
+
+
+def shared_filter(group: str, topic_filter: str) -> str:
+    """``$share/<group>/<topic_filter>``; ``group`` may not contain ``/``, ``+`` or ``#``.
+
+    The broker hands each message of a shared subscription to one member of the group, so
+    several dashboard instances split the load (MQTT 5).
+    """
+    if not group or any(char in group for char in "/+#"):
+        raise ValueError(f"invalid shared-subscription group {group!r}")
+    return f"$share/{group}/{topic_filter}"
+
+
+def plain_filter(topic_filter: str) -> str:
+    """The filter incoming topics are matched against (``$share/<group>/`` removed): paho
+    matches its per-filter callbacks against the plain topic."""
+    if topic_filter.startswith("$share/"):
+        return topic_filter.split("/", 2)[2]
+    return topic_filter
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Subscription:
+    qos: int
+    on_message: _PahoCallback
 
 
 class MqttClient:
@@ -122,14 +166,22 @@ class MqttClient:
         self.software_version = software_version
         self._lock = threading.Lock()
         self._connected = threading.Event()
-        self._subscriptions: dict[str, tuple[int, _Receiver]] = {}
+        self._subscriptions: dict[str, _Subscription] = {}
         self._mqtt5 = settings.prefer_mqtt5
         self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
         self._live_throttles: dict[str, LiveThrottle] = {}
         self.rejected_messages = 0
         self.last_connect_error: str | None = None
-        self._sender = OutboxSender(outbox, self, window=settings.inflight_window) if outbox else None
+        self._logged_failure: tuple[str, float] | None = None  # (reason, when), to log it once
+        e2e = settings.await_storage_ack and patient is not None
+        self._sender = OutboxSender(
+            outbox, self, window=settings.inflight_window, await_storage=e2e,
+            storage_timeout_s=settings.storage_timeout_s, storage_timeout_max_s=settings.storage_timeout_max_s,
+            reconnect_grace_s=settings.reconnect_grace_s,
+        ) if outbox else None
         self._client = self._build_client()
+        if e2e and self._sender is not None:
+            self.subscribe(build_topic(MessageKind.STORED, patient), self._on_stored)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -221,6 +273,16 @@ class MqttClient:
         if not info.is_published():
             raise MqttError(f"publish to {envelope.topic} not acknowledged within {timeout} s")
 
+    def publish_nowait(self, envelope: Envelope) -> bool:
+        """Hand a QoS 1 message to the client without waiting for the broker (e.g. the
+        dashboard's storage acknowledgements, sent after every commit). paho keeps it and
+        sends it on reconnect if offline. Returns False if the client refused it outright."""
+        info = self._client.publish(
+            envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
+            properties=self._properties(envelope.expiry_s),
+        )
+        return info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
+
     # RowTransport, for the sender thread.
     def send_row(self, row: OutboxRow, now: float) -> int | None:
         remaining = row.remaining_expiry_s(now)
@@ -254,7 +316,30 @@ class MqttClient:
                 return
             handler(message)
 
-        self._add_subscription(topic_filter, qos, receive)
+        self._add_subscription(topic_filter, qos, self._acking(receive))
+
+    def subscribe_deferred(self, topic_filter: str, receive: DeferredReceiver, *, qos: int = 1) -> None:
+        """Call ``receive(topic, payload, ack)`` for every message on ``topic_filter``.
+
+        ``topic_filter`` may be a shared one (:func:`shared_filter`). The message is
+        acknowledged to the broker only when ``ack()`` is called, from any thread, e.g. after
+        a batch of messages was committed; call it in arrival order (MQTT wants PUBACKs in
+        order). Payloads are not validated here. If ``receive`` raises, the message is left
+        unacknowledged. Restored after every reconnect, like :meth:`subscribe`.
+        """
+
+        def on_message(client: paho.Client, userdata: object, raw: paho.MQTTMessage) -> None:
+            ack: Ack = functools.partial(client.ack, raw.mid, raw.qos)
+            try:
+                receive(raw.topic, bytes(raw.payload), ack)
+            except Exception:  # must not kill paho's network thread
+                log.exception("receiver failed for %s; not acknowledged", raw.topic)
+
+        self._add_subscription(topic_filter, qos, on_message)
+
+    def _on_stored(self, message: Message) -> None:
+        if self._sender is not None:
+            self._sender.stored(message.patient, int(message.data["seq"]))
 
     def follow_prescription(
         self, store: PrescriptionStore, on_change: Callable[[Prescription], None] | None = None
@@ -270,13 +355,13 @@ class MqttClient:
             if accepted is not None and on_change is not None:
                 on_change(accepted)
 
-        self._add_subscription(store.topic, 1, receive)
+        self._add_subscription(store.topic, 1, self._acking(receive))
 
-    def _add_subscription(self, topic_filter: str, qos: int, receive: _Receiver) -> None:
+    def _add_subscription(self, topic_filter: str, qos: int, on_message: _PahoCallback) -> None:
         with self._lock:
-            self._subscriptions[topic_filter] = (qos, receive)
+            self._subscriptions[topic_filter] = _Subscription(qos, on_message)
             client = self._client
-        client.message_callback_add(topic_filter, self._acking(receive))
+        client.message_callback_add(plain_filter(topic_filter), on_message)
         if self._connected.is_set():
             client.subscribe(topic_filter, qos=qos)
 
@@ -316,10 +401,11 @@ class MqttClient:
         if self._status_topic:
             client.will_set(self._status_topic, build_status(self.patient, online=False).payload, qos=1, retain=True)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
-        for topic_filter, (_, receive) in self._subscriptions.items():
-            client.message_callback_add(topic_filter, self._acking(receive))
+        for topic_filter, subscription in self._subscriptions.items():
+            client.message_callback_add(plain_filter(topic_filter), subscription.on_message)
         return client
 
     def _connect(self, client: paho.Client) -> None:
@@ -345,28 +431,52 @@ class MqttClient:
             properties.MessageExpiryInterval = int(expiry_s)
         return properties
 
+    def _log_connect_failure(self, reason: str) -> None:
+        """Log why the broker cannot be reached and how often we retry: once per reason, and
+        again every few minutes while it lasts (paho retries every few seconds)."""
+        self.last_connect_error = reason
+        now = time.monotonic()
+        if self._logged_failure is not None:
+            last_reason, when = self._logged_failure
+            if last_reason == reason and now - when < _REPEAT_LOG_S:
+                return
+        self._logged_failure = (reason, now)
+        s = self.settings
+        log.error("cannot connect to the MQTT broker %s:%d as %r: %s; retrying every %d s, backing off to %d s "
+                  "(logged again every %.0f min while it lasts)", s.host, s.port, s.username or s.client_id, reason,
+                  s.reconnect_min_s, s.reconnect_max_s, _REPEAT_LOG_S / 60)
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        # paho calls this inside its `except OSError:` block, so the exception is at hand.
+        exc = sys.exc_info()[1]
+        self._log_connect_failure(f"{type(exc).__name__}: {exc}" if exc is not None else "connection failed")
+
     def _on_connect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
         if reason_code.is_failure:
-            self.last_connect_error = str(reason_code)
             if self._mqtt5 and reason_code.value == _UNSUPPORTED_PROTOCOL_VERSION:
+                self.last_connect_error = str(reason_code)
                 log.warning("broker %s does not speak MQTT 5; falling back to 3.1.1", self.settings.host)
                 # Not from this (paho's own) thread: loop_stop() would join itself.
                 threading.Thread(target=self._fall_back_to_mqtt311, name="hipsense-mqtt-fallback", daemon=True).start()
             else:
-                log.error("broker %s:%d refused the connection: %s", self.settings.host, self.settings.port, reason_code)
+                self._log_connect_failure(f"the broker refused the connection: {reason_code}")
             return
         self.last_connect_error = None
+        if self._logged_failure is not None:
+            log.warning("connected to %s:%d again after: %s", self.settings.host, self.settings.port,
+                        self._logged_failure[0])
+            self._logged_failure = None
         log.info("connected to %s:%d (MQTT %s)", self.settings.host, self.settings.port, self.protocol_version)
         if self._status_topic:
             online = build_status(self.patient, online=True, software_version=self.software_version)
             client.publish(self._status_topic, online.payload, qos=1, retain=True, properties=self._properties(None))
         with self._lock:
-            subscriptions = [(topic, qos) for topic, (qos, _) in self._subscriptions.items()]
+            subscriptions = [(topic, sub.qos) for topic, sub in self._subscriptions.items()]
         if subscriptions:
             client.subscribe(subscriptions)
         self._connected.set()
         if self._sender:
-            self._sender.notify()
+            self._sender.connected()
 
     def _on_disconnect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
         if self._connected.is_set():

@@ -1,5 +1,12 @@
 """A durable outbox: every message is committed to SQLite before it is sent, and removed
-only after the broker acknowledged it.
+only when it is safe to forget it.
+
+When a row is forgotten
+    * A sequenced result (:meth:`Outbox.put_sequenced`) only when the dashboard's end-to-end
+      acknowledgement covers it (:meth:`Outbox.confirm_stored`): the broker's PUBACK merely
+      marks it *delivered* (:meth:`Outbox.mark_delivered`), and a delivered row that no
+      acknowledgement covers is handed out again (:meth:`Outbox.release_unconfirmed`).
+    * Anything else (status) on the broker's PUBACK (:meth:`Outbox.ack_many`).
 
 Durability
     The database runs in WAL mode with ``synchronous=FULL``: each commit fsyncs the WAL, so
@@ -40,7 +47,7 @@ from hipsense.publish.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so
@@ -51,11 +58,28 @@ CREATE TABLE IF NOT EXISTS outbox (
     retain      INTEGER NOT NULL,
     expiry_s    INTEGER,
     importance  INTEGER NOT NULL,
-    created_at  REAL    NOT NULL                    -- wall clock: it must survive restarts
+    created_at  REAL    NOT NULL,                   -- wall clock: it must survive restarts
+    stream      TEXT,                               -- sequenced results: whose sequence (the patient)
+    seq         INTEGER,                            -- ... and the number in it
+    delivered_at REAL                               -- PUBACKed, waiting for the dashboard's ack
 );
 CREATE INDEX IF NOT EXISTS outbox_by_importance ON outbox (importance, id);
 CREATE TABLE IF NOT EXISTS sequences (stream TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+# Version 1 files (before end-to-end acknowledgements) lack the last three columns; their
+# result rows get stream and seq from their own payload, so they too wait for the dashboard.
+_UPGRADE_FROM_1 = """
+ALTER TABLE outbox ADD COLUMN stream TEXT;
+ALTER TABLE outbox ADD COLUMN seq INTEGER;
+ALTER TABLE outbox ADD COLUMN delivered_at REAL;
+UPDATE outbox SET stream = json_extract(CAST(payload AS TEXT), '$.patient'),
+                  seq = json_extract(CAST(payload AS TEXT), '$.seq')
+ WHERE importance = 2 AND json_valid(CAST(payload AS TEXT));
+"""
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS outbox_by_stream_seq ON outbox (stream, seq) WHERE seq IS NOT NULL;
+CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
 """
 
 
@@ -83,6 +107,8 @@ class OutboxRow:
     expiry_s: int | None
     importance: Importance
     created_at: float
+    stream: str | None = None  # set for sequenced results: they wait for the dashboard's ack
+    seq: int | None = None
 
     def remaining_expiry_s(self, now: float) -> int | None:
         """Seconds of MQTT message expiry left (None: never expires; <= 0: expired)."""
@@ -98,6 +124,7 @@ class OutboxStats:
     pending: dict[Importance, int]
     dropped: dict[Importance, int]
     expired: int
+    awaiting_storage: int = 0  # delivered to the broker, not yet acknowledged as stored
 
     @property
     def pending_total(self) -> int:
@@ -130,7 +157,12 @@ class Outbox:
             if mode.lower() != "wal":
                 raise OutboxError(f"outbox {self.path} cannot use WAL (got {mode!r}); put it on local storage", path=str(self.path))
             self._db.execute("PRAGMA synchronous=FULL")
+            version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            fresh = self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone() is None
             self._db.executescript(_SCHEMA)
+            if not fresh and version < 2:
+                self._db.executescript(f"BEGIN IMMEDIATE; {_UPGRADE_FROM_1} COMMIT;")
+            self._db.executescript(_INDEXES)
             self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._counts = self._count_rows()
         except sqlite3.Error as exc:
@@ -172,7 +204,8 @@ class Outbox:
             envelope = build(seq)
             self._db.execute("INSERT OR REPLACE INTO sequences (stream, last) VALUES (?, ?)", (stream, seq))
             row_id = self._insert(
-                envelope.topic, envelope.payload, envelope.qos, envelope.retain, envelope.expiry_s, envelope.importance
+                envelope.topic, envelope.payload, envelope.qos, envelope.retain, envelope.expiry_s, envelope.importance,
+                stream=stream, seq=seq,
             )
             return row_id, envelope
 
@@ -185,20 +218,66 @@ class Outbox:
     # -- reading and acknowledging ------------------------------------------------------------
 
     def pending(self, limit: int = 100) -> list[OutboxRow]:
-        """Return up to ``limit`` unsent rows, oldest first; expired rows are deleted, not returned."""
+        """Return up to ``limit`` rows to send, oldest first: not yet delivered to the broker
+        (or released again). Expired rows are deleted, not returned."""
         now = self._clock()
         with self._lock:
             self._delete_expired(now)
             rows = self._db.execute(
-                "SELECT id, topic, payload, qos, retain, expiry_s, importance, created_at "
-                "FROM outbox ORDER BY id LIMIT ?",
+                "SELECT id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq "
+                "FROM outbox WHERE delivered_at IS NULL ORDER BY id LIMIT ?",
                 (limit,),
             ).fetchall()
         return [
             OutboxRow(id=r[0], topic=r[1], payload=bytes(r[2]), qos=r[3], retain=bool(r[4]), expiry_s=r[5],
-                      importance=Importance(r[6]), created_at=r[7])
+                      importance=Importance(r[6]), created_at=r[7], stream=r[8], seq=r[9])
             for r in rows
         ]
+
+    # -- the end-to-end acknowledgement ---------------------------------------------------------
+
+    def mark_delivered(self, row_ids: Iterable[int]) -> None:
+        """The broker took these rows (PUBACK): keep them, but do not hand them out again until
+        :meth:`release_unconfirmed`. Meant for sequenced results; unknown ids are ignored."""
+        ids = list(row_ids)
+        if not ids:
+            return
+        now = self._clock()
+        with self._lock, self._transaction():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                self._db.execute(
+                    f"UPDATE outbox SET delivered_at = ? WHERE id IN ({','.join('?' * len(chunk))})", (now, *chunk))
+
+    def confirm_stored(self, stream: str, seq: int) -> int:
+        """The dashboard stored every result of ``stream`` up to ``seq``: forget them.
+
+        Returns how many rows were deleted. An acknowledgement beyond the last number this
+        outbox handed out cannot be about its results (the state directory was wiped and the
+        sequence began again, while the broker still holds the old acknowledgement): it is
+        ignored, and -1 returned, rather than deleting results nobody stored.
+        """
+        with self._lock:
+            row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
+            if seq > (row[0] if row else 0):
+                return -1
+            with self._transaction():
+                deleted = self._db.execute(
+                    "DELETE FROM outbox WHERE stream = ? AND seq <= ? RETURNING importance", (stream, seq)).fetchall()
+                for (importance,) in deleted:
+                    self._counts[Importance(importance)] -= 1
+            return len(deleted)
+
+    def release_unconfirmed(self) -> int:
+        """Hand every delivered but unacknowledged row out again (after a reconnect, a timeout);
+        return how many. The dashboard stores each id once, so a repeat costs nothing."""
+        with self._lock, self._transaction():
+            return self._db.execute("UPDATE outbox SET delivered_at = NULL WHERE delivered_at IS NOT NULL").rowcount
+
+    def awaiting_storage(self) -> int:
+        """Rows the broker took that no end-to-end acknowledgement covers yet."""
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
 
     def ack(self, row_id: int) -> None:
         """Remove a row after the broker acknowledged it (unknown ids are ignored)."""
@@ -223,10 +302,12 @@ class Outbox:
         with self._lock:
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
             pending = dict(self._counts)
+            awaiting = self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
         return OutboxStats(
             pending=pending,
             dropped={imp: counters.get(f"dropped_{imp.name.lower()}", 0) for imp in Importance},
             expired=counters.get("expired", 0),
+            awaiting_storage=awaiting,
         )
 
     def check_integrity(self) -> str:
@@ -255,15 +336,17 @@ class Outbox:
             counts[Importance(importance)] = n
         return counts
 
-    def _insert(self, topic: str, payload: bytes, qos: int, retain: bool, expiry_s: int | None, importance: Importance) -> int:
+    def _insert(self, topic: str, payload: bytes, qos: int, retain: bool, expiry_s: int | None, importance: Importance,
+                *, stream: str | None = None, seq: int | None = None) -> int:
         if importance is Importance.STATE and retain:
             replaced = self._db.execute(
                 "DELETE FROM outbox WHERE importance = ? AND retain = 1 AND topic = ?", (int(importance), topic)
             ).rowcount
             self._counts[importance] -= replaced
         cursor = self._db.execute(
-            "INSERT INTO outbox (topic, payload, qos, retain, expiry_s, importance, created_at) VALUES (?,?,?,?,?,?,?)",
-            (topic, bytes(payload), qos, int(retain), expiry_s, int(importance), self._clock()),
+            "INSERT INTO outbox (topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq) "
+            "VALUES (?,?,?,?,?,?,?,?,?)",
+            (topic, bytes(payload), qos, int(retain), expiry_s, int(importance), self._clock(), stream, seq),
         )
         self._counts[importance] += 1
         self._enforce_limits()

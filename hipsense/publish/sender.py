@@ -6,9 +6,15 @@ MQTT network thread must never wait for the disk. All bookkeeping (which outbox 
 packet id belongs to) happens on the sender thread, which is why a PUBACK that arrives before
 ``send_row`` has even returned is still matched correctly.
 
-Delivery is at least once. A row is deleted only after its PUBACK (QoS 1) or after it was
-written to the socket (QoS 0). Rows still in flight when the process dies are sent again on
-restart; readers de-duplicate by message id.
+Delivery is at least once. With ``await_storage`` (what the Pi runs), a sequenced result is
+deleted only when the dashboard's end-to-end acknowledgement covers it (:meth:`stored`); its
+PUBACK only marks it delivered. Delivered rows that no acknowledgement covers are handed out
+again a few seconds after every (re)connect (time for the retained acknowledgement to arrive
+first) and whenever the acknowledgements stop making progress for ``storage_timeout_s`` (then
+twice as long, up to ``storage_timeout_max_s``, so a dashboard that is down for a day is not
+flooded with copies). Other rows are deleted after their PUBACK (QoS 1) or once written to the
+socket (QoS 0). Rows still in flight when the process dies are sent again on restart; readers
+de-duplicate by message id.
 """
 
 from __future__ import annotations
@@ -41,12 +47,16 @@ class SenderStats:
     acked: int = 0
     refused: int = 0  # the broker answered with a failure reason code (e.g. not authorised)
     resent_after_timeout: int = 0
+    confirmed: int = 0  # rows forgotten because the dashboard acknowledged storing them
+    released: int = 0  # delivered rows handed out again for want of that acknowledgement
+    ignored_acks: int = 0  # acknowledgements beyond this outbox's own sequence
 
 
 @dataclasses.dataclass(slots=True)
 class _InFlight:
     row_id: int
     since: float
+    sequenced: bool = False
 
 
 class OutboxSender:
@@ -64,6 +74,14 @@ class OutboxSender:
         lose QoS 0 packets on a disconnect; for QoS 1 it resends by itself).
     poll_s : float
         Longest sleep between passes when nobody calls :meth:`notify`.
+    await_storage : bool
+        Keep sequenced results after their PUBACK until :meth:`stored` covers them.
+    storage_timeout_s, storage_timeout_max_s : float
+        Without acknowledgement progress for this long, delivered rows are sent again; the
+        wait doubles after every such round, up to the maximum, and resets on progress.
+    reconnect_grace_s : float
+        After a (re)connect, how long to wait for the retained acknowledgement before sending
+        again what it does not cover.
     """
 
     def __init__(
@@ -77,6 +95,10 @@ class OutboxSender:
         poll_s: float = 0.5,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        await_storage: bool = False,
+        storage_timeout_s: float = 60.0,
+        storage_timeout_max_s: float = 1800.0,
+        reconnect_grace_s: float = 5.0,
     ) -> None:
         self._outbox = outbox
         self._transport = transport
@@ -86,12 +108,19 @@ class OutboxSender:
         self._poll_s = poll_s
         self._clock = clock
         self._wall_clock = wall_clock
-        self._events: queue.SimpleQueue[tuple[str, int, bool]] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[tuple[str, object, object]] = queue.SimpleQueue()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._inflight_by_mid: dict[int, _InFlight] = {}
         self._not_before: dict[int, float] = {}
+        self._await_storage = await_storage
+        self._storage_timeout_s = storage_timeout_s
+        self._storage_timeout_max_s = storage_timeout_max_s
+        self._reconnect_grace_s = reconnect_grace_s
+        self._storage_wait_s = storage_timeout_s  # the current wait, doubled without progress
+        self._release_at: float | None = None  # when to send unacknowledged delivered rows again
+        self._stored_seq: dict[str, int] = {}
         self.stats = SenderStats()
 
     # -- called from other threads ------------------------------------------------------------
@@ -99,6 +128,16 @@ class OutboxSender:
     def published(self, mid: int, ok: bool) -> None:
         """The broker acknowledged packet ``mid`` (``ok=False``: with a failure code)."""
         self._events.put(("ack", mid, ok))
+        self._wake.set()
+
+    def stored(self, stream: str, seq: int) -> None:
+        """The dashboard acknowledged storing ``stream``'s results up to ``seq`` (any thread)."""
+        self._events.put(("stored", stream, seq))
+        self._wake.set()
+
+    def connected(self) -> None:
+        """The client (re)connected: what is delivered but unacknowledged may have been lost."""
+        self._events.put(("connected", 0, False))
         self._wake.set()
 
     def forget_inflight(self) -> None:
@@ -148,6 +187,7 @@ class OutboxSender:
             return 0
         now = self._clock()
         self._expire_inflight(now)
+        self._release_unconfirmed_if_due(now)
         room = self._window - len(self._inflight_by_mid)
         if room <= 0:
             return 0
@@ -162,13 +202,14 @@ class OutboxSender:
             if mid is None:
                 break  # the client is full or just lost the connection: try again next pass
             self._not_before.pop(row.id, None)
-            self._inflight_by_mid[mid] = _InFlight(row.id, now)
+            self._inflight_by_mid[mid] = _InFlight(row.id, now, sequenced=row.seq is not None)
             self.stats.sent += 1
             sent += 1
         return sent
 
     def _apply_events(self) -> None:
         acked: list[int] = []
+        delivered: list[int] = []
         while True:
             try:
                 kind, mid, ok = self._events.get_nowait()
@@ -177,10 +218,18 @@ class OutboxSender:
             if kind == "forget":
                 self._inflight_by_mid.clear()
                 continue
+            if kind == "stored":
+                self._confirm(str(mid), int(ok))
+                continue
+            if kind == "connected":
+                self._release_at = self._clock() + self._reconnect_grace_s
+                continue
             entry = self._inflight_by_mid.pop(mid, None)
             if entry is None:
                 continue  # an ack for a packet we no longer track (after forget_inflight)
-            if ok:
+            if ok and entry.sequenced and self._await_storage:
+                delivered.append(entry.row_id)
+            elif ok:
                 acked.append(entry.row_id)
             else:
                 self.stats.refused += 1
@@ -189,6 +238,37 @@ class OutboxSender:
         if acked:
             self._outbox.ack_many(acked)
             self.stats.acked += len(acked)
+        if delivered:
+            self._outbox.mark_delivered(delivered)
+            self.stats.acked += len(delivered)
+            if self._release_at is None:
+                self._release_at = self._clock() + self._storage_wait_s
+
+    def _confirm(self, stream: str, seq: int) -> None:
+        if seq <= self._stored_seq.get(stream, 0):
+            return  # a repeat (the retained copy after a reconnect) or an older one
+        forgotten = self._outbox.confirm_stored(stream, seq)
+        if forgotten < 0:
+            self.stats.ignored_acks += 1
+            log.warning("ignoring the acknowledgement of %s up to seq %d: this outbox has not reached it "
+                        "(was its state directory wiped?)", stream, seq)
+            return
+        self._stored_seq[stream] = seq
+        self.stats.confirmed += forgotten
+        # Progress: the dashboard is storing. Wait the base time again before any resend.
+        self._storage_wait_s = self._storage_timeout_s
+        self._release_at = self._clock() + self._storage_wait_s
+
+    def _release_unconfirmed_if_due(self, now: float) -> None:
+        if self._release_at is None or now < self._release_at:
+            return
+        self._release_at = None
+        released = self._outbox.release_unconfirmed()
+        if released:
+            self.stats.released += released
+            log.warning("%d result(s) delivered to the broker but not acknowledged as stored; sending them again "
+                        "(next check in %.0f s)", released, self._storage_wait_s)
+            self._storage_wait_s = min(self._storage_wait_s * 2, self._storage_timeout_max_s)
 
     def _expire_inflight(self, now: float) -> None:
         stale = [mid for mid, entry in self._inflight_by_mid.items() if now - entry.since > self._inflight_timeout_s]

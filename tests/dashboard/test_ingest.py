@@ -87,11 +87,11 @@ def test_nothing_is_acknowledged_while_the_database_refuses(sqlite_engine):
     class FlakyStore(EventStore):
         failures = 2
 
-        def write_batch(self, messages):
+        def write_batch(self, messages, letters=()):
             if self.failures:
                 self.failures -= 1
                 raise OSError("database is down")
-            return super().write_batch(messages)
+            return super().write_batch(messages, letters)
 
     service = IngestService(FlakyStore(sqlite_engine), UNUSED)
     service.start(connect=False)

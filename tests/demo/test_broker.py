@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("amqtt")
 
 from hipsense import protocol as p  # noqa: E402
-from hipsense.dashboard.ingest.broker_link import DashboardMqttClient, shared_filter  # noqa: E402
+from hipsense.publish.mqtt import MqttClient, shared_filter  # noqa: E402
 from hipsense.demo.broker import EmbeddedBroker  # noqa: E402
 from hipsense.demo.clinic import PATIENT_ID, PRESCRIPTION  # noqa: E402
 from hipsense.demo.ports import free_port  # noqa: E402
@@ -52,7 +52,7 @@ def test_mqtt5_clients_fall_back_and_a_shared_subscription_gets_every_result():
             if len(stored) == 3:
                 all_arrived.set()
 
-        dashboard = DashboardMqttClient(settings(port, "dash", clean_start=False, session_expiry_s=60))
+        dashboard = MqttClient(settings(port, "dash", clean_start=False, session_expiry_s=60))
         dashboard.subscribe_deferred(shared_filter("group", p.subscription_filter()), receive)
         pi = MqttClient(settings(port, "pi"), patient=PATIENT_ID)
         with dashboard, pi:

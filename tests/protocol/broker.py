@@ -68,6 +68,7 @@ class Mosquitto:
                 "pattern write hipsense/v1/%u/live\n"
                 "pattern write hipsense/v1/%u/event/#\n"
                 "pattern read hipsense/v1/%u/prescription\n"
+                "pattern read hipsense/v1/%u/stored\n"
             )
             lines += ["allow_anonymous false", f"password_file {passwd}", f"acl_file {acl}"]
         else:

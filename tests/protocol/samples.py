@@ -65,4 +65,5 @@ def every_kind(seq: int = 1, patient: str = PATIENT) -> dict[p.MessageKind, p.En
             patient, seq=seq + 4, score=3, moment="after", t=at(905), session_id=SESSION,
         ),
         p.MessageKind.PRESCRIPTION: sample_prescription(patient=patient),
+        p.MessageKind.STORED: p.build_stored_ack(patient, seq + 4, t=at(906)),
     }

@@ -59,6 +59,7 @@ def test_delivery_settings_follow_the_protocol(kind):
         p.MessageKind.STATUS: (1, True, None),
         p.MessageKind.LIVE: (0, False, p.LIVE_EXPIRY_S),
         p.MessageKind.PRESCRIPTION: (1, True, None),
+        p.MessageKind.STORED: (1, True, None),
     }.get(kind, (1, False, None))
     assert (envelope.qos, envelope.retain, envelope.expiry_s) == expected
 

@@ -53,17 +53,25 @@ def rep(seq: int, patient: str = PI_PATIENT) -> p.Envelope:
 
 
 class DedupingSubscriber:
-    """What a dashboard ingester does: store each message id once, order by seq."""
+    """What a dashboard ingester does: store each message id once, order by seq, and (given
+    the client it receives on) acknowledge end to end how far the results are all stored."""
 
-    def __init__(self) -> None:
+    def __init__(self, acknowledge_with: MqttClient | None = None) -> None:
         self.by_id: dict[str, p.Message] = {}
         self.deliveries = 0
         self.lock = threading.Lock()
+        self.client = acknowledge_with
 
     def __call__(self, message: p.Message) -> None:
         with self.lock:
             self.deliveries += 1
             self.by_id.setdefault(message.message_id, message)
+            stored = {m.seq for m in self.by_id.values() if m.patient == message.patient}
+            mark = 0
+            while mark + 1 in stored:
+                mark += 1
+        if self.client is not None and mark:
+            self.client.publish_nowait(p.build_stored_ack(message.patient, mark))
 
     def seqs(self) -> list[int]:
         with self.lock:
@@ -77,9 +85,9 @@ def produce(outbox: Outbox, client: MqttClient, count: int) -> None:
 
 
 def test_every_event_arrives_exactly_once_across_a_broker_outage(broker, tmp_path):
-    received = DedupingSubscriber()
     dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dashboard-ingest",
                                         clean_start=False, session_expiry_s=600))
+    received = DedupingSubscriber(acknowledge_with=dashboard)
     dashboard.subscribe(p.subscription_filter(), received)
     outbox = Outbox(tmp_path / "outbox.db")
     pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-p-0001"), patient=PI_PATIENT, outbox=outbox)
@@ -107,8 +115,8 @@ def test_every_event_arrives_exactly_once_across_a_broker_outage(broker, tmp_pat
 
 
 def test_results_survive_a_publisher_restart_with_the_broker_down(broker, tmp_path):
-    received = DedupingSubscriber()
     dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dash-2"))
+    received = DedupingSubscriber(acknowledge_with=dashboard)
     dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT), received)
     broker.stop()
     with Outbox(tmp_path / "outbox.db") as outbox:  # written offline, then the Pi "reboots"

@@ -97,7 +97,7 @@ events = Table(
     Column("patient", String(64), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("seq", BigInteger, nullable=False),
-    Column("session_id", String(26), nullable=True),
+    Column("session_id", String(64), nullable=True),  # common.json: up to 64 (revision 0003)
     Column("exercise", String(64), nullable=True),
     Column("side", String(8), nullable=True),
     Column("t_start", UtcDateTime, nullable=False),
@@ -107,6 +107,38 @@ events = Table(
     UniqueConstraint("message_id"),
     Index("ix_events_patient_t_start", "patient", "t_start"),
     Index("ix_events_patient_row_no", "patient", "row_no"),
+    Index("ix_events_patient_seq", "patient", "seq"),
+)
+
+# Per patient, the highest ``seq`` up to which every result is stored (in ``events``) or
+# dead-lettered: what the dashboard acknowledges end to end on hipsense/v1/<patient>/stored.
+# Only grows; several dashboard instances may advance it at once (revision 0003).
+delivery_progress = Table(
+    "delivery_progress",
+    metadata,
+    Column("patient", String(64), primary_key=True),
+    Column("stored_seq", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+# Messages that could not be stored: refused by validation (malformed, implausible dates) or by
+# the database. Kept with the reason for the operator (the monitoring page lists them), so one
+# bad message never stops the rest. ``patient`` comes from the topic (the broker's ACL vouches
+# for it), ``seq`` from the payload if it has a usable one; ``digest`` (SHA-256 of topic and
+# payload) stores a redelivered message once (revision 0003).
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("row_no", RowNumber, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False),
+    Column("topic", Text, nullable=False),
+    Column("patient", String(64), nullable=True),
+    Column("seq", BigInteger, nullable=True),
+    Column("reason", Text, nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("digest"),
+    Index("ix_dead_letters_patient_seq", "patient", "seq"),
 )
 
 # The newest status (online/offline) of each Pi.

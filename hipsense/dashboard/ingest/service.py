@@ -1,11 +1,20 @@
 """The ingest service: subscribe, validate, store in batches, acknowledge after the commit.
 
-Threads: paho's network thread validates each message (``parse_message``) and queues it;
-one writer thread takes whatever has queued up (up to ``batch_max``), stores it in one
-transaction and only then acknowledges those messages, in arrival order. Under load a batch
-holds many messages and one commit; when idle, a batch is a single message and is stored at
-once. If the database is down, the writer keeps retrying the same batch and acknowledges
-nothing, so the broker keeps (and redelivers) the messages: nothing is lost.
+Threads: paho's network thread validates each message (``parse_message`` and the plausible
+time window) and queues it; one writer thread takes whatever has queued up (up to
+``batch_max``), stores it and only then acknowledges those messages to the broker, in arrival
+order, and publishes each patient's end-to-end acknowledgement (``hipsense/v1/<patient>/stored``:
+every result up to that ``seq`` is stored), which is what lets the Pi forget them. Under load a
+batch holds many messages; when idle, a batch is a single message and is stored at once.
+
+Nothing halts intake:
+
+* the database is down: the writer keeps retrying the same batch and acknowledges nothing, so
+  the broker keeps (and redelivers) the messages, and the Pis keep them too;
+* a message the database refuses (a value it cannot hold): the batch is stored one message at
+  a time and the refused one goes to the ``dead_letters`` table with the reason;
+* a message that fails validation: dead-lettered with the reason as well (live data is only
+  logged), and counted as handled for its patient's acknowledgement.
 
 Subscriptions (see docs/dashboard.md):
 
@@ -20,16 +29,25 @@ Subscriptions (see docs/dashboard.md):
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
-from hipsense.dashboard.event_store import EventStore
-from hipsense.dashboard.ingest.broker_link import Ack, DashboardMqttClient, shared_filter
+from hipsense.dashboard.event_store import BatchResult, DeadLetter, EventStore, dead_letter, dead_letter_of
 from hipsense.dashboard.live_hub import LiveHub, Update
-from hipsense.protocol import Message, MessageKind, ProtocolError, parse_message, subscription_filter
-from hipsense.publish.mqtt import MqttSettings
+from hipsense.protocol import (
+    Message,
+    MessageKind,
+    ProtocolError,
+    build_stored_ack,
+    parse_message,
+    refuse_implausible_instants,
+    subscription_filter,
+)
+from hipsense.publish.mqtt import Ack, MqttClient, MqttSettings, shared_filter
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +67,23 @@ class IngestStats:
     batches: int = 0
     live: int = 0
     write_failures: int = 0
+    dead_lettered: int = 0
+    acks_published: int = 0
+
+
+def refused_by_database(exc: BaseException) -> bool:
+    """True if ``exc`` says the database refused *this data* rather than being unreachable.
+
+    DB-API drivers (sqlite3, psycopg) and SQLAlchemy all name these ``DataError`` (a value
+    that does not fit) and ``IntegrityError`` (a constraint); a value SQLAlchemy could not
+    even bind (a naive or out-of-range datetime) is a StatementError around a ValueError,
+    TypeError or OverflowError. Anything else (connection lost, server restarting,
+    serialisation failure, a bug) is retried as it is, never dead-lettered.
+    """
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if names & {"DataError", "IntegrityError"} or isinstance(exc, OverflowError):
+        return True
+    return "StatementError" in names and isinstance(getattr(exc, "orig", None), (ValueError, TypeError, OverflowError))
 
 
 class IngestService:
@@ -63,14 +98,16 @@ class IngestService:
         share_group: str = SHARE_GROUP,
         batch_max: int = 500,
         linger_s: float = 0.005,
+        clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
     ) -> None:
         self.store = store
         self.hub = hub
         self.stats = IngestStats()
         self.batch_max = batch_max
         self.linger_s = linger_s
-        self.client = DashboardMqttClient(mqtt)
-        self._queue: queue.Queue[tuple[Message | None, Ack]] = queue.Queue(maxsize=20_000)
+        self._clock = clock
+        self.client = MqttClient(mqtt)
+        self._queue: queue.Queue[tuple[Message | DeadLetter | None, Ack]] = queue.Queue(maxsize=20_000)
         self._stopping = threading.Event()
         self._connected_once = False
         self._writer = threading.Thread(target=self._write_loop, name="hipsense-dashboard-writer", daemon=True)
@@ -110,16 +147,20 @@ class IngestService:
     # -- receiving (paho's thread) ------------------------------------------------------------
 
     def receive(self, topic: str, payload: bytes, ack: Ack) -> None:
-        """Validate one message and queue it for the writer (rejected ones are logged once)."""
+        """Validate one message and queue it for the writer (rejected ones are logged once and
+        dead-lettered, except live data)."""
         self.stats.received += 1
         try:
             message = parse_message(topic, payload)
+            refuse_implausible_instants(message.data, now=self._clock(), topic=topic)
         except ProtocolError as exc:
             self.stats.rejected += 1
             log.warning("rejected message (%d bytes): %s", len(payload), exc)
             # Acknowledged (a bad message never becomes good), but through the writer's queue
-            # so that acknowledgements leave in arrival order.
-            self._queue.put((None, ack))
+            # so that acknowledgements leave in arrival order and only after the dead letter
+            # is stored.
+            letter = None if topic.endswith("/live") else dead_letter(topic, payload, str(exc))
+            self._queue.put((letter, ack))
             return
         if message.kind is MessageKind.LIVE:
             self.stats.live += 1
@@ -157,21 +198,23 @@ class IngestService:
                 if self._stopping.is_set():
                     return
                 continue
-            messages = [message for message, _ in batch if message is not None]
-            if messages and not self._store_with_retry(messages):
+            messages = [item for item, _ in batch if isinstance(item, Message)]
+            letters = [item for item, _ in batch if isinstance(item, DeadLetter)]
+            if (messages or letters) and not self._store_with_retry(messages, letters):
                 return  # stopping while the database is down: leave them unacknowledged
             for _, ack in batch:
                 ack()
                 self._queue.task_done()
 
-    def _store_with_retry(self, messages: list[Message]) -> bool:
+    def _store_with_retry(self, messages: list[Message], letters: list[DeadLetter]) -> bool:
         delay = 0.1
         while True:
             try:
-                result = self.store.write_batch(messages)
-            except Exception as exc:  # the database is down or refused: keep the batch
+                result = self._store_isolating_refusals(messages, letters)
+            except Exception as exc:  # the database is down: keep the batch
                 self.stats.write_failures += 1
-                log.error("could not store %d messages (%s); retrying in %.1f s", len(messages), exc, delay)
+                log.error("could not store %d messages (%s); retrying in %.1f s", len(messages) + len(letters),
+                          exc, delay)
                 if self._stopping.wait(delay):
                     return False
                 delay = min(delay * 2, _RETRY_MAX_S)
@@ -180,10 +223,50 @@ class IngestService:
             self.stats.stored += result.stored
             self.stats.duplicates += result.duplicates
             self.stats.statuses += result.statuses
+            self.stats.dead_lettered += result.dead_lettered
+            self._publish_acks(result.acks)
             if self.hub is not None:
                 for patient in result.patients:
                     self.hub.publish(Update("stored", patient, {}))
             return True
+
+    def _store_isolating_refusals(self, messages: list[Message], letters: list[DeadLetter]) -> BatchResult:
+        """Store the batch; if the database refuses something in it, store the messages one by
+        one and dead-letter each one it refuses. Raises only when the database is unreachable."""
+        try:
+            return self.store.write_batch(messages, letters)
+        except Exception as exc:
+            if not refused_by_database(exc):
+                raise
+            self.store.ping()  # an outage that merely looks like a refusal is retried, not dead-lettered
+        letters = list(letters)
+        results: list[BatchResult] = []
+        for message in messages:
+            try:
+                results.append(self.store.write_batch([message]))
+            except Exception as exc:
+                if not refused_by_database(exc):
+                    raise
+                self.store.ping()
+                reason = f"the database refused it: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+                log.error("dead-lettering %s seq %s of %s: %s", message.kind.value, message.seq, message.patient, reason)
+                letters.append(dead_letter_of(message, reason))
+        results.append(self.store.write_batch([], letters))
+        acks: dict[str, int] = {}
+        for result in results:
+            acks.update(result.acks)
+        return BatchResult(
+            stored=sum(r.stored for r in results), duplicates=sum(r.duplicates for r in results),
+            statuses=sum(r.statuses for r in results), patients=frozenset().union(*(r.patients for r in results)),
+            dead_lettered=sum(r.dead_lettered for r in results), acks=acks,
+        )
+
+    def _publish_acks(self, acks: dict[str, int]) -> None:
+        """Tell each Pi how far its results are stored (retained, QoS 1, not waited for: the next
+        batch with a result of that patient publishes again)."""
+        for patient, seq in acks.items():
+            if seq > 0 and self.client.publish_nowait(build_stored_ack(patient, seq)):
+                self.stats.acks_published += 1
 
     def drain(self, timeout: float = 5.0) -> bool:
         """Wait until everything received so far is stored and acknowledged (tests, benchmark)."""
