@@ -8,6 +8,7 @@ message, and reads results from the database).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import os
 import socket
@@ -52,15 +53,25 @@ class ServeOptions:
     secure_cookies: bool = True
 
 
-def default_client_id() -> str:
-    # Fixed per host and port, so a restarted instance resumes its persistent session.
+def default_client_id(username: str | None, password: str | None) -> str:
+    """Stable (a restarted instance resumes its persistent session) and not guessable.
+
+    The shipped Mosquitto config replaces every client id with the account's user name, so
+    there each instance's account is its session. On a broker without that binding, an id
+    anyone could guess (host name, "dashboard") would let another account take the session
+    over; one derived from this instance's password cannot be guessed without it.
+    """
+    if password:
+        secret = hashlib.sha256(f"hipsense-dashboard-client-id\0{username}\0{password}".encode()).hexdigest()[:20]
+        return f"hipsense-dashboard-{secret}"
+    # No password: a broker without accounts, where nothing is protected anyway.
     return f"hipsense-dashboard-{socket.gethostname()}-{os.getuid()}"[:64]
 
 
 def mqtt_settings(options: ServeOptions) -> MqttSettings:
     return MqttSettings(
         host=options.broker_host, port=options.broker_port,
-        client_id=options.client_id or default_client_id(),
+        client_id=options.client_id or default_client_id(options.broker_username, options.broker_password),
         username=options.broker_username, password=options.broker_password,
         tls=TlsSettings(ca_file=Path(options.broker_ca_file)) if options.broker_ca_file else None,
         clean_start=False, session_expiry_s=SESSION_EXPIRY_S,

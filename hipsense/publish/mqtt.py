@@ -171,6 +171,7 @@ class MqttClient:
         self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
         self._live_throttles: dict[str, LiveThrottle] = {}
         self.rejected_messages = 0
+        self.connects = 0  # successful connections so far (1 + reconnects), for operators and tests
         self.last_connect_error: str | None = None
         self._logged_failure: tuple[str, float] | None = None  # (reason, when), to log it once
         e2e = settings.await_storage_ack and patient is not None
@@ -462,6 +463,7 @@ class MqttClient:
                 self._log_connect_failure(f"the broker refused the connection: {reason_code}")
             return
         self.last_connect_error = None
+        self.connects += 1
         if self._logged_failure is not None:
             log.warning("connected to %s:%d again after: %s", self.settings.host, self.settings.port,
                         self._logged_failure[0])

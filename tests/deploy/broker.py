@@ -2,8 +2,8 @@
 
 The only changes to the file: paths under /etc/mosquitto/hipsense/ point into a temporary
 directory and ``listener 8883`` becomes a free port on 127.0.0.1; then the few lines Debian's
-main mosquitto.conf would add (log file, and ``user`` so a root test run does not drop to a
-``mosquitto`` user that cannot read the temporary directory). Accounts are made the way an
+main mosquitto.conf would add (persistence, log file, and ``user`` so a root test run does not
+drop to a ``mosquitto`` user that cannot read the temporary directory). Accounts are made the way an
 operator makes them: ``hipsense provision add`` for patients, a ``$7$`` line for the dashboard.
 """
 
@@ -34,7 +34,9 @@ def render_test_config(shipped: str, broker_dir: Path, port: int, log_file: Path
     text = shipped.replace(PROD_DIR, f"{broker_dir}/")
     text, n = re.subn(r"(?m)^listener 8883$", f"listener {port} 127.0.0.1", text)
     assert n == 1, "the shipped config must have exactly one `listener 8883` line"
-    return text + f"\n# test harness\nlog_dest file {log_file}\nuser {getpass.getuser()}\n"
+    return text + (f"\n# test harness: what Debian's /etc/mosquitto/mosquitto.conf adds\n"
+                   f"persistence true\npersistence_location {broker_dir}/\n"
+                   f"log_dest file {log_file}\nuser {getpass.getuser()}\n")
 
 
 class DeployedBroker:
@@ -96,6 +98,12 @@ class DeployedBroker:
             if time.monotonic() > deadline:
                 raise TimeoutError("mosquitto did not log a config reload")
             time.sleep(0.02)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """``systemctl restart mosquitto``: SIGTERM (which saves the persistence file), start again."""
+        self.stop()
+        time.sleep(down_s)
+        self.start()
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
