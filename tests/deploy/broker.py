@@ -28,6 +28,9 @@ REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONF = REPO / "deploy" / "server" / "mosquitto" / "hipsense.conf"
 PROD_DIR = "/etc/mosquitto/hipsense/"
 DASHBOARD_USER = "dashboard"
+# A second dashboard instance has its own account: the shipped config binds a session to the
+# account (use_username_as_clientid), so two instances sharing one would throw each other out.
+SECOND_DASHBOARD_USER = "dashboard-2"
 
 
 def render_test_config(shipped: str, broker_dir: Path, port: int, log_file: Path) -> str:
@@ -51,7 +54,8 @@ class DeployedBroker:
         for src, name in ((pki.ca_cert, "ca.crt"), (pki.server_cert, "server.crt"), (pki.server_key, "server.key")):
             shutil.copy(src, self.broker_dir / name)
         # The operator's one manual step: the dashboard account (mosquitto_passwd would do the same).
-        (self.broker_dir / "passwd").write_text(f"{DASHBOARD_USER}:{hash_password(dashboard_password)}\n")
+        (self.broker_dir / "passwd").write_text("".join(
+            f"{user}:{hash_password(dashboard_password)}\n" for user in (DASHBOARD_USER, SECOND_DASHBOARD_USER)))
         (self.broker_dir / "passwd").chmod(0o600)
         self.port = free_port()
         self.log_file = workdir / "mosquitto.log"
@@ -66,14 +70,16 @@ class DeployedBroker:
         import tomllib
 
         result = CliRunner().invoke(cli, ["provision", "add", label, "--broker-host", "127.0.0.1",
-                                          "--broker-port", str(self.port)], env=self.env)
+                                          "--broker-port", str(self.port), "--dashboard-user", DASHBOARD_USER,
+                                          "--dashboard-user", SECOND_DASHBOARD_USER], env=self.env)
         assert result.exit_code == 0, result.output
         patient = re.search(r"patient id: (\S+)", result.output).group(1)
         bundle = tomllib.loads((self.state_dir / "bundles" / patient / "hipsense.toml").read_text())["mqtt"]
         return patient, bundle["password"]
 
     def revoke(self, patient: str) -> str:
-        result = CliRunner().invoke(cli, ["provision", "revoke", patient], env=self.env)
+        result = CliRunner().invoke(cli, ["provision", "revoke", patient, "--dashboard-user", DASHBOARD_USER,
+                                          "--dashboard-user", SECOND_DASHBOARD_USER], env=self.env)
         assert result.exit_code == 0, result.output
         return result.output
 

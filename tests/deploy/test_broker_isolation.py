@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.deploy.broker import DASHBOARD_USER
+from tests.deploy.broker import DASHBOARD_USER, SECOND_DASHBOARD_USER
 from tests.deploy.probe import NOT_AUTHORIZED, Probe
 
 ROOT = "hipsense/v1"
 
 
 def probe(dep, who: str, client_id: str) -> Probe:
-    user, password = {"a": dep.a, "b": dep.b, "dashboard": (DASHBOARD_USER, dep.dashboard_password)}[who]
+    user, password = {"a": dep.a, "b": dep.b, "dashboard": (DASHBOARD_USER, dep.dashboard_password),
+                      "dashboard-2": (SECOND_DASHBOARD_USER, dep.dashboard_password)}[who]
     p = Probe(dep.broker.port, ca=dep.broker.pki.ca_cert, username=user, password=password, client_id=client_id)
     assert p.connect() == 0, f"{who} could not connect: {dep.broker.log_text()[-2000:]}"
     return p
@@ -108,7 +109,7 @@ def test_the_dashboard_reads_every_patient_and_writes_prescriptions(deployment, 
     # The dashboard's own filters (docs/mqtt.md), plus the shared form its ingest uses.
     for topic_filter in (f"{ROOT}/+/event/#", f"{ROOT}/+/status"):
         assert dashboard.subscribe(topic_filter) == [1]
-    ingest = clients("dashboard", "dash-ingest-1")  # the shared form the dashboard's ingest uses
+    ingest = clients("dashboard-2", "dash-ingest-1")  # another instance, in the shared form ingest uses
     assert ingest.subscribe(f"$share/ingest/{ROOT}/+/event/session") == [1]
     a, b = clients("a", "pi-a-all"), clients("b", "pi-b-all")
     assert a.publish(f"{ROOT}/{a_id}/event/rep", b"rep A") == 0
@@ -136,8 +137,10 @@ def test_the_dashboard_cannot_forge_a_pis_results(deployment, clients):
 
 
 def test_taking_over_another_patients_client_id_leaks_nothing(deployment, clients):
-    """Mosquitto lets any authenticated client reuse a connected client id (it disconnects the
-    first one: an availability risk, see the README). It must not hand over B's session."""
+    """Mosquitto would let any authenticated client reuse a connected client id; the shipped
+    config binds the id to the account (use_username_as_clientid), so A's connection under B's
+    id is A's own session: it must not hand over B's (tests/deploy/test_delivery.py checks the
+    dashboard's session the same way)."""
     import paho.mqtt.client as paho
 
     b_id = deployment.b[0]

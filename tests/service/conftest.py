@@ -45,7 +45,8 @@ def prescription(version: int = 1, *, sets: int = 3, reps: int = 10) -> p.Envelo
 
 
 class Dashboard:
-    """Subscribes like a dashboard ingester (persistent session), stores each id once."""
+    """Subscribes like a dashboard ingester (persistent session), stores each id once and
+    acknowledges how far the results are stored, as docs/mqtt.md asks."""
 
     def __init__(self, broker: Mosquitto, client_id: str = "test-dashboard") -> None:
         from hipsense.publish.mqtt import MqttClient, MqttSettings
@@ -68,6 +69,12 @@ class Dashboard:
         with self.lock:
             self.deliveries += 1
             self.by_id.setdefault(message.message_id, message)
+            stored = {m.seq for m in self.by_id.values()}
+            mark = 0
+            while mark + 1 in stored:
+                mark += 1
+        if mark:  # the end-to-end acknowledgement a real dashboard sends after storing
+            self.client.publish_nowait(p.build_stored_ack(message.patient, mark))
 
     def _on_status(self, message: p.Message) -> None:
         with self.lock:
