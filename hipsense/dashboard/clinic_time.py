@@ -24,8 +24,18 @@ class ClinicClock:
     def today(self) -> dt.date:
         return self.local_date(self.now())
 
+    def to_local(self, instant: dt.datetime) -> dt.datetime:
+        """``instant`` in the clinic's zone. An instant so close to the ends of the calendar
+        that the zone's offset takes it past year 9999 or before year 1 (a row stored from a
+        broken clock before ingest refused such dates) stays in UTC rather than raising
+        OverflowError and taking the page down."""
+        try:
+            return instant.astimezone(self.zone)
+        except OverflowError:
+            return instant.astimezone(dt.timezone.utc)
+
     def local_date(self, instant: dt.datetime) -> dt.date:
-        return instant.astimezone(self.zone).date()
+        return self.to_local(instant).date()
 
     def day_start(self, day: dt.date) -> dt.datetime:
         """The UTC instant at which local ``day`` begins."""

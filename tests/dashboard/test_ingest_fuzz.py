@@ -78,3 +78,86 @@ def test_hostile_messages_are_rejected_logged_once_and_never_stored(engine, capl
     rejected_logs = [r for r in caplog.records if "rejected message" in r.getMessage()]
     assert len(rejected_logs) == service.stats.rejected
     assert all(len(r.getMessage()) < 2_000 for r in rejected_logs), "a log line quoted a huge payload"
+
+
+# -- the same through a real Mosquitto, on both databases ---------------------------------------
+
+# What a Pi's account may publish to (the broker's ACL refuses the rest before ingest sees it).
+BROKER_TOPICS = st.sampled_from([
+    GOOD.topic, "hipsense/v1/p-0001/event/nope", "hipsense/v1/p-0001/event/session", "hipsense/v1/p-0001/status",
+    "hipsense/v1/p-0001/live",
+])
+
+
+@pytest.fixture
+def running_ingest(engine, broker):
+    from tests.dashboard.conftest import mqtt_settings
+
+    service = IngestService(EventStore(engine), mqtt_settings(broker, client_id="dash-fuzz", clean_start=False,
+                                                              session_expiry_s=600))
+    service.start()
+    assert service.wait_connected(10)
+    pi = _raw_client(broker)
+    yield engine, service, pi
+    pi.disconnect()
+    pi.loop_stop()
+    service.stop()
+
+
+def _raw_client(broker):
+    """A hostile Pi: raw paho with p-0001's credentials (it need not follow our client's rules)."""
+    import paho.mqtt.client as paho
+
+    from tests.dashboard.conftest import PATIENTS
+
+    client = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="fuzzing-pi", protocol=paho.MQTTv5)
+    if broker.authenticated:
+        client.username_pw_set("p-0001", PATIENTS["p-0001"])
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    return client
+
+
+_control_seq = iter(range(1_000_000, 2_000_000))
+
+# Valid to the schema and hostile to a database whose columns are narrower than the schema (a
+# 27-64 character session_id halted the writer on PostgreSQL for good, issue 11).
+schema_edge_payloads = st.from_regex(r"[0-9A-Za-z_-]{27,64}", fullmatch=True).map(
+    lambda session_id: json.dumps(DOCUMENT | {"session_id": session_id}).encode())
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(messages=st.lists(st.tuples(BROKER_TOPICS, hostile_payloads | schema_edge_payloads), min_size=1, max_size=5))
+def test_hostile_messages_through_the_broker_never_halt_ingest(running_ingest, caplog, messages):
+    """Each example ends with a valid control result from the same Pi: it must be stored (ingest
+    is alive and in order), every rejection logged once, and nothing hostile stored twice."""
+    import time
+
+    from hipsense.protocol import parse_message
+
+    engine, service, pi = running_ingest
+    messages = [(t, b) for t, b in messages if not (t == GOOD.topic and b == GOOD.payload)]
+    control = rep("p-0001", next(_control_seq), utc(2025, 3, 1, 10, 0, 0), rep_index=1)
+    before = count_events(engine)
+    rejected_before = service.stats.rejected
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="hipsense.dashboard.ingest.service"):
+        for topic, payload in messages:
+            pi.publish(topic, payload, qos=1).wait_for_publish(5)
+        pi.publish(control.topic, control.payload, qos=1).wait_for_publish(5)
+        deadline = time.monotonic() + 10
+        while count_events(engine) <= before or not service.drain(0):
+            assert time.monotonic() < deadline, "the control result was not stored: ingest halted"
+            time.sleep(0.02)
+    rejected = service.stats.rejected - rejected_before
+    rejected_logs = [r for r in caplog.records if "rejected message" in r.getMessage()]
+    assert len(rejected_logs) == rejected
+    assert all(len(r.getMessage()) < 2_000 for r in rejected_logs), "a log line quoted a huge payload"
+    valid = 0
+    for topic, payload in messages:
+        try:
+            parse_message(topic, payload)
+            valid += 1
+        except Exception:  # noqa: BLE001 - counting what the reader refuses
+            pass
+    assert count_events(engine) - before <= valid + 1

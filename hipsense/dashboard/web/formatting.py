@@ -13,7 +13,7 @@ from hipsense.dashboard.reading.events import StoredEvent
 
 
 def local_time(instant: dt.datetime | None, clock: ClinicClock, fmt: str = "%H:%M:%S") -> str:
-    return "–" if instant is None else instant.astimezone(clock.zone).strftime(fmt)
+    return "–" if instant is None else clock.to_local(instant).strftime(fmt)
 
 
 def percent(value: float | None) -> str:

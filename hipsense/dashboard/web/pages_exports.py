@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -16,6 +17,7 @@ from hipsense.dashboard.reading.events import load_events
 from hipsense.dashboard.web.templating import visible_patient
 
 MAX_RANGE_DAYS = 366
+_SESSION_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 
 
 def _selection(request: Request, context) -> tuple[dict, str]:
@@ -23,8 +25,8 @@ def _selection(request: Request, context) -> tuple[dict, str]:
     params = request.query_params
     session_id = params.get("session")
     if session_id:
-        if len(session_id) != 26 or not session_id.isalnum():
-            raise HTTPException(400, "session must be a 26-character session id")
+        if not _SESSION_ID.fullmatch(session_id):  # what the protocol's schema allows (common.json)
+            raise HTTPException(400, "session must be a session id (1-64 characters of A-Z, a-z, 0-9, _ and -)")
         return {"session_id": session_id}, f"session-{session_id}"
     try:
         first = dt.date.fromisoformat(params["start"])
@@ -34,7 +36,10 @@ def _selection(request: Request, context) -> tuple[dict, str]:
     if last < first or (last - first).days >= MAX_RANGE_DAYS:
         raise HTTPException(400, f"the range must run forwards and span at most {MAX_RANGE_DAYS} days")
     clock = context.clock
-    return {"start": clock.day_start(first), "end": clock.day_start(last + dt.timedelta(days=1))}, f"{first}_{last}"
+    try:
+        return {"start": clock.day_start(first), "end": clock.day_start(last + dt.timedelta(days=1))}, f"{first}_{last}"
+    except OverflowError:  # a day at the very end of the calendar
+        raise HTTPException(400, "the range is outside the calendar this dashboard can show") from None
 
 
 def export_routes(context):
