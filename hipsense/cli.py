@@ -473,6 +473,28 @@ def dashboard_serve(db_url, broker, broker_user, broker_password, broker_ca, cli
     ))
 
 
+@dashboard.command("dead-letters")
+@_dashboard_db_option
+@click.option("--patient", default=None, help="Only this patient's.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--payloads", is_flag=True, help="Print each payload too (it may hold health data).")
+def dashboard_dead_letters(db_url, patient, limit, payloads) -> None:
+    """Messages ingest could not store, newest first, with the reason (the rest kept flowing)."""
+    from hipsense.dashboard.db import make_engine, migrate
+    from hipsense.dashboard.reading.dead_letters import count_dead_letters, latest_dead_letters
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    rows = latest_dead_letters(engine, limit, patient=patient)
+    click.echo(f"{count_dead_letters(engine)} dead letter(s) in total; the newest {len(rows)}:")
+    for row in rows:
+        seq = "-" if row.seq is None else row.seq
+        click.echo(f"{row.received_at:%Y-%m-%d %H:%M:%S}Z  {row.patient or '?'}  seq {seq}  {row.topic}\n"
+                   f"    {row.reason}")
+        if payloads:
+            click.echo(f"    {row.payload[:2000]}")
+
+
 @dashboard.command("add-user")
 @_dashboard_db_option
 @click.argument("username")

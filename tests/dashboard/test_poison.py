@@ -90,16 +90,15 @@ def test_the_pattern_reader_reads_the_patterns():
 
 
 def test_every_string_column_of_events_holds_what_the_schema_allows(engine):
-    """Against the migrated database itself (PostgreSQL enforces varchar lengths; SQLite
-    does not, so there the declared types of tables.py are what is checked)."""
+    """Against the migrated database itself (PostgreSQL enforces varchar lengths; SQLite keeps
+    the declared ones) and against tables.py."""
     defs = p.load_schema("common.json")["$defs"]
-    if engine.dialect.name == "sqlite":
-        lengths = {c.name: c.type.length for c in events.columns if isinstance(c.type, String)}
-    else:
-        lengths = {c["name"]: getattr(c["type"], "length", None) for c in inspect(engine).get_columns("events")}
-    for column, source in COLUMN_SOURCES.items():
-        assert lengths[column] is None or lengths[column] >= longest_value(defs[source]), (column, lengths[column])
-    assert lengths["kind"] >= max(map(len, KINDS))
+    declared = {c.name: c.type.length for c in events.columns if isinstance(c.type, String)}
+    migrated = {c["name"]: getattr(c["type"], "length", None) for c in inspect(engine).get_columns("events")}
+    for lengths in (declared, migrated):
+        for column, source in COLUMN_SOURCES.items():
+            assert lengths[column] is None or lengths[column] >= longest_value(defs[source]), (column, lengths[column])
+        assert lengths["kind"] >= max(map(len, KINDS))
 
 
 # -- a database that refuses a value: dead letter, and the rest flows ---------------------------
@@ -222,3 +221,20 @@ def test_pages_answer_200_with_a_year_9999_row_stored(engine, zone):
     # Asking for the last days of the calendar is a bad request, said so, not a crash.
     response = client.get("/patients/p-0001/export.csv?start=9999-12-01&end=9999-12-31")
     assert response.status_code in (200, 400) and "Traceback" not in response.text
+
+
+def test_the_operator_lists_dead_letters_with_their_reason(sqlite_engine, tmp_path):
+    from click.testing import CliRunner
+
+    from hipsense.cli import main as cli
+
+    service = IngestService(EventStore(sqlite_engine), MqttSettings(host="127.0.0.1", port=1))  # fed directly
+    service.start(connect=False)
+    bad = rep("p-0001", 7, dt.datetime(2019, 12, 31, tzinfo=dt.timezone.utc))
+    service.receive(bad.topic, bad.payload, lambda: None)
+    assert service.drain(10)
+    service.stop()
+    url = sqlite_engine.url.render_as_string(hide_password=False)
+    result = CliRunner().invoke(cli, ["dashboard", "dead-letters", "--db", url])
+    assert result.exit_code == 0, result.output
+    assert "1 dead letter(s)" in result.output and "p-0001  seq 7" in result.output and "before 2020" in result.output

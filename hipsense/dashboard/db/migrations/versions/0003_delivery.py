@@ -23,10 +23,10 @@ depends_on = None
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name == "postgresql":
-        # SQLite does not enforce a declared length; rebuilding its table would only cost time.
-        op.alter_column("events", "session_id", type_=sa.String(64), existing_type=sa.String(26),
-                        existing_nullable=True)
+    # On SQLite (which does not enforce the length) this copies the table once, so that the
+    # declared schema is the same on both databases.
+    with op.batch_alter_table("events") as batch:
+        batch.alter_column("session_id", type_=sa.String(64), existing_type=sa.String(26), existing_nullable=True)
     op.create_index("ix_events_patient_seq", "events", ["patient", "seq"])
     op.create_table(
         "delivery_progress",
@@ -59,6 +59,5 @@ def downgrade() -> None:
     op.drop_table("dead_letters")
     op.drop_table("delivery_progress")
     op.drop_index("ix_events_patient_seq", "events")
-    if op.get_bind().dialect.name == "postgresql":
-        op.alter_column("events", "session_id", type_=sa.String(26), existing_type=sa.String(64),
-                        existing_nullable=True)
+    with op.batch_alter_table("events") as batch:
+        batch.alter_column("session_id", type_=sa.String(26), existing_type=sa.String(64), existing_nullable=True)
