@@ -41,3 +41,28 @@ def test_memory_is_bounded():
     for k in range(1000):
         throttle.failed(f"10.0.{k // 250}.{k % 250}", f"name{k}")
     assert len(throttle._failures) <= 50
+
+
+def test_case_and_blank_variants_of_a_name_are_the_same_name():
+    """Log-in strips and lowercases the name; so must the count (" ana" was a fresh name)."""
+    throttle = LoginThrottle(per_address=100, per_user=3, window_s=60.0, clock=Clock())
+    for variant in (" ana", "ANA ", "\tAna"):
+        throttle.failed(f"10.0.0.{len(variant)}", variant)
+    for variant in ("ana", " ana ", "ANA", "Ana\n"):
+        assert throttle.retry_after_s("10.9.9.9", variant) > 0.0, variant
+
+
+def test_a_success_on_one_account_keeps_the_failures_against_others():
+    clock = Clock()
+    throttle = LoginThrottle(per_address=5, per_user=100, window_s=60.0, clock=clock)
+    for k in range(4):
+        throttle.failed("10.0.0.9", "ana")  # guessing at ana ...
+    throttle.failed("10.0.0.9", "ben")  # ... and ben, who then logs in from the same address
+    assert throttle.retry_after_s("10.0.0.9", "ana") > 0.0
+    throttle.succeeded("10.0.0.9", "ben")
+    assert throttle.retry_after_s("10.0.0.9", "ana") == 0.0  # ben's own typo no longer counts ...
+    throttle.failed("10.0.0.9", "ana")
+    assert throttle.retry_after_s("10.0.0.9", "ana") > 0.0  # ... but the 5 guesses at ana still do
+    throttle.succeeded("10.0.0.9", "carl")  # interleaved successes on other accounts
+    throttle.succeeded("10.0.0.9", "ben")
+    assert throttle.retry_after_s("10.0.0.9", "ana") > 0.0

@@ -108,6 +108,31 @@ def test_guessing_passwords_is_refused_before_hashing_and_allowed_again_later(da
     assert ok.status_code == 303
 
 
+def test_the_throttle_holds_against_name_variants_and_interleaved_successes(dashboard):
+    """The default limits, one address guessing at ana with case and blank variants of her name
+    while ben logs in successfully from the same address after every few guesses: the guesses
+    stop at the per-name limit (on the code before issue 11, 94 guesses got no 429)."""
+    app, context, _ = dashboard
+    context.login_throttle = LoginThrottle()
+    client = TestClient(app, base_url="https://testserver")
+    page = client.get("/login").text
+    variants = ["ana", " ana", "ANA ", "\tAna", "aNa\n"]
+    statuses = []
+    for attempt in range(30):
+        if attempt % 3 == 2:  # ben, on the same address, logs in fine
+            ok = client.post("/login", data={"username": "ben", "password": PASSWORD, "csrf_token": csrf_from(page)},
+                             follow_redirects=False)
+            assert ok.status_code == 303
+            client.post("/logout", data={"csrf_token": page_csrf(client)})
+            page = client.get("/login").text
+        response = client.post("/login", data={"username": variants[attempt % len(variants)], "password": "guess",
+                                               "csrf_token": csrf_from(page)})
+        statuses.append(response.status_code)
+        page = response.text
+    assert statuses[:context.login_throttle.per_user] == [401] * context.login_throttle.per_user
+    assert set(statuses[context.login_throttle.per_user:]) == {429}
+
+
 def test_login_and_every_post_need_the_csrf_token(dashboard):
     app, _, published = dashboard
     fresh = TestClient(app, base_url="https://testserver")

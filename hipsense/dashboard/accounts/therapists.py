@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from hipsense.dashboard.accounts.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from hipsense.dashboard.db.tables import patients, therapists
 from hipsense.protocol import validate_patient_id
+from hipsense.dashboard.accounts.usernames import normalise_username
 
 
 class AccountError(ValueError):
@@ -26,7 +27,7 @@ class Therapist:
 
 def add_therapist(engine: Engine, username: str, password: str, display_name: str | None = None) -> Therapist:
     """Create a therapist account; raises AccountError if the name is taken or invalid."""
-    username = username.strip().lower()
+    username = normalise_username(username)
     if not username or len(username) > 64 or any(c.isspace() for c in username):
         raise AccountError("a user name is 1-64 characters without spaces")
     try:
@@ -51,7 +52,7 @@ def authenticate(engine: Engine, username: str, password: str) -> Therapist | No
     """The therapist if the password is right, else None (same work either way)."""
     with engine.connect() as connection:
         row = connection.execute(
-            select(therapists).where(therapists.c.username == username.strip().lower())
+            select(therapists).where(therapists.c.username == normalise_username(username))
         ).first()
     if row is None:
         verify_password(DUMMY_HASH, password)
@@ -77,7 +78,7 @@ def assign_patient(engine: Engine, patient_id: str, username: str, label: str | 
     validate_patient_id(patient_id)
     with engine.begin() as connection:
         therapist_id = connection.scalar(
-            select(therapists.c.id).where(therapists.c.username == username.strip().lower()))
+            select(therapists.c.id).where(therapists.c.username == normalise_username(username)))
         if therapist_id is None:
             raise AccountError(f"no user {username!r}; add it with `hipsense dashboard add-user`")
         exists = connection.scalar(select(patients.c.patient_id).where(patients.c.patient_id == patient_id))
