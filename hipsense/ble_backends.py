@@ -9,7 +9,7 @@ driven end to end without hardware — in tests, in a demo, on a laptop:
   power-on, once, then repeating the last sample as a sensor lying still would).
   ``HIPSENSE_EMULATOR_SPEED`` (default 1) replays faster than real time; then host receive
   times are compressed and meaningless, so consumers that need sample times use
-  :attr:`BleBackends.speed` to re-time samples by count (see ``hipsense.calibrate``).
+  :attr:`BleBackends.speed` to re-time samples by count (see ``hipsense.calibration.flow``).
 
 Only WitMotion recordings can be emulated (it is the one emulated sensor so far).
 """

@@ -286,8 +286,8 @@ def calibrate(address: str | None, side: str | None, assume_yes: bool, exercise:
               reps: int, still_s: float, stand_s: float, swing_s: float, settle_s: float,
               attempts: int, scan_timeout: float) -> None:
     """Set up a sensor: check it, learn how it sits on the thigh, save the calibration."""
-    from hipsense.calibrate import CalibrationPlan, calibrate_sensor
-    from hipsense.calibration_ui import ClickUi
+    from hipsense.calibration.flow import CalibrationPlan, calibrate_sensor
+    from hipsense.calibration.ui import ClickUi
 
     if side is None:
         if assume_yes:

@@ -1,6 +1,6 @@
 """The thigh angle the dashboard shows live, per sensor.
 
-With a calibration from ``hipsense calibrate`` (:mod:`hipsense.calibration_store`, looked up
+With a calibration from ``hipsense calibrate`` (:mod:`hipsense.calibration.store`, looked up
 by the sensor's address) it is the calibrated hip flexion from standing, positive forward, plus
 abduction (:func:`hipsense.signal.angles.thigh_angles_step`): exactly what the protocol's
 ``thigh_angle_deg`` and ``abduction_deg`` mean. It is O(1) per sample (about 7 µs here) and sees
@@ -41,7 +41,7 @@ class AngleReading:
 
 
 def calibration_file(address: str) -> Path:
-    """Where :func:`hipsense.calibration_store.calibration_path` keeps ``address``'s calibration.
+    """Where :func:`hipsense.calibration.store.calibration_path` keeps ``address``'s calibration.
 
     Mirrored here (a test checks they agree) so that a Pi without a calibration never imports
     the store, and with it scipy.
@@ -64,7 +64,7 @@ def load_sensor_calibration(address: str | None) -> Any | None:
         log.info("no calibration: the live angle is the uncalibrated excursion from rest",
                  extra=fields(address=address, expected=str(path)))
         return None
-    from hipsense.calibration_store import load_calibration
+    from hipsense.calibration.store import load_calibration
 
     try:
         return load_calibration(address).calibration

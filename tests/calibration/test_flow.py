@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 from scipy.spatial.transform import Rotation
 
-from hipsense.calibrate import CalibrationPlan, Feed, run_calibration
-from hipsense.calibration_store import load_calibration
+from hipsense.calibration.flow import CalibrationPlan, Feed, run_calibration
+from hipsense.calibration.store import load_calibration
 from hipsense.cli import main
 from hipsense.errors import CalibrationError
 from tests.calibration.emulated import ADDRESS, NAME, write_session_recording
@@ -170,7 +170,7 @@ def test_record_then_replay_a_raw_recording(emulator_env):
 
 
 def test_reference_reps_give_the_personal_range_of_motion():
-    from hipsense.calibrate import rom_angles
+    from hipsense.calibration.flow import rom_angles
     from hipsense.exercises.catalogue import get_exercise
     from tests.synth import synthesize
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from hipsense.calibration_store import (
+from hipsense.calibration.store import (
     MissingCalibrationError,
     StoredCalibration,
     calibration_dir,

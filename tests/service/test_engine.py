@@ -260,7 +260,7 @@ def test_two_sensors_count_each_thigh_on_its_own_side(tmp_path, uci):
 def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp_path, uci, monkeypatch, calibrated):
     import json
 
-    from hipsense.calibration_store import StoredCalibration, save_calibration
+    from hipsense.calibration.store import StoredCalibration, save_calibration
     from hipsense.device.events import LinkEvent, LinkEventKind
     from hipsense.signal.calibration import Calibration
 
@@ -279,7 +279,7 @@ def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp
 
 
 def test_the_calibration_file_is_looked_for_where_the_store_keeps_it(tmp_path, monkeypatch):
-    from hipsense.calibration_store import calibration_path
+    from hipsense.calibration.store import calibration_path
     from hipsense.service.live_angle import calibration_file
 
     for env in ({"HIPSENSE_CONFIG_DIR": str(tmp_path)}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, {}):

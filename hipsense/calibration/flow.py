@@ -9,7 +9,7 @@ The steps, each with plain-language prompts, a progress display and retries:
 5. swing the leg forward and back → the flexion axis;
 6. optionally, a few reference reps of a prescribed exercise → personal range of motion;
 
-then it shows what it measured and saves the calibration file (``calibration_store``).
+then it shows what it measured and saves the calibration file (:mod:`.store`).
 
 The maths lives in :mod:`hipsense.signal.calibration`; this module only talks to the person and
 the sensor. Steps are content-aware: "keep still" waits for a still spell (and starts over when
@@ -631,7 +631,7 @@ async def calibrate_sensor(
 ) -> tuple[Any, Any]:
     """The whole guided session. Returns (StoredCalibration, path of the saved file)."""
     from hipsense.ble_backends import BleBackends
-    from hipsense.calibration_store import StoredCalibration, save_calibration
+    from hipsense.calibration.store import StoredCalibration, save_calibration
     from hipsense.device.ble import SensorLink
     from hipsense.device.decoders import make_decoder
 
