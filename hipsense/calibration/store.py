@@ -33,13 +33,13 @@ import datetime as dt
 import json
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hipsense import __version__
+from hipsense.calibration.paths import calibration_dir, calibration_path, check_address
 from hipsense.durable_file import write_atomically
 from hipsense.errors import ConfigError
 from hipsense.signal.calibration import Calibration, PersonalRom
@@ -59,7 +59,6 @@ __all__ = [
 
 FORMAT_NAME = "hipsense-calibration"
 FORMAT_VERSION = 1
-_ADDRESS = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:_-]{0,63}$")  # MACs, and CoreBluetooth UUIDs
 
 
 class MissingCalibrationError(ConfigError):
@@ -77,29 +76,6 @@ class StoredCalibration:
     created_at_utc: str = ""
     hipsense_version: str = __version__
     measurements: Mapping[str, Any] = field(default_factory=dict)
-
-
-def calibration_dir() -> Path:
-    """The directory calibration files live in (not created here)."""
-    override = os.environ.get("HIPSENSE_CONFIG_DIR")
-    if override:
-        return Path(override) / "calibration"
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config"
-    return base / "hipsense" / "calibration"
-
-
-def _check_address(address: str) -> str:
-    if not isinstance(address, str) or not _ADDRESS.match(address):
-        raise ConfigError(f"{address!r} is not a sensor address (like F1:57:00:00:00:01)",
-                          setting="address")
-    return address
-
-
-def calibration_path(address: str, directory: Path | None = None) -> Path:
-    """The file for the sensor at ``address``."""
-    name = _check_address(address).upper().replace(":", "-")
-    return (directory or calibration_dir()) / f"{name}.json"
 
 
 # -- writing ---------------------------------------------------------------------------------
@@ -187,7 +163,7 @@ def load_calibration_file(path: str | os.PathLike[str]) -> StoredCalibration:
     sensor = _field(document, "sensor", source)
     if not isinstance(sensor, dict):
         raise ConfigError(f"{source}: sensor must be an object", setting="sensor")
-    address = _check_address(_field(sensor, "address", source))
+    address = check_address(_field(sensor, "address", source))
     sensor_type = _field(sensor, "type", source)
     if not isinstance(sensor_type, str) or not sensor_type:
         raise ConfigError(f"{source}: sensor.type must be a sensor type", setting="sensor.type")

@@ -11,7 +11,7 @@ posture instead (already computed for counting; no anatomical zero). Not the pri
 angle of ``signal.angles``: that module imports ``signal.calibration``, which imports
 scipy.signal at the top (about 60 MB resident with scipy.stats and friends) — worth paying for
 a calibrated angle, not for an uncalibrated one. For the same reason the calibration file is
-looked for before the calibration store is imported.
+looked for (:mod:`hipsense.calibration.paths`) before the calibration store is imported.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,7 +26,7 @@ import numpy as np
 from hipsense.errors import ConfigError
 from hipsense.service.logs import fields
 
-__all__ = ["AngleReading", "CalibratedAngle", "calibration_file", "load_sensor_calibration"]
+__all__ = ["AngleReading", "CalibratedAngle", "load_sensor_calibration"]
 
 log = logging.getLogger(__name__)
 
@@ -40,26 +38,16 @@ class AngleReading:
     abduction_deg: float | None
 
 
-def calibration_file(address: str) -> Path:
-    """Where :func:`hipsense.calibration.store.calibration_path` keeps ``address``'s calibration.
-
-    Mirrored here (a test checks they agree) so that a Pi without a calibration never imports
-    the store, and with it scipy.
-    """
-    override = os.environ.get("HIPSENSE_CONFIG_DIR")
-    if override:
-        folder = Path(override) / "calibration"
-    else:
-        xdg = os.environ.get("XDG_CONFIG_HOME")
-        folder = (Path(xdg) if xdg and Path(xdg).is_absolute() else Path.home() / ".config") / "hipsense" / "calibration"
-    return folder / f"{address.upper().replace(':', '-')}.json"
-
-
 def load_sensor_calibration(address: str | None) -> Any | None:
     """The stored :class:`~hipsense.signal.calibration.Calibration` of ``address``, or None (logged)."""
     if not address:
         return None
-    path = calibration_file(address)
+    from hipsense.calibration.paths import calibration_path  # cheap: no scipy until a file exists
+
+    try:
+        path = calibration_path(address)
+    except ConfigError:
+        return None  # not an address a calibration could have been saved under
     if not path.exists():
         log.info("no calibration: the live angle is the uncalibrated excursion from rest",
                  extra=fields(address=address, expected=str(path)))

@@ -278,18 +278,6 @@ def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp
     assert all(("abduction_deg" in d) is calibrated for d in docs)
 
 
-def test_the_calibration_file_is_looked_for_where_the_store_keeps_it(tmp_path, monkeypatch):
-    from hipsense.calibration.store import calibration_path
-    from hipsense.service.live_angle import calibration_file
-
-    for env in ({"HIPSENSE_CONFIG_DIR": str(tmp_path)}, {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}, {}):
-        monkeypatch.delenv("HIPSENSE_CONFIG_DIR", raising=False)
-        monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        assert calibration_file("f1:57:00:00:00:01") == calibration_path("f1:57:00:00:00:01")
-
-
 def test_an_uncalibrated_service_never_imports_scipy():
     import subprocess
     import sys
