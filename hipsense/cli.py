@@ -144,7 +144,7 @@ def _replay(path: str, exercise: str, speed: float, hold: float | None, chunk_s:
     from hipsense.errors import HipsenseError
     from hipsense.exercises.catalogue import get_exercise
     from hipsense.exercises.tracker import ExerciseTracker, TrackerSettings
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     try:
         spec = get_exercise(exercise)
@@ -224,14 +224,14 @@ def demo(speed: float, port: int | None, open_browser: bool | None, voice: bool)
 
 # -- sensors: scan, calibrate, record ------------------------------------------------------------
 # HIPSENSE_BLE_BACKEND=emulator:<recording.hsrec> (and HIPSENSE_EMULATOR_SPEED) runs these
-# against an emulated sensor instead of the Bluetooth adapter: see hipsense/ble_backends.py.
+# against an emulated sensor instead of the Bluetooth adapter: see hipsense/device/backends.py.
 
 
 def _run_ble(job):  # noqa: ANN001, ANN202 - job: async (BleBackends) -> T
     """Run ``job`` on one event loop with the selected Bluetooth; our errors become messages."""
     import asyncio
 
-    from hipsense.ble_backends import open_ble_backends
+    from hipsense.device.backends import open_ble_backends
     from hipsense.errors import HipsenseError
 
     async def main_job():  # noqa: ANN202
@@ -312,7 +312,7 @@ def record(out: str, address: str, duration: float | None, sensor_type: str | No
     """Record raw sensor notifications to OUT (replay it with `hipsense replay OUT`)."""
     from pathlib import Path
 
-    from hipsense.recorder import record_sensor
+    from hipsense.device.recorder import record_sensor
 
     if Path(out).exists():
         raise click.ClickException(f"{out} exists; a recording is never overwritten")

@@ -630,7 +630,7 @@ async def calibrate_sensor(
     directory: Any = None,
 ) -> tuple[Any, Any]:
     """The whole guided session. Returns (StoredCalibration, path of the saved file)."""
-    from hipsense.ble_backends import BleBackends
+    from hipsense.device.backends import BleBackends
     from hipsense.calibration.store import StoredCalibration, save_calibration
     from hipsense.device.ble import SensorLink
     from hipsense.device.decoders import make_decoder

@@ -39,7 +39,7 @@ def emulator_recording(path: Path | None) -> Any:
     """An :class:`~hipsense.device.emulator.ImuRecording` from a UCI/hipsense-CSV file (with
     gyroscope), at its own rate: what every emulated sensor type replays."""
     from hipsense.device.emulator import ImuRecording
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     source = path if path is not None else Path(str(files("hipsense") / "data" / SHIPPED_RECORDING))
     samples = read_samples(source)

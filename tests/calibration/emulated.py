@@ -9,7 +9,7 @@ import numpy as np
 from hipsense.device.decoders import make_decoder
 from hipsense.device.emulator import WitMotionRecording, encode_data_frame
 from hipsense.device.emulator.witmotion import NOTIFY_UUID
-from hipsense.device.recording import (
+from hipsense.device.recording_format import (
     NotificationRecord,
     RecordingHeader,
     recording_bytes,

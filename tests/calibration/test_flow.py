@@ -155,7 +155,7 @@ def test_record_then_replay_a_raw_recording(emulator_env):
                                        "--scan-timeout", "0.3"])
     assert result.exit_code == 0, result.output
     assert out.exists()
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     samples = read_samples(out)
     assert samples.source == "hipsense-ble:witmotion"

@@ -170,7 +170,7 @@ def test_recognition_switches_to_the_prescribed_exercise_the_patient_actually_do
     """The plan expects bridges first; the patient does clams (MEx subject 10, thigh accelerometer)."""
     from pathlib import Path
 
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     rec = read_samples(Path(__file__).resolve().parents[1] / "data" / "mex" / "act" / "10" / "04_act_1.csv.gz")
     envelope = p.build_prescription(PATIENT, version=1, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), exercises=[
@@ -189,7 +189,7 @@ def test_recognition_switches_to_the_prescribed_exercise_the_patient_actually_do
 def _mex(subject: str, exercise: str):
     from pathlib import Path
 
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     return read_samples(Path(__file__).resolve().parents[1] / "data" / "mex" / "act" / subject / f"{exercise}_act_1.csv.gz")
 

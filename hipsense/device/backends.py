@@ -50,7 +50,7 @@ def _emulated_recording(path: str) -> tuple[Any, str, str]:
     """A WitMotion emulator recording from a raw hipsense recording: (recording, address, name)."""
     from hipsense.device.decoders.witmotion import parse_notification
     from hipsense.device.emulator import WitMotionRecording
-    from hipsense.device.recording import read_recording
+    from hipsense.device.recording_format import read_recording
     from hipsense.errors import DecodeError
 
     recording = read_recording(path)

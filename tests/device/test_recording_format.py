@@ -19,7 +19,7 @@ from hipsense.device.decoders import (
     WitMotionDecoder,
 )
 from hipsense.device.decoders import polar_pmd as pmd
-from hipsense.device.recording import (
+from hipsense.device.recording_format import (
     FORMAT_NAME,
     NotificationRecord,
     RecordingHeader,

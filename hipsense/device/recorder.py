@@ -1,6 +1,6 @@
 """``hipsense record``: what a sensor sends, at the lowest level, into a raw recording file.
 
-Raw notification bytes and receive times go through untouched (``device/recording.py``'s
+Raw notification bytes and receive times go through untouched (``device/recording_format.py``'s
 format), so ``hipsense replay`` later runs the very decoders the live link ran. Link events
 (drops, reconnections) are counted and reported; the recording itself carries the gaps as the
 missing stretch of receive times.
@@ -38,12 +38,12 @@ async def record_sensor(
 ) -> RecordSummary:
     """Record ``address`` into ``out`` (which must not exist) for ``duration_s`` seconds
     (None: until cancelled, e.g. Ctrl-C)."""
-    from hipsense.ble_backends import BleBackends
+    from hipsense.device.backends import BleBackends
     from hipsense.device.ble import SensorLink, scan_sensors
     from hipsense.device.ble_errors import ADVICE_SENSOR_MISSING
     from hipsense.device.events import LinkEvent
     from hipsense.device.decoders import make_decoder
-    from hipsense.device.recording import RecordingHeader, RecordingWriter
+    from hipsense.device.recording_format import RecordingHeader, RecordingWriter
     from hipsense.errors import DeviceNotFoundError
 
     backends = backends or BleBackends()

@@ -86,7 +86,7 @@ def _read_raw_recording(path: Path) -> Samples:
     MetaMotion fused) give rows as they are; Polar sends them as two streams, so the gyroscope
     is interpolated onto the accelerometer's times (within its own time span only).
     """
-    from hipsense.device.recording import decode_recording, read_recording
+    from hipsense.device.recording_format import decode_recording, read_recording
 
     recording = read_recording(path)  # a damaged tail is reported, not fatal: use what is sound
     result = decode_recording(recording)
