@@ -94,3 +94,14 @@ def test_no_top_level_module_shadows_the_standard_library():
     shadowing = sorted(where for where, name in found if name in sys.stdlib_module_names)
     assert not shadowing, f"{shadowing} shadow standard library modules"
     assert ("hipsense", "hipsense") in found  # the walk saw the package itself
+
+
+def test_the_readme_layout_lists_every_package_and_loose_module():
+    readme = (REPO / "README.md").read_text()
+    layout = readme[readme.index("## Layout"):readme.index("```", readme.index("```", readme.index("## Layout")) + 3)]
+    listed = {line.split()[0].rstrip("/") for line in layout.splitlines() if line.startswith("hipsense/")}
+    present = {f"hipsense/{p.name}" for p in PKG.iterdir()
+               if (p.is_dir() and ((p / "__init__.py").exists() or p.name == "data"))
+               or (p.suffix == ".py" and p.stem not in ("__init__", "__main__"))}
+    assert present - listed == set(), f"add these to README's Layout: {sorted(present - listed)}"
+    assert listed - present == set(), f"README's Layout lists what is gone: {sorted(listed - present)}"
