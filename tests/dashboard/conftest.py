@@ -12,7 +12,7 @@ import pytest
 
 from hipsense.dashboard.db import make_engine, migrate
 from hipsense.dashboard.db.tables import metadata
-from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER, MOSQUITTO, Mosquitto
+from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
 
 PG_ADMIN_URL = os.environ.get("HIPSENSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PATIENTS = {"p-0001": "pi-secret-1", "p-0002": "pi-secret-2", "p-0003": "pi-secret-3"}
@@ -71,16 +71,9 @@ def sqlite_engine(tmp_path):
 
 
 @pytest.fixture
-def broker(tmp_path):
-    """A running mosquitto with its own config and per-patient ACL; stopped by PID at teardown."""
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto); MQTT tests need a real broker")
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    server = Mosquitto(workdir, patients=PATIENTS)
-    server.start()
-    yield server
-    server.stop()
+def broker_patients():
+    """Three patients, for the per-patient ACL tests (the broker fixture is tests/conftest.py's)."""
+    return PATIENTS
 
 
 def mqtt_settings(broker, *, client_id: str = "", user: str = DASHBOARD_USER, **overrides):

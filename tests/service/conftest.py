@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from hipsense import protocol as p
-from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER, MOSQUITTO, Mosquitto
+from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER, Mosquitto
 
 PATIENT, PASSWORD = "p-0001", "pi-secret"
 SPEED = 20.0  # the 236 s recording in about 12 s
@@ -160,18 +160,6 @@ class ServiceProcess:
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait(10)
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    if MOSQUITTO is None:
-        pytest.skip("mosquitto binary not found (apt-get install mosquitto); the service tests need a real broker")
-    workdir = tmp_path / "broker"
-    workdir.mkdir()
-    server = Mosquitto(workdir, patients={PATIENT: PASSWORD})
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
