@@ -26,8 +26,8 @@ from hipsense.device.decoders.movella_dot import (
 )
 from hipsense.device.emulator import Fate, ImuRecording, MovellaDotEmulator
 from hipsense.device.samples import GapReason
-from tests.device_link.clocked import Collected, Stream, clocked_link, collect
-from tests.device_link.conftest import run, wait_until
+from tests.device.link.clocked import Collected, Stream, clocked_link, collect
+from tests.device.link.conftest import run, wait_until
 
 SPEED = 5.0
 WRAP_US = 2**32

@@ -12,7 +12,7 @@ from bleak.backends.device import BLEDevice
 from hipsense.device.bumble_backend import VirtualRadio
 from hipsense.device.emulator import WitMotionEmulator, WitMotionRecording, sample_index
 from hipsense.device.emulator.witmotion import NOTIFY_UUID, SERVICE_UUID, WRITE_UUID
-from tests.device_link.conftest import run, wait_until
+from tests.device.link.conftest import run, wait_until
 
 
 def _indices(payloads: list[bytes]) -> list[int]:

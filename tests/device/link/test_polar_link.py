@@ -25,13 +25,13 @@ from hipsense.device.emulator import ImuRecording, PolarVeritySenseEmulator
 from hipsense.device.emulator.polar import VERITY_CLOCK_ORIGIN_NS
 from hipsense.device.samples import GapReason, ImuSamples
 from hipsense.errors import DeviceError, LinkLostError
-from tests.device_link.clocked import (
+from tests.device.link.clocked import (
     Collected,
     Stream,
     clocked_link,
     collect,
 )
-from tests.device_link.conftest import run, wait_until
+from tests.device.link.conftest import run, wait_until
 
 SPEED = 5.0
 ACC, GYRO = 2, 5

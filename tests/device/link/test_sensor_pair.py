@@ -23,8 +23,8 @@ from hipsense.device.emulator.polar import VERITY_CLOCK_ORIGIN_NS
 from hipsense.device.pair import SensorPair, SideItem
 from hipsense.device.samples import GapReason
 from hipsense.errors import DeviceNotFoundError
-from tests.device_link.clocked import Collected, clocked_link
-from tests.device_link.conftest import run, wait_until
+from tests.device.link.clocked import Collected, clocked_link
+from tests.device.link.conftest import run, wait_until
 
 SPEED = 5.0
 ACC, GYRO = 2, 5

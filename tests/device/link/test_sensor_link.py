@@ -19,7 +19,7 @@ from hipsense.device.emulator import Fate, WitMotionEmulator, WitMotionRecording
 from hipsense.device.reconnect import BackoffPolicy
 from hipsense.device.samples import Gap, ImuSamples
 from hipsense.errors import DeviceNotFoundError
-from tests.device_link.conftest import run, wait_until
+from tests.device.link.conftest import run, wait_until
 
 SPEED = 10.0  # 100 Hz recording → 1000 samples per wall second
 FAST_BACKOFF = BackoffPolicy(initial_s=0.05, multiplier=2.0, max_s=0.4, jitter=0.5)

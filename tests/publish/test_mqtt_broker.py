@@ -224,7 +224,7 @@ def test_broker_acl_refuses_another_patients_topic_and_the_row_is_kept(broker, t
 
 
 def test_falls_back_to_mqtt311_when_the_broker_refuses_mqtt5(broker, tmp_path):
-    from tests.protocol.mqtt311_proxy import Mqtt311OnlyProxy
+    from tests.publish.mqtt311_proxy import Mqtt311OnlyProxy
 
     proxy = Mqtt311OnlyProxy(broker.port)
     received = DedupingSubscriber()
