@@ -55,7 +55,15 @@ class RepSettings:
     exit_deg: float = 0.75
     exit_fraction: float = 0.5
     min_rom_deg: float = 1.8
-    rest_init_s: float = 1.0
+    # People start an exercise from rest: the first dwell this long is the rest pose. Half a
+    # second is shorter than any raise-and-hold (waiting a full second read a recording that
+    # starts just before the first raise upside down: its first hold became "rest").
+    rest_init_s: float = 0.5
+    # A thigh at rest stays within this cone: accelerometer tilt noise plus tremor is 1-2 deg.
+    dwell_deg: float = 3.0
+    # Reps both ways from the middle (``signed=False``): the middle is the mean pose over a
+    # few reps (side-to-side rolls take 2-4 s each).
+    center_tau_s: float = 6.0
     rest_still_dps: float = 8.0
     rest_follow_tau_s: float = 4.0
     reanchor_s: float = 15.0
@@ -203,7 +211,9 @@ def segment_reps_step(
     deg = 180.0 / math.pi
     # settings as locals: attribute lookups cost, per sample, on a Pi
     inv_speed_tau, inv_peak_tau, inv_follow_tau = 1.0 / s.speed_smooth_s, 1.0 / s.peak_smooth_s, 1.0 / s.rest_follow_tau_s
+    inv_center_tau = 1.0 / s.center_tau_s
     rest_still, exit_deg, signed, dir_every = s.rest_still_dps, s.exit_deg, s.signed, s.dir_every_s
+    cos_dwell = math.cos(math.radians(s.dwell_deg))
     for i in range(m):
         t = ts[i]
         gx, gy, gz = gs[i]
@@ -217,27 +227,38 @@ def segment_reps_step(
         st.speed_s += a * (ws[i] - st.speed_s)
         still = st.speed_s < rest_still
 
-        # still-spell accumulator: mean gravity direction of the current still spell
-        if still:
-            if st.still_since is None:
-                st.still_since = t
-                st.still_sum = (0.0, 0.0, 0.0)
+        # dwell: the gravity direction stays within dwell_deg of the dwell's own mean. Judged
+        # on the direction, not on an angular-speed bar: an accelerometer-only sensor's tilt
+        # rate is noisy (tremor, linear acceleration) and never looks still for long, while its
+        # direction does stay put. An excursion starting or ending also ends a dwell (below):
+        # small reps inside the cone are movement.
+        if st.still_since is not None:
             sx, sy, sz = st.still_sum
-            st.still_sum = (sx + gx, sy + gy, sz + gz)
-        else:
-            st.still_since = None
-        still_for = 0.0 if st.still_since is None else t - st.still_since
+            n = math.sqrt(sx * sx + sy * sy + sz * sz)
+            if n > 0 and (gx * sx + gy * sy + gz * sz) / n >= cos_dwell:
+                st.still_sum = (sx + gx, sy + gy, sz + gz)
+            else:
+                st.still_since = None
+        if st.still_since is None:
+            st.still_since, st.still_sum = t, (gx, gy, gz)
+        still_for = t - st.still_since
 
         if st.anchor is None:
-            if still_for >= s.rest_init_s:
+            if not signed or still_for >= s.rest_init_s:
                 st.anchor = _unit(st.still_sum)
                 out.rests.append(RestEvent(t, st.anchor, "initial"))
                 st.rest_t, st.valley = t, 0.0
             continue
+        if not signed and dt > 0:
+            # reps both ways from the middle (side to side): nobody stops in the middle, so
+            # the middle is the mean pose of the last few rolls
+            k = dt * inv_center_tau
+            ax, ay, az = st.anchor
+            st.anchor = _unit((ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)))
 
         far = st.in_rep and st.peak_deg > s.posture_change_deg and still_for >= s.posture_still_s
         if far or (
-            still and still_for >= s.reanchor_s and (st.in_rep or abs(st.valley) > s.exit_deg)
+            still_for >= s.reanchor_s and (st.in_rep or abs(st.valley) > s.exit_deg)
         ):
             # still away from rest for longer than any hold: a new posture, not a rep
             st.in_rep = False
@@ -303,6 +324,7 @@ def segment_reps_step(
                 st.plateau_start = None
                 st.last_plateau = None
                 st.best_hold = None
+                st.still_since = None
             else:
                 continue
 
@@ -324,6 +346,7 @@ def segment_reps_step(
         if ang < exit_level:
             _close_plateau(st, t)
             st.in_rep = False
+            st.still_since = None
             if rise >= s.min_rom_deg:
                 if (
                     rise >= s.count_amp_fraction * st.amp
