@@ -125,6 +125,8 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
         reanchor_s=max(60.0 if spec.measure == "holds" else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
         min_rep_s=spec.thresholds.min_rep_s,
+        # shuffling into position is far smaller than the exercise's movement
+        first_rep_min_deg=spec.motion.rom_deg_min / 3.0,
         # a stretch moves into position slowly: only time close to the end position is held
         hold_level_fraction=0.85 if spec.measure == "holds" else base.hold_level_fraction,
         # reps that go both ways from rest (side to side) have no single "up" to project on
