@@ -127,8 +127,6 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
         min_rep_s=spec.thresholds.min_rep_s,
         # shuffling into position is far smaller than the exercise's movement
         first_rep_min_deg=spec.motion.rom_deg_min / 3.0,
-        # a stretch moves into position slowly: only time close to the end position is held
-        hold_level_fraction=0.85 if spec.measure == "holds" else base.hold_level_fraction,
         # reps that go both ways from rest (side to side) have no single "up" to project on
         signed=base.signed and not spec.motion.bidirectional,
     )

@@ -74,9 +74,13 @@ class RepSettings:
     posture_still_s: float = 2.0
     # A hold is where the smoothed elevation stops changing: its rate, not the gyroscope's
     # speed, so tremor across the working plane and accelerometer noise do not break holds.
-    hold_speed_dps: float = 5.0
-    hold_level_fraction: float = 0.6
-    hold_merge_gap_s: float = 0.6  # tremor breaks a hold into pieces; short breaks are joined
+    # Hold band around the rep's own peak: a leg held up trembles and sags by a few degrees.
+    hold_band_deg: float = 2.0
+    hold_band_fraction: float = 0.15
+    # ... and inside the band, the hold starts when the raise has slowed below this and ends
+    # when the lowering passes it: a fast rep turns over at its peak without stopping. The
+    # value of the independent reference (evaluation.md: gyroscope lobes "ended" below 15 deg/s).
+    hold_rate_dps: float = 15.0
     speed_smooth_s: float = 0.2
     max_rep_s: float = 120.0
     min_rep_s: float = 0.8  # a leg landing on the floor bounces; a bounce is not a rep
@@ -116,7 +120,7 @@ class RepSettings:
             raise ValueError("need 0 < exit_deg <= enter_deg")
         if self.min_rom_deg < self.enter_deg:
             raise ValueError("min_rom_deg must be >= enter_deg")
-        if not 0 <= self.exit_fraction < 1 or not 0 < self.hold_level_fraction <= 1:
+        if not 0 <= self.exit_fraction < 1 or not 0 <= self.hold_band_fraction < 1:
             raise ValueError("fractions must be within [0, 1)")
         for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s", "peak_smooth_s", "dir_tau_s"):
             if getattr(self, name) <= 0:
@@ -166,13 +170,12 @@ class RepState:
     rep_start: float = 0.0
     peak_deg: float = 0.0
     level: float | None = None  # the elevation smoothed over ``peak_smooth_s``
-    level_rate: float = 0.0  # |d level / dt|, deg/s, smoothed over ``speed_smooth_s``
     peak_t: float = 0.0
     peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
     peak_speed: float = 0.0
-    plateau_start: float | None = None
-    last_plateau: tuple[float, float] | None = None  # the most recent closed plateau
-    best_hold: tuple[float, float] | None = None
+    trace_t_s: list[float] = field(default_factory=list)  # this excursion: times ...
+    trace_deg: list[float] = field(default_factory=list)  # ... smoothed elevations ...
+    trace_speed_dps: list[float] = field(default_factory=list)  # ... and angular speeds
     work_dir: tuple[float, float, float] | None = None  # where reps go from rest (unit, sensor frame)
     mom: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # xx xy xz yy yz zz
     vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decaying mean displacement: the sign
@@ -192,16 +195,6 @@ def segment_reps_init(settings: RepSettings) -> RepState:
     return RepState()
 
 
-def _close_plateau(st: RepState, t_end: float) -> None:
-    if st.plateau_start is None:
-        return
-    st.last_plateau = (st.plateau_start, t_end)
-    d = t_end - st.plateau_start
-    if st.best_hold is None or d > st.best_hold[1] - st.best_hold[0]:
-        st.best_hold = (st.plateau_start, t_end)
-    st.plateau_start = None
-
-
 def segment_reps_step(
     settings: RepSettings,
     state: RepState,
@@ -217,6 +210,8 @@ def segment_reps_step(
     peak (defaults to ``speed_dps``).
     """
     st = shallow_copy(state)
+    # the trace lists are appended to below: the caller's state keeps its own
+    st.trace_t_s, st.trace_deg, st.trace_speed_dps = list(st.trace_t_s), list(st.trace_deg), list(st.trace_speed_dps)
     s = settings
     m = len(t_s)
     out = RepOutput()
@@ -230,6 +225,7 @@ def segment_reps_step(
     inv_speed_tau, inv_peak_tau, inv_follow_tau = 1.0 / s.speed_smooth_s, 1.0 / s.peak_smooth_s, 1.0 / s.rest_follow_tau_s
     inv_center_tau = 1.0 / s.center_tau_s
     rest_still, exit_deg, signed, dir_every = s.rest_still_dps, s.exit_deg, s.signed, s.dir_every_s
+    max_trace = int(s.max_rep_s * 100) + 1  # bounded memory: up to 100 Hz for max_rep_s
     cos_dwell = math.cos(math.radians(s.dwell_deg))
     for i in range(m):
         t = ts[i]
@@ -279,7 +275,7 @@ def segment_reps_step(
         ):
             # still away from rest for longer than any hold: a new rest, not a rep
             st.in_rep = False
-            st.plateau_start = None
+            st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
             new = _unit(st.still_sum)
             ax, ay, az = st.anchor
             shift = math.acos(max(-1.0, min(1.0, new[0] * ax + new[1] * ay + new[2] * az))) * deg
@@ -307,7 +303,7 @@ def segment_reps_step(
             if st.dir_dt >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
                 if _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt):
                     # valley and peak were measured the wrong way round: start afresh here
-                    st.in_rep, st.plateau_start = False, None
+                    st.in_rep, st.trace_t_s, st.trace_deg, st.trace_speed_dps = False, [], [], []
                     st.valley, st.rest_t = 0.0, t
                 st.dir_dt = 0.0
         if st.work_dir is None:
@@ -326,10 +322,8 @@ def segment_reps_step(
         if st.level is None:
             st.level = ang
         elif dt > 0:
-            prev = st.level
             k = dt * inv_peak_tau
             st.level += (1.0 if k > 1.0 else k) * (ang - st.level)
-            st.level_rate += a * (abs(st.level - prev) / dt - st.level_rate)  # a: speed_smooth_s
         lvl = st.level
 
         if not st.in_rep:
@@ -349,9 +343,7 @@ def segment_reps_step(
                 st.rep_start = st.rest_t if st.rest_t is not None else t
                 st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
                 st.peak_speed = 0.0
-                st.plateau_start = None
-                st.last_plateau = None
-                st.best_hold = None
+                st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
                 st.still_since = None
             else:
                 continue
@@ -361,37 +353,43 @@ def segment_reps_step(
             st.peak_speed = ps[i]
         if lvl > st.peak_deg:
             st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
+        if len(st.trace_t_s) < max_trace:
+            st.trace_t_s.append(t)
+            st.trace_deg.append(lvl)
+            st.trace_speed_dps.append(ps[i])
         rise = st.peak_deg - st.valley
-        on_plateau = st.level_rate < s.hold_speed_dps and ang - st.valley >= s.hold_level_fraction * rise
-        if on_plateau:
-            if st.plateau_start is None:
-                lp = st.last_plateau
-                st.plateau_start = lp[0] if lp is not None and t - lp[1] <= s.hold_merge_gap_s else t
-        else:
-            _close_plateau(st, t)
 
         exit_level = st.valley + max(s.exit_deg, s.exit_fraction * rise)
         if ang < exit_level:
-            _close_plateau(st, t)
             st.in_rep = False
             st.still_since = None
             if rise >= s.min_rom_deg and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
-                ev = _rep_event(st, t, rise)
+                ev = _rep_event(s, st, t, rise)
                 pending, st.pending = st.pending, None
-                if pending is not None and max(rise, pending.rise_deg) <= s.similar_ratio * min(rise, pending.rise_deg):
+                big_enough = st.counted or rise >= s.first_rep_min_deg
+                if (
+                    pending is not None
+                    and big_enough
+                    and max(rise, pending.rise_deg) <= s.similar_ratio * min(rise, pending.rise_deg)
+                ):
                     # two small excursions of a size: a set of small reps (a first low-range
                     # rep after full ones, or a patient whose reps are small), not a shuffle
-                    out.reps += [pending, ev]
-                    st.counted = True
-                elif rise >= s.count_amp_fraction * st.amp and (st.counted or rise >= s.first_rep_min_deg):
-                    out.reps.append(ev)
-                    st.counted = True
+                    counted = [pending, ev]
+                elif rise >= s.count_amp_fraction * st.amp and big_enough:
+                    counted = [ev]
                 else:
+                    counted = []
                     st.pending = ev  # small next to the set's reps: waits for one of its size
-                # every real excursion updates the amplitude, counted or not, so a bar set
-                # too high by one big movement comes down again
-                st.amp = rise if st.amp == 0.0 else st.amp + s.amp_smoothing * (rise - st.amp)
+                for rep in counted:
+                    out.reps.append(rep)
+                    st.counted = True
+                    # the amplitude follows the reps, so a bar set too high by one big rep
+                    # comes down as smaller reps are confirmed; wobbles and shuffles that do
+                    # not count do not drag it down
+                    r = rep.rise_deg
+                    st.amp = r if st.amp == 0.0 else st.amp + s.amp_smoothing * (r - st.amp)
             st.rest_t, st.valley = t, ang
+            st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
     out.angle_deg = np.array(angles, dtype=float)
     return st, out
 
@@ -424,10 +422,32 @@ def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: flo
     return old is not None and old[0] * nw[0] + old[1] * nw[1] + old[2] * nw[2] < 0.0
 
 
-def _rep_event(st: RepState, t_end: float, rise: float) -> RepEvent:
+def _hold(s: RepSettings, st: RepState, rise: float) -> tuple[float, float] | None:
+    """The hold: from when the elevation first came within the band below the rep's own peak
+    to when it last was, read off the excursion's trace at its end. Decided after the fact,
+    so neither filter lag nor an accelerometer that settles slowly after a fast raise (its tilt
+    overshoots with the lever arm's acceleration) breaks it into pieces."""
+    bar = st.peak_deg - max(s.hold_band_deg, s.hold_band_fraction * rise)
+    ts, ls = st.trace_t_s, st.trace_deg
+    n = len(ls)
+    rate = s.hold_rate_dps
+
+    def slow(k: int) -> bool:  # the thigh barely turning (the gyroscope, if there is one)
+        return ws[k] < rate
+
+    ws = st.trace_speed_dps
+
+    first = next((k for k in range(n) if ls[k] >= bar and slow(k)), None)
+    if first is None:
+        return None
+    last = next(k for k in range(n - 1, -1, -1) if ls[k] >= bar and slow(k))
+    return (ts[first], ts[last]) if last > first else None
+
+
+def _rep_event(s: RepSettings, st: RepState, t_end: float, rise: float) -> RepEvent:
     ax, ay, az = st.anchor
     px, py, pz = st.peak_g
-    hold = st.best_hold
+    hold = _hold(s, st, rise)
     return RepEvent(
         start_t_s=st.rep_start,
         end_t_s=t_end,
