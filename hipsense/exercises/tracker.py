@@ -124,7 +124,7 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
         # a stretch held for long is the exercise, not a new posture
         reanchor_s=max(60.0 if spec.measure == "holds" else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
-        min_rep_s=spec.thresholds.min_rep_s,
+        min_rep_s=min(spec.thresholds.min_rep_s, base.min_rep_s),
         # shuffling into position is far smaller than the exercise's movement
         first_rep_min_deg=spec.motion.rom_deg_min / 3.0,
         # reps that go both ways from rest (side to side) have no single "up" to project on

@@ -2,41 +2,57 @@
 
 The input is the gravity direction in the sensor frame and the angular speed (see
 ``orientation``). The kernel learns the rest pose itself, so it needs no calibration and no
-knowledge of how the sensor was strapped on:
+knowledge of how the sensor was strapped on. Each mechanism says what the thigh physically
+does; each constant in ``RepSettings`` says where its value comes from.
 
-* **rest**: the first time the thigh stays still for ``rest_init_s``, the mean gravity
-  direction of that still spell becomes the rest anchor. While still near it, the anchor
-  follows slowly (``rest_follow_tau_s``) so a leg that settles a little differently each time
-  is still "at rest".
+* **dwell**: the gravity direction staying within ``dwell_deg`` of the dwell's own mean.
+  Judged on the direction, not on an angular-speed bar: an accelerometer-only sensor's tilt
+  rate is noisy and never looks still for long, while its direction stays put. An excursion
+  starting or ending ends a dwell (small reps inside the cone are movement).
+* **rest**: people start an exercise from rest, so the first dwell of ``rest_init_s`` (half a
+  second, shorter than any raise-and-hold) is the rest anchor. While still near it, the
+  anchor follows slowly (``rest_follow_tau_s``) so a leg that settles a little differently
+  each time is still "at rest". Reps that go both ways from the middle (``signed=False``:
+  side to side) have no still rest: their anchor is the mean pose over ``center_tau_s``.
 * **working direction**: where the thigh goes when it leaves rest — the principal axis of
   its displacements from the anchor, learned online (decaying second moments, one
   power-iteration step every ``dir_every_s``) and pointed the way the displacements go on
-  average.
-  Forgotten at a posture change. ``signed=False`` (exercises whose reps go both ways from
-  rest, like side-to-side) skips it.
+  average. Forgotten at a posture change, kept across a rest shift.
 * **elevation**: the signed angle of gravity from the anchor in the plane of the anchor and
   the working direction — positive toward where reps go. Until a direction is known, the
-  unsigned angle from the anchor. Why signed: a thigh that swings *past* rest the other way
-  (a leg dropped onto the mat, an accelerometer whose tilt reading lags its gyroscope's)
-  reads negative instead of as a second rep; a wobble across the working plane barely
-  registers. On the UCI recordings this took the count error from 0.81 to 0.44 reps per set.
+  unsigned angle from the anchor. A thigh that swings *past* rest the other way reads
+  negative instead of as a second rep; a wobble across the working plane barely registers.
 * **excursion**: the elevation rising from its valley. It starts when the elevation rises
-  ``enter_deg`` above the valley; it ends when it falls back below
-  ``valley + max(exit_deg, exit_fraction × rise)`` — a rep counts on its *return to rest*, and
-  only if it rose ``min_rom_deg`` (smaller wobbles while fidgeting at rest are dropped).
-* **posture change**: staying still away from the anchor for ``reanchor_s`` (longer than any
-  prescribed hold) means the patient changed position (got into position, rolled over,
-  re-strapped the sensor): the anchor moves there and the excursion is dropped — no ghost rep.
-* **hold**: the longest spell inside an excursion where the smoothed elevation changes slower
-  than ``hold_speed_dps`` and stays within ``hold_level_fraction`` of the rise so far (breaks
-  shorter than ``hold_merge_gap_s`` are joined).
+  ``max(enter_deg, enter_amp_fraction × amplitude)`` above the valley; it ends when it falls
+  back below ``valley + max(exit_deg, exit_fraction × rise)`` — a rep counts on its *return to
+  rest*, and only if it rose ``min_rom_deg``.
+* **which excursions are reps**: one that rises ``count_amp_fraction`` of the set's typical
+  rise (the amplitude, which follows the counted reps). A smaller one waits, and counts with
+  the next when that one is within ``similar_ratio`` of its size (a low-range block after full
+  reps; it is emitted then, with its own times). The first rep of a posture has nothing to be
+  compared with: it must rise ``first_rep_min_deg`` (the tracker sets a third of the
+  exercise's smallest usual ROM), so shuffling into position is not a rep. A bounce (right
+  after a rep, less than half as high) and a twitch (quicker than ``twitch_s`` and less than
+  half the amplitude) are not reps; a fast full rep is.
+* **rest shift / posture change**: a dwell away from the anchor for ``reanchor_s`` (longer
+  than any prescribed hold) moves the anchor there and drops the open excursion. If it moved
+  less than ``rest_shift_fraction`` of the set's typical rise, the leg came to rest a little
+  elsewhere (``rest_shift``): amplitude and direction are kept, so drift and shuffles after it
+  are not counted. Farther, it is a new posture (``posture_change``: got into position,
+  rolled over, re-strapped the sensor) and both are learned again.
+* **hold**: from the first to the last moment within ``max(hold_band_deg,
+  hold_band_fraction × rise)`` of the rep's own peak with the thigh turning slower than
+  ``hold_rate_dps``, read off the excursion's trace at the rep's end — no filter lag, and an
+  accelerometer tilt that overshoots after a fast raise does not break it into pieces.
 
 Events carry absolute times (the input's timestamps), range of motion (the peak elevation
-from the rest pose, degrees),
-duration, hold start/end/duration, peak angular speed, and the excursion direction (unit
-vector in the sensor frame, from rest toward the peak) so a caller can tell sides or planes.
-Latency: a rep's event is emitted on the sample where the angle crosses the exit threshold.
-Work: O(1) per sample; memory O(1).
+from the rest pose, degrees), the rise from the rep's own start, duration, hold
+start/end/duration, peak angular speed, and the excursion direction (unit vector in the
+sensor frame, from rest toward the peak) so a caller can tell sides or planes.
+Latency: a rep's event is emitted on the sample where the angle crosses the exit threshold (a
+small rep waiting for one of its size: at the end of that one).
+Work: O(1) per sample, plus one pass over an excursion's trace at its end (amortised O(1));
+memory bounded by ``max_rep_s``.
 """
 
 from __future__ import annotations
@@ -83,7 +99,15 @@ class RepSettings:
     hold_rate_dps: float = 15.0
     speed_smooth_s: float = 0.2
     max_rep_s: float = 120.0
-    min_rep_s: float = 0.8  # a leg landing on the floor bounces; a bounce is not a rep
+    # Faster than any voluntary movement of the hip there and back.
+    min_rep_s: float = 0.4
+    # A bounce: starts within this of the previous rep's end and rises less than this
+    # fraction of it (a reflex rebound off the mat takes 0.2-0.4 s and loses half its height).
+    bounce_gap_s: float = 0.5
+    bounce_fraction: float = 0.5
+    # A twitch: over in less than this (a deliberate rep, even a fast one, takes a second)
+    # and less than ``bounce_fraction`` of the set's typical rise.
+    twitch_s: float = 0.8
     # Adaptive part: the set's typical rise ("amplitude", an average of recent reps) raises
     # the bar, so a rebound after lowering the leg or a wobble during a hold is not a rep.
     # Entering an excursion takes only a tenth of it (was a quarter: a low-range rep after
@@ -182,6 +206,8 @@ class RepState:
     dir_dt: float = 0.0  # time since the working direction was last updated
     counted: bool = False  # a rep was counted in this posture
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
+    last_rep_end: float | None = None  # the last counted rep: when it ended ...
+    last_rep_rise: float = 0.0  # ... and how high it rose
 
 
 @dataclass
@@ -363,7 +389,15 @@ def segment_reps_step(
         if ang < exit_level:
             st.in_rep = False
             st.still_since = None
-            if rise >= s.min_rom_deg and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
+            # a leg landing on the mat rebounds at once and less high: a bounce is told by
+            # its shape (right after a rep, smaller than it), not by its duration alone
+            # ... and a twitch by being both quick and small next to the set's reps
+            bounce = (
+                st.last_rep_end is not None
+                and st.rep_start - st.last_rep_end < s.bounce_gap_s
+                and rise < s.bounce_fraction * st.last_rep_rise
+            ) or (t - st.rep_start < s.twitch_s and rise < s.bounce_fraction * st.amp)
+            if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
                 ev = _rep_event(s, st, t, rise)
                 pending, st.pending = st.pending, None
                 big_enough = st.counted or rise >= s.first_rep_min_deg
@@ -383,6 +417,7 @@ def segment_reps_step(
                 for rep in counted:
                     out.reps.append(rep)
                     st.counted = True
+                    st.last_rep_end, st.last_rep_rise = rep.end_t_s, rep.rise_deg
                     # the amplitude follows the reps, so a bar set too high by one big rep
                     # comes down as smaller reps are confirmed; wobbles and shuffles that do
                     # not count do not drag it down

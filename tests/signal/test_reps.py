@@ -191,3 +191,32 @@ def test_a_rest_shift_keeps_the_set_s_amplitude_so_drift_is_not_a_rep():
     out = segment_reps(RepSettings(), t, g, speed)
     assert [r.reason for r in out.rests] == ["initial", "rest_shift"]
     assert len(out.reps) == 3
+
+
+def test_fast_full_reps_count_and_a_rebound_off_the_mat_does_not():
+    # reps over in 0.7 s (raise 0.3 s, lower 0.4 s) used to fall under the fixed 0.8 s minimum;
+    # each lands with a rebound of a third of its height 0.1 s later, which is not a rep
+    fast = [_ramp(0.3, 0, 15.0), _ramp(0.4, 15.0, 0), _segment(0.1, 0), _ramp(0.15, 0, 5.0), _ramp(0.15, 5.0, 0), _segment(1.5, 0)]
+    elev = np.concatenate([_segment(2.0, 0)] + fast * 6)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    # (the 0.2 s spike-proof smoothing reads a 0.3 s peak of 15 deg as about 11)
+    assert all(r.rom_deg > 10.0 for r in out.reps)
+
+
+def test_a_hold_after_a_fast_raise_with_an_overshooting_tilt_is_one_hold():
+    # a fast raise: the accelerometer's tilt overshoots by 4 deg (lever-arm acceleration) and
+    # settles over a second, with a degree of tremor; the leg is held for 4 s
+    rng = np.random.default_rng(1)
+    rise = _ramp(0.4, 0, 24.0)
+    settle = 20.0 + 4.0 * np.exp(-np.arange(int(1.0 * FS)) / (0.3 * FS))
+    hold = 20.0 + rng.normal(0.0, 0.4, int(3.0 * FS))
+    rep = [rise, settle, hold, _ramp(0.8, 20.0, 0), _segment(3.0, 0)]
+    elev = np.concatenate([_segment(2.0, 0)] + rep * 4)
+    t, g, _ = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    gyro_speed = np.abs(np.gradient(np.concatenate([_segment(2.0, 0)] + [_ramp(0.4, 0, 20.0), _segment(4.0, 20.0), _ramp(0.8, 20.0, 0), _segment(3.0, 0)] * 4), 1 / FS))
+    out = segment_reps(RepSettings(), t, g, gyro_speed)
+    assert len(out.reps) == 4
+    # the true hold is the 4 s from the end of the raise to the start of the lowering
+    assert all(abs(r.hold_s - 4.0) < 0.4 for r in out.reps), [r.hold_s for r in out.reps]
