@@ -205,6 +205,7 @@ class RepState:
     vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decaying mean displacement: the sign
     dir_dt: float = 0.0  # time since the working direction was last updated
     counted: bool = False  # a rep was counted in this posture
+    center_s: float = 0.0  # how long the middle pose has been averaged (signed=False)
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
     last_rep_end: float | None = None  # the last counted rep: when it ended ...
     last_rep_rise: float = 0.0  # ... and how high it rose
@@ -291,7 +292,10 @@ def segment_reps_step(
         if not signed and dt > 0:
             # reps both ways from the middle (side to side): nobody stops in the middle, so
             # the middle is the mean pose of the last few rolls
-            k = dt * inv_center_tau
+            # (the mean of all seen so far for the first center_tau_s: a recording that starts
+            # on one side finds the middle after the first roll, not after several)
+            st.center_s += dt
+            k = dt / st.center_s if st.center_s < s.center_tau_s else dt * inv_center_tau
             ax, ay, az = st.anchor
             st.anchor = _unit((ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)))
 
