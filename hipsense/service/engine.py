@@ -93,6 +93,10 @@ class _Channel:
     connected: bool = False
     battery_pct: int | None = None
     last_t_s: float | None = None
+    # While the recogniser has not yet confirmed the active exercise: the tracker's results,
+    # held back, and the samples they came from (to count them again as the right exercise)
+    held: list[TrackerOutput] = dataclasses.field(default_factory=list)
+    held_raw: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = dataclasses.field(default_factory=list)
 
     def buffered_s(self) -> float:
         if not self.pending:
@@ -128,6 +132,11 @@ class SessionEngine:
         self.last_result_t_s: float | None = None  # sample time
         self.active: tuple[str, str] | None = None  # (exercise, side) being done
         self.override = False  # the active exercise came from recognition, not the plan
+        # Results of an exercise the recogniser knows are held until it has seen the patient
+        # do it (its first window, 15 s): a patient who does clams when bridges are planned
+        # gets every rep counted as a clam, not the first ones as bridges.
+        self._confirmed = True
+        self._unconfirmed_since: float | None = None
         self.sessions_done = 0
         self.last_summary: dict[str, Any] | None = None
         self.on_status_change: Any = None  # called with no argument when sensor state changes
@@ -250,14 +259,22 @@ class SessionEngine:
             target = None
         self._activate(target, announce=announce)
 
-    def _activate(self, target: tuple[str, str] | None, *, announce: bool) -> None:
+    def _activate(self, target: tuple[str, str] | None, *, announce: bool, recognised: bool = False) -> None:
         previous = self.active
         if target == previous:
             return
+        if not recognised:
+            self._release_held()  # what was counted so far belongs to the previous exercise
         self.active = target
         for channel in self.channels:
             if channel.key is not None and channel.key != self._key_for(channel):
                 self._flush_tracker(channel)
+            if recognised:
+                channel.held = []  # counted as the wrong exercise: counted again below
+        self._confirmed = recognised or not (
+            self.switcher is not None and target is not None and target[0] in self.switcher.known
+        )
+        self._unconfirmed_since = None
         if target is None:
             return
         exercise, side = target
@@ -297,6 +314,15 @@ class SessionEngine:
             channel.angle.push(t, acc, gyr)
         if channel.index == 0:
             self._recognise(t, acc)
+        if not self._confirmed:
+            if self._unconfirmed_since is None:
+                self._unconfirmed_since = float(t[0])
+            elif self.switcher is not None and float(t[-1]) - self._unconfirmed_since > (
+                self.switcher.window_s + self.switcher.agree * self.switcher.hop_s
+            ):
+                self._release_held()  # the recogniser never became sure: count as planned
+        if not self._confirmed:
+            channel.held_raw.append((t, acc, gyr))
         key = self._key_for(channel)
         if key is None:
             return
@@ -324,15 +350,38 @@ class SessionEngine:
         # Every exercise the model knows, not just the prescribed ones: restricted to the
         # prescription, a superman is confidently "a bridge". Something confidently not
         # prescribed is counted as such (flag not_prescribed), not as the planned exercise.
+        evaluations = self.switcher.evaluations
         proposal = self.switcher.push(t, acc, expected=expected, candidates=sorted(self.switcher.known))
         if proposal is None:
+            if self.switcher.evaluations > evaluations and self.switcher.last_answer == expected:
+                self._release_held()  # the recogniser sees the planned exercise
             return
         line = self.plan.next_line_of(proposal)
         side = line.side if line else self._last_side
         log.info("patient switched exercise", extra=fields(expected=expected, recognised=proposal,
                                                             prescribed=line is not None))
         self.override = True
-        self._activate((proposal, side), announce=True)
+        raw = {c.index: c.held_raw for c in self.channels}
+        for c in self.channels:
+            c.held_raw = []
+        self._activate((proposal, side), announce=True, recognised=True)
+        for c in self.channels:  # the samples held back, counted again as what they were
+            key = self._key_for(c)
+            if key is None or not raw[c.index]:
+                continue
+            if c.tracker is None or c.key != key:
+                self._flush_tracker(c)
+                self._build_tracker(c, key, has_gyro=raw[c.index][0][2] is not None)
+            for rt, racc, rgyr in raw[c.index]:
+                self._handle(c, c.tracker.push(rt, racc, rgyr))
+
+    def _release_held(self) -> None:
+        """The active exercise is what the patient does: pass on what was held back."""
+        self._confirmed, self._unconfirmed_since = True, None
+        for channel in self.channels:
+            held, channel.held, channel.held_raw = channel.held, [], []
+            for out in held:
+                self._handle(channel, out)
 
     def _build_tracker(self, channel: _Channel, key: tuple[str, str], *, has_gyro: bool) -> None:
         exercise, side = key
@@ -372,6 +421,9 @@ class SessionEngine:
 
     def _handle(self, channel: _Channel, out: TrackerOutput) -> None:
         assert channel.key is not None
+        if not self._confirmed:
+            channel.held.append(out)
+            return
         key = channel.key
         line = self.plan.line_for(*key)
         if line is not None and line.timed:

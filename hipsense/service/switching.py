@@ -45,6 +45,7 @@ class ExerciseSwitcher:
         self._next_at: float | None = None
         self._run: list[str] = []
         self.last_answer: str | None = None
+        self.evaluations = 0  # windows recognised so far (last_answer is the newest)
 
     def reset(self) -> None:
         self._chunks.clear()
@@ -77,6 +78,7 @@ class ExerciseSwitcher:
 
         answer = recognise(Window(t[keep], acc[keep]), usable, min_confidence=self.min_confidence)
         self.last_answer = answer.exercise_id
+        self.evaluations += 1
         if answer.exercise_id == UNKNOWN or answer.exercise_id == expected:
             self._run = []
             return None

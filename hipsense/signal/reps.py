@@ -120,6 +120,9 @@ class RepSettings:
     # A small excursion (below the amplitude bar or the first-rep bar) waits; it counts, with
     # the next one, when the next is within this factor of its size.
     similar_ratio: float = 1.6
+    # Inside an excursion, down by this fraction of the rise and half-way up again without
+    # reaching the exit: the rest moved (see the step).
+    rebase_fraction: float = 0.4
     # A re-anchoring that moves the rest by less than this fraction of the set's typical rise
     # is the leg coming to rest a little elsewhere, not a new posture.
     rest_shift_fraction: float = 0.5
@@ -205,6 +208,8 @@ class RepState:
     vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decaying mean displacement: the sign
     dir_dt: float = 0.0  # time since the working direction was last updated
     counted: bool = False  # a rep was counted in this posture
+    trough_deg: float = 0.0  # lowest smoothed elevation since this excursion's peak ...
+    trough_t: float = 0.0  # ... and when
     center_s: float = 0.0  # how long the middle pose has been averaged (signed=False)
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
     last_rep_end: float | None = None  # the last counted rep: when it ended ...
@@ -372,6 +377,7 @@ def segment_reps_step(
                 st.in_rep = True
                 st.rep_start = st.rest_t if st.rest_t is not None else t
                 st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
+                st.trough_deg, st.trough_t = lvl, t
                 st.peak_speed = 0.0
                 st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
                 st.still_since = None
@@ -383,6 +389,23 @@ def segment_reps_step(
             st.peak_speed = ps[i]
         if lvl > st.peak_deg:
             st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
+            st.trough_deg = lvl
+        elif lvl < st.trough_deg:
+            st.trough_deg, st.trough_t = lvl, t
+        elif (
+            st.peak_deg - st.trough_deg >= max(s.min_rom_deg, s.rebase_fraction * (st.peak_deg - st.valley))
+            and lvl - st.trough_deg >= 0.5 * (st.peak_deg - st.trough_deg)
+        ):
+            # down a good part of the way and up again without getting back to where it
+            # started: the rest moved (a patient settling into the start position); reps are
+            # measured from the trough from now on. The swing that just ended is re-read from
+            # the low point it rose from, and is a rep if it came back there.
+            _reinterpret_swing(s, st, out)
+            st.valley, st.rest_t, st.rep_start = st.trough_deg, st.trough_t, st.trough_t
+            st.peak_deg, st.peak_t, st.peak_g, st.trough_deg = lvl, t, (gx, gy, gz), lvl
+            st.peak_speed = ps[i]
+            st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
+            st.still_since = None
         if len(st.trace_t_s) < max_trace:
             st.trace_t_s.append(t)
             st.trace_deg.append(lvl)
@@ -393,44 +416,78 @@ def segment_reps_step(
         if ang < exit_level:
             st.in_rep = False
             st.still_since = None
-            # a leg landing on the mat rebounds at once and less high: a bounce is told by
-            # its shape (right after a rep, smaller than it), not by its duration alone
-            # ... and a twitch by being both quick and small next to the set's reps
-            bounce = (
-                st.last_rep_end is not None
-                and st.rep_start - st.last_rep_end < s.bounce_gap_s
-                and rise < s.bounce_fraction * st.last_rep_rise
-            ) or (t - st.rep_start < s.twitch_s and rise < s.bounce_fraction * st.amp)
-            if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
-                ev = _rep_event(s, st, t, rise)
-                pending, st.pending = st.pending, None
-                big_enough = st.counted or rise >= s.first_rep_min_deg
-                if (
-                    pending is not None
-                    and big_enough
-                    and max(rise, pending.rise_deg) <= s.similar_ratio * min(rise, pending.rise_deg)
-                ):
-                    # two small excursions of a size: a set of small reps (a first low-range
-                    # rep after full ones, or a patient whose reps are small), not a shuffle
-                    counted = [pending, ev]
-                elif rise >= s.count_amp_fraction * st.amp and big_enough:
-                    counted = [ev]
-                else:
-                    counted = []
-                    st.pending = ev  # small next to the set's reps: waits for one of its size
-                for rep in counted:
-                    out.reps.append(rep)
-                    st.counted = True
-                    st.last_rep_end, st.last_rep_rise = rep.end_t_s, rep.rise_deg
-                    # the amplitude follows the reps, so a bar set too high by one big rep
-                    # comes down as smaller reps are confirmed; wobbles and shuffles that do
-                    # not count do not drag it down
-                    r = rep.rise_deg
-                    st.amp = r if st.amp == 0.0 else st.amp + s.amp_smoothing * (r - st.amp)
+            _decide(s, st, t, rise, out)
             st.rest_t, st.valley = t, ang
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
     out.angle_deg = np.array(angles, dtype=float)
     return st, out
+
+
+
+def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput) -> None:
+    """An excursion that rose ``rise`` from ``st.valley`` since ``st.rep_start`` is back at
+    ``t``: is it a rep? (it may also wait for one of its size, see the module doc)"""
+    # a leg landing on the mat rebounds at once and less high: a bounce is told by
+    # its shape (right after a rep, smaller than it), not by its duration alone
+    # ... and a twitch by being both quick and small next to the set's reps
+    bounce = (
+        st.last_rep_end is not None
+        and st.rep_start - st.last_rep_end < s.bounce_gap_s
+        and rise < s.bounce_fraction * st.last_rep_rise
+    ) or (t - st.rep_start < s.twitch_s and rise < s.bounce_fraction * st.amp)
+    if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
+        ev = _rep_event(s, st, t, rise)
+        pending, st.pending = st.pending, None
+        big_enough = st.counted or rise >= s.first_rep_min_deg
+        if (
+            pending is not None
+            and big_enough
+            and max(rise, pending.rise_deg) <= s.similar_ratio * min(rise, pending.rise_deg)
+        ):
+            # two small excursions of a size: a set of small reps (a first low-range
+            # rep after full ones, or a patient whose reps are small), not a shuffle
+            counted = [pending, ev]
+        elif rise >= s.count_amp_fraction * st.amp and big_enough:
+            counted = [ev]
+        else:
+            counted = []
+            st.pending = ev  # small next to the set's reps: waits for one of its size
+        for rep in counted:
+            out.reps.append(rep)
+            st.counted = True
+            st.last_rep_end, st.last_rep_rise = rep.end_t_s, rep.rise_deg
+            # the amplitude follows the reps, so a bar set too high by one big rep
+            # comes down as smaller reps are confirmed; wobbles and shuffles that do
+            # not count do not drag it down
+            r = rep.rise_deg
+            st.amp = r if st.amp == 0.0 else st.amp + s.amp_smoothing * (r - st.amp)
+
+
+def _reinterpret_swing(s: RepSettings, st: RepState, out: RepOutput) -> None:
+    """The swing up to the peak and down to the trough, measured from where its rise began
+    (walking back from the peak while the trace keeps falling: 0.1 degree per 0.2 s)."""
+    ts, ls = st.trace_t_s, st.trace_deg
+    # from where the swing reached the top (the start of any hold there), back down its rise
+    top = st.peak_deg - max(s.hold_band_deg, s.hold_band_fraction * (st.peak_deg - st.trough_deg))
+    k = next((j for j in range(len(ls)) if ls[j] >= top and ts[j] <= st.peak_t), None)
+    if k is None:
+        return
+    while True:  # back in 0.2 s steps while the elevation was still clearly lower
+        j = k
+        while j > 0 and ts[k] - ts[j] < 0.2:
+            j -= 1
+        if j == k or ls[j] > ls[k] - 0.1:
+            k = min(range(j, k + 1), key=ls.__getitem__)  # the lowest sample of that last step
+            break
+        k = j
+    low = ls[k]
+    rise = st.peak_deg - low
+    if k == 0 or rise < s.min_rom_deg or st.trough_deg > low + s.exit_fraction * rise:
+        return  # no low point inside the excursion, or it did not come back to it
+    q = max(j for j in range(len(ts)) if ts[j] <= st.trough_t)
+    st.valley, st.rep_start = low, ts[k]
+    st.trace_t_s, st.trace_deg, st.trace_speed_dps = ts[k:q + 1], ls[k:q + 1], st.trace_speed_dps[k:q + 1]
+    _decide(s, st, st.trough_t, rise, out)
 
 
 def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: float, dt: float) -> bool:

@@ -220,3 +220,15 @@ def test_a_hold_after_a_fast_raise_with_an_overshooting_tilt_is_one_hold():
     assert len(out.reps) == 4
     # the true hold is the 4 s from the end of the raise to the start of the lowering
     assert all(abs(r.hold_s - 4.0) < 0.4 for r in out.reps), [r.hold_s for r in out.reps]
+
+
+def test_reps_around_a_new_rest_after_settling_are_counted():
+    # MEx press-ups: the patient settles 5 deg off the first pose within a second and then
+    # does 4 deg reps from there; the thigh never returns to where it first rested, so the
+    # first "excursion" never ended and its reps were lost until a re-anchoring 15 s later
+    rep = [_ramp(1.0, 5.0, 9.0), _segment(1.0, 9.0), _ramp(1.0, 9.0, 5.0), _segment(1.5, 5.0)]
+    elev = np.concatenate([_segment(1.0, 0), _ramp(0.8, 0, 5.0), _segment(1.0, 5.0)] + rep * 6)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(3.0 < r.rise_deg < 5.0 for r in out.reps)
