@@ -3,7 +3,7 @@
 Topics (:mod:`.topics`), how each kind travels (:mod:`.delivery`), payload builders
 (:mod:`.builders`, :mod:`.prescription`) and the reader :func:`parse_message`. The JSON Schema
 files in ``schemas/`` are the contract; ``docs/mqtt.md`` explains it. This package imports only
-the standard library, jsonschema and :mod:`hipsense.errors`; never the signal, exercise or
+the standard library, fastjsonschema and :mod:`hipsense.errors`; never the signal, exercise or
 device layers, so a dashboard can depend on it alone.
 """
 

@@ -1,8 +1,10 @@
-"""Turning a payload document into a validated, encoded :class:`Envelope`.
+"""Turning a payload document into an encoded :class:`Envelope`.
 
-Every builder goes through :func:`seal`, so nothing leaves the Pi that a reader would
-reject: a bug in a builder surfaces as a ProtocolError at the producer, not as a message the
-dashboard drops.
+Every builder goes through :func:`seal`. The Pi's builders make documents that match their
+schema by construction (:mod:`.builders`), so sealing them only encodes and checks the size:
+no schema validation per message. A document made from someone's input (a therapist's
+prescription form) asks for ``validate=True``: the compiled schema and the cross-field rules
+run on it as a reader would run them.
 """
 
 from __future__ import annotations
@@ -22,14 +24,18 @@ def encode_payload(document: Mapping[str, Any]) -> bytes:
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
 
 
-def seal(kind: MessageKind, patient: str, document: Mapping[str, Any]) -> Envelope:
-    """Validate ``document`` as a ``kind`` message of ``patient`` and wrap it for sending."""
+def seal(kind: MessageKind, patient: str, document: Mapping[str, Any], *, validate: bool = False) -> Envelope:
+    """Encode ``document`` as a ``kind`` message of ``patient`` and wrap it for sending.
+
+    ``validate=True`` also runs what :func:`~hipsense.protocol.parsing.parse_message` runs.
+    """
     topic = build_topic(kind, patient)
     try:
         payload = encode_payload(document)
     except ValueError as exc:  # NaN or infinity in a measurement
         raise ProtocolError(f"cannot encode {kind.name.lower()} payload: {exc}", topic=topic) from None
-    validate_document(kind, patient, json.loads(payload), topic=topic)
+    if validate:
+        validate_document(kind, patient, json.loads(payload), topic=topic)
     limit = max_payload_bytes(kind)
     if len(payload) > limit:
         raise ProtocolError(f"payload is {len(payload)} bytes, over the {limit}-byte limit", topic=topic)

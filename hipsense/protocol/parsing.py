@@ -107,7 +107,10 @@ def decode_payload(payload: bytes, *, kind: MessageKind, topic: str | None = Non
         text = bytes(payload).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}", topic=topic) from None
-    depth = measure_json_depth(text)
+    # Fewer opening brackets than the limit cannot nest deeper than it (brackets inside strings
+    # only add to the count): the usual message skips the character-by-character scan.
+    brackets = text.count("{") + text.count("[")
+    depth = measure_json_depth(text) if brackets > MAX_JSON_DEPTH else brackets
     if depth > MAX_JSON_DEPTH:
         raise ProtocolError(f"JSON nesting depth {depth} exceeds the limit of {MAX_JSON_DEPTH}", topic=topic)
     try:

@@ -71,7 +71,8 @@ def build_prescription(
         "updated_at": format_timestamp(updated_at),
         "exercises": [item.to_json() for item in exercises],
     }
-    return seal(MessageKind.PRESCRIPTION, patient, doc)
+    # Made from a therapist's form, not by construction: checked as the Pi will read it.
+    return seal(MessageKind.PRESCRIPTION, patient, doc, validate=True)
 
 
 def prescription_from_message(message: Message) -> Prescription:

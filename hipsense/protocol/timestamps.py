@@ -30,7 +30,10 @@ def to_utc_datetime(t: Instant) -> dt.datetime:
             raise ProtocolError(f"naive datetime {t!r}: give a time zone (UTC) or epoch seconds")
         return t.astimezone(dt.timezone.utc)
     if isinstance(t, (int, float)) and not isinstance(t, bool):
-        return dt.datetime.fromtimestamp(float(t), tz=dt.timezone.utc)
+        try:
+            return dt.datetime.fromtimestamp(float(t), tz=dt.timezone.utc)
+        except (OverflowError, ValueError, OSError):  # NaN, or beyond year 1..9999
+            raise ProtocolError(f"timestamp {t!r} is not an instant in years 1-9999") from None
     raise ProtocolError(f"timestamp must be an aware datetime or epoch seconds, not {t!r}")
 
 

@@ -111,3 +111,108 @@ def test_prescription_parses_into_typed_values_sorted_by_order():
     assert [e.order for e in prescription.exercises] == [1, 2, 3]
     assert prescription.exercises[1].reps is None and prescription.exercises[1].hold_s == 30
     assert prescription.exercises[0].sides == ("left", "right")
+
+
+# -- correct by construction: no builder emits what the schema files refuse --------------------
+#
+# The builders do not run the schema at runtime (issue 14). These properties hold them to it:
+# with arguments inside the files' limits a builder always succeeds and its payload validates
+# (jsonschema, reading the files as above) and parses; with arguments of any kind (out of
+# range, NaN, wrong types, malformed ids) it either refuses with a ProtocolError or still
+# produces a payload that validates.
+
+import datetime as dt  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_instants = st.datetimes(min_value=dt.datetime(2000, 1, 1), max_value=dt.datetime(2100, 1, 1),
+                         timezones=st.just(dt.UTC)) | st.floats(9.5e8, 4.1e9)
+_junk = st.none() | st.booleans() | st.integers(-(2**64), 2**64) | st.floats() | st.text(max_size=8) | st.lists(st.integers(), max_size=2)
+_ids = st.from_regex(r"[0-9A-HJKMNP-TV-Z]{26}", fullmatch=True)
+_exercise = st.from_regex(r"[a-z][a-z0-9_]{1,63}", fullmatch=True)
+_session = st.from_regex(r"[0-9A-Za-z_-]{1,64}", fullmatch=True)
+_flag_lists = st.lists(st.from_regex(r"[a-z][a-z0-9_]{1,31}", fullmatch=True), max_size=16, unique=True)
+
+
+def _num(lo, hi):
+    return st.floats(lo, hi) | st.integers(int(lo), int(hi))
+
+
+_CONTAINERS = ("sensors", "exercises", "flags")  # typed as sequences: junk goes inside them
+
+
+def _args(valid: dict, wide: bool):
+    """Keyword arguments: each from its valid strategy, or (when ``wide``) sometimes junk."""
+    def widen(name, strategy):
+        return strategy | st.lists(_junk, max_size=2) if name in _CONTAINERS else strategy | _junk
+    return st.fixed_dictionaries({k: widen(k, v) if wide else v for k, v in valid.items()})
+
+
+_BUILDERS = {
+    p.MessageKind.STATUS: (p.build_status, lambda w: _args({
+        "online": st.booleans(), "t": _instants, "software_version": st.text(max_size=32),
+        "sensors": st.lists(st.fixed_dictionaries({"side": st.sampled_from(["left", "right"]), "connected": st.booleans()},
+                                                  optional={"battery_pct": st.integers(0, 100)}), max_size=2)}, w)),
+    p.MessageKind.LIVE: (p.build_live, lambda w: _args({
+        "t": _instants, "side": st.sampled_from(["left", "right"]), "thigh_angle_deg": _num(-180, 180),
+        "exercise": st.none() | _exercise, "session_id": st.none() | _session, "abduction_deg": st.none() | _num(-90, 90),
+        "rep_count": st.none() | st.integers(0, 100000), "hold_remaining_s": st.none() | _num(0, 86400)}, w)),
+    p.MessageKind.REP: (p.build_rep_event, lambda w: _args({
+        "seq": st.integers(1, 2**53 - 1), "session_id": _session, "exercise": _exercise,
+        "side": st.sampled_from(["left", "right", "both"]), "set_index": st.integers(1, 10000),
+        "rep_index": st.integers(1, 10000), "t_start": st.just(at(0)), "t_end": st.just(at(3.5)),
+        "rom_deg": _num(0, 360), "hold_s": _num(0, 86400), "peak_speed_dps": _num(0, 5000),
+        "duration_s": st.none() | _num(0, 86400), "flags": _flag_lists, "message_id": st.none() | _ids}, w)),
+    p.MessageKind.HOLD: (p.build_hold_event, lambda w: _args({
+        "seq": st.integers(1, 2**53 - 1), "session_id": _session, "exercise": _exercise,
+        "side": st.sampled_from(["left", "right", "both"]), "set_index": st.integers(1, 10000),
+        "hold_index": st.integers(1, 10000), "t_start": st.just(at(0)), "t_end": st.just(at(30)),
+        "hold_s": _num(0, 86400), "target_hold_s": st.none() | _num(0, 86400), "mean_angle_deg": _num(-360, 360),
+        "flags": _flag_lists}, w)),
+    p.MessageKind.SET: (p.build_set_event, lambda w: _args({
+        "seq": st.integers(1, 2**53 - 1), "session_id": _session, "exercise": _exercise,
+        "side": st.sampled_from(["left", "right", "both"]), "set_index": st.integers(1, 10000),
+        "t_start": st.just(at(0)), "t_end": st.just(at(60)), "reps": st.integers(0, 100000),
+        "reps_target": st.none() | st.integers(0, 100000), "holds": st.integers(0, 100000),
+        "hold_s_total": _num(0, 86400), "target_hold_s": st.none() | _num(0, 86400), "prescribed": st.booleans(),
+        "flags": _flag_lists}, w)),
+    p.MessageKind.SESSION: (p.build_session_summary, lambda w: _args({
+        "seq": st.integers(1, 2**53 - 1), "session_id": _session, "t_start": st.just(at(0)), "t_end": st.just(at(900)),
+        "exercises": st.lists(st.builds(
+            p.ExerciseSummary, exercise=_exercise, side=st.sampled_from(["left", "right", "both"]),
+            sets=st.integers(0, 100000), sets_target=st.none() | st.integers(0, 100000), reps=st.integers(0, 100000),
+            reps_target=st.none() | st.integers(0, 100000), hold_s_total=_num(0, 86400),
+            max_rom_deg=st.none() | _num(0, 360), mean_rom_deg=st.none() | _num(0, 360)), max_size=3),
+        "prescription_version": st.none() | st.integers(1, 2**53 - 1), "adherence": st.none() | _num(0, 1),
+        "flags": _flag_lists}, w)),
+    p.MessageKind.PAIN: (p.build_pain_checkin, lambda w: _args({
+        "seq": st.integers(1, 2**53 - 1), "score": st.integers(0, 10), "moment": st.sampled_from(["before", "during", "after"]),
+        "t": _instants, "session_id": st.none() | _session, "exercise": st.none() | _exercise}, w)),
+}
+
+
+def _validates(kind, envelope):
+    document = json.loads(envelope.payload)
+    _schema_validator(kind).validate(document)
+    p.parse_message(envelope.topic, envelope.payload)
+
+
+@pytest.mark.parametrize("kind", list(_BUILDERS))
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_every_value_the_schema_allows_is_built_and_validates(kind, data):
+    build, args = _BUILDERS[kind]
+    _validates(kind, build(PATIENT, **data.draw(args(False))))
+
+
+@pytest.mark.parametrize("kind", list(_BUILDERS))
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_a_builder_refuses_what_the_schema_refuses_or_builds_something_valid(kind, data):
+    build, args = _BUILDERS[kind]
+    try:
+        envelope = build(PATIENT, **data.draw(args(True)))
+    except p.ProtocolError:
+        return
+    _validates(kind, envelope)

@@ -33,18 +33,18 @@ def _rep_with(**changes) -> bytes:
         (b"{not json", "not JSON", None),
         (b"\xff\xfe{}", "not UTF-8", None),
         (b"[1, 2]", "must be a JSON object", ""),
-        (_rep_with(rom_deg=...), "'rom_deg' is a required property", ""),
-        (_rep_with(rom_deg="big"), "'big' is not of type 'number'", "/rom_deg"),
-        (_rep_with(side="middle"), "is not one of", "/side"),
-        (_rep_with(flags=["Too Fast"]), "does not match", "/flags/0"),
-        (_rep_with(id="not-a-ulid"), "does not match", "/id"),
-        (_rep_with(seq=0), "less than the minimum", "/seq"),
-        (_rep_with(extra_field=1), "Additional properties", ""),
+        (_rep_with(rom_deg=...), r"must contain \['rom_deg'\]", ""),
+        (_rep_with(rom_deg="big"), "rom_deg must be number", "/rom_deg"),
+        (_rep_with(side="middle"), "must be one of", "/side"),
+        (_rep_with(flags=["Too Fast"]), "must match pattern", "/flags/0"),
+        (_rep_with(id="not-a-ulid"), "must match pattern", "/id"),
+        (_rep_with(seq=0), "bigger than or equal to 1", "/seq"),
+        (_rep_with(extra_field=1), "must not contain {'extra_field'}", ""),
         (_rep_with(schema_version=2), "schema_version 2 is not supported", "/schema_version"),
         (_rep_with(patient="p-9999"), "differs from the topic", "/patient"),
         (_rep_with(t_end="2025-03-01T09:14:00.000Z"), "t_end is before t_start", "/t_end"),
         (_rep_with(t_start="2025-02-30T09:14:00.000Z"), "not a real date", "/t_start"),
-        (_rep_with(t_start="2025-03-01 09:14:00"), "does not match", "/t_start"),
+        (_rep_with(t_start="2025-03-01 09:14:00"), "t_start must match pattern", "/t_start"),
         (REP.payload.replace(b'"rom_deg":38.2', b'"rom_deg":NaN'), "not strict JSON: NaN", None),
         (REP.payload.replace(b'"hold_s":2.1', b'"hold_s":2.1,"hold_s":9'), "duplicate key 'hold_s'", None),
     ],
@@ -107,7 +107,7 @@ def test_prescription_rejects_bad_doses_with_their_path():
 def test_pain_scope_and_exercise_must_agree():
     pain = every_kind()[p.MessageKind.PAIN]
     doc = json.loads(pain.payload) | {"exercise": "bridge"}  # scope stays "session"
-    with pytest.raises(p.ProtocolError, match="None was expected|is not of type 'null'"):
+    with pytest.raises(p.ProtocolError, match="exercise must be null"):
         p.parse_message(pain.topic, json.dumps(doc).encode())
 
 

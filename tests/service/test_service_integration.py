@@ -123,7 +123,7 @@ def test_bad_prescriptions_are_rejected_and_the_cached_one_stays(broker, service
         wait_until(lambda: dashboard.statuses and dashboard.statuses[-1]["state"] == "offline", 15, "offline")
 
     reasons = [entry["msg"] for entry in service.logged("prescription rejected")]
-    assert any("less than the minimum of 1" in r for r in reasons), reasons
+    assert any("exercises[0].sets must be bigger than or equal to 1" in r for r in reasons), reasons
     assert any("over the 65536-byte limit" in r for r in reasons), reasons
     assert all("keeping cached version 1" in r for r in reasons)
     assert (service.state_dir / "prescription.json").read_bytes() == cached.payload
