@@ -53,7 +53,8 @@ from importlib import resources
 from typing import Any
 
 import numpy as np
-from scipy import signal as sps
+
+from hipsense.exercises.lowpass import filtfilt_lowpass
 
 __all__ = [
     "FEATURE_NAMES",
@@ -178,15 +179,9 @@ def _to_grid(t_s: np.ndarray, acc_g: np.ndarray, fs: float = GRID_HZ) -> np.ndar
     return out
 
 
-@lru_cache(maxsize=8)
-def _butter(fc: float, btype: str, fs: float = GRID_HZ) -> tuple[np.ndarray, np.ndarray]:
-    b, a = sps.butter(2, fc / (fs / 2.0), btype=btype)
-    return b, a
-
-
 def _lowpass(x: np.ndarray, fc: float) -> np.ndarray:
-    b, a = _butter(fc, "low")
-    return sps.filtfilt(b, a, x, axis=0, padtype="odd", padlen=min(len(x) - 1, 3 * len(b)))
+    """Zero-phase 2nd-order Butterworth on the 25 Hz grid (numpy; the service imports no scipy)."""
+    return filtfilt_lowpass(x, fc, GRID_HZ)
 
 
 def _features_from_grid(a: np.ndarray) -> tuple[dict[str, float], bool]:

@@ -7,9 +7,8 @@ patient adjusting the strap) must not throw away a tracker mid-set.
 
 The recogniser knows a handful of exercises (its model's classes). When the expected exercise
 is not one of them, its answers cannot be compared with the plan, so nothing is proposed and
-the plan is followed as written — and the recogniser, with the scipy.signal it imports (about
-80 MB resident: scipy.signal pulls in scipy.stats, optimize, interpolate, sparse), is never
-loaded. Most of the catalogue's exercises are not model classes, so on most Pis it is not.
+the plan is followed as written, and the recogniser is never loaded. (It is numpy only since
+issue 14, a few hundred kB; it used to import scipy.signal, about 80 MB resident.)
 """
 
 from __future__ import annotations
@@ -74,7 +73,7 @@ class ExerciseSwitcher:
         t = np.concatenate([c[0] for c in self._chunks])
         acc = np.concatenate([c[1] for c in self._chunks])
         keep = t >= newest - self.window_s
-        from hipsense.exercises.recognition import UNKNOWN, Window, recognise  # imports scipy: only now
+        from hipsense.exercises.recognition import UNKNOWN, Window, recognise  # only when needed
 
         answer = recognise(Window(t[keep], acc[keep]), usable, min_confidence=self.min_confidence)
         self.last_answer = answer.exercise_id

@@ -297,9 +297,9 @@ from tests.service.test_engine import Rig, rx
 from pathlib import Path
 rig = Rig(Path({str(tmp_path)!r}), None, recognition=True)  # no prescription yet
 rig.engine.on_prescription(rx())  # straight-leg raise: not a recogniser class
-before = 'scipy' in sys.modules
+before = 'hipsense.exercises.recognition' in sys.modules
 rig.engine.on_prescription(rx(version=2, exercise="bridge", sides=("both",)))
-print(before, 'scipy' in sys.modules)
+print(before, 'hipsense.exercises.recognition' in sys.modules)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parents[2])).stdout.split()

@@ -1,0 +1,75 @@
+"""What the Pi's service imports: never scipy, even with the recogniser working.
+
+Run in a fresh interpreter, as ``hipsense run`` would be: the command-line module, the service
+and everything it imports when running (MQTT, BLE, the sensor links), then the session engine
+with a calibrated sensor, recognition on and a bridge prescribed (a class of the recognition
+model), fed 30 s of a real recording so that windows are actually recognised. scipy costs
+~55 MB resident and seconds of start-up on a Pi (issue 14); this fails the moment anything on
+that path imports it, and names the module that did.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+SERVICE_RUN = """
+import datetime as dt, json, sys, tempfile
+from pathlib import Path
+
+import hipsense.cli, hipsense.service.service, hipsense.service.sensors, hipsense.publish.mqtt, hipsense.device.ble
+import numpy as np
+from hipsense import protocol as p
+from hipsense.device.samples import ImuSamples
+from hipsense.evaluation.uci import read_uci_file
+from hipsense.publish import Outbox
+from hipsense.service.config import SessionConfig
+from hipsense.service.engine import SessionEngine
+from hipsense.service.live_angle import CalibratedAngle
+from hipsense.service.results import ResultPublisher
+from hipsense.service.timebase import Timebase
+from hipsense.service.voice import SilentSpeaker, Voice
+from hipsense.signal.calibration import Calibration
+
+folder = Path(tempfile.mkdtemp())
+live = []
+publisher = ResultPublisher("p-0001", Outbox(folder / "outbox.sqlite"), send_live=lambda e: live.append(e) or True)
+envelope = p.build_prescription("p-0001", version=1, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+                                exercises=[p.PrescribedExercise(1, "bridge", 3, 10, 0, ("right",))])
+engine = SessionEngine(sensor_sides=["right"], publisher=publisher, voice=Voice(SilentSpeaker()),
+                       timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9),
+                       settings=SessionConfig(recognition=True),
+                       prescription=p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload)))
+engine.channels[0].angle = CalibratedAngle(Calibration(mounting=((0, 0, 1), (-1, 0, 0), (0, -1, 0)), side="right"))
+t, acc, gyr = read_uci_file(Path(sys.argv[1]))
+keep = t < 30.0
+for a in range(0, int(keep.sum()), 4):
+    engine.on_samples(0, ImuSamples(t_s=t[a:a + 4], acc_ms2=acc[a:a + 4], gyr_rad_s=gyr[a:a + 4]))
+print(json.dumps({
+    "recognised": engine.switcher.last_answer,
+    "live": len(live),
+    "scipy": sorted(name for name in sys.modules if name == "scipy" or name.startswith("scipy.")),
+    "recogniser_loaded": "hipsense.exercises.recognition" in sys.modules,
+}))
+"""
+
+
+def test_the_service_with_the_recogniser_imports_no_scipy():
+    data = REPO / "tests" / "data" / "uci-pt" / "s1" / "e3" / "u3" / "test.txt.gz"
+    out = subprocess.run([sys.executable, "-c", SERVICE_RUN, str(data)], capture_output=True, text=True,
+                         cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    assert report["recogniser_loaded"] and report["recognised"] is not None, report  # it did run
+    assert report["live"] > 0
+    assert report["scipy"] == [], f"scipy entered the service's imports: {report['scipy'][:10]}"
+
+
+def test_the_check_would_see_scipy():
+    """The probe is not blind: importing scipy.signal in the same way is reported."""
+    code = "import sys, scipy.signal; print(any(n.startswith('scipy.') for n in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
