@@ -39,7 +39,7 @@ input, so any rate 25–200 Hz and irregular timestamps give the same numbers):
 
 Classifier: Gaussian naive Bayes on standardised features (7 classes × 8 features × (mean,
 variance) + standardisation), shipped in ``recognition_model.json`` and rebuilt by
-:func:`train_recognition_model` from MEx.
+:func:`train_recognition_model` from MEx (the command is in :func:`save_model`).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,7 @@ __all__ = [
     "recognise",
     "recognise_from_vectors",
     "recognise_recording",
+    "save_model",
     "fit_recognition_model",
     "train_recognition_model",
     "window_vectors",
@@ -349,6 +351,20 @@ class RecognitionModel:
 
 def _rounded(a: np.ndarray) -> list[float]:
     return [round(float(x), 6) for x in a]
+
+
+def save_model(model: RecognitionModel, path: str | Path) -> None:
+    """Write ``model`` as the shipped file is written (JSON, one-space indent, final newline).
+
+    The shipped model is rebuilt from the MEx folder with::
+
+        python -c "from hipsense.evaluation.mex import train_mex_model; \\
+            from hipsense.exercises.recognition import save_model; \\
+            save_model(train_mex_model('DIR'), 'hipsense/exercises/recognition_model.json')"
+
+    Training is deterministic; a test checks that this reproduces the shipped file byte for byte.
+    """
+    Path(path).write_text(json.dumps(model.to_dict(), indent=1) + "\n", encoding="utf-8")
 
 
 @lru_cache(maxsize=1)

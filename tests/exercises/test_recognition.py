@@ -259,3 +259,18 @@ def test_leave_one_subject_out_on_full_data_set():
     report = evaluate_mex(SHARED_MEX)
     assert report["summary"]["sets"] == 80
     assert report["summary"]["recognition_accuracy"] >= 0.90
+
+
+@pytest.mark.skipif(
+    not SHARED_MEX.is_dir(),
+    reason=f"full MEx data set not present at {SHARED_MEX} (CI runs without it)",
+)
+def test_the_shipped_model_is_what_the_documented_command_rebuilds(tmp_path):
+    """save_model's docstring gives the command; training is deterministic: byte for byte."""
+    from hipsense.evaluation.mex import train_mex_model
+    from hipsense.exercises.recognition import save_model
+
+    rebuilt = tmp_path / "recognition_model.json"
+    save_model(train_mex_model(SHARED_MEX), rebuilt)
+    shipped = Path(__file__).resolve().parents[2] / "hipsense" / "exercises" / "recognition_model.json"
+    assert rebuilt.read_bytes() == shipped.read_bytes()
