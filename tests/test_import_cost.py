@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
 
 SERVICE_RUN = """
@@ -25,7 +27,6 @@ import hipsense.cli, hipsense.service.service, hipsense.service.sensors, hipsens
 import numpy as np
 from hipsense import protocol as p
 from hipsense.device.samples import ImuSamples
-from hipsense.evaluation.uci import read_uci_file
 from hipsense.publish import Outbox
 from hipsense.service.config import SessionConfig
 from hipsense.service.engine import SessionEngine
@@ -45,7 +46,8 @@ engine = SessionEngine(sensor_sides=["right"], publisher=publisher, voice=Voice(
                        settings=SessionConfig(recognition=True),
                        prescription=p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload)))
 engine.channels[0].angle = CalibratedAngle(Calibration(mounting=((0, 0, 1), (-1, 0, 0), (0, -1, 0)), side="right"))
-t, acc, gyr = read_uci_file(Path(sys.argv[1]))
+data = np.load(sys.argv[1])  # read by the test: hipsense.evaluation is offline code, not the service's
+t, acc, gyr = data["t"], data["acc"], data["gyr"]
 keep = t < 30.0
 for a in range(0, int(keep.sum()), 4):
     engine.on_samples(0, ImuSamples(t_s=t[a:a + 4], acc_ms2=acc[a:a + 4], gyr_rad_s=gyr[a:a + 4]))
@@ -58,8 +60,10 @@ print(json.dumps({
 """
 
 
-def test_the_service_with_the_recogniser_imports_no_scipy():
-    data = REPO / "tests" / "data" / "uci-pt" / "s1" / "e3" / "u3" / "test.txt.gz"
+def test_the_service_with_the_recogniser_imports_no_scipy(uci_s1_e3, tmp_path):
+    t, acc, gyr = uci_s1_e3
+    data = tmp_path / "uci.npz"
+    np.savez(data, t=np.asarray(t, float), acc=np.asarray(acc, float), gyr=np.asarray(gyr, float))
     out = subprocess.run([sys.executable, "-c", SERVICE_RUN, str(data)], capture_output=True, text=True,
                          cwd=REPO, timeout=120)
     assert out.returncode == 0, out.stderr
