@@ -1,7 +1,8 @@
 """End-to-end figures of ``hipsense run``, printed (not a timed test).
 
-    python benchmarks/bench_service.py                 # 10 minutes of 100 Hz streaming
-    python benchmarks/bench_service.py --duration 60   # shorter
+    python benchmarks/bench_service.py                 # 10 minutes of 100 Hz streaming, TLS broker
+    python benchmarks/bench_service.py --duration 120 --runs 3   # three shorter runs, medians
+    python benchmarks/bench_service.py --no-tls        # a plain broker, as before issue 14
 
 What runs: a Mosquitto on a free port; the real service (``python -m hipsense run``) in a
 subprocess with an emulated WitMotion at 100 Hz replaying the UCI straight-leg-raise recording
@@ -15,6 +16,17 @@ notification → message at a subscriber", including batching, counting, JSON + 
 the broker and paho again. Both ends read the same host clock. Rep events are reported too,
 from the end of the rep (the moment the leg is back at rest) to arrival: that includes the
 counter's own confirmation delay, which is algorithmic, not transport.
+
+TLS: by default the broker listens with TLS only (a throw-away CA and server certificate made
+with openssl, as in production where the Pi talks to the clinic's broker over 8883), the service
+verifies it with ``tls_ca_file`` and the subscriber too.
+
+Start-up: before the streaming runs, the service is started ``--starts`` times with a cached
+prescription of ``--exercise`` in its state folder (a bridge by default, one of the recognition
+model's classes, so the recogniser is loaded before the service says it is ready: the worst
+case). "Ready" is the ``READY=1`` the service sends systemd (a NOTIFY_SOCKET made here),
+measured from the moment the process is spawned; RSS is read 10 s later, the emulated sensor
+streaming.
 
 Resources: CPU and resident memory (RSS, from /proc) of the service process, after a warm-up.
 They include the emulated sensor and Bumble's emulated controller and host, which on a Pi live
@@ -75,13 +87,29 @@ def proc_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl), as tests/protocol/broker.py."""
+    ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
+    (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=hipsense bench CA",
+        "-keyout", str(ca_key), "-out", str(ca))
+    run("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(csr))
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca), "-CAkey", str(ca_key), "-CAcreateserial", "-days", "2",
+        "-extfile", str(directory / "san.ext"), "-out", str(cert))
+    return {"ca": ca, "cert": cert, "key": key}
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
 
 
 class Subscriber:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, ca: Path | None = None) -> None:
         import paho.mqtt.client as paho
         from paho.mqtt.enums import CallbackAPIVersion
 
@@ -90,6 +118,8 @@ class Subscriber:
         self.reps = 0
         self.lock = threading.Lock()
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-sub")
+        if ca is not None:
+            self.client.tls_set(ca_certs=str(ca))
         self.client.on_message = self._on_message
         self.client.on_connect = lambda c, *a: c.subscribe([(f"hipsense/v1/{PATIENT}/live", 0),
                                                               (f"hipsense/v1/{PATIENT}/event/#", 1)])
@@ -117,15 +147,21 @@ def _utc(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def publish_prescription(port: int, exercise: str) -> None:
+def prescription(exercise: str):
     from hipsense.protocol import PrescribedExercise, build_prescription
 
-    envelope = build_prescription(PATIENT, version=1, updated_at=dt.datetime.now(dt.UTC), exercises=[
+    return build_prescription(PATIENT, version=1, updated_at=dt.datetime.now(dt.UTC), exercises=[
         PrescribedExercise(order=1, exercise=exercise, sets=20, reps=10, hold_s=5, sides=("right",))])
+
+
+def publish_prescription(port: int, exercise: str, ca: Path | None = None) -> None:
+    envelope = prescription(exercise)
     import paho.mqtt.client as paho
     from paho.mqtt.enums import CallbackAPIVersion
 
     client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-therapist")
+    if ca is not None:
+        client.tls_set(ca_certs=str(ca))
     client.connect("127.0.0.1", port)
     client.loop_start()
     client.publish(envelope.topic, envelope.payload, qos=1, retain=True).wait_for_publish(5)
@@ -155,10 +191,10 @@ IMPORTS = textwrap.dedent("""
                 return int(line.split()[1]) / 1024
     steps = [('python', None), ('numpy', 'numpy'),
              ('tracker + signal kernels (numpy only)', 'hipsense.exercises.tracker'),
-             ('jsonschema + protocol', 'hipsense.protocol'), ('paho-mqtt', 'hipsense.publish.mqtt'),
+             ('fastjsonschema + protocol', 'hipsense.protocol'), ('paho-mqtt', 'hipsense.publish.mqtt'),
              ('bleak + device layer', 'hipsense.device.ble'), ('service modules', 'hipsense.service.service'),
              ('bumble + emulator (emulator runs only)', 'hipsense.device.emulator'),
-             ('recogniser: scipy.signal, stats, ... (lazy)', 'hipsense.exercises.recognition'),
+             ('recogniser (numpy only since issue 14)', 'hipsense.exercises.recognition'),
              ('recognition model', None)]
     out, last = [], rss()
     for label, module in steps:
@@ -171,87 +207,157 @@ IMPORTS = textwrap.dedent("""
 """)
 
 
+def _write_config(workdir: Path, port: int, ca: Path | None, state: Path) -> Path:
+    config = workdir / "hipsense.toml"
+    tls = f'tls_ca_file = "{ca}"\n' if ca is not None else ""
+    config.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\npatient_id = "{PATIENT}"\n{tls}'
+        f'[sensor]\nbackend = "emulator"\nside = "right"\nrate_hz = 100\n'
+        f'[service]\nstate_dir = "{state}"\nvoice = "off"\nlog_level = "warning"\n'
+        f'[session]\nrecognition = "on"\n[emulator]\nspeed = 1.0\nloop = true\n')
+    return config
+
+
+def _spawn(workdir: Path, config: Path, env: dict[str, str], log_name: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "hipsense", "run", "--config", str(config)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=open(workdir / log_name, "w"), cwd=REPO)
+
+
+def _stop(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def measure_start(workdir: Path, port: int, ca: Path | None, exercise: str, env: dict[str, str], k: int) -> tuple[float, float]:
+    """Seconds from spawn to READY=1, and RSS (MB) 10 s later, with a cached ``exercise`` prescription."""
+    state = workdir / f"state-start-{k}"
+    state.mkdir()
+    (state / "prescription.json").write_bytes(prescription(exercise).payload)
+    notify_path = workdir / f"notify-{k}.sock"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(30)
+    config = _write_config(workdir, port, ca, state)
+    t0 = time.monotonic()
+    service = _spawn(workdir, config, {**env, "NOTIFY_SOCKET": str(notify_path)}, f"service-start-{k}.log")
+    try:
+        while True:
+            message = notify.recv(4096).decode()
+            if "READY=1" in message:
+                ready_s = time.monotonic() - t0
+                break
+        time.sleep(10)
+        return ready_s, proc_rss_mb(service.pid)
+    finally:
+        _stop(service)
+        notify.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=600.0, help="measured seconds of streaming (default 600)")
+    parser.add_argument("--duration", type=float, default=600.0, help="measured seconds of streaming per run (default 600)")
+    parser.add_argument("--runs", type=int, default=1, help="streaming runs (default 1; medians over runs)")
+    parser.add_argument("--starts", type=int, default=3, help="start-ups measured for ready time and RSS (default 3)")
     parser.add_argument("--warmup", type=float, default=15.0, help="seconds before measuring (default 15)")
     parser.add_argument("--baseline", action="store_true", help="also measure the emulated BLE part alone")
-    parser.add_argument("--exercise", default="straight_leg_raise",
-                        help="prescribed exercise (default straight_leg_raise, which the recogniser does not know, "
-                             "so scipy is never loaded; 'bridge' makes the service load it: the worst case)")
+    parser.add_argument("--tls", action=argparse.BooleanOptionalAction, default=True, help="TLS on the broker (default on)")
+    parser.add_argument("--exercise", default="bridge",
+                        help="prescribed exercise (default bridge, a class of the recognition model, so the service "
+                             "loads the recogniser and recognises a window every 5 s: the worst case; "
+                             "straight_leg_raise is one the recogniser does not know)")
     args = parser.parse_args()
 
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     workdir = Path(tempfile.mkdtemp(prefix="hipsense-bench-"))
     port = free_port()
-    (workdir / "mosquitto.conf").write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+    ca = None
+    if args.tls:
+        files = make_tls_files(workdir)
+        ca = files["ca"]
+        lines += [f"cafile {files['ca']}", f"certfile {files['cert']}", f"keyfile {files['key']}"]
+    (workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
     broker = subprocess.Popen([mosquitto, "-c", str(workdir / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
-    publish_prescription(port, args.exercise)
-    subscriber = Subscriber(port)
-    config = workdir / "hipsense.toml"
-    config.write_text(
-        f'[mqtt]\nhost = "127.0.0.1"\nport = {port}\npatient_id = "{PATIENT}"\n'
-        f'[sensor]\nbackend = "emulator"\nside = "right"\nrate_hz = 100\n'
-        f'[service]\nstate_dir = "{workdir / "state"}"\nvoice = "off"\nlog_level = "warning"\n'
-        f'[session]\nrecognition = "on"\n[emulator]\nspeed = 1.0\nloop = true\n')
     env = {**os.environ, **unit_environment()}
     print("service environment (from the unit):", " ".join(f"{k}={v}" for k, v in unit_environment().items()))
-    service = subprocess.Popen([sys.executable, "-m", "hipsense", "run", "--config", str(config)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=open(workdir / "service.log", "w"), cwd=REPO)
-    baseline = None
-    if args.baseline:
-        baseline = subprocess.Popen([sys.executable, "-c", BASELINE], cwd=REPO, env=env,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"broker: mosquitto on 127.0.0.1:{port}, {'TLS' if args.tls else 'plain'}; prescription: {args.exercise}")
+
+    subscriber = None
     try:
-        print(f"warming up {args.warmup:.0f} s, then measuring {args.duration:.0f} s of 100 Hz streaming …", flush=True)
-        time.sleep(args.warmup)
-        subscriber.measuring = True
-        pids = [("service", service.pid)] + ([("baseline", baseline.pid)] if baseline else [])
-        start = {name: (time.monotonic(), proc_cpu_s(pid)) for name, pid in pids}
-        rss = {name: [proc_rss_mb(pid)] for name, pid in pids}
-        end_at = time.monotonic() + args.duration
-        while time.monotonic() < end_at:
-            time.sleep(min(5.0, max(0.0, end_at - time.monotonic())))
-            for name, pid in pids:
-                rss[name].append(proc_rss_mb(pid))
-        usage = {}
-        for name, pid in pids:
-            wall0, cpu0 = start[name]
-            usage[name] = (proc_cpu_s(pid) - cpu0) / (time.monotonic() - wall0) * 100
-        subscriber.measuring = False
-        (workdir / "maps.txt").write_text(Path(f"/proc/{service.pid}/maps").read_text())
+        starts = [measure_start(workdir, port, ca, args.exercise, env, k) for k in range(args.starts)]
+        if starts:
+            ready, rss_start = [r for r, _ in starts], [m for _, m in starts]
+            print(f"\nstart-up ({args.starts} starts, cached {args.exercise} prescription, recogniser loaded before ready): "
+                  f"ready after {statistics.median(ready):.2f} s median ({', '.join(f'{r:.2f}' for r in ready)}); "
+                  f"RSS 10 s later {statistics.median(rss_start):.1f} MB median ({', '.join(f'{m:.1f}' for m in rss_start)})"
+                  "   (floor: ready ≤ 1.5 s, RSS ≤ 80 MB)")
+
+        publish_prescription(port, args.exercise, ca)
+        subscriber = Subscriber(port, ca)
+        per_run = []
+        for run in range(args.runs):
+            state = workdir / f"state-run-{run}"
+            config = _write_config(workdir, port, ca, state)
+            service = _spawn(workdir, config, env, f"service-run-{run}.log")
+            baseline = None
+            if args.baseline and run == 0:
+                baseline = subprocess.Popen([sys.executable, "-c", BASELINE], cwd=REPO, env=env,
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                print(f"run {run + 1}/{args.runs}: warming up {args.warmup:.0f} s, then measuring {args.duration:.0f} s "
+                      "of 100 Hz streaming …", flush=True)
+                time.sleep(args.warmup)
+                with subscriber.lock:
+                    subscriber.live_ms, subscriber.rep_ms = [], []
+                subscriber.measuring = True
+                pids = [("service", service.pid)] + ([("baseline", baseline.pid)] if baseline else [])
+                start = {name: (time.monotonic(), proc_cpu_s(pid)) for name, pid in pids}
+                rss = {name: [proc_rss_mb(pid)] for name, pid in pids}
+                end_at = time.monotonic() + args.duration
+                while time.monotonic() < end_at:
+                    time.sleep(min(5.0, max(0.0, end_at - time.monotonic())))
+                    for name, pid in pids:
+                        rss[name].append(proc_rss_mb(pid))
+                usage = {name: (proc_cpu_s(pid) - start[name][1]) / (time.monotonic() - start[name][0]) * 100
+                         for name, pid in pids}
+                subscriber.measuring = False
+                maps = Path(f"/proc/{service.pid}/maps").read_text()
+            finally:
+                _stop(service)
+                _stop(baseline)
+            live = list(subscriber.live_ms)
+            per_run.append({
+                "live": len(live), "p50": statistics.median(live) if live else float("nan"),
+                "p99": percentile(live, 99) if live else float("nan"), "max": max(live) if live else float("nan"),
+                "reps": len(subscriber.rep_ms), "rep_p50": statistics.median(subscriber.rep_ms) if subscriber.rep_ms else float("nan"),
+                "cpu": usage["service"], "rss_max": max(rss["service"]), "rss_end": rss["service"][-1],
+                "scipy": "/scipy/" in maps, "usage": usage, "rss": rss,
+            })
+            r = per_run[-1]
+            print(f"  live {r['live']} ({r['live'] / args.duration:.1f}/s), latency p50 {r['p50']:.1f} ms, "
+                  f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms; rep events {r['reps']}; CPU {r['cpu']:.2f} % of one core; "
+                  f"RSS max {r['rss_max']:.1f} MB; scipy loaded: {r['scipy']}")
+            if baseline is not None:
+                print(f"  emulated BLE part alone: CPU {usage['baseline']:.2f} %, RSS max {max(rss['baseline']):.1f} MB")
     finally:
-        for process in (service, baseline):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-        subscriber.stop()
+        if subscriber is not None:
+            subscriber.stop()
         broker.terminate()
         broker.wait()
 
-    live = subscriber.live_ms
-    print(f"\nservice: python -m hipsense run, emulated WitMotion at 100 Hz, {args.duration:.0f} s measured, "
-          f"prescription {args.exercise}")
-    scipy_loaded = "/scipy/" in (workdir / "maps.txt").read_text() if (workdir / "maps.txt").exists() else None
-    print(f"scipy loaded by the service: {scipy_loaded}")
-    if live:
-        print(f"live messages: {len(live)} ({len(live) / args.duration:.1f}/s)")
-        print(f"latency notification → subscriber: p50 {statistics.median(live):.1f} ms, "
-              f"p99 {percentile(live, 99):.1f} ms, max {max(live):.1f} ms   (floor: p99 ≤ 100 ms)")
-    if subscriber.rep_ms:
-        print(f"rep events: {len(subscriber.rep_ms)}, rep end → subscriber: p50 {statistics.median(subscriber.rep_ms):.0f} ms "
-              f"(counter confirmation delay included)")
-    for name in usage:
-        values = rss[name]
-        quarters = [values[min(len(values) - 1, round(q * (len(values) - 1)))] for q in (0.25, 0.5, 0.75, 1.0)]
-        print(f"{name}: CPU {usage[name]:.2f} % of one core, RSS {values[0]:.1f} MB at start, "
-              f"{' / '.join(f'{v:.1f}' for v in quarters)} MB at 1/4 … end, max {max(values):.1f} MB"
-              + ("   (floor: ≤ 5 %, ≤ 120 MB)" if name == "service" else "   (emulated BLE part alone)"))
+    if per_run:
+        med = {k: statistics.median(r[k] for r in per_run) for k in ("p50", "p99", "max", "cpu", "rss_max")}
+        print(f"\nservice: python -m hipsense run, emulated WitMotion at 100 Hz, {args.runs} run(s) of {args.duration:.0f} s, "
+              f"{'TLS' if args.tls else 'plain'} broker, prescription {args.exercise}")
+        print(f"latency notification → subscriber, median over runs: p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms, "
+              f"max {med['max']:.1f} ms   (floor: p99 ≤ 50 ms with TLS)")
+        print(f"service CPU {med['cpu']:.2f} % of one core (emulated sensor and Bumble included), RSS max {med['rss_max']:.1f} MB")
     steps = json.loads(subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, cwd=REPO,
                                       env={**os.environ, **unit_environment()}, check=True).stdout)
     print("\nresident memory by import (fresh interpreter): MB added, MB total")
