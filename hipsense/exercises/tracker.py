@@ -106,18 +106,24 @@ MEASURE_COUNTERS = {
 
 
 def pipeline_settings_for(
-    spec: ExerciseSpec, hold_target_s: float | None, *, require_flight: bool = True
+    spec: ExerciseSpec, hold_target_s: float | None, *, require_flight: bool = True,
+    personal_rom_deg: float | None = None,
 ) -> PipelineSettings:
     return PipelineSettings(
-        reps=rep_settings_for(spec, hold_target_s),
+        reps=rep_settings_for(spec, hold_target_s, personal_rom_deg),
         impacts=ImpactSettings(require_flight=require_flight),
         counters=MEASURE_COUNTERS[spec.measure],
     )
 
 
-def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSettings:
-    """Kernel settings for an exercise: a posture change must outlast any prescribed hold."""
+def rep_settings_for(
+    spec: ExerciseSpec, hold_target_s: float | None, personal_rom_deg: float | None = None
+) -> RepSettings:
+    """Kernel settings for an exercise: a posture change must outlast any prescribed hold.
+    With the patient's own reference range (calibration), the first rep is judged against a
+    third of it and the set's amplitude starts from it, instead of the catalogue's range."""
     base = RepSettings()
+    usual_min = spec.motion.rom_deg_min if not personal_rom_deg else personal_rom_deg
     hold = hold_target_s if hold_target_s is not None else (spec.dose.hold_s_max or 0.0)
     return replace(
         base,
@@ -126,7 +132,8 @@ def rep_settings_for(spec: ExerciseSpec, hold_target_s: float | None) -> RepSett
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
         min_rep_s=min(spec.thresholds.min_rep_s, base.min_rep_s),
         # shuffling into position is far smaller than the exercise's movement
-        first_rep_min_deg=spec.motion.rom_deg_min / 3.0,
+        first_rep_min_deg=usual_min / 3.0,
+        reference_rise_deg=personal_rom_deg or 0.0,
         # reps that go both ways from rest (side to side) have no single "up" to project on
         signed=base.signed and not spec.motion.bidirectional,
     )
@@ -149,7 +156,8 @@ class ExerciseTracker:
             hold = spec.dose.hold_s_max or spec.dose.hold_s_min
         self.hold_target_s = hold or 0.0
         self.pipeline = ThighPipeline(
-            pipeline_settings_for(spec, hold, require_flight=self.settings.impact_require_flight),
+            pipeline_settings_for(spec, hold, require_flight=self.settings.impact_require_flight,
+                                  personal_rom_deg=self.settings.baseline_rom_deg),
             has_gyro=has_gyro,
         )
         self._pending_impacts: list[ImpactEvent] = []

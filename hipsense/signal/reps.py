@@ -130,6 +130,9 @@ class RepSettings:
     # much (the tracker sets a third of the exercise's smallest usual range of motion), so
     # shuffling into position before the first raise is not a rep.
     first_rep_min_deg: float = 0.0
+    # The patient's own typical rise, when a calibration recorded reference reps (0: none):
+    # the set's amplitude starts there instead of being learned from the first reps.
+    reference_rise_deg: float = 0.0
     # Signed elevation along the set's working direction (see the module doc): the principal
     # direction of the thigh's displacements from rest, forgetting with ``dir_tau_s``;
     # displacements under ``dir_min_deg`` (noise at rest) do not vote.
@@ -224,7 +227,7 @@ class RepOutput:
 
 
 def segment_reps_init(settings: RepSettings) -> RepState:
-    return RepState()
+    return RepState(amp=settings.reference_rise_deg)
 
 
 def segment_reps_step(
@@ -323,7 +326,7 @@ def segment_reps_step(
                 # learned again. A smaller shift is the leg coming to rest a little elsewhere:
                 # wiping the memory there let drift and shuffles count as reps.
                 reason = "posture_change"
-                st.amp, st.counted, st.pending = 0.0, False, None
+                st.amp, st.counted, st.pending = s.reference_rise_deg, False, None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
             # a new still spell starts here: the next re-anchoring needs its own stillness

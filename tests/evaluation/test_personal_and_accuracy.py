@@ -52,8 +52,12 @@ def test_personal_mode_hands_the_baseline_to_the_tracker(s1_e3, monkeypatch):
     personal = evaluate_uci(s1_e3, personal=True)
     assert personal["mode"] == "personal" and evaluate_uci(s1_e3)["mode"] == "default"
     assert all(s["baseline_rom_deg"] is not None for s in personal["sets"])
-    # the baseline is what low_rom is judged against: an absurd one flags every low rep
+    # the baseline reaches the counter (the set's amplitude starts from it) and the form flags
+    # (low_rom is judged against it): a patient whose reps "go" 1000 degrees makes none here,
+    # and one whose reps go 40 degrees has every rep of this recording (25-30) flagged low
     monkeypatch.setattr(uci_mod, "fit_personal_rom", lambda ex, t, a, **kw: PersonalRom(ex, 1000.0, (1000.0,)))
+    assert evaluate_uci(s1_e3, personal=True)["summary"]["reps_counted"] == 0
+    monkeypatch.setattr(uci_mod, "fit_personal_rom", lambda ex, t, a, **kw: PersonalRom(ex, 40.0, (40.0,)))
     assert evaluate_uci(s1_e3, personal=True)["summary"]["low_rom_flagged_rate"] == 1.0
 
 

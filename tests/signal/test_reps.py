@@ -232,3 +232,14 @@ def test_reps_around_a_new_rest_after_settling_are_counted():
     out = segment_reps(RepSettings(), t, g, speed)
     assert len(out.reps) == 6
     assert all(3.0 < r.rise_deg < 5.0 for r in out.reps)
+
+
+def test_a_personal_reference_range_sets_the_bar_from_the_first_rep():
+    # calibration recorded this patient's reps at 30 deg: a 6 deg shuffle before the first
+    # rep is judged against that, not waved through as "nothing to compare with"
+    shuffle = [_ramp(0.6, 0, 6.0), _ramp(0.6, 6.0, 0), _segment(1.5, 0)]
+    elev = np.concatenate([_segment(1.0, 0)] + shuffle + [p for _ in range(3) for p in _rep(30.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    assert len(segment_reps(RepSettings(), t, g, speed).reps) == 4
+    personal = replace(RepSettings(), reference_rise_deg=30.0, first_rep_min_deg=10.0)
+    assert len(segment_reps(personal, t, g, speed).reps) == 3
