@@ -39,17 +39,13 @@ def test_a_rate_the_sensor_type_cannot_stream_is_refused_by_name(sensor_type):
         config_from_mapping({"mqtt": MQTT, "sensor": {"type": sensor_type, "rate_hz": bad}})
 
 
-def test_which_types_have_no_emulator_yet_is_known():
-    # MetaMotion has a decoder but no emulated sensor: `backend = "emulator"` says so clearly.
-    # When one is written, add it to EMULATORS and this list shrinks.
-    assert sorted(set(DECODERS) - set(EMULATORS)) == ["metamotion"]
-    with pytest.raises(ConfigError, match="sensor.backend: there is no emulated MbientLab MetaMotion"):
-        config_from_mapping({"mqtt": MQTT, "sensor": {"type": "metamotion", "backend": "emulator"}})
+def test_every_registered_type_can_be_emulated():
+    assert sorted(EMULATORS) == sorted(DECODERS)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sensor_type", sorted(EMULATORS))
-def test_hipsense_run_scans_connects_and_counts_with_every_emulated_type(sensor_type, broker, service_factory):
+@pytest.mark.parametrize("sensor_type", sorted(DECODERS))
+def test_hipsense_run_scans_connects_and_counts_with_every_registered_type(sensor_type, broker, service_factory):
     service = service_factory(broker, sensor_type=sensor_type)
     with Dashboard(broker) as dashboard:
         dashboard.publish(p.build_topic(MessageKind.PRESCRIPTION, PATIENT), prescription().payload)

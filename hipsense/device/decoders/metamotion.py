@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hipsense.device.clock import ReceiveTimeClock
-from hipsense.device.decoders._base import GattWrite, SensorDecoder, as_bytes
+from hipsense.device.decoders._base import Gatt, GattWrite, SensorDecoder, as_bytes
 from hipsense.device.samples import Gap, GapReason, ImuSamples
 from hipsense.errors import DecodeError
 
@@ -55,6 +55,7 @@ MODULE_GYRO = 0x13
 READ_BIT = 0x80
 REGISTER_MODULE_INFO = 0x00 | READ_BIT
 REGISTER_BATTERY = 0x0C
+BATTERY_READ_REQUEST = 0xCC  # `11 CC` asks, `11 8C <charge %> <mV>` answers (sensors.md §4.5)
 REGISTER_CONNECTION_PARAMETERS = 0x09
 
 STANDARD_GRAVITY_MS2 = 9.80665
@@ -219,6 +220,7 @@ class MetaMotionDecoder(SensorDecoder):
         }
         self.last_response: bytes | None = None
         """The most recent non-sample message (module info, battery, ...), for the link."""
+        self._battery_percent: int | None = None
 
     def options(self) -> dict[str, Any]:
         return dict(self._options)
@@ -254,6 +256,15 @@ class MetaMotionDecoder(SensorDecoder):
         ]  # fmt: skip
         return tuple(GattWrite(COMMAND_UUID, bytes(c), response=False) for c in commands)
 
+    async def read_battery(self, gatt: Gatt) -> int | None:
+        """Ask the settings module (``11 CC``); the answer comes as a notification."""
+        await gatt.write(COMMAND_UUID, bytes([MODULE_SETTINGS, BATTERY_READ_REQUEST]), response=False)
+        return None
+
+    def take_battery_percent(self) -> int | None:
+        level, self._battery_percent = self._battery_percent, None
+        return level
+
     def _samples_per_message(self, module: int, register: int) -> int:
         reg = self._registers
         plain = {(MODULE_ACC, reg.acc_data), (MODULE_GYRO, reg.gyr_data)}
@@ -271,6 +282,11 @@ class MetaMotionDecoder(SensorDecoder):
         k = self._samples_per_message(module, register)
         if k == 0:
             self.last_response = data
+            if data[:2] == bytes([MODULE_SETTINGS, REGISTER_BATTERY | READ_BIT]):
+                try:
+                    self._battery_percent = parse_battery(data).charge_percent
+                except DecodeError:
+                    pass  # a malformed answer is no battery reading; the message is still consumed
             return ImuSamples.empty()
         if len(data) != 2 + 6 * k:
             raise DecodeError(

@@ -10,8 +10,9 @@ became of every sample, the ground truth for exactly-once tests.
 
 Sensors: :class:`WitMotionEmulator` (raw int16 frames, no clock), :class:`PolarVeritySenseEmulator`
 (PMD control point, delta-compressed ACC and GYRO frames, ns device clock) and
-:class:`MovellaDotEmulator` (rate quantities, wrapping µs clock); the last two replay an
-:class:`ImuRecording` in physical units. :data:`EMULATORS` maps the decoder registry's sensor
+:class:`MovellaDotEmulator` (rate quantities, wrapping µs clock) and :class:`MetaMotionEmulator`
+(packed raw acc + gyro messages, no clock); the last three replay an :class:`ImuRecording` in
+physical units. :data:`EMULATORS` maps the decoder registry's sensor
 types to them (:func:`emulate`).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 from hipsense.device.emulator._peripheral import EmulatedPeripheral, Fate, SampleFate
 from hipsense.device.emulator._recording import ImuRecording
+from hipsense.device.emulator.metamotion import MetaMotionEmulator
 from hipsense.device.emulator.movella_dot import MovellaDotEmulator
 from hipsense.device.emulator.polar import PolarVeritySenseEmulator
 from hipsense.device.emulator.registry import EMULATORS, emulate
@@ -35,6 +37,7 @@ __all__ = [
     "EmulatedPeripheral",
     "Fate",
     "ImuRecording",
+    "MetaMotionEmulator",
     "MovellaDotEmulator",
     "PolarVeritySenseEmulator",
     "SampleFate",

@@ -13,9 +13,10 @@ from collections.abc import Callable
 import numpy as np
 
 from hipsense.device.bumble_backend._radio import VirtualRadio
-from hipsense.device.decoders import MovellaDotDecoder, PolarPmdDecoder, WitMotionDecoder
+from hipsense.device.decoders import MetaMotionDecoder, MovellaDotDecoder, PolarPmdDecoder, WitMotionDecoder
 from hipsense.device.emulator._peripheral import EmulatedPeripheral
 from hipsense.device.emulator._recording import ImuRecording
+from hipsense.device.emulator.metamotion import MetaMotionEmulator
 from hipsense.device.emulator.movella_dot import MovellaDotEmulator
 from hipsense.device.emulator.polar import PolarVeritySenseEmulator
 from hipsense.device.emulator.witmotion import WitMotionEmulator, WitMotionRecording
@@ -52,12 +53,19 @@ def _movella_dot(radio: VirtualRadio, recording: ImuRecording, index: int, addre
                               address=address or f"D4:22:CD:00:00:{index + 1:02X}", speed=speed, loop=loop)
 
 
+def _metamotion(radio: VirtualRadio, recording: ImuRecording, index: int, address: str | None,
+                speed: float, loop: bool) -> EmulatedPeripheral:
+    return MetaMotionEmulator(radio, recording, name="MetaWear",
+                              address=address or f"C7:3D:00:00:00:{index + 1:02X}", speed=speed, loop=loop)
+
+
 EMULATORS: dict[str, EmulatorFactory] = {
     WitMotionDecoder.sensor_type: _witmotion,
     PolarPmdDecoder.sensor_type: _polar,
     MovellaDotDecoder.sensor_type: _movella_dot,
+    MetaMotionDecoder.sensor_type: _metamotion,
 }
-"""Sensor type → emulator factory. MetaMotion has no emulator yet."""
+"""Sensor type → emulator factory: every registered type has one (a test checks)."""
 
 
 def emulate(sensor_type: str, radio: VirtualRadio, recording: ImuRecording, *, index: int = 0,
