@@ -48,13 +48,13 @@ class BleBackends:
 
 def _emulated_recording(path: str) -> tuple[Any, str, str]:
     """A WitMotion emulator recording from a raw hipsense recording: (recording, address, name)."""
-    from hipsense.device.decoders.witmotion import parse_notification
+    from hipsense.device.decoders.witmotion import WitMotionDecoder, parse_notification
     from hipsense.device.emulator import WitMotionRecording
     from hipsense.device.recording_format import read_recording
     from hipsense.errors import DecodeError
 
     recording = read_recording(path)
-    if recording.header.sensor_type != "witmotion":
+    if recording.header.sensor_type != WitMotionDecoder.sensor_type:
         raise ConfigError(
             f"{ENV_BACKEND}: {path} is a {recording.header.sensor_type} recording; only "
             "WitMotion recordings can be emulated", setting=ENV_BACKEND)

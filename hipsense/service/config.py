@@ -363,10 +363,10 @@ class _Reader:
     def sensor(self, section: str) -> SensorConfig:
         # The sensor types, their rates and which of them can be emulated come from the
         # decoder registry: nothing about a sensor type is written down here.
-        from hipsense.device.decoders import DECODERS
+        from hipsense.device.decoders import DECODERS, WitMotionDecoder
 
         t = self.table(section)
-        kind = self.choice(f"{section}.type", t.get("type", "witmotion"), tuple(DECODERS))
+        kind = self.choice(f"{section}.type", t.get("type", WitMotionDecoder.sensor_type), tuple(DECODERS))
         decoder = DECODERS[kind]
         address = self.text(f"{section}.address", t.get("address"))
         if address is not None and not _ADDRESS.match(address):
