@@ -56,6 +56,7 @@ from typing import Any
 import numpy as np
 
 from hipsense.exercises.lowpass import filtfilt_lowpass
+from hipsense.exercises.recognition_window import HOP_S, WINDOW_S
 
 __all__ = [
     "FEATURE_NAMES",
@@ -81,8 +82,6 @@ GRID_HZ = 25.0
 """Every window is time-binned to this rate before features are computed."""
 MIN_WINDOW_S = 6.0
 """Shorter windows are answered ``"unknown"``: not even one slow rep fits."""
-WINDOW_S = 15.0
-HOP_S = 5.0
 STILL_TILT_DEG = 1.0
 STILL_MOTION_G = 0.003
 """A window whose tilt range and movement RMS are both below these is "still"."""

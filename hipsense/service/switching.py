@@ -14,21 +14,12 @@ issue 14, a few hundred kB; it used to import scipy.signal, about 80 MB resident
 from __future__ import annotations
 
 import collections
-import json
-from importlib import resources
 
 import numpy as np
 
+from hipsense.exercises.recognition_window import HOP_S, WINDOW_S, model_classes
+
 __all__ = ["ExerciseSwitcher", "model_classes"]
-
-WINDOW_S = 15.0  # = hipsense.exercises.recognition.WINDOW_S (checked by a test; not imported, see above)
-HOP_S = 5.0  # = recognition.HOP_S
-
-
-def model_classes() -> frozenset[str]:
-    """The exercises the shipped recognition model knows, read without importing it."""
-    text = resources.files("hipsense.exercises").joinpath("recognition_model.json").read_text()
-    return frozenset(json.loads(text)["classes"])
 
 
 class ExerciseSwitcher:

@@ -234,12 +234,11 @@ def test_a_session_ends_after_idle_end_s_even_with_the_sensor_switched_off(tmp_p
     assert summary.data["flags"] == [] and 0 < summary.data["adherence"] < 1
 
 
-def test_the_switcher_mirrors_the_recogniser_without_importing_it():
+def test_the_switcher_knows_the_recognisers_classes_without_loading_it():
     from hipsense.exercises import recognition
     from hipsense.service import switching
 
-    assert (switching.WINDOW_S, switching.HOP_S) == (recognition.WINDOW_S, recognition.HOP_S)
-    assert switching.model_classes() == frozenset(recognition.load_model().classes)
+    assert switching.model_classes() == frozenset(recognition.load_model().classes)  # one file, two readers
 
 
 def test_two_sensors_count_each_thigh_on_its_own_side(tmp_path, uci):
