@@ -84,7 +84,7 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
             from hipsense.evaluation.cmu import evaluate_cmu
 
             report = evaluate_cmu(Path(directory))
-    except DatasetError as exc:
+    except (DatasetError, OSError) as exc:  # mex.py says FileNotFoundError for a wrong folder
         raise click.ClickException(str(exc)) from exc
     if as_json:
         click.echo(json.dumps(report))
@@ -222,6 +222,19 @@ def demo(speed: float, port: int | None, open_browser: bool | None, voice: bool)
                               echo=click.echo))
 
 
+def _catalogue_id(exercise: str | None) -> str | None:
+    """Check an exercise id before anything slow (a scan, a connection) starts."""
+    if exercise is None:
+        return None
+    from hipsense.errors import HipsenseError
+    from hipsense.exercises.catalogue import get_exercise
+
+    try:
+        return get_exercise(exercise).id
+    except (HipsenseError, KeyError) as exc:
+        raise click.BadParameter(str(exc).strip("'\""), param_hint="'--exercise'") from exc
+
+
 # -- sensors: scan, calibrate, record ------------------------------------------------------------
 # HIPSENSE_BLE_BACKEND=emulator:<recording.hsrec> (and HIPSENSE_EMULATOR_SPEED) runs these
 # against an emulated sensor instead of the Bluetooth adapter: see hipsense/device/backends.py.
@@ -245,7 +258,8 @@ def _run_ble(job):  # noqa: ANN001, ANN202 - job: async (BleBackends) -> T
 
 
 @main.command()
-@click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to listen.")
+@click.option("--timeout", type=click.FloatRange(0, 300, min_open=True), default=5.0, show_default=True,
+              help="Seconds to listen (more than 0, at most 300).")
 def scan(timeout: float) -> None:
     """List nearby supported sensors: name, address, type, signal strength, battery."""
     from hipsense.device.ble import scan_sensors
@@ -269,9 +283,9 @@ def scan(timeout: float) -> None:
               help="The thigh that wears the sensor (asked when not given).")
 @click.option("--yes", "-y", "assume_yes", is_flag=True,
               help="No questions: each step starts --settle seconds after the previous one.")
-@click.option("--exercise", default=None,
+@click.option("--exercise", default=None, callback=lambda _c, _p, v: _catalogue_id(v),
               help="Also measure the personal range of motion in this exercise (catalogue id).")
-@click.option("--reps", type=int, default=3, show_default=True, help="Reference repetitions.")
+@click.option("--reps", type=click.IntRange(1, 50), default=3, show_default=True, help="Reference repetitions.")
 @click.option("--still", "still_s", type=float, default=3.0, show_default=True, help="Seconds still.")
 @click.option("--stand", "stand_s", type=float, default=3.0, show_default=True,
               help="Seconds standing upright.")
@@ -281,7 +295,7 @@ def scan(timeout: float) -> None:
               help="Seconds to get into position between steps (with --yes).")
 @click.option("--attempts", type=click.IntRange(1, 10), default=3, show_default=True,
               help="Tries per step before giving up.")
-@click.option("--scan-timeout", type=float, default=5.0, show_default=True)
+@click.option("--scan-timeout", type=click.FloatRange(0, 300, min_open=True), default=5.0, show_default=True)
 def calibrate(address: str | None, side: str | None, assume_yes: bool, exercise: str | None,
               reps: int, still_s: float, stand_s: float, swing_s: float, settle_s: float,
               attempts: int, scan_timeout: float) -> None:
@@ -306,7 +320,7 @@ def calibrate(address: str | None, side: str | None, assume_yes: bool, exercise:
 @click.option("--duration", type=float, default=None, help="Seconds (default: until Ctrl-C).")
 @click.option("--type", "sensor_type", default=None,
               help="Sensor type, e.g. witmotion (default: found by scanning).")
-@click.option("--scan-timeout", type=float, default=5.0, show_default=True)
+@click.option("--scan-timeout", type=click.FloatRange(0, 300, min_open=True), default=5.0, show_default=True)
 def record(out: str, address: str, duration: float | None, sensor_type: str | None,
            scan_timeout: float) -> None:
     """Record raw sensor notifications to OUT (replay it with `hipsense replay OUT`)."""
@@ -404,10 +418,14 @@ def provision_list(broker_dir: str, state_dir: str, dashboard_users: tuple[str, 
 
     from hipsense.provision import Layout, ProvisionError, list_patients
 
+    layout = Layout(broker_dir=Path(broker_dir), state_dir=Path(state_dir))
     try:
-        rows = list_patients(Layout(broker_dir=Path(broker_dir), state_dir=Path(state_dir)))
+        rows = list_patients(layout)
     except (ProvisionError, OSError) as exc:
         raise click.ClickException(str(exc)) from exc
+    if not rows:  # most often the wrong --state-dir, or nobody added yet: say which
+        raise click.ClickException(f"no patients in {layout.registry}: add one with `hipsense provision add "
+                                   "LABEL`, or point --state-dir (HIPSENSE_PROVISION_DIR) at the registry's folder")
     for row in rows:
         e = row.entry
         if not e.active:
@@ -443,6 +461,46 @@ def _dashboard_db_option(command):  # a click decorator: every dashboard command
                              "~/.local/share/hipsense); postgresql://user@host/db for a clinic.")(command)
 
 
+def _database_problem(exc: Exception, db_url: str | None) -> click.ClickException:
+    """One line a person can act on for a database URL that does not open (no traceback)."""
+    from sqlalchemy import exc as sa_exc
+
+    where = db_url or "the default SQLite file"
+    if isinstance(exc, sa_exc.NoSuchModuleError | sa_exc.ArgumentError):
+        return click.ClickException(f"--db {where}: not a database URL hipsense knows; give a SQLite file path "
+                                    "or postgresql://user@host/db")
+    detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+    if "unable to open database file" in detail:
+        detail += " (does the folder exist, and may this user write to it?)"
+    return click.ClickException(f"cannot open the database {where}: {detail}")
+
+
+def _open_database(db_url: str | None):  # noqa: ANN202 - an Engine, migrated
+    """The dashboard's engine, migrated to the current schema; a bad URL or an unreachable
+    server becomes a one-line error."""
+    from sqlalchemy import exc as sa_exc
+
+    from hipsense.dashboard.db import make_engine, migrate
+
+    try:
+        engine = make_engine(db_url)
+        migrate(engine)
+    except (sa_exc.SQLAlchemyError, OSError) as exc:
+        raise _database_problem(exc, db_url) from None
+    return engine
+
+
+def _check_timezone(_ctx, _param, value: str) -> str:  # noqa: ANN001 - a click callback
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise click.BadParameter(f"{value!r} is not an IANA time zone (e.g. Europe/Berlin, America/New_York, UTC)"
+                                 ) from exc
+    return value
+
+
 @dashboard.command("serve")
 @_dashboard_db_option
 @click.option("--broker", default=None, help="Broker host[:port]; without it, pages only.")
@@ -454,7 +512,8 @@ def _dashboard_db_option(command):  # a click decorator: every dashboard command
 @click.option("--client-id", default=None, help="MQTT client id (default: from the host name).")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve the pages on.")
 @click.option("--port", default=8080, show_default=True, type=int)
-@click.option("--timezone", default="UTC", show_default=True, help="The clinic's time zone (days, weeks).")
+@click.option("--timezone", default="UTC", show_default=True, callback=_check_timezone,
+              help="The clinic's time zone (days, weeks), an IANA name such as Europe/Berlin.")
 @click.option("--insecure-cookies", is_flag=True,
               help="Send the login cookie over plain HTTP (only behind a TLS proxy on the same host).")
 def dashboard_serve(db_url, broker, broker_user, broker_password, broker_ca, client_id, host, port, timezone,
@@ -464,8 +523,11 @@ def dashboard_serve(db_url, broker, broker_user, broker_password, broker_ca, cli
 
     from hipsense.dashboard.serve import ServeOptions, serve
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     broker_host, _, broker_port = (broker or "").partition(":")
+    if broker_port and not broker_port.isdigit():
+        raise click.BadParameter(f"{broker!r}: the port after ':' must be a number", param_hint="'--broker'")
+    _open_database(db_url).dispose()  # a bad --db is a one-line error here, not a traceback in serve
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     serve(ServeOptions(
         db_url=db_url, broker_host=broker_host or None, broker_port=int(broker_port or 1883),
         broker_username=broker_user, broker_password=broker_password, broker_ca_file=broker_ca,
@@ -503,10 +565,8 @@ def dashboard_dead_letters(db_url, patient, limit, payloads) -> None:
 def dashboard_add_user(db_url, username, display_name, password) -> None:
     """Create a therapist account."""
     from hipsense.dashboard.accounts.therapists import AccountError, add_therapist
-    from hipsense.dashboard.db import make_engine, migrate
 
-    engine = make_engine(db_url)
-    migrate(engine)
+    engine = _open_database(db_url)
     try:
         therapist = add_therapist(engine, username, password, display_name)
     except AccountError as exc:
@@ -522,11 +582,9 @@ def dashboard_add_user(db_url, username, display_name, password) -> None:
 def dashboard_assign_patient(db_url, patient_id, username, label) -> None:
     """Let therapist USERNAME see (only they) the patient PATIENT_ID."""
     from hipsense.dashboard.accounts.therapists import AccountError, assign_patient
-    from hipsense.dashboard.db import make_engine, migrate
     from hipsense.protocol import ProtocolError
 
-    engine = make_engine(db_url)
-    migrate(engine)
+    engine = _open_database(db_url)
     try:
         assign_patient(engine, patient_id, username, label)
     except (AccountError, ProtocolError) as exc:

@@ -45,8 +45,24 @@ def read_samples(path: str | Path) -> Samples:
         with _open_text(path) as f:
             first = f.readline().strip()
             rest = f.read()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: binary data, not a recording (UCI, MEx or hipsense CSV text, "
+                           "or a raw `hipsense record` file)") from None
+    except (OSError, EOFError) as exc:
         raise DatasetError(f"cannot read {path}: {exc}") from exc
+    if not first and not rest.strip():
+        raise DatasetError(f"{path} is empty: no samples to replay")
+    if "\x00" in first:
+        raise DatasetError(f"{path}: binary data, not a recording")
+    samples = _parse_text(path, first, rest)
+    if len(samples.t_s) < 2:
+        raise DatasetError(f"{path}: holds {len(samples.t_s)} samples; nothing to replay")
+    return samples
+
+
+def _parse_text(path: Path, first: str, rest: str) -> Samples:
+    if first.startswith(("time index;", "t_s,")) and not rest.strip():
+        raise DatasetError(f"{path}: a header and no samples; nothing to replay")
     try:
         if first.startswith("time index;"):
             data = np.loadtxt(io.StringIO(rest), delimiter=";", ndmin=2)
