@@ -30,6 +30,7 @@ __all__ = [
     "EmulatorConfig",
     "HomeAssistantConfig",
     "MqttConfig",
+    "PatientPageConfig",
     "SensorConfig",
     "ServiceConfig",
     "ServiceSection",
@@ -120,6 +121,18 @@ class HomeAssistantConfig:
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
+class PatientPageConfig:
+    """``[patient_page]``: the patient's page on the home network (pain, plan, skip a day).
+
+    Off unless enabled (deploy/pi/hipsense.toml enables it): see service/patient_page.py.
+    """
+
+    enabled: bool = False
+    host: str = "0.0.0.0"  # every interface; only home-network clients are answered
+    port: int = 8080
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
 class ServiceConfig:
     """The whole configuration, validated."""
 
@@ -129,11 +142,12 @@ class ServiceConfig:
     session: SessionConfig = SessionConfig()
     emulator: EmulatorConfig = EmulatorConfig()
     homeassistant: HomeAssistantConfig = HomeAssistantConfig()
+    patient_page: PatientPageConfig = PatientPageConfig()
     source: str = "<defaults>"
 
     def describe(self) -> dict[str, Any]:
         """The configuration as logged at start: everything but the password."""
-        doc = {name: _plain(getattr(self, name)) for name in ("service", "session", "homeassistant")}
+        doc = {name: _plain(getattr(self, name)) for name in ("service", "session", "homeassistant", "patient_page")}
         mqtt = _plain(self.mqtt)
         mqtt["password"] = "***" if self.mqtt.password else None
         doc["mqtt"] = mqtt
@@ -160,6 +174,7 @@ _SECTIONS: dict[str, type] = {
     "session": SessionConfig,
     "emulator": EmulatorConfig,
     "homeassistant": HomeAssistantConfig,
+    "patient_page": PatientPageConfig,
 }
 
 
@@ -325,6 +340,7 @@ class _Reader:
             session=self.session(),
             emulator=self.emulator(),
             homeassistant=self.homeassistant(),
+            patient_page=self.patient_page(),
             source=self.source,
         )
 
@@ -438,6 +454,16 @@ class _Reader:
         return HomeAssistantConfig(
             enabled=self.switch("homeassistant.enabled", t.get("enabled", False)),
             discovery_prefix=prefix, state_topic=state,
+        )
+
+    def patient_page(self) -> PatientPageConfig:
+        t = self.table("patient_page")
+        host = self.text("patient_page.host", t.get("host", "0.0.0.0"))
+        if host is None or not _HOSTNAME.match(host):
+            self.fail("patient_page.host", f"{host!r} is not an address to listen on (e.g. 0.0.0.0)")
+        return PatientPageConfig(
+            enabled=self.switch("patient_page.enabled", t.get("enabled", False)),
+            host=host, port=self.integer("patient_page.port", t.get("port", 8080), 1, 65535),
         )
 
 

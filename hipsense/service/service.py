@@ -177,6 +177,13 @@ class Service:
                                      state_path=state_dir / "today.json", plan=engine.plan)
             publisher.on_stored.append(ha.on_result)
             worker.submit("call", ha.announce)
+        book = None
+        if cfg.patient_page.enabled:  # today's progress for the page, kept from the stored results
+            from hipsense.service.checkins import TodayBook
+
+            book = TodayBook(state_dir / "patient_today.json")
+            publisher.on_stored.append(book.on_result)
+            publisher.on_stored.append(lambda kind, envelope: _ask_for_pain(voice, kind, envelope))
         worker.start()
 
         def on_prescription(prescription: Prescription) -> None:  # paho's thread: hand over
@@ -189,6 +196,7 @@ class Service:
             loop.add_signal_handler(sig, self.request_stop)
         self.notifier.ready(f"patient {patient}, {len(cfg.sensors)} sensor(s)")
         log.info("ready", extra=fields(patient=patient, sensors=len(cfg.sensors), systemd=self.notifier.enabled))
+        page = self._start_patient_page(engine, worker, timebase, book) if book is not None else None
 
         from hipsense.service.sensors import open_links
 
@@ -208,6 +216,8 @@ class Service:
         finally:
             self.notifier.stopping()
             log.info("stopping")
+            if page is not None:
+                page.stop()
             worker.stop()
             await asyncio.to_thread(self._drain, client, outbox)
             client.stop()
@@ -216,6 +226,20 @@ class Service:
             log.info("stopped", extra=fields(stored=publisher.stored, live_sent=publisher.live_sent,
                                              dropped=worker.dropped))
         return 1 if worker.failed is not None else 0
+
+    def _start_patient_page(self, engine: SessionEngine, worker: EngineWorker, timebase: Timebase,
+                            book: Any) -> Any:
+        """The patient's page (after READY: it never delays the start); None if it cannot listen."""
+        from hipsense.service.checkins import CheckIns
+        from hipsense.service.patient_page import PatientPage
+
+        section = self.config.patient_page
+        checkins = CheckIns(engine, lambda job: worker.submit("call", job), utc_now=timebase.utc_now)
+        try:
+            return PatientPage(book, checkins, host=section.host, port=section.port).start()
+        except OSError as exc:  # the counting matters more than the page: say so and go on
+            log.error("patient page not available: cannot listen on %s:%s: %s", section.host, section.port, exc)
+            return None
 
     async def _read(self, index: int, link: SensorLink, worker: EngineWorker) -> None:
         async for item in link.decoded():
@@ -255,6 +279,12 @@ class Service:
         client.notify_outbox()
         while time.monotonic() < deadline and outbox.stats().pending_total > 0:
             time.sleep(0.05)
+
+
+def _ask_for_pain(voice: Voice, kind: str, envelope: Any) -> None:
+    """At the end of a session (not a skipped day), the voice asks for the pain check-in."""
+    if kind == "session" and b'"skipped"' not in envelope.payload:
+        voice.ask_pain_checkin()
 
 
 def mqtt_settings(cfg: ServiceConfig) -> Any:

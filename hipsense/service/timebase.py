@@ -4,6 +4,12 @@ Sample times are host-monotonic seconds (what the BLE link stamps), possibly sca
 emulated sensor replays faster than real time. The protocol wants wall-clock UTC. Mapping every
 instant through one offset captured at start keeps durations exact (an NTP step during a
 session does not stretch a hold) and costs nothing per sample.
+
+A replay's speed never reaches the timestamps a therapist reads: an instant ``t_s`` of the
+scaled clock is stamped with the wall time at which it happened (``(t_s - start) / scale``
+after the start), so at ``--speed 2`` a result is stamped when it was counted, not minutes in
+the future. Durations the counting measures (``duration_s``, ``hold_s``) stay in sample time:
+a 5 s hold replayed at 2x is still a 5 s hold.
 """
 
 from __future__ import annotations
@@ -35,8 +41,8 @@ class Timebase:
         return self._mono0 + (self._monotonic() - self._mono0) * self.scale
 
     def to_utc(self, t_s: float) -> float:
-        """UTC epoch seconds of sample time ``t_s``."""
-        return self._utc0 + (t_s - self._mono0)
+        """UTC epoch seconds (wall time) at which sample time ``t_s`` happened."""
+        return self._utc0 + (t_s - self._mono0) / self.scale
 
     def utc_now(self) -> float:
         return self.to_utc(self.now())

@@ -132,6 +132,10 @@ class Voice:
     def session_done(self) -> None:
         self.speaker.say("All done for today. Well done.")
 
+    def ask_pain_checkin(self) -> None:
+        """After a session: the patient's page (service/patient_page.py) takes the answer."""
+        self.speaker.say("How is your pain now? Tell me on your phone, on the hipsense page.")
+
     def sensor_disconnected(self) -> None:
         self.speaker.say("Sensor disconnected.")
 
