@@ -26,19 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from hipsense.protocol import Envelope, ExerciseSummary, new_session_id
+from hipsense.protocol.skipped_day import SKIP_REASONS, skip_flags
 
 __all__ = ["SKIP_REASONS", "CheckInError", "CheckIns", "TodayBook"]
 
 log = logging.getLogger(__name__)
 
-# flag suffix -> what the patient reads on the page (and the therapist on the dashboard)
-SKIP_REASONS: dict[str, str] = {
-    "pain": "too much pain",
-    "unwell": "feeling unwell",
-    "no_time": "no time today",
-    "away": "away from home",
-    "other": "another reason",
-}
 MOMENTS = ("before", "after")
 ANSWER_TIMEOUT_S = 5.0  # the page says "saved" only once the answer is in the outbox
 
@@ -171,7 +164,7 @@ class CheckIns:
             self._stored(engine.publisher.session(
                 session_id=new_session_id(), t_start=now, t_end=now, exercises=exercises,
                 prescription_version=plan.prescription_version, adherence=0.0 if plan.lines else None,
-                flags=("skipped", f"skip_{reason}")))
+                flags=skip_flags(reason)))
 
         self._on_worker(skip_today)
 

@@ -118,3 +118,37 @@ def test_weekly_trends_leave_gaps_for_weeks_without_data(sqlite_engine):
     points = weekly_trends(sqlite_engine, "p-0001", clock=CLOCK, weeks=3)
     assert [pt.week_start for pt in points] == [dt.date(2025, 2, 17), dt.date(2025, 2, 24), dt.date(2025, 3, 3)]
     assert [pt.mean_rom_deg for pt in points] == [30.0, None, 40.0]
+
+
+def _live(hub, session_id=None):
+    live = p.build_live("p-0001", t=NOW, side="left", thigh_angle_deg=3, session_id=session_id)
+    hub.publish(Update("live", "p-0001", p.parse_message(live.topic, live.payload).data))
+
+
+def test_a_finished_patient_is_done_while_the_sensor_still_sends_rest_data(sqlite_engine):
+    store, hub = EventStore(sqlite_engine), LiveHub()
+    start = NOW - dt.timedelta(minutes=3)
+    store.write_batch([parsed(rep("p-0001", 1, start)), parsed(rep("p-0001", 2, start + dt.timedelta(seconds=5)))])
+    _live(hub, session_id=p.new_session_id())
+    assert overview(sqlite_engine, hub).status == "exercising"
+    last_rep_end = start + dt.timedelta(seconds=8)
+    summary = p.build_session_summary("p-0001", seq=3, session_id=session_id(6), t_start=start, t_end=last_rep_end,
+                                      exercises=[], prescription_version=None, adherence=None)
+    store.write_batch([parsed(summary)])
+    _live(hub)  # the sensor is still on the thigh: rest data, outside any session
+    assert overview(sqlite_engine, hub).status == "done"
+    _live(hub, session_id=p.new_session_id())  # a second session begins
+    assert overview(sqlite_engine, hub).status == "exercising"
+
+
+def test_a_skipped_day_reads_skipped_and_does_not_count_as_exercise(sqlite_engine):
+    from hipsense.protocol.skipped_day import skip_flags
+
+    store = EventStore(sqlite_engine)
+    skipped = p.build_session_summary("p-0001", seq=1, session_id=session_id(6), t_start=NOW - dt.timedelta(hours=1),
+                                      t_end=NOW - dt.timedelta(hours=1), exercises=[], prescription_version=None,
+                                      adherence=0.0, flags=skip_flags("unwell"))
+    store.write_batch([parsed(skipped)])
+    row = overview(sqlite_engine)
+    assert row.status == "skipped"
+    assert "no session yet" in row.alerts  # saying "skip" is not exercising

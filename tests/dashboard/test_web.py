@@ -243,9 +243,11 @@ def test_csv_export_of_a_session_in_event_order(dashboard):
     response = logged_in(app, "ana").get(f"/patients/p-0001/export.csv?session={SESSION_A}")
     assert response.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(response.text)))
-    # By event time, then seq: the summary shares its start instant with rep 1.
-    assert [(r["kind"], r["seq"]) for r in rows] == [("rep", "1"), ("session", "4"), ("rep", "2"), ("pain", "3")]
+    # In the order things happened (by their end): the summary shares its start with rep 1 but
+    # ends after rep 2; the pain check-in came after the session.
+    assert [(r["kind"], r["seq"]) for r in rows] == [("rep", "1"), ("rep", "2"), ("session", "4"), ("pain", "3")]
     assert rows[0]["rom_deg"] == "38.0" and rows[3]["pain_score"] == "4"
+    assert rows[2]["adherence_pct"] == "80.0"  # percent, as the pages say "80%" (the payload keeps 0.8)
 
 
 def test_fhir_export_is_a_bundle_of_observations(dashboard):
@@ -288,3 +290,20 @@ def test_patient_page_renders_whatever_optional_live_fields_are_present(dashboar
     assert f"{live['thigh_angle_deg']:.0f}°" in response.text
     if "hold_remaining_s" in live:
         assert "2.5 s" in response.text
+
+
+def test_the_prescription_page_names_the_patient_by_the_therapists_label(dashboard):
+    app, _, _ = dashboard
+    page = logged_in(app, "ana").get("/patients/p-0001/prescription").text
+    assert "<title>Prescription · A.B. · hipsense dashboard</title>" in page
+    assert "Prescription for <a href=\"/patients/p-0001\">A.B.</a>" in page
+
+
+def test_todays_results_put_a_session_summary_after_its_reps(dashboard):
+    app, _, _ = dashboard
+    page = logged_in(app, "ana").get("/patients/p-0001").text
+    items = page[page.index('id="today-results"'):]
+    items = items[:items.index("</ul>")]
+    # newest first: the pain check-in, the summary, then the reps it summarises
+    kinds = [chunk.split('"', 1)[0] for chunk in items.split('class="kind-')[1:]]
+    assert kinds[:2] == ["pain", "session"] and set(kinds[2:]) == {"rep"}, kinds

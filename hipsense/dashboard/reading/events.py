@@ -45,7 +45,9 @@ def load_events(
     kinds: Iterable[str] | None = None,
     session_id: str | None = None,
 ) -> list[StoredEvent]:
-    """Events of ``patient`` with ``start <= t_start < end``, ordered by event time then seq."""
+    """Events of ``patient`` with ``start <= t_start < end``, in the order they happened: by the
+    time each ended, then seq (a set or session summary ends with its last rep, and comes after
+    it; by its start it would sit between rep 1 and rep 2)."""
     query = select(events).where(events.c.patient == patient)
     if start is not None:
         query = query.where(events.c.t_start >= start)
@@ -55,7 +57,7 @@ def load_events(
         query = query.where(events.c.kind.in_(list(kinds)))
     if session_id is not None:
         query = query.where(events.c.session_id == session_id)
-    query = query.order_by(events.c.t_start, events.c.seq)
+    query = query.order_by(events.c.t_end, events.c.seq)
     with engine.connect() as connection:
         return [_event(row) for row in connection.execute(query)]
 

@@ -5,7 +5,10 @@ today", so the morning page for thirty patients stays a handful of small queries
 
 Today's status, first match wins:
 
-* ``exercising``: live data in the last two minutes, or a result in the last five;
+* ``exercising``: live data of a session in progress (it carries a session id), or live data
+  in the last two minutes or a result in the last five, unless the last thing that happened
+  was a session ending (a finished patient whose sensor still sends rest data is done);
+* ``skipped``: the patient said "skip today" on the Pi's page and did no session today;
 * ``done``: a session ended today (its summary arrived) or a set was finished today;
 * ``online``: the Pi is on, nothing done yet today;
 * ``missed``: the Pi is off and nothing was done today.
@@ -42,7 +45,7 @@ class AlertRules:
 class PatientOverview:
     patient: str
     label: str | None
-    status: str  # exercising, done, online, missed
+    status: str  # exercising, skipped, done, online, missed
     online: bool
     adherence_week: float | None
     last_pain: int | None
@@ -51,9 +54,12 @@ class PatientOverview:
     alerts: tuple[str, ...]
 
 
-def _last_result_time(engine: Engine, patient: str) -> dt.datetime | None:
+def _last_result_time(engine: Engine, patient: str, skipped_ids: list[str]) -> dt.datetime | None:
+    """When the patient last exercised: the newest result but pain check-ins and the summaries
+    of skipped days (``skipped_ids``): saying "skip today" is not exercising."""
     with engine.connect() as connection:
-        return connection.scalar(select(func.max(events.c.t_end)).where(events.c.patient == patient))
+        return connection.scalar(select(func.max(events.c.t_end)).where(
+            events.c.patient == patient, events.c.kind != "pain", events.c.message_id.not_in(skipped_ids)))
 
 
 def _is_online(engine: Engine, patient: str) -> bool:
@@ -126,13 +132,20 @@ def patient_overview(
     recent = load_events(engine, patient, start=now - dt.timedelta(days=14), kinds=("session", "pain"))
     summaries = [e for e in recent if e.kind == "session"]
     pains = [e for e in recent if e.kind == "pain"]
-    last_result = _last_result_time(engine, patient)
+    skipped_ids = [s.message_id for s in summaries if "skipped" in s.data["flags"]]
+    last_result = _last_result_time(engine, patient, skipped_ids)
     online = _is_online(engine, patient)
-    done_today = any(s.t_start >= today_start for s in summaries) or bool(
-        load_events(engine, patient, start=today_start, kinds=("set",))
-    )
-    if last_live(patient, LIVE_RECENT_S) is not None or (last_result and now - last_result <= RESULT_RECENT):
+    todays = [s for s in summaries if s.t_start >= today_start]
+    worked = [s for s in todays if "skipped" not in s.data["flags"]]
+    done_today = bool(worked) or bool(load_events(engine, patient, start=today_start, kinds=("set",)))
+    live = last_live(patient, LIVE_RECENT_S)
+    # Summaries arrive last and end with the session's last result: nothing happened since.
+    session_over = bool(summaries) and (last_result is None or max(s.t_end for s in summaries) >= last_result)
+    recently_active = live is not None or (last_result is not None and now - last_result <= RESULT_RECENT)
+    if (live is not None and live.get("session_id")) or (recently_active and not session_over):
         status = "exercising"
+    elif todays and not done_today:
+        status = "skipped"
     elif done_today:
         status = "done"
     elif online:

@@ -10,6 +10,7 @@ import datetime as dt
 
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.reading.events import StoredEvent
+from hipsense.protocol.skipped_day import skip_reason
 
 
 def local_time(instant: dt.datetime | None, clock: ClinicClock, fmt: str = "%H:%M:%S") -> str:
@@ -49,6 +50,8 @@ def describe_event(event: StoredEvent, catalogue) -> str:
     elif event.kind == "set":
         target = f"/{data['reps_target']}" if data["reps_target"] is not None else ""
         text = f"{what}{side} set {data['set_index']} done: {data['reps']}{target} reps"
+    elif event.kind == "session" and skip_reason(data["flags"]) is not None:
+        return f"skipped today: {skip_reason(data['flags'])}"
     elif event.kind == "session":
         text = f"session finished: adherence {percent(data['adherence'])}"
     else:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
+from hipsense.dashboard.accounts.therapists import patient_label
 from hipsense.dashboard.prescribing import (
     SIDE_LABELS,
     FormRow,
@@ -25,9 +26,10 @@ EMPTY_ROWS = 3  # blank rows offered below the current lines ("add row" adds mor
 def prescription_routes(context, templates):
     async def render(request: Request, patient: str, rows: list[FormRow], *, problems=(), saved=None, status=200):
         prescription = await run_in_threadpool(current_prescription, context.engine, patient)
+        label = await run_in_threadpool(patient_label, context.engine, patient)
         rows = list(rows) + [FormRow()] * EMPTY_ROWS
         catalogue = [(spec.id, spec.name, spec.dose) for spec in context.catalogue.values()]
-        values = await page_context(request, context, patient=patient, rows=rows, catalogue=catalogue,
+        values = await page_context(request, context, patient=patient, label=label, rows=rows, catalogue=catalogue,
                                     side_labels=SIDE_LABELS, problems=list(problems), saved=saved,
                                     prescription=prescription, can_publish=context.publish is not None)
         return templates.TemplateResponse(request, "prescription.html", values, status_code=status)

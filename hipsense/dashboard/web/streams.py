@@ -73,8 +73,8 @@ def stream_routes(context):
         def new_results(row_no: int):
             stored = events_stored_after(context.engine, patient, row_no)
             return [(e.row_no, {"kind": e.kind, "text": describe_event(e, context.catalogue),
-                                "time": local_time(e.t_start, context.clock), "seq": e.seq,
-                                "t": sortable_time(e.t_start)}) for e in stored]
+                                "time": local_time(e.t_end, context.clock), "seq": e.seq,
+                                "t": sortable_time(e.t_end)}) for e in stored]
 
         async def body():
             nonlocal after

@@ -25,8 +25,10 @@ def make_templates(context: DashboardContext) -> Jinja2Templates:
     env.filters["percent"] = formatting.percent
     env.filters["number"] = formatting.number
     env.filters["sortable_time"] = formatting.sortable_time
+    env.filters["skip_reason"] = formatting.skip_reason
     env.filters["exercise_name"] = lambda e: formatting.exercise_name(e, context.catalogue)
     env.globals["timedelta"] = datetime.timedelta
+    env.globals["clinic_zone"] = context.clock.zone.key
     # Inline, so the login page is styled without a file that anonymous requests could fetch.
     assets = resources.files("hipsense.dashboard.web").joinpath("assets")
     env.globals["stylesheet"] = assets.joinpath("style.css").read_text("utf-8")

@@ -18,7 +18,9 @@ function startPatientPage(root) {
     text("live-reps", live.rep_count ?? "–");
     text("live-angle", `${Math.round(live.thigh_angle_deg)}°`);
     text("live-hold", live.hold_remaining_s != null ? `${live.hold_remaining_s.toFixed(1)} s` : "–");
-    text("live-updated", new Date(live.t).toLocaleTimeString());
+    // 24-hour, in the clinic's zone: like every time the server writes on the page
+    text("live-updated", new Date(live.t).toLocaleTimeString("en-GB", {
+      hour12: false, timeZone: document.body.dataset.zone || undefined }));
     const bar = document.getElementById("live-gauge");
     if (bar) {  // -90..+90 degrees around the middle of the gauge
       const angle = Math.max(-90, Math.min(90, live.thigh_angle_deg));
