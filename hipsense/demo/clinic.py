@@ -1,10 +1,12 @@
-"""The demo's clinic: one therapist, one patient, and the patient's prescription.
+"""The demo's clinic: one therapist, the live patient and four more with weeks of history.
 
 They go into the dashboard's own database through the dashboard's own functions (what
 ``hipsense dashboard add-user`` / ``assign-patient`` and the prescription editor call), so the
 pages show them exactly as they would show a real clinic's. The prescription is what the
 shipped recording contains (UCI subject 1, straight-leg raise with the right thigh: three sets
-of ten with a 5 s hold), so the session completes and the adherence reads 100 %.
+of ten with a 5 s hold), so the session completes and the adherence reads 100 %. The other
+patients, and the live patient's past weeks, come from :mod:`.history`: real recordings
+counted by the real counter.
 """
 
 from __future__ import annotations
@@ -31,11 +33,13 @@ class DemoClinic:
     password: str = dataclasses.field(repr=False)
     patient_id: str
     prescription: Envelope  # recorded as confirmed; the caller makes it the retained message
+    therapist_id: int
 
 
 def seed_clinic(db_url: str) -> DemoClinic:
-    """Create the database, the therapist (with a fresh random password) and the patient, and
-    record prescription version 1. Returns the login and the prescription to publish."""
+    """Create the database, the therapist (with a fresh random password) and the live patient,
+    and record its prescription version 1. Returns the login and the prescription to publish.
+    The history (:func:`hipsense.demo.history.seed_history_into`) comes after, in the background."""
     from hipsense.dashboard.accounts.therapists import add_therapist, assign_patient
     from hipsense.dashboard.db import make_engine, migrate
     from hipsense.dashboard.prescribing import publish_prescription
@@ -54,4 +58,4 @@ def seed_clinic(db_url: str) -> DemoClinic:
         publish_prescription(engine, PATIENT_ID, PRESCRIPTION, therapist_id=therapist.id, publish=sent.append)
     finally:
         engine.dispose()
-    return DemoClinic(THERAPIST, password, PATIENT_ID, sent[0])
+    return DemoClinic(THERAPIST, password, PATIENT_ID, sent[0], therapist.id)

@@ -20,6 +20,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import re
 import shutil
 import signal
 import socket
@@ -30,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from hipsense.demo.broker import EmbeddedBroker
-from hipsense.demo.clinic import seed_clinic
+from hipsense.demo.clinic import DemoClinic, seed_clinic
 from hipsense.demo.narrator import Narrator
 from hipsense.demo.ports import free_port, port_is_free
 from hipsense.demo.processes import ChildProcess
@@ -48,6 +49,8 @@ DASHBOARD_CLIENT_ID = "hipsense-demo-dashboard"
 START_TIMEOUT_S = 90.0  # imports and migrations on a slow machine (a Pi Zero takes long)
 SERVICE_STOP_S = 20.0  # it drains its outbox for up to 5 s, then disconnects
 DASHBOARD_STOP_S = 15.0
+# Ctrl-C, `kill`, and closing the terminal (SIGHUP): each stops everything in order.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class DemoError(Exception):
@@ -91,7 +94,7 @@ def _has_display() -> bool:
 class _Demo:
     def __init__(self, options: DemoOptions, echo: Callable[[str], None]) -> None:
         self.options = options
-        self.echo = echo
+        self._echo = echo
         self.t0 = time.monotonic()
         self.stop = asyncio.Event()
         self.signals = 0
@@ -99,7 +102,7 @@ class _Demo:
     async def run(self) -> int:
         workdir = Path(tempfile.mkdtemp(prefix="hipsense-demo-"))
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in STOP_SIGNALS:
             loop.add_signal_handler(sig, self._on_signal)
         try:
             return await self._run_in(workdir)
@@ -107,9 +110,16 @@ class _Demo:
             self.echo(f"hipsense demo: {exc}")
             return 1
         finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in STOP_SIGNALS:
                 loop.remove_signal_handler(sig)
             shutil.rmtree(workdir, ignore_errors=True)
+
+    def echo(self, line: str) -> None:
+        """Print, unless the terminal is gone (after SIGHUP): the clean stop must still happen."""
+        try:
+            self._echo(line)
+        except OSError:
+            pass
 
     def _on_signal(self) -> None:
         self.signals += 1
@@ -123,10 +133,12 @@ class _Demo:
         if not port_is_free(web_port):
             raise DemoError(f"cannot listen on port {web_port} (in use, or reserved); choose another with --port")
         broker_port = free_port()
+        page_port = free_port()
         db_path = workdir / "dashboard.sqlite3"
         clinic = seed_clinic(str(db_path))
         config = write_service_config(workdir / "hipsense.toml", broker_port=broker_port, patient_id=clinic.patient_id,
-                                      state_dir=workdir / "pi-state", speed=options.speed, voice=options.voice)
+                                      state_dir=workdir / "pi-state", speed=options.speed, voice=options.voice,
+                                      patient_page_port=page_port)
         env = _child_environment()
         dashboard = ChildProcess("dashboard", [
             "dashboard", "serve", "--db", str(db_path), "--broker", f"127.0.0.1:{broker_port}",
@@ -135,6 +147,7 @@ class _Demo:
             "--insecure-cookies",
         ], workdir / "dashboard.log", env=env)
         service = ChildProcess("Pi service", ["run", "--config", str(config)], workdir / "service.log", env=env)
+        self.pi_log = ServiceLog(workdir / "service.log")
         url = f"http://127.0.0.1:{web_port}/"
 
         async with EmbeddedBroker(broker_port) as broker:
@@ -150,8 +163,14 @@ class _Demo:
                     return await self._shut_down(service, dashboard, narrator)
                 # The login first, then the sensor: whoever opens the page now sees the session begin.
                 self._banner(url, clinic.username, clinic.password, clinic.patient_id)
+                self.echo(f"Pi's page  http://127.0.0.1:{page_port}/ (the patient's phone at home: pain, "
+                          "today's plan, skip a day)")
+                if options.voice and not _has_speech():
+                    self.echo("voice      espeak-ng is not installed, so the cues stay silent "
+                              "(sudo apt-get install espeak-ng)")
                 # Both children start before this process has any thread (see processes.py).
                 service.start()
+                history = HistoryJob(str(db_path), clinic)  # after the children: it is a process too
                 narrator.start()  # connects in milliseconds; the service needs seconds to its first rep
                 self.echo(f"sensor     emulated WitMotion replaying UCI subject 1, straight-leg raise, "
                           f"at {options.speed:g}x real time")
@@ -161,7 +180,7 @@ class _Demo:
                     await asyncio.to_thread(webbrowser.open, url + "patients/" + clinic.patient_id)
                 self.echo("Reps appear below and on the patient's page as they are counted. Ctrl-C stops everything.")
                 self.echo("")
-                failed = await self._watch(service, dashboard, narrator)
+                failed = await self._watch(service, dashboard, narrator, history)
             except BaseException:
                 await self._shut_down(service, dashboard, narrator)
                 raise
@@ -188,15 +207,21 @@ class _Demo:
             await asyncio.sleep(0.1)
         return True
 
-    async def _watch(self, service: ChildProcess, dashboard: ChildProcess, narrator: Narrator) -> bool:
+    async def _watch(self, service: ChildProcess, dashboard: ChildProcess, narrator: Narrator,
+                     history: HistoryJob) -> bool:
         """Run until a signal (False) or until a part stops by itself (True: that is a failure)."""
         announced = False
         while not self.stop.is_set():
+            if (line := history.poll()) is not None:
+                self.echo(f"{time.monotonic() - self.t0:6.1f} s  {line}")
             for child in (service, dashboard):
                 if not child.running():
                     self.echo(f"the {child.name} stopped unexpectedly (exit code {child.exit_code()}); "
                               f"its log ends with:\n{child.log_tail()}")
                     return True
+            for version, exercises in self.pi_log.prescriptions_followed():
+                self.echo(f"{time.monotonic() - self.t0:6.1f} s  Pi     follows prescription version {version}"
+                          f"{f' ({exercises})' if exercises else ''}")
             if narrator.session_done.is_set() and not announced:
                 announced = True
                 first = f"; first rep {narrator.first_rep_at:.1f} s after start" if narrator.first_rep_at else ""
@@ -222,6 +247,83 @@ class _Demo:
         narrator.stop()
         self.echo("stopped" if code == 0 else "stopped, but a part did not exit cleanly")
         return code
+
+
+class HistoryJob:
+    """The demo clinic's other patients and past weeks (hipsense/demo/history.py), seeded in a
+    process of its own: counting the recordings and storing ~5000 results takes seconds of CPU
+    that the embedded broker (this process) must not wait behind."""
+
+    def __init__(self, db_url: str, clinic: DemoClinic) -> None:
+        import multiprocessing
+
+        from hipsense.demo.history import seed_history_into
+
+        context = multiprocessing.get_context("spawn")
+        self._started = time.monotonic()
+        self._result = context.Queue()
+        self.process = context.Process(target=_seed_history, args=(self._result, seed_history_into, db_url,
+                                                                   clinic.username, clinic.therapist_id,
+                                                                   clinic.patient_id), daemon=True)
+        self.process.start()
+        self.done = False
+
+    def poll(self) -> str | None:
+        """A console line once it has finished (or failed), else None."""
+        if self.done or self.process.is_alive():
+            return None
+        self.done = True
+        try:
+            ok, detail = self._result.get(timeout=1)
+        except Exception:  # noqa: BLE001 - the process died without a word (killed)
+            ok, detail = False, f"exit code {self.process.exitcode}"
+        if not ok:
+            return f"history    not seeded: {detail} (the live patient works without it)"
+        return (f"history    {len(detail)} patients' past weeks are on the dashboard ({sum(detail.values())} "
+                f"messages; every rep counted by the real counter in a real recording)")
+
+
+def _seed_history(result, seed, *args) -> None:  # noqa: ANN001 - in the spawned process
+    os.nice(10)  # the live session (service, dashboard, broker) comes first
+    try:
+        result.put((True, seed(*args)))
+    except Exception as exc:  # noqa: BLE001 - reported on the demo's console
+        result.put((False, f"{type(exc).__name__}: {exc}"))
+
+
+def _has_speech() -> bool:
+    return shutil.which("espeak-ng") is not None or shutil.which("espeak") is not None
+
+
+class ServiceLog:
+    """Reads the Pi service's log as it grows, for what the console should say: the service
+    logs "following prescription" when it has taken a new version (the Pi's own word that the
+    prescription arrived, not the broker's)."""
+
+    _FOLLOWING = re.compile(r"\bfollowing prescription version=(\d+)(?: exercises=(.*))?$")
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._offset = 0
+        self._partial = ""
+
+    def prescriptions_followed(self) -> list[tuple[int, str]]:
+        try:
+            with open(self.path, "rb") as log:
+                log.seek(self._offset)
+                chunk = log.read()
+        except OSError:
+            return []
+        self._offset += len(chunk)
+        text = self._partial + chunk.decode("utf-8", "replace")
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        found = []
+        for line in lines:
+            if match := self._FOLLOWING.search(line.rstrip()):
+                exercises = (match.group(2) or "").strip("[]").replace("'", "")
+                found.append((int(match.group(1)), exercises))
+        return found
 
 
 def _accepts(port: int) -> bool:

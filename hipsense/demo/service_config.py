@@ -11,7 +11,7 @@ __all__ = ["write_service_config"]
 
 
 def write_service_config(path: Path, *, broker_port: int, patient_id: str, state_dir: Path, speed: float,
-                         voice: bool) -> Path:
+                         voice: bool, patient_page_port: int | None = None) -> Path:
     """Write the TOML to ``path`` (owner-only, like the real one) and return ``path``."""
     q = json.dumps  # a JSON string is a valid TOML basic string
     text = f"""\
@@ -36,6 +36,13 @@ state_dir = {q(str(state_dir))}
 voice = {q("on" if voice else "off")}
 log_format = "text"
 log_level = "info"
+"""
+    if patient_page_port is not None:
+        text += f"""
+[patient_page]
+enabled = true
+host = "127.0.0.1"    # the demo machine only (on a Pi: 0.0.0.0, answered only from the home network)
+port = {patient_page_port}
 """
     path.touch(mode=0o600)
     path.write_text(text, encoding="utf-8")

@@ -192,7 +192,8 @@ class Service:
         client.follow_prescription(store, on_prescription)
         client.start()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        # SIGHUP too: the terminal of someone running `hipsense run` by hand was closed.
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.request_stop)
         self.notifier.ready(f"patient {patient}, {len(cfg.sensors)} sensor(s)")
         log.info("ready", extra=fields(patient=patient, sensors=len(cfg.sensors), systemd=self.notifier.enabled))
