@@ -307,7 +307,8 @@ def seed_history(engine, therapist: str, therapist_id: int, *, now: dt.datetime 
     return stored
 
 
-def seed_history_into(db_url: str, therapist: str, therapist_id: int, live_patient: str) -> dict[str, int]:
+def seed_history_into(db_url: str, therapist: str, therapist_id: int, live_patient: str, *,
+                      now: dt.datetime | None = None) -> dict[str, int]:
     """:func:`seed_history` on the database at ``db_url``: what the demo runs in a process of
     its own while the live session starts (counting and validating ~5000 messages takes seconds,
     and must not hold up the embedded broker in the demo's process)."""
@@ -315,6 +316,6 @@ def seed_history_into(db_url: str, therapist: str, therapist_id: int, live_patie
 
     engine = make_engine(db_url)
     try:
-        return seed_history(engine, therapist, therapist_id, live_patient=live_patient)
+        return seed_history(engine, therapist, therapist_id, live_patient=live_patient, now=now)
     finally:
         engine.dispose()

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["ChildProcess"]
+__all__ = ["ChildProcess", "die_with_parent"]
 
 _PR_SET_PDEATHSIG = 1
 
@@ -51,6 +51,19 @@ def _parent_death_signal():  # -> preexec_fn or None
             os._exit(1)
 
     return set_parent_death_signal
+
+
+def die_with_parent(parent: int) -> None:
+    """In a child started otherwise (multiprocessing): SIGTERM when ``parent`` dies, as above."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).prctl
+    except (OSError, AttributeError):
+        return
+    prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    if os.getppid() != parent:  # it died already
+        os._exit(1)
 
 
 class ChildProcess:

@@ -262,7 +262,7 @@ class HistoryJob:
         context = multiprocessing.get_context("spawn")
         self._started = time.monotonic()
         self._result = context.Queue()
-        self.process = context.Process(target=_seed_history, args=(self._result, seed_history_into, db_url,
+        self.process = context.Process(target=_seed_history, args=(self._result, os.getpid(), seed_history_into, db_url,
                                                                    clinic.username, clinic.therapist_id,
                                                                    clinic.patient_id), daemon=True)
         self.process.start()
@@ -283,7 +283,10 @@ class HistoryJob:
                 f"messages; every rep counted by the real counter in a real recording)")
 
 
-def _seed_history(result, seed, *args) -> None:  # noqa: ANN001 - in the spawned process
+def _seed_history(result, parent: int, seed, *args) -> None:  # noqa: ANN001 - in the spawned process
+    from hipsense.demo.processes import die_with_parent
+
+    die_with_parent(parent)  # a killed demo leaves nothing running
     os.nice(10)  # the live session (service, dashboard, broker) comes first
     try:
         result.put((True, seed(*args)))

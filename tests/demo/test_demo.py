@@ -31,6 +31,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
 SCREENSHOTS = REPO / "test-output" / "screenshots"
 SPEED = "10"
+PHONE = {"width": 390, "height": 844}  # CSS pixels of a current phone
 
 
 class DemoProcess:
@@ -85,6 +86,19 @@ class DemoProcess:
                 found.add(int(stat.parent.name))
         return found
 
+    @staticmethod
+    def commands(pids: set[int]) -> set[str]:
+        """The hipsense commands (``run``, ``dashboard``) among ``pids``."""
+        found = set()
+        for pid in pids:
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if b"hipsense" in argv and argv.index(b"hipsense") + 1 < len(argv):
+                found.add(argv[argv.index(b"hipsense") + 1].decode())
+        return found
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.kill()
@@ -135,6 +149,32 @@ def open_patient_page(page, demo: DemoProcess, url: str) -> None:
     assert response is not None and response.ok, demo.log("dashboard")
 
 
+def pain_this_week(page) -> float:
+    """The newest point of the pain chart (the current week's mean), from its tooltip."""
+    titles = page.eval_on_selector_all("svg[aria-label^='Pain'] circle.dot title", "ts => ts.map(t => t.textContent)")
+    return float(titles[-1].rsplit(":", 1)[1])
+
+
+def take_overview_screenshots(page, url: str) -> None:
+    """The main pages with the demo clinic in them (docs/img holds copies for the README)."""
+
+    def shot(name: str, height: int) -> None:
+        page.screenshot(path=str(SCREENSHOTS / name), full_page=True, clip={"x": 0, "y": 0, "width": 1280,
+                                                                            "height": height})
+
+    page.screenshot(path=str(SCREENSHOTS / "demo-patient-after.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1280, "height": 1250})
+    page.goto(url)
+    page.wait_for_selector("#patients-table")
+    shot("demo-patients.png", 540)
+    page.goto(url + "patients/p-demo3")
+    shot("demo-rom-falling.png", 1250)
+    page.goto(url + "monitoring")
+    shot("demo-monitoring.png", 600)
+    page.goto(url + "patients/p-demo1/prescription")
+    shot("demo-prescription.png", 560)
+
+
 def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, demo):
     url = demo.wait_for_line(r"^dashboard\s+(http://\S+/)$", 60).group(1)
     username, password = demo.wait_for_line(r"^login\s+(\S+) / (\S+)$", 5).groups()
@@ -151,6 +191,7 @@ def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, dem
     page.click("button[type=submit]")
     page.wait_for_url(url)
     assert "Demo patient" in page.locator("#patients-table").inner_text()
+    assert demo.wait_for_line(r"Pi\s+follows prescription version 1 \(straight_leg_raise\)", 60)
     open_patient_page(page, demo, url)
 
     # A rep counted from the emulated sensor, through the service, the broker and the ingest,
@@ -158,7 +199,7 @@ def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, dem
     page.wait_for_selector("#today-results li.kind-rep", timeout=30_000)
     first_rep_s = time.monotonic() - demo.t0
     children = demo.children()
-    assert len(children) == 2, demo.output  # the Pi service and the dashboard
+    assert demo.commands(children) >= {"run", "dashboard"}, demo.output  # the Pi service and the dashboard
 
     # Mid-session (set 3, with holds), for the README's picture: docs/img/dashboard.png.
     page.locator("#today-results li.kind-rep").nth(5).wait_for(timeout=60_000)
@@ -171,6 +212,30 @@ def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, dem
     demo.wait_for_line(r"session done: adherence 100 %, 30 reps", 60)
     page.wait_for_selector("#today-results li.kind-session", timeout=10_000)
     assert page.locator("#today-results li.kind-rep").count() == 30
+    assert page.locator("#today-results li").first.get_attribute("class").endswith("kind-session")  # after its reps
+
+    # The clinic's history (other patients, the live patient's past weeks) is in by now.
+    demo.wait_for_line(r"^\s*[\d.]+ s\s+history\s+5 patients", 60)
+    open_patient_page(page, demo, url)
+    assert "pain rising" not in page.locator("body").inner_text()
+    pain_before = pain_this_week(page)
+
+    # The patient answers on the Pi's page, on a phone: check-in -> outbox -> MQTT -> dashboard.
+    pi_page = demo.wait_for_line(r"^Pi's page\s+(http://\S+/)", 5).group(1)
+    phone_context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)
+    phone = phone_context.new_page()
+    phone.goto(pi_page)
+    assert "30 of 30 reps" in phone.locator("#plan").inner_text()
+    assert phone.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.locator("#pain-after button[value='8']").tap()
+    phone.wait_for_url("**/?saved=pain-after")
+    phone.screenshot(path=str(SCREENSHOTS / "pi-page.png"), full_page=True)
+    phone_context.close()
+    page.wait_for_selector("#today-results li.kind-pain", timeout=20_000)  # pushed to the open page
+    open_patient_page(page, demo, url)
+    assert any("pain rising" in alert for alert in page.locator(".alert").all_inner_texts())
+    assert pain_this_week(page) > pain_before  # the chart's point for this week moved up
+    take_overview_screenshots(page, url)
     context.close()
 
     demo.process.send_signal(signal.SIGINT)
@@ -187,7 +252,7 @@ def test_if_the_demo_is_killed_its_children_stop_too(demo):
     url = demo.wait_for_line(r"^dashboard\s+(http://\S+/)$", 60).group(1)
     demo.wait_for_line(r"^sensor\s", 10)
     children = demo.children()
-    assert len(children) == 2, demo.output
+    assert demo.commands(children) >= {"run", "dashboard"}, demo.output  # (and the history, if still seeding)
     demo.process.kill()
     demo.process.wait(10)
     assert not wait_until_gone(children, 30), "a child outlived the killed demo"

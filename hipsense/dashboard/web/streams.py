@@ -72,9 +72,13 @@ def stream_routes(context):
 
         def new_results(row_no: int):
             stored = events_stored_after(context.engine, patient, row_no)
+            today = context.clock.today()
+            # Only today's go into "Today's results": an outbox flushed after days offline
+            # (or a history import) delivers older results now; they belong to their own days.
             return [(e.row_no, {"kind": e.kind, "text": describe_event(e, context.catalogue),
                                 "time": local_time(e.t_end, context.clock), "seq": e.seq,
-                                "t": sortable_time(e.t_end)}) for e in stored]
+                                "t": sortable_time(e.t_end)} if context.clock.local_date(e.t_end) == today else None)
+                    for e in stored]
 
         async def body():
             nonlocal after
@@ -90,7 +94,8 @@ def stream_routes(context):
                     continue
                 for row_no, item in await run_in_threadpool(new_results, after):
                     after = row_no
-                    yield sse("result", item, event_id=row_no)
+                    if item is not None:
+                        yield sse("result", item, event_id=row_no)
                 if update is not None and update.kind == "stored":
                     device = await run_in_threadpool(device_details, context.engine, patient)
                     if device is not None:
