@@ -22,6 +22,7 @@ PRINT_CONFIG=0
 PREFIX=/opt/hipsense
 ETC=/etc/hipsense
 UNIT=/etc/systemd/system/hipsense.service
+WRAPPER=/usr/local/bin/hipsense
 
 usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -54,8 +55,9 @@ merged_config() {
 if [[ $PRINT_CONFIG == 1 ]]; then merged_config; exit 0; fi
 if [[ $DRY == 0 && $EUID -ne 0 ]]; then echo "error: run as root (sudo)" >&2; exit 1; fi
 
-# 1. System packages: BlueZ for BLE, venv for an isolated install, espeak-ng for the voice.
-packages=(bluez python3-venv)
+# 1. System packages: BlueZ for BLE, venv for an isolated install, qrencode for the patient's
+#    page's QR code, avahi-daemon for its <hostname>.local name (Pi OS has it), espeak-ng for the voice.
+packages=(bluez python3-venv avahi-daemon qrencode)
 if [[ $VOICE == 1 ]]; then packages+=(espeak-ng); fi
 run apt-get update
 run apt-get install -y --no-install-recommends "${packages[@]}"
@@ -82,16 +84,27 @@ if [[ -f "$BUNDLE/ca.crt" ]]; then
   run install -m 0644 -o root -g hipsense "$BUNDLE/ca.crt" "$ETC/ca.crt"
 fi
 
+# The state directory (systemd's StateDirectory= keeps it so): `hipsense calibrate` may run
+# before the service ever started.
+run install -d -m 0700 -o hipsense -g hipsense /var/lib/hipsense
+
 # 5. Check the config as the service user before enabling anything: errors name the setting.
 run runuser -u hipsense -- "$PREFIX/venv/bin/python" -c \
   "from hipsense.service.config import load_config; load_config('$ETC/hipsense.toml')"
 
-# 6. The unit.
+# 6. `hipsense` on the PATH: runs every command as the service user with the service's state
+#    directory (a calibration lands where the service reads it); calibrate/record stop the
+#    service while they use the sensor and start it again (deploy/pi/hipsense-wrapper.sh).
+run install -m 0755 "$HERE/hipsense-wrapper.sh" "$WRAPPER"
+
+# 7. The unit.
 run install -m 0644 "$HERE/hipsense.service" "$UNIT"
 run systemctl daemon-reload
 run systemctl enable --now hipsense.service
 echo "hipsense installed. Follow it with: journalctl -fu hipsense -o cat"
-echo "Calibrate the sensor once, strapped on (as the service user, so that it can read the result):"
-echo "  sudo systemctl stop hipsense"
-echo "  sudo -u hipsense env HIPSENSE_CONFIG_DIR=/var/lib/hipsense $PREFIX/venv/bin/hipsense calibrate"
-echo "  sudo systemctl start hipsense"
+echo "Find and calibrate the sensor once, strapped on (the service pauses meanwhile):"
+echo "  sudo hipsense scan"
+echo "  sudo hipsense calibrate --side right"
+page="http://$(hostname).local:8080/"
+echo "The patient's page (pain, today's plan, skip a day), from a phone on the home network: $page"
+if command -v qrencode >/dev/null 2>&1; then qrencode -t ANSIUTF8 "$page"; fi
