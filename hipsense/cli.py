@@ -49,7 +49,7 @@ def exercises(as_json: bool) -> None:
               help="uci-pt: count each set with the person's reference reps from their template session.")
 def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing: str | None,
              personal: bool) -> None:
-    """Measure accuracy on a public data set laid out as in shared/datasets."""
+    """Measure accuracy on a public data set (layouts and metrics: docs/evaluation.md)."""
     import json
     from pathlib import Path
 
