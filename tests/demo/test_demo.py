@@ -9,6 +9,7 @@ on two cores shared with Chromium: the emulated sensor then starts to show gaps)
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import shutil
@@ -206,6 +207,13 @@ def test_demo_shows_reps_in_the_browser_and_stops_cleanly_on_ctrl_c(browser, dem
     open_patient_page(page, demo, url)  # reloading mid-session, with live data cached, works
     page.locator("#today-results li.kind-rep").nth(22).wait_for(timeout=60_000)
     assert "Straight-Leg Raise" in page.locator("#live-exercise").inner_text()
+    # One 24-hour format everywhere, the live clock too; and a 10x replay never stamps the future.
+    page.wait_for_function("/^\\d{2}:\\d{2}:\\d{2}$/.test(document.getElementById('live-updated').textContent)")
+    newest = page.locator("#today-results li .time").first.inner_text()
+    assert re.fullmatch(r"\d{2}:\d{2}:\d{2}", newest), newest
+    now = dt.datetime.now(dt.UTC)
+    stamped = dt.datetime.combine(now.date(), dt.time.fromisoformat(newest), tzinfo=dt.UTC)
+    assert stamped <= now + dt.timedelta(seconds=2), (newest, now)  # the demo's clinic runs on UTC
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "demo-patient.png"))
 
