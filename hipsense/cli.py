@@ -213,7 +213,8 @@ def replay(file: str, exercise: str, speed: float, hold: float | None, chunk: fl
 @click.option("--voice", is_flag=True, help="Speak the counts and cues (needs espeak-ng).")
 def demo(speed: float, port: int | None, open_browser: bool | None, voice: bool) -> None:
     """The whole system on this machine: an embedded broker, the Pi service with an emulated
-    sensor replaying a real session (UCI s1, straight-leg raise), and the dashboard. Ctrl-C stops it."""
+    sensor replaying a real session (UCI s1, straight-leg raise) and the patient's page, and the
+    dashboard with a demo clinic of five patients and their past weeks. Ctrl-C stops it."""
     try:
         from hipsense.demo import DemoOptions, run_demo
     except ModuleNotFoundError as exc:
