@@ -64,11 +64,11 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
 
         try:
             report = mex_counts.evaluate_mex_counts(Path(directory))
-        except DatasetError as exc:
+            if listing:
+                text = (mex_counts.listing_csv if listing.endswith(".csv") else mex_counts.listing_markdown)(report)
+                Path(listing).write_text(text, encoding="utf-8")
+        except (DatasetError, OSError) as exc:
             raise click.ClickException(str(exc)) from exc
-        if listing:
-            text = (mex_counts.listing_csv if listing.endswith(".csv") else mex_counts.listing_markdown)(report)
-            Path(listing).write_text(text, encoding="utf-8")
         click.echo(json.dumps(report) if as_json else mex_counts.render_text(report))
         return
     try:

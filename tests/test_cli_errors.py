@@ -31,6 +31,8 @@ CASES = [
     ("eval-mex-empty-dir", ["eval", "mex", "{tmp}"], "no MEx recordings"),
     ("eval-uci-empty-dir", ["eval", "uci-pt", "{tmp}"], "no UCI recordings"),
     ("eval-cmu-empty-dir", ["eval", "cmu", "{tmp}"], "compact/"),
+    ("eval-mex-counts-empty-dir", ["eval", "mex", "{tmp}", "--counts"], "{tmp}"),
+    ("eval-personal-not-uci", ["eval", "mex", "{tmp}", "--personal"], "uci-pt"),
     ("db-folder-missing", ["dashboard", "add-user", "--db", "/nonexistent/dir/x.sqlite3", "u", "--password",
                            "long enough pw"], "does the folder exist"),
     ("db-postgres-refused", ["dashboard", "add-user", "--db", "postgresql://nobody@127.0.0.1:1/x", "u",
@@ -84,7 +86,7 @@ def test_bad_input_gives_one_line_and_a_non_zero_exit(argv, phrase, bad_files, m
     lines = _error_lines(result.output)
     assert len(lines) == 1, result.output
     assert lines[0].startswith("Error: "), result.output
-    assert phrase in lines[0], result.output
+    assert phrase.replace("{tmp}", str(bad_files)) in lines[0], result.output
     assert "Traceback" not in result.output
     assert "scanning" not in result.output  # calibrate checks its options before touching Bluetooth
 
