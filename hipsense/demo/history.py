@@ -149,7 +149,7 @@ def _steady(rng: random.Random) -> list[Day]:  # p-demo1: five good weeks, pain 
 
 def _pain_rising(rng: random.Random) -> list[Day]:  # p-demo2
     days = []
-    for d in _weekdays(10):
+    for d in _weekdays(10, per_week=(0, 2, 5)):
         pain = 2 + rng.choice((0, 0, 1)) if d > 7 else 3 + (8 - d) // 2  # 3 → 7 over the last week
         days.append(Day(d, (0, 1, 2), pain_before=pain, pain_after=min(10, pain + 1), hour=17 + rng.random()))
     days.append(Day(0, (0, 1, 2), pain_before=7, pain_after=8, hour=-2.0))  # this morning (see _start)
@@ -158,7 +158,7 @@ def _pain_rising(rng: random.Random) -> list[Day]:  # p-demo2
 
 def _rom_falling(rng: random.Random) -> list[Day]:  # p-demo3: the low-amplitude set, this week
     days = [Day(d, (0, 1, 0) if d > 6 else (2, 2, 2), pain_before=2, pain_after=2 + rng.choice((0, 1)),
-                hour=8 + rng.random()) for d in _weekdays(12)]
+                hour=8 + rng.random()) for d in _weekdays(12, per_week=(0, 2, 5))]
     days.append(Day(1, (2, 2, 2), pain_before=3, pain_after=3, hour=8.5))
     return days
 

@@ -168,9 +168,18 @@ class _Demo:
                 if options.voice and not _has_speech():
                     self.echo("voice      espeak-ng is not installed, so the cues stay silent "
                               "(sudo apt-get install espeak-ng)")
+                # The clinic's past weeks before the live session: seeding them costs seconds of
+                # CPU that a replayed sensor must not compete with (it would show gaps).
+                history = HistoryJob(str(db_path), clinic)
+                self.echo("history    counting the demo clinic's past weeks in real recordings ...")
+                while history.process.is_alive():
+                    if self.stop.is_set():
+                        history.process.terminate()
+                        return await self._shut_down(service, dashboard, narrator)
+                    await asyncio.sleep(0.1)
+                self.echo(history.poll() or "")
                 # Both children start before this process has any thread (see processes.py).
                 service.start()
-                history = HistoryJob(str(db_path), clinic)  # after the children: it is a process too
                 narrator.start()  # connects in milliseconds; the service needs seconds to its first rep
                 self.echo(f"sensor     emulated WitMotion replaying UCI subject 1, straight-leg raise, "
                           f"at {options.speed:g}x real time")
@@ -180,7 +189,7 @@ class _Demo:
                     await asyncio.to_thread(webbrowser.open, url + "patients/" + clinic.patient_id)
                 self.echo("Reps appear below and on the patient's page as they are counted. Ctrl-C stops everything.")
                 self.echo("")
-                failed = await self._watch(service, dashboard, narrator, history)
+                failed = await self._watch(service, dashboard, narrator)
             except BaseException:
                 await self._shut_down(service, dashboard, narrator)
                 raise
@@ -207,13 +216,10 @@ class _Demo:
             await asyncio.sleep(0.1)
         return True
 
-    async def _watch(self, service: ChildProcess, dashboard: ChildProcess, narrator: Narrator,
-                     history: HistoryJob) -> bool:
+    async def _watch(self, service: ChildProcess, dashboard: ChildProcess, narrator: Narrator) -> bool:
         """Run until a signal (False) or until a part stops by itself (True: that is a failure)."""
         announced = False
         while not self.stop.is_set():
-            if (line := history.poll()) is not None:
-                self.echo(f"{time.monotonic() - self.t0:6.1f} s  {line}")
             for child in (service, dashboard):
                 if not child.running():
                     self.echo(f"the {child.name} stopped unexpectedly (exit code {child.exit_code()}); "
@@ -251,7 +257,7 @@ class _Demo:
 
 class HistoryJob:
     """The demo clinic's other patients and past weeks (hipsense/demo/history.py), seeded in a
-    process of its own: counting the recordings and storing ~5000 results takes seconds of CPU
+    process of its own: counting the recordings and storing ~4000 results takes seconds of CPU
     that the embedded broker (this process) must not wait behind."""
 
     def __init__(self, db_url: str, clinic: DemoClinic) -> None:
@@ -287,7 +293,6 @@ def _seed_history(result, parent: int, seed, *args) -> None:  # noqa: ANN001 - i
     from hipsense.demo.processes import die_with_parent
 
     die_with_parent(parent)  # a killed demo leaves nothing running
-    os.nice(10)  # the live session (service, dashboard, broker) comes first
     try:
         result.put((True, seed(*args)))
     except Exception as exc:  # noqa: BLE001 - reported on the demo's console

@@ -61,7 +61,7 @@ def test_adherence_varies_and_a_skipped_day_reads_skipped(clinic):
     assert rows["p-demo2"].status == "done"
     assert rows["p-demo4"].status == "missed"
     assert rows["p-demo5"].adherence_week is not None and rows["p-demo5"].adherence_week < 0.5
-    assert rows["p-demo2"].adherence_week > 0.5
+    assert rows["p-demo2"].adherence_week > rows["p-demo5"].adherence_week  # varying adherence
     sessions = session_history(engine, "p-demo5", start=NOW - dt.timedelta(days=60))
     assert any("skipped" in s.flags for s in sessions)
 
