@@ -79,7 +79,7 @@ def count_recording(recording: Recording) -> list[CountedSet]:
     """Run the recording through the real counter, as ``hipsense replay`` does; its sets."""
     from hipsense.exercises.catalogue import get_exercise
     from hipsense.exercises.tracker import ExerciseTracker, TrackerSettings
-    from hipsense.recordings import read_samples
+    from hipsense.device.sample_files import read_samples
 
     with resources.as_file(resources.files("hipsense") / "data" / recording.file) as path:
         samples = read_samples(path)
