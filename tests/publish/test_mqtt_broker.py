@@ -341,3 +341,23 @@ def test_delivery_latency_from_outbox_to_subscriber(broker, tmp_path):
     p50, p99 = latencies_ms[len(latencies_ms) // 2], latencies_ms[int(len(latencies_ms) * 0.99)]
     print(f"\noutbox -> subscriber latency over 200 events: p50 {p50:.1f} ms, p99 {p99:.1f} ms")
     assert p99 < 500  # generous: a loaded CI machine must not flake; typical figures are printed
+
+
+def test_an_unreachable_broker_is_logged_with_the_reason_and_the_retry_cadence_once(caplog):
+    """A closed port: `hipsense run` and `dashboard serve` (both this client) say why and how
+    often they retry, once, not once per attempt (on the code before issue 11: nothing at all)."""
+    from tests.protocol.broker import free_port
+
+    port = free_port()  # nothing listens there
+    client = MqttClient(MqttSettings(host="127.0.0.1", port=port, client_id="nobody-home", reconnect_min_s=1,
+                                     reconnect_max_s=1))
+    with caplog.at_level(logging.WARNING, logger="hipsense.publish.mqtt"):
+        client.start()
+        try:
+            wait_until(lambda: client.last_connect_error is not None, 5, "the first failed attempt")
+            time.sleep(2.5)  # two or three more attempts
+        finally:
+            client.stop()
+    lines = [r.getMessage() for r in caplog.records if "cannot connect to the MQTT broker" in r.getMessage()]
+    assert len(lines) == 1, lines
+    assert f"127.0.0.1:{port}" in lines[0] and "Connection refused" in lines[0] and "retrying every 1 s" in lines[0]
