@@ -12,6 +12,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 
 from sqlalchemy import Engine, func, select, update
@@ -45,6 +47,13 @@ class PrescriptionFormError(ValueError):
         self.problems = problems
 
 
+class MalformedFormError(ValueError):
+    """The request is not what the editor sends (a field name it never makes): a 400."""
+
+
+_ROW_FIELD = re.compile(r"rows-([0-9]{1,3})-([a-z_]{1,16})")  # ASCII digits: "²".isdigit() is True
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class FormRow:
     """One editor row as typed (strings), kept to redisplay the form after an error."""
@@ -69,10 +78,18 @@ class FormRow:
 
 
 def rows_from_form(form: Mapping[str, str]) -> list[FormRow]:
-    """Collect ``rows-<n>-<field>`` values, in ``n`` order."""
-    indices = sorted({int(key.split("-")[1]) for key in form
-                      if key.startswith("rows-") and key.split("-")[1].isdigit()})
+    """Collect ``rows-<n>-<field>`` values, in ``n`` order; MalformedFormError names a
+    ``rows-`` field the editor never sends."""
     fields = [f.name for f in dataclasses.fields(FormRow)]
+    indices = set()
+    for key in form:
+        if not key.startswith("rows-"):
+            continue
+        match = _ROW_FIELD.fullmatch(key)
+        if match is None or match.group(2) not in fields:
+            raise MalformedFormError(f"unexpected form field {key[:80]!r}: reload the editor and try again")
+        indices.add(int(match.group(1)))
+    indices = sorted(indices)
     return [FormRow(**{name: str(form.get(f"rows-{i}-{name}", "")).strip() for name in fields}) for i in indices]
 
 
@@ -85,6 +102,9 @@ def _number(text: str, name: str, row: int, problems: list[str], *, integer: boo
         value = int(text) if integer else float(text)
     except ValueError:
         problems.append(f"row {row}: {name} {text!r} is not a {'whole ' if integer else ''}number")
+        return None
+    if not math.isfinite(value):
+        problems.append(f"row {row}: {name} {text!r} is not a finite number")
         return None
     if value < 0:
         problems.append(f"row {row}: {name} cannot be negative")

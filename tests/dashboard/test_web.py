@@ -133,6 +133,28 @@ def test_the_throttle_holds_against_name_variants_and_interleaved_successes(dash
     assert set(statuses[context.login_throttle.per_user:]) == {429}
 
 
+@pytest.mark.parametrize("key", ["rows-\u00b2-exercise", "rows-\u0661-sets", "rows-0-colour", "rows--1-order"])
+def test_a_form_field_the_editor_never_sends_is_a_400_with_a_message(dashboard, key):
+    """A superscript digit passes str.isdigit() and then fails int(): that answered 500."""
+    app, _, published = dashboard
+    client = logged_in(app, "ana")
+    response = client.post("/patients/p-0001/prescription", data={
+        "csrf_token": page_csrf(client, "/patients/p-0001/prescription"), key: "1"})
+    assert response.status_code == 400 and "unexpected form field" in response.text
+    assert published == []
+
+
+def test_a_number_that_is_not_finite_is_explained(dashboard):
+    app, _, published = dashboard
+    client = logged_in(app, "ana")
+    response = client.post("/patients/p-0001/prescription", data={
+        "csrf_token": page_csrf(client, "/patients/p-0001/prescription"), "rows-0-order": "1",
+        "rows-0-exercise": "bridge", "rows-0-sets": "2", "rows-0-reps": "10", "rows-0-hold_s": "nan",
+        "rows-0-sides": "both"})
+    assert response.status_code == 422 and "not a finite number" in response.text
+    assert published == []
+
+
 def test_login_and_every_post_need_the_csrf_token(dashboard):
     app, _, published = dashboard
     fresh = TestClient(app, base_url="https://testserver")

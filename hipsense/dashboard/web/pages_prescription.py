@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -12,6 +13,7 @@ from hipsense.dashboard.accounts.therapists import patient_label
 from hipsense.dashboard.prescribing import (
     SIDE_LABELS,
     FormRow,
+    MalformedFormError,
     PrescriptionFormError,
     items_from_rows,
     publish_prescription,
@@ -44,7 +46,10 @@ def prescription_routes(context, templates):
     async def save(request: Request):
         patient = await visible_patient(request, context)
         form = await request.form()
-        rows = rows_from_form({key: str(value) for key, value in form.items()})
+        try:
+            rows = rows_from_form({key: str(value) for key, value in form.items()})
+        except MalformedFormError as exc:
+            raise HTTPException(400, str(exc)) from None
         try:
             items = items_from_rows(rows, context.catalogue)
             if context.publish is None:
