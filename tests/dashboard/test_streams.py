@@ -54,3 +54,37 @@ def test_updates_published_on_another_thread_reach_the_subscribers_of_that_patie
     got = asyncio.run(listen())
     assert [(u.patient, u.data["n"]) for u in got] == [("p-0001", 1), ("p-0002", 0), ("p-0001", 1)]
     assert hub.last_live("p-0001", max_age_s=5) == {"n": 1}
+
+
+def test_the_patient_list_is_cued_only_by_the_therapists_own_patients(sqlite_engine):
+    """Ben's page must not learn when Ana's patients exercise (it did: every "stored" and "live"
+    of any patient cued every therapist's list)."""
+    from hipsense.dashboard.accounts.therapists import assign_patient
+
+    ana = add_therapist(sqlite_engine, "ana", "correct horse battery")
+    ben = add_therapist(sqlite_engine, "ben", "correct horse battery")
+    assign_patient(sqlite_engine, "p-0001", "ana")
+    assign_patient(sqlite_engine, "p-0002", "ben")
+    token, _ = start_session(sqlite_engine, ben.id)
+    context = DashboardContext(engine=sqlite_engine, hub=LiveHub(), sse_poll_s=0.01)
+
+    async def cues_for_ben(patients: list[str]) -> list[str]:
+        events: list[str] = []
+
+        async def consume() -> None:
+            async for event in streams.table_cues(FakeRequest(token), context, ben.id):
+                events.append(event)
+
+        task = asyncio.create_task(consume())
+        await asyncio.sleep(0.2)  # subscribed, and ben's patients read
+        for n, patient in enumerate(patients):
+            context.hub.publish(Update("stored", patient, {}))
+            context.hub.publish(Update("live", patient, {"n": n}))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        return [e for e in events if "changed" in e]
+
+    assert asyncio.run(cues_for_ben(["p-0001", "p-0001"])) == []  # ana's patient: nothing
+    assert any("changed" in e for e in asyncio.run(cues_for_ben(["p-0002"])))  # ben's own: cued
+    assert ana.id != ben.id

@@ -18,11 +18,12 @@ from starlette.requests import Request
 from starlette.responses import StreamingResponse
 
 from hipsense.dashboard.accounts.login_sessions import find_session
+from hipsense.dashboard.accounts.therapists import patients_of
 from hipsense.dashboard.reading.events import events_stored_after
 from hipsense.dashboard.reading.overview import device_details
 from hipsense.dashboard.web.auth import SESSION_COOKIE
 from hipsense.dashboard.web.formatting import describe_event, exercise_name, local_time, sortable_time
-from hipsense.dashboard.web.templating import visible_patient
+from hipsense.dashboard.web.templating import login_of, visible_patient
 
 SSE_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
 
@@ -63,6 +64,32 @@ async def _updates(request: Request, context, patient: str | None):
                 yield None
     finally:
         context.hub.unsubscribe(queue)
+
+
+MY_PATIENTS_RECHECK_S = 10.0  # a patient assigned meanwhile joins the cues this soon
+
+
+async def table_cues(request: Request, context, therapist_id: int):
+    """The patient list's SSE: ``changed`` when one of THIS therapist's patients stored a result
+    or sent live data (another therapist's patients are none of this page's business, and their
+    activity must not be observable here), at most every two seconds; keep-alives between."""
+    mine: set[str] = set()
+    mine_at = -MY_PATIENTS_RECHECK_S
+    last_cue = 0.0
+    pending = False
+    last_beat = time.monotonic()
+    async for update in _updates(request, context, None):
+        if time.monotonic() - mine_at >= MY_PATIENTS_RECHECK_S:
+            rows = await run_in_threadpool(patients_of, context.engine, therapist_id)
+            mine, mine_at = {patient for patient, _ in rows}, time.monotonic()
+        if update is not None and update.kind in ("stored", "live") and update.patient in mine:
+            pending = True
+        if pending and time.monotonic() - last_cue >= 2.0:
+            pending, last_cue = False, time.monotonic()
+            yield sse("changed", {})
+        if time.monotonic() - last_beat > context.sse_heartbeat_s:
+            last_beat = time.monotonic()
+            yield ": keep-alive\n\n"
 
 
 def stream_routes(context):
@@ -108,21 +135,12 @@ def stream_routes(context):
 
     async def patients_stream(request: Request):
         """A cue to re-fetch the table, at most every two seconds, when one of the patients changed."""
+        therapist_id = login_of(request).therapist_id
 
         async def body():
             yield "retry: 2000\n\n"
-            last_cue = 0.0
-            pending = False
-            last_beat = time.monotonic()
-            async for update in _updates(request, context, None):
-                if update is not None and update.kind in ("stored", "live"):
-                    pending = True
-                if pending and time.monotonic() - last_cue >= 2.0:
-                    pending, last_cue = False, time.monotonic()
-                    yield sse("changed", {})
-                if time.monotonic() - last_beat > context.sse_heartbeat_s:
-                    last_beat = time.monotonic()
-                    yield ": keep-alive\n\n"
+            async for event in table_cues(request, context, therapist_id):
+                yield event
 
         return StreamingResponse(body(), media_type="text/event-stream", headers=SSE_HEADERS)
 
