@@ -174,6 +174,7 @@ class MqttClient:
         self.connects = 0  # successful connections so far (1 + reconnects), for operators and tests
         self.last_connect_error: str | None = None
         self._logged_failure: tuple[str, float] | None = None  # (reason, when), to log it once
+        self._refused_mids: dict[int, tuple[ReasonCode, float]] = {}
         e2e = settings.await_storage_ack and patient is not None
         self._sender = OutboxSender(
             outbox, self, window=settings.inflight_window, await_storage=e2e,
@@ -261,18 +262,31 @@ class MqttClient:
 
         Raises MqttError if not acknowledged within ``timeout`` seconds or refused.
         """
-        info = self._client.publish(
-            envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
-            properties=self._properties(envelope.expiry_s),
-        )
+        self.publish_bytes(envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
+                           expiry_s=envelope.expiry_s, timeout=timeout)
+
+    def publish_bytes(self, topic: str, payload: bytes, *, qos: int = 1, retain: bool = False,
+                      expiry_s: int | None = None, timeout: float = 10.0) -> None:
+        """:meth:`publish` for a payload outside the hipsense protocol (Home Assistant's).
+
+        Raises MqttError if not acknowledged within ``timeout`` seconds, or if an MQTT 5 broker
+        answered with a failure reason code (e.g. 0x87, not authorised: ``reason_code`` says
+        which). An MQTT 3.1.1 broker drops a refused publish silently; that cannot be seen.
+        """
+        started = time.monotonic()
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=self._properties(expiry_s))
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
-            raise MqttError(f"publish to {envelope.topic} not accepted: {paho.error_string(info.rc)}", reason_code=int(info.rc))
+            raise MqttError(f"publish to {topic} not accepted: {paho.error_string(info.rc)}", reason_code=int(info.rc))
         try:
             info.wait_for_publish(timeout)
         except (RuntimeError, ValueError) as exc:
-            raise MqttError(f"publish to {envelope.topic} failed: {exc}") from exc
+            raise MqttError(f"publish to {topic} failed: {exc}") from exc
         if not info.is_published():
-            raise MqttError(f"publish to {envelope.topic} not acknowledged within {timeout} s")
+            raise MqttError(f"publish to {topic} not acknowledged within {timeout} s")
+        with self._lock:
+            refused = self._refused_mids.pop(info.mid, None)
+        if refused is not None and refused[1] >= started:
+            raise MqttError(f"the broker refused the publish to {topic}: {refused[0]}", reason_code=refused[0].value)
 
     def publish_nowait(self, envelope: Envelope) -> bool:
         """Hand a QoS 1 message to the client without waiting for the broker (e.g. the
@@ -486,6 +500,11 @@ class MqttClient:
         self._connected.clear()
 
     def _on_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+        if reason_code.is_failure:
+            with self._lock:  # for publish_bytes, which learns of a refusal only here
+                if len(self._refused_mids) > 1000:
+                    self._refused_mids.clear()
+                self._refused_mids[mid] = (reason_code, time.monotonic())
         if self._sender:
             self._sender.published(mid, not reason_code.is_failure)
 

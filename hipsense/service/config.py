@@ -118,6 +118,13 @@ class HomeAssistantConfig:
     enabled: bool = False
     discovery_prefix: str = "homeassistant"
     state_topic: str | None = None  # default: hipsense-ha/<patient_id>/state
+    # The home's own broker (the one Home Assistant uses), never the clinic's: the clinic's ACL
+    # refuses these topics, and family data has no business there. Required when enabled.
+    broker_host: str | None = None
+    broker_port: int = 1883
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)  # never logged
+    tls_ca_file: Path | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -148,6 +155,7 @@ class ServiceConfig:
     def describe(self) -> dict[str, Any]:
         """The configuration as logged at start: everything but the password."""
         doc = {name: _plain(getattr(self, name)) for name in ("service", "session", "homeassistant", "patient_page")}
+        doc["homeassistant"]["password"] = "***" if self.homeassistant.password else None
         mqtt = _plain(self.mqtt)
         mqtt["password"] = "***" if self.mqtt.password else None
         doc["mqtt"] = mqtt
@@ -339,7 +347,7 @@ class _Reader:
             service=service,
             session=self.session(),
             emulator=self.emulator(),
-            homeassistant=self.homeassistant(),
+            homeassistant=self.homeassistant(mqtt),
             patient_page=self.patient_page(),
             source=self.source,
         )
@@ -443,7 +451,7 @@ class _Reader:
             loop=self.switch("emulator.loop", t.get("loop", False)),
         )
 
-    def homeassistant(self) -> HomeAssistantConfig:
+    def homeassistant(self, clinic: MqttConfig) -> HomeAssistantConfig:
         t = self.table("homeassistant")
         prefix = self.text("homeassistant.discovery_prefix", t.get("discovery_prefix", "homeassistant"))
         if prefix is None or any(c in prefix for c in "+#"):
@@ -451,9 +459,26 @@ class _Reader:
         state = self.text("homeassistant.state_topic", t.get("state_topic"))
         if state is not None and any(c in state for c in "+#"):
             self.fail("homeassistant.state_topic", "must be a topic without wildcards")
+        enabled = self.switch("homeassistant.enabled", t.get("enabled", False))
+        host = self.text("homeassistant.broker_host", t.get("broker_host"))
+        if host is not None and not _HOSTNAME.match(host):
+            self.fail("homeassistant.broker_host", f"{host!r} is not a host name or address")
+        if enabled and host is None:
+            self.fail("homeassistant.broker_host", "is required: discovery goes to the home's own MQTT broker "
+                                                    "(the one Home Assistant uses), never the clinic's")
+        ca = self.path("homeassistant.tls_ca_file", t.get("tls_ca_file"))
+        if ca is not None and not ca.is_file():
+            self.fail("homeassistant.tls_ca_file", f"{ca} does not exist or is not a file")
+        port = self.integer("homeassistant.broker_port", t.get("broker_port", 8883 if ca else 1883), 1, 65535)
+        if enabled and host == clinic.host and port == clinic.port:
+            self.fail("homeassistant.broker_host", "is the clinic's broker ([mqtt]); give the home's own broker")
+        username = self.text("homeassistant.username", t.get("username"))
+        password = self.text("homeassistant.password", t.get("password"))
+        if password is not None and username is None:
+            self.fail("homeassistant.password", "is set but homeassistant.username is not")
         return HomeAssistantConfig(
-            enabled=self.switch("homeassistant.enabled", t.get("enabled", False)),
-            discovery_prefix=prefix, state_topic=state,
+            enabled=enabled, discovery_prefix=prefix, state_topic=state, broker_host=host, broker_port=port,
+            username=username, password=password, tls_ca_file=ca,
         )
 
     def patient_page(self) -> PatientPageConfig:

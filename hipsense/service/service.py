@@ -170,11 +170,14 @@ class Service:
         self.worker = worker
         engine.on_status_change = lambda: put_status()
         ha = None
+        home = None
         if cfg.homeassistant.enabled:
-            from hipsense.service.homeassistant import HomeAssistantBridge
+            from hipsense.service.homeassistant import HomeAssistantBridge, HomePublisher
 
-            ha = HomeAssistantBridge(cfg.homeassistant, patient, outbox, notify=client.notify_outbox,
-                                     state_path=state_dir / "today.json", plan=engine.plan)
+            home = HomePublisher.connect(cfg.homeassistant, patient)  # the home's broker, never the clinic's
+            home.start()
+            ha = HomeAssistantBridge(cfg.homeassistant, patient, home, state_path=state_dir / "today.json",
+                                     plan=engine.plan)
             publisher.on_stored.append(ha.on_result)
             worker.submit("call", ha.announce)
         book = None
@@ -222,6 +225,8 @@ class Service:
             worker.stop()
             await asyncio.to_thread(self._drain, client, outbox)
             client.stop()
+            if home is not None:
+                home.stop()
             outbox.close()
             voice.close()
             log.info("stopped", extra=fields(stored=publisher.stored, live_sent=publisher.live_sent,
