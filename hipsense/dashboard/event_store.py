@@ -172,7 +172,13 @@ class EventStore:
                 dead = self._insert_dead_letters(connection, letters, _now()) if letters else 0
                 involved = {m.patient for m in messages if m.kind.is_event}
                 involved |= {letter.patient for letter in letters if letter.patient is not None and letter.seq is not None}
-                acks = self._advance(connection, involved) if involved else {}
+                # A Pi's status says below which seq it holds nothing: results there that never
+                # arrived (dropped at its hard cap, or forgotten on a PUBACK before this version)
+                # can never come, and waiting for them would keep everything after in its outbox.
+                floors = {m.patient: int(m.data["outbox_first_seq"]) - 1 for m in messages
+                          if m.kind is MessageKind.STATUS and "outbox_first_seq" in m.data}
+                involved |= set(floors)
+                acks = self._advance(connection, involved, floors) if involved else {}
                 return dataclasses.replace(result, dead_lettered=dead, acks=acks)
             except Exception:
                 self._close()  # a broken connection is replaced on the next try
@@ -199,13 +205,15 @@ class EventStore:
         insert = self._dialect.insert(dead_letters).on_conflict_do_nothing(index_elements=["digest"])
         return len(connection.execute(insert.returning(dead_letters.c.row_no), rows).all())
 
-    def _advance(self, connection: Connection, patient_ids: set[str]) -> dict[str, int]:
-        """Move each patient's stored-without-a-gap mark as far as events and dead letters allow."""
+    def _advance(self, connection: Connection, patient_ids: set[str],
+                 floors: dict[str, int] | None = None) -> dict[str, int]:
+        """Move each patient's stored-without-a-gap mark as far as events and dead letters allow
+        (starting, if the Pi said so, from the seq below which it holds nothing)."""
         acks: dict[str, int] = {}
         for patient in sorted(patient_ids):
-            mark = connection.execute(
+            start = connection.execute(
                 select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar() or 0
-            start = mark
+            mark = max(start, (floors or {}).get(patient, 0))
             while True:
                 window = union(
                     select(events.c.seq).where(events.c.patient == patient, events.c.seq > mark,

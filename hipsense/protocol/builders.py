@@ -160,8 +160,10 @@ def build_status(
     t: Instant | None = None,
     software_version: str | None = None,
     sensors: Iterable[Mapping[str, Any]] = (),
+    outbox_first_seq: int | None = None,
 ) -> Envelope:
-    """Device status (retained). ``sensors``: ``{"side", "connected"[, "battery_pct"]}`` each."""
+    """Device status (retained). ``sensors``: ``{"side", "connected"[, "battery_pct"]}`` each;
+    ``outbox_first_seq``: the lowest result seq still in the outbox (see status.json)."""
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "patient": patient,
                            "state": "online" if _boolean("online", online) else "offline"}
     if t is not None:
@@ -175,6 +177,8 @@ def build_status(
         raise _refuse("sensors", f"lists {len(sensor_list)} sensors; a patient wears at most 2")
     if sensor_list:
         doc["sensors"] = sensor_list
+    if outbox_first_seq is not None:
+        doc["outbox_first_seq"] = _integer("outbox_first_seq", outbox_first_seq, 1, MAX_SEQ)
     return seal(MessageKind.STATUS, patient, doc)
 
 

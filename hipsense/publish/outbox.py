@@ -274,6 +274,18 @@ class Outbox:
         with self._lock, self._transaction():
             return self._db.execute("UPDATE outbox SET delivered_at = NULL WHERE delivered_at IS NOT NULL").rowcount
 
+    def first_unconfirmed_seq(self, stream: str) -> int:
+        """The lowest seq of ``stream`` still held, or the next one to be handed out if none:
+        nothing below it will ever be sent (again). Published in the status, so that a
+        dashboard can acknowledge past a gap no one can fill (docs/mqtt.md)."""
+        with self._lock:
+            row = self._db.execute("SELECT MIN(seq) FROM outbox WHERE stream = ? AND seq IS NOT NULL",
+                                   (stream,)).fetchone()
+            if row[0] is not None:
+                return int(row[0])
+            last = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
+        return (last[0] if last else 0) + 1
+
     def awaiting_storage(self) -> int:
         """Rows the broker took that no end-to-end acknowledgement covers yet."""
         with self._lock:

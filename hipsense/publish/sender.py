@@ -160,6 +160,10 @@ class OutboxSender:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    def acknowledged(self, stream: str) -> int:
+        """The highest seq of ``stream`` the dashboard acknowledged as stored so far (0: none)."""
+        return self._stored_seq.get(stream, 0)
+
     @property
     def inflight(self) -> int:
         return len(self._inflight_by_mid)

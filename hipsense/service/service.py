@@ -54,6 +54,7 @@ QUEUE_MAX_ITEMS = 4096  # ~160 s of 100 Hz WitMotion notifications: far more tha
 DRAIN_ON_STOP_S = 5.0
 STALL_S = 10.0  # worker silent this long → stop pinging the systemd watchdog
 TRIM_FIRST_S, TRIM_EVERY_S = 5.0, 600.0  # see memory.py
+FLOOR_CHECK_S = 60.0  # how often the outbox's first held seq is compared with the last status's
 
 
 class EngineWorker:
@@ -162,8 +163,10 @@ class Service:
         )
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O
+            # outbox_first_seq: lets the dashboard acknowledge past results no one can send any more
             outbox.put_envelope(build_status(patient, online=True, t=timebase.utc_now(),
-                                             software_version=__version__, sensors=engine.sensors_status()))
+                                             software_version=__version__, sensors=engine.sensors_status(),
+                                             outbox_first_seq=outbox.first_unconfirmed_seq(patient)))
             client.notify_outbox()
 
         worker = EngineWorker(engine, on_status=put_status)
@@ -208,7 +211,8 @@ class Service:
             async with open_links(cfg.sensors, cfg.emulator, timebase) as links:
                 readers = [asyncio.create_task(self._read(i, link, worker), name=f"sensor {i}")
                            for i, link in enumerate(links)]
-                housekeeping = asyncio.create_task(self._housekeeping(worker, client), name="housekeeping")
+                housekeeping = asyncio.create_task(self._housekeeping(worker, client, outbox, patient),
+                                                   name="housekeeping")
                 stop = asyncio.create_task(self._stop.wait(), name="stop")
                 done, _ = await asyncio.wait([*readers, housekeeping, stop], return_when=asyncio.FIRST_COMPLETED)
                 for task in (*readers, housekeeping, stop):
@@ -254,13 +258,16 @@ class Service:
             elif isinstance(item, LinkEvent):
                 worker.submit("event", (index, item, link.address))
 
-    async def _housekeeping(self, worker: EngineWorker, client: Any) -> None:
-        """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect."""
+    async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str) -> None:
+        """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect,
+        and whenever the outbox's first held result moved (the dashboard acknowledges past a
+        gap only once the status says nothing below it will come, see docs/mqtt.md)."""
         from hipsense.service.memory import release_free_memory
 
         interval = min(1.0, (self.notifier.watchdog_s or 2.0) / 2)
         was_connected = False
         trim_at = time.monotonic() + TRIM_FIRST_S  # once start-up (imports, first connect) is over
+        floor_at, floor = time.monotonic() + FLOOR_CHECK_S, None
         while True:
             now = time.monotonic()
             if now >= trim_at:
@@ -273,6 +280,13 @@ class Service:
             connected = client.is_connected()
             if connected and not was_connected:
                 worker.submit("status")  # the client's own "online" carries no sensor list
+            if connected and now >= floor_at and client.sender is not None:
+                floor_at = now + FLOOR_CHECK_S
+                first = await asyncio.to_thread(outbox.first_unconfirmed_seq, patient)
+                # A gap the dashboard waits for and this outbox cannot fill: say so, once.
+                if first > client.sender.acknowledged(patient) + 1 and first != floor:
+                    worker.submit("status")
+                    floor = first
             was_connected = connected
             await asyncio.sleep(interval)
 
