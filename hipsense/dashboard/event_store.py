@@ -17,7 +17,7 @@ import json
 import threading
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, case, select, union
+from sqlalchemy import Connection, Engine, and_, case, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hipsense.dashboard.db.tables import dead_letters, delivery_progress, device_status, events, patients
@@ -208,36 +208,51 @@ class EventStore:
     def _advance(self, connection: Connection, patient_ids: set[str],
                  floors: dict[str, int] | None = None) -> dict[str, int]:
         """Move each patient's stored-without-a-gap mark as far as events and dead letters allow
-        (starting, if the Pi said so, from the seq below which it holds nothing)."""
-        acks: dict[str, int] = {}
-        for patient in sorted(patient_ids):
-            start = connection.execute(
-                select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar() or 0
-            mark = max(start, (floors or {}).get(patient, 0))
-            while True:
-                window = union(
-                    select(events.c.seq).where(events.c.patient == patient, events.c.seq > mark,
-                                               events.c.seq <= mark + _SEQ_WINDOW),
-                    select(dead_letters.c.seq).where(dead_letters.c.patient == patient, dead_letters.c.seq > mark,
-                                                     dead_letters.c.seq <= mark + _SEQ_WINDOW),
-                ).subquery()
-                seqs = connection.execute(select(window.c.seq).order_by(window.c.seq)).scalars().all()
-                before = mark
-                for seq in seqs:  # distinct and ascending: contiguous while each is the next one
+        (starting, if the Pi said so, from the seq below which it holds nothing).
+
+        Three statements for the whole batch, however many patients it has (a batch often
+        holds many): read the marks, read the next ``_SEQ_WINDOW`` seqs above each (again for a
+        patient whose run is longer), write the marks that moved.
+        """
+        floors = floors or {}
+        known = dict(connection.execute(
+            select(delivery_progress.c.patient, delivery_progress.c.stored_seq)
+            .where(delivery_progress.c.patient.in_(sorted(patient_ids)))).all())
+        marks = {patient: max(known.get(patient, 0), floors.get(patient, 0)) for patient in patient_ids}
+
+        def above_marks(table, patients):
+            return select(table.c.patient, table.c.seq).where(or_(*(
+                and_(table.c.patient == patient, table.c.seq > marks[patient],
+                     table.c.seq <= marks[patient] + _SEQ_WINDOW)
+                for patient in patients)))
+
+        walking = sorted(patient_ids)
+        while walking:  # more than one round only for a run longer than the window
+            window = union(above_marks(events, walking), above_marks(dead_letters, walking)).subquery()
+            seqs: dict[str, list[int]] = {}
+            for patient, seq in connection.execute(select(window.c.patient, window.c.seq).order_by(window.c.seq)):
+                seqs.setdefault(patient, []).append(seq)
+            still = []
+            for patient in walking:
+                before = mark = marks[patient]
+                for seq in seqs.get(patient, ()):  # distinct and ascending: contiguous while each is the next
                     if seq != mark + 1:
                         break
                     mark = seq
-                if mark - before < _SEQ_WINDOW:
-                    break
-            if mark > start:
-                insert = self._dialect.insert(delivery_progress).values(patient=patient, stored_seq=mark, updated_at=_now())
-                grown = case((insert.excluded.stored_seq > delivery_progress.c.stored_seq, insert.excluded.stored_seq),
-                             else_=delivery_progress.c.stored_seq)  # another instance may be ahead
-                mark = connection.execute(insert.on_conflict_do_update(
-                    index_elements=["patient"], set_={"stored_seq": grown, "updated_at": insert.excluded.updated_at},
-                ).returning(delivery_progress.c.stored_seq)).scalar_one()
-            acks[patient] = mark
-        return acks
+                marks[patient] = mark
+                if mark - before == _SEQ_WINDOW:
+                    still.append(patient)
+            walking = still
+        moved = [{"patient": patient, "stored_seq": mark, "updated_at": _now()}
+                 for patient, mark in sorted(marks.items()) if mark > known.get(patient, 0)]
+        if moved:
+            insert = self._dialect.insert(delivery_progress)
+            grown = case((insert.excluded.stored_seq > delivery_progress.c.stored_seq, insert.excluded.stored_seq),
+                         else_=delivery_progress.c.stored_seq)  # another instance may be ahead
+            connection.execute(insert.on_conflict_do_update(
+                index_elements=["patient"], set_={"stored_seq": grown, "updated_at": insert.excluded.updated_at}),
+                moved)
+        return marks
 
     def close(self) -> None:
         with self._lock:
