@@ -10,8 +10,9 @@ exactly as ``hipsense dashboard serve`` does. A publisher sends rep events of 20
 absorb. The clock runs from the first publish until the database holds every unique
 message. Then it checks that nothing was lost (the stored ids are exactly the published
 ones) and nothing was stored twice (row count = unique ids; the repeats were counted as
-duplicates), and prints the figures. Exit status 1 if a check fails or the rate is below
-the floor of 2,000 messages/s.
+duplicates), and prints the figures. The rate counts distinct messages only (the repeats are
+work the dashboard must do, but they are not results). Exit status 1 if a check fails or the
+live rate is below the floor of 5,000 distinct messages/s (issue 14).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-FLOOR_MSG_PER_S = 2000
+FLOOR_MSG_PER_S = 5000
 PATIENTS = [f"p-bench{n:03d}" for n in range(20)]
 
 
@@ -208,8 +209,8 @@ def with_repeats(unique: list, rng: random.Random) -> tuple[list, int]:
     return stream, len(repeats)
 
 
-def report(title: str, stats: dict[int, dict], sent: int, elapsed: float, broker_cpu_s: float) -> float:
-    rate = sent / elapsed
+def report(title: str, stats: dict[int, dict], unique: int, sent: int, elapsed: float, broker_cpu_s: float) -> float:
+    rate = unique / elapsed
     print(f"\n{title}")
     for index, s in sorted(stats.items()):
         print(f"  instance {index}: received {s['received']:6d}  stored {s['stored']:6d}  duplicates "
@@ -217,7 +218,8 @@ def report(title: str, stats: dict[int, dict], sent: int, elapsed: float, broker
               f"({s['received'] / max(1, s['batches']):.1f} msg each)  CPU {s['cpu_s']:.1f} s "
               f"({s['cpu_s'] / max(1, s['received']) * 1e6:.0f} µs/msg)")
     print(f"  mosquitto CPU {broker_cpu_s:.1f} s")
-    print(f"  {sent} messages in {elapsed:.2f} s: {rate:,.0f} messages/s")
+    print(f"  {unique} distinct messages ({sent} with the repeats) in {elapsed:.2f} s: {rate:,.0f} distinct messages/s "
+          f"({sent / elapsed:,.0f}/s counting the repeats)")
     return rate
 
 
@@ -294,10 +296,10 @@ def main() -> int:
           f"2 ingest processes, {os.cpu_count()} cores")
     # Other work on the machine takes CPU from the run; say how busy it was.
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
-    live_rate = report("live (publisher running on the same cores):", live_stats, len(live_stream), live_elapsed,
-                       live_broker_cpu)
-    backlog_rate = report("backlog drain after a restart (ingest alone):", backlog_stats, len(backlog_stream),
-                          backlog_elapsed, backlog_broker_cpu)
+    live_rate = report("live (publisher running on the same cores):", live_stats, len(live_unique), len(live_stream),
+                       live_elapsed, live_broker_cpu)
+    backlog_rate = report("backlog drain after a restart (ingest alone):", backlog_stats, len(backlog_unique),
+                          len(backlog_stream), backlog_elapsed, backlog_broker_cpu)
     published_ids = {message_id for _, _, message_id in live_unique + backlog_unique}
     lost = len(published_ids - stored_ids)
     duplicates = sum(s["duplicates"] for stats in (live_stats, backlog_stats) for s in stats.values())
@@ -310,11 +312,12 @@ def main() -> int:
         print("FAILED: lost, doubled or unshared messages", file=sys.stderr)
         return 1
     print("nothing lost, nothing stored twice; both instances took a share in both phases")
-    best = max(live_rate, backlog_rate)
-    if backlog_rate < FLOOR_MSG_PER_S:
-        print(f"BELOW THE FLOOR: ingest drained {backlog_rate:,.0f} messages/s < {FLOOR_MSG_PER_S:,}", file=sys.stderr)
+    if live_rate < FLOOR_MSG_PER_S:
+        print(f"BELOW THE FLOOR: live ingest {live_rate:,.0f} distinct messages/s < {FLOOR_MSG_PER_S:,} "
+              f"(backlog drain {backlog_rate:,.0f}/s)", file=sys.stderr)
         return 1
-    print(f"OK: ingest throughput {best:,.0f} messages/s >= floor {FLOOR_MSG_PER_S:,}")
+    print(f"OK: live ingest {live_rate:,.0f} distinct messages/s >= floor {FLOOR_MSG_PER_S:,} "
+          f"(backlog drain {backlog_rate:,.0f}/s)")
     return 0
 
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import json
 import os
 import shutil
@@ -274,7 +275,8 @@ def main() -> None:
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
     workdir = Path(tempfile.mkdtemp(prefix="hipsense-bench-"))
     port = free_port()
-    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true"]
+    # as root, mosquitto would drop to a user that cannot read the key in the temporary folder
+    lines = [f"listener {port} 127.0.0.1", "allow_anonymous true", f"user {getpass.getuser()}"]
     ca = None
     if args.tls:
         files = make_tls_files(workdir)
@@ -284,6 +286,8 @@ def main() -> None:
     broker = subprocess.Popen([mosquitto, "-c", str(workdir / "mosquitto.conf")],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
+    if broker.poll() is not None:
+        raise SystemExit(f"mosquitto did not start (exit {broker.returncode}); config: {workdir / 'mosquitto.conf'}")
     env = {**os.environ, **unit_environment()}
     print("service environment (from the unit):", " ".join(f"{k}={v}" for k, v in unit_environment().items()))
     print(f"broker: mosquitto on 127.0.0.1:{port}, {'TLS' if args.tls else 'plain'}; prescription: {args.exercise}")
