@@ -1,0 +1,114 @@
+"""Sets are the same whether the tracker gets the samples in one batch or in pieces.
+
+Where one set ends and the next begins is decided in one place (the tracker) from the times of
+what happened — reps, rests, posture changes — never from where a chunk of samples happened to
+end. Synthetic recordings (tests/synth.py, no accuracy claim) for every counted exercise with
+holds longer than the rest that closes a set, and random chunkings of a real UCI session.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hipsense.exercises.catalogue import get_exercise, load_catalogue
+from hipsense.exercises.tracker import ExerciseTracker, TrackerOutput, TrackerSettings, track
+from tests.synth import synthesize
+
+COUNTED = [sid for sid, spec in load_catalogue().items() if spec.measure != "timed"]
+LONG_HOLD_S = 25.0  # longer than TrackerSettings.set_rest_s: a hold is not a rest
+
+
+def _long_hold_session(exercise_id: str, seed: int):
+    """Two sets of three, 30 s apart; excursion exercises hold each rep 25 s with 6 s rests."""
+    spec = get_exercise(exercise_id)
+    excursion = spec.measure in ("reps", "holds")
+    extra = {"hold_s": LONG_HOLD_S, "rest_s": 6.0} if excursion else {}
+    data = synthesize(spec, seed=seed, rate_hz=50.0, reps=3, sets=2, rest_between_sets_s=30.0, **extra)
+    return spec, data, TrackerSettings(hold_target_s=LONG_HOLD_S if excursion else None)
+
+
+def _in_pieces(spec, settings, t, acc, gyr, sizes) -> TrackerOutput:
+    """Push ``sizes[k]`` samples at a time (cycling through ``sizes``), then flush."""
+    tracker = ExerciseTracker(spec, settings, has_gyro=gyr is not None)
+    out = TrackerOutput()
+    i = k = 0
+    while i < len(t):
+        n = sizes[k % len(sizes)]
+        k += 1
+        piece = tracker.push(t[i:i + n], acc[i:i + n], None if gyr is None else gyr[i:i + n])
+        out.reps += piece.reps
+        out.sets += piece.sets
+        i += n
+    tail = tracker.flush()
+    out.reps += tail.reps
+    out.sets += tail.sets
+    return out
+
+
+def _in_tenths(spec, settings, t, acc, gyr) -> TrackerOutput:
+    """As the service feeds it: 0.1 s of samples at a time."""
+    edges = np.searchsorted(t, np.arange(t[0], t[-1] + 0.1, 0.1))
+    sizes = [int(n) for n in np.diff(np.append(edges, len(t)))]
+    tracker = ExerciseTracker(spec, settings, has_gyro=gyr is not None)
+    out = TrackerOutput()
+    i = 0
+    for n in sizes:
+        piece = tracker.push(t[i:i + n], acc[i:i + n], gyr[i:i + n])
+        out.reps += piece.reps
+        out.sets += piece.sets
+        i += n
+    tail = tracker.flush()
+    return TrackerOutput(out.reps + tail.reps, out.sets + tail.sets)
+
+
+@pytest.mark.parametrize("exercise_id", COUNTED)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_every_counted_exercise_gives_the_same_sets_streamed_or_batched(exercise_id, seed):
+    spec, d, settings = _long_hold_session(exercise_id, seed)
+    batch = track(spec, d.t_s, d.acc_ms2, d.gyr_rad_s, settings)
+    streamed = _in_tenths(spec, settings, d.t_s, d.acc_ms2, d.gyr_rad_s)
+    assert [s.reps for s in streamed.sets] == [s.reps for s in batch.sets]
+    assert streamed.sets == batch.sets
+    assert streamed.reps == batch.reps
+    truth = [sum(1 for r in d.reps if r.set_index == k) for k in range(2)]
+    if len(batch.reps) == len(d.reps) and spec.dose.sides != "alternating":
+        # counted right, the sets are right too: a 25 s hold is not the rest between sets
+        # (alternating exercises: the other leg's 25 s hold is a rest for this thigh)
+        assert [s.reps for s in batch.sets] == truth
+
+
+def test_the_stretch_of_the_issue_is_one_set_of_three():
+    """Issue 10: hip flexor stretch, 30 s holds, 6 s rests: one set of 3, in 0.1 s chunks too."""
+    spec = get_exercise("hip_flexor_stretch")
+    d = synthesize(spec, seed=3, reps=3, hold_s=30.0, rest_s=6.0)
+    batch = track(spec, d.t_s, d.acc_ms2, d.gyr_rad_s)
+    streamed = _in_tenths(spec, TrackerSettings(), d.t_s, d.acc_ms2, d.gyr_rad_s)
+    assert [s.reps for s in batch.sets] == [3]
+    assert [s.reps for s in streamed.sets] == [3]
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(sizes=st.lists(st.integers(min_value=0, max_value=80), min_size=1, max_size=10).filter(any))
+def test_any_chunking_of_a_real_session_gives_identical_reps_and_sets(uci_s1_e3, sizes):
+    t, acc, gyr = uci_s1_e3  # 3 blocks of 10 reps with rests between them
+    spec = get_exercise("straight_leg_raise")
+    tracker_settings = TrackerSettings(hold_target_s=5.0)
+    batch = track(spec, t, acc, gyr, tracker_settings)
+    pieces = _in_pieces(spec, tracker_settings, t, acc, gyr, sizes)
+    assert [s.reps for s in batch.sets] == [10, 10, 10]
+    assert pieces.reps == batch.reps
+    assert pieces.sets == batch.sets
+
+
+@settings(max_examples=4, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=0, max_value=400), min_size=1, max_size=6).filter(any),
+       seed=st.sampled_from([1, 2]))
+def test_any_chunking_of_long_holds_gives_identical_reps_and_sets(sizes, seed):
+    spec, d, tracker_settings = _long_hold_session("clam_shells", seed)
+    batch = track(spec, d.t_s, d.acc_ms2, d.gyr_rad_s, tracker_settings)
+    pieces = _in_pieces(spec, tracker_settings, d.t_s, d.acc_ms2, d.gyr_rad_s, sizes)
+    assert pieces.reps == batch.reps
+    assert pieces.sets == batch.sets
