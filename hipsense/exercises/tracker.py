@@ -8,14 +8,26 @@ Form flags on each rep:
 * ``too_fast``   — the rep took less than the exercise's ``too_fast_s``, or the prescription
   asks for a hold and the rep's hold was under 1 s (the patient skipped the hold);
 * ``short_hold`` — a hold is prescribed and the rep held for less than ``short_hold_fraction``
-  of it;
+  of it (:func:`is_short_hold`: the one rule, for counted reps and for timed stretches alike);
 * ``low_rom``    — range of motion below ``low_rom_fraction`` of the reference: the calibrated
   baseline when there is one, else the median of the session's first reps (the patient's own
   usual range today);
 * ``incomplete`` — below half the reference.
 
-Sets: a rest longer than ``set_rest_s`` after a rep closes the set (a ``SetEvent``); a
-posture change also closes it.
+Sets are decided here and nowhere else, from the times of what happened, never from where a
+chunk of samples ended: a set ends when the thigh has *rested* for longer than ``set_rest_s``
+after its last rep, or at a posture change (the rep kernel's ``RestEvent``), or at ``flush``.
+Resting is judged on every sample of the pipeline's output: for excursion counters (reps,
+holds) the thigh is back below ``rest_band_fraction`` of the last rep's range — the rep
+kernel's own "returned to rest" — so a 30 s stretch is never a rest, however long; for the
+other counters (circles, landings, steps), which have no rest pose, it is slower than
+``rest_still_dps``. Events and samples are taken in time order within each push (an event on
+the sample it ends on), so any chunking gives the same sets as one batch.
+
+Hold countdown: when a hold is prescribed (``hold_target_s`` > 0) and the exercise is counted
+as excursions, the live-hold and countdown kernels (``hipsense.signal.countdown``) run on the
+pipeline's angle: ``TrackerOutput.hold_remaining_s`` is the time left on the last sample, and
+``TrackerOutput.countdown`` the "5 … 1, relax" cues due in this chunk.
 
 What counts as a rep comes from the exercise's ``measure``: ``reps`` and ``holds`` are
 excursions from rest (a hold is an excursion whose held time is the point); ``cycles`` are
@@ -28,11 +40,21 @@ landings, ``impacts_per_rep`` of them per rep; ``steps`` are swings of the senso
 
 from __future__ import annotations
 
+import math
 import statistics
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from hipsense.signal.countdown import (
+    CountdownCue,
+    CountdownSettings,
+    LiveHoldSettings,
+    countdown_init,
+    countdown_step,
+    live_hold_init,
+    live_hold_step,
+)
 from hipsense.signal.cycles import CycleEvent
 from hipsense.signal.impacts import ImpactEvent, ImpactSettings
 from hipsense.signal.pipeline import PipelineOutput, PipelineSettings, ThighPipeline
@@ -49,7 +71,16 @@ class TrackerSettings:
     side: str = "either"  # "left" | "right" | "either": which thigh wears this sensor
     baseline_rom_deg: float | None = None  # from calibration reference reps
     set_rest_s: float = 20.0
-    short_hold_fraction: float = 0.6
+    # Resting, for excursion counters: below this fraction of the last rep's range — the rep
+    # kernel's exit rule (RepSettings.exit_fraction): a rep has returned once it is below half.
+    rest_band_fraction: float = 0.5
+    # Resting, for counters without a rest pose: the thigh turns slower than this (the stretch
+    # hold timer's "moving" threshold, service/holds.py): walking, circling, jumping are faster.
+    rest_still_dps: float = 20.0
+    # A hold under 70 % of the prescribed one is short: the catalogue's hold_min_s values are
+    # 67-75 % of the dose's holds (20 of 30 s, 7 of 10 s, 1.5 of 2 s, 3.5 of 5 s). One value for
+    # counted reps and timed stretches (it was 60 % here and 80 % in the service).
+    short_hold_fraction: float = 0.7
     skipped_hold_s: float = 1.0
     low_rom_fraction: float = 0.75
     reference_reps: int = 5
@@ -93,6 +124,14 @@ class SetResult:
 class TrackerOutput:
     reps: list[RepResult] = field(default_factory=list)
     sets: list[SetResult] = field(default_factory=list)
+    countdown: list[CountdownCue] = field(default_factory=list)  # hold cues due in this chunk
+    hold_remaining_s: float | None = None  # on the chunk's last sample; None: not holding
+
+
+def is_short_hold(hold_s: float, target_s: float | None, settings: TrackerSettings | None = None) -> bool:
+    """The one ``short_hold`` rule: a hold was prescribed and less than ``short_hold_fraction`` of it was held."""
+    fraction = (settings or TrackerSettings()).short_hold_fraction
+    return bool(target_s) and hold_s < fraction * float(target_s)
 
 
 MEASURE_COUNTERS = {
@@ -164,8 +203,15 @@ class ExerciseTracker:
         self._set_index = 0
         self._set_reps: list[RepResult] = []
         self._first_roms: list[float] = []
-        self._last_end: float | None = None
-        self._t: float | None = None
+        self._rest_since: float | None = None  # start of the rest spell the last sample was in
+        # excursion counters have a rest pose to come back to; the others are judged on speed
+        self._rest_by_angle = "reps" in MEASURE_COUNTERS[spec.measure]
+        self._live_hold = self._countdown = None
+        if self.hold_target_s > 0 and self._rest_by_angle:
+            self._live_hold_settings = LiveHoldSettings(min_level_deg=max(spec.thresholds.min_rom_deg, 1.0))
+            self._countdown_settings = CountdownSettings(target_s=self.hold_target_s)
+            self._live_hold = live_hold_init(self._live_hold_settings)
+            self._countdown = countdown_init(self._countdown_settings)
 
     # -- streaming ------------------------------------------------------------------------
     def push(
@@ -173,14 +219,7 @@ class ExerciseTracker:
     ) -> TrackerOutput:
         p = self.pipeline.push(t_s, acc_ms2, gyr_rad_s)
         out = self._consume(p)
-        if len(p.t_s):
-            self._t = float(p.t_s[-1])
-        if (
-            self._set_reps
-            and self._t is not None
-            and self._t - self._set_reps[-1].end_t_s > self.settings.set_rest_s
-        ):
-            self._close_set(out)
+        self._count_down(p, out)
         return out
 
     def flush(self) -> TrackerOutput:
@@ -190,8 +229,6 @@ class ExerciseTracker:
 
     def _consume(self, p: PipelineOutput) -> TrackerOutput:
         out = TrackerOutput()
-        if any(r.reason == "posture_change" for r in p.rests):
-            self._close_set(out)
         results = [self._rep_result(ev) for ev in p.reps]
         results += [self._cycle_result(ev) for ev in p.cycles]
         results += [self._step_result(ev) for ev in p.steps]
@@ -200,9 +237,62 @@ class ExerciseTracker:
             if len(self._pending_impacts) >= self.spec.thresholds.impacts_per_rep:
                 results.append(self._impact_result(self._pending_impacts))
                 self._pending_impacts = []
-        for rep in sorted(results, key=lambda r: r.end_t_s):
-            self._add(rep, out)
+        # Everything in time order: a rep on the sample it ends on, a posture change on its
+        # own; the samples between them are watched for a rest that closes the set.
+        events: list[tuple[float, int, RepResult | None]] = [(r.end_t_s, 0, r) for r in results]
+        events += [(r.t_s, 1, None) for r in p.rests if r.reason == "posture_change"]
+        events.sort(key=lambda e: (e[0], e[1]))
+        t = p.t_s
+        done = 0
+        for when, _, rep in events:
+            upto = max(done, int(np.searchsorted(t, when, side="left")))
+            self._watch_rest(p, done, upto, out)
+            done = upto
+            if rep is None:
+                self._close_set(out)
+            else:
+                self._add(rep, out)
+        self._watch_rest(p, done, len(t), out)
         return out
+
+    def _watch_rest(self, p: PipelineOutput, i: int, j: int, out: TrackerOutput) -> None:
+        """Samples ``i:j`` of ``p``: follow the rest spell; close the set once it has rested
+        longer than ``set_rest_s`` since its last rep."""
+        if j <= i:
+            return
+        t = p.t_s[i:j]
+        if self._rest_by_angle:
+            last_rom = self._set_reps[-1].rom_deg if self._set_reps else None
+            if last_rom is None:
+                rest = np.zeros(len(t), dtype=bool)  # nothing to close: no band needed
+            else:
+                with np.errstate(invalid="ignore"):  # NaN angle (no rest pose yet): not resting
+                    rest = p.angle_deg[i:j] < self.settings.rest_band_fraction * last_rom
+        else:
+            rest = np.abs(p.speed_dps[i:j]) < self.settings.rest_still_dps
+        # the start of the rest spell each sample belongs to (a per-sample recurrence, so the
+        # same whatever the chunking)
+        index = np.arange(len(t))
+        last_break = np.maximum.accumulate(np.where(rest, -1, index))
+        first = np.minimum(last_break + 1, len(t) - 1)
+        carried = self._rest_since if self._rest_since is not None else float(t[0])
+        spell_start = np.where(last_break < 0, carried, t[first])
+        self._rest_since = float(spell_start[-1]) if rest[-1] else None
+        if not self._set_reps:
+            return
+        last_end = self._set_reps[-1].end_t_s
+        rested = rest & (t - np.maximum(spell_start, last_end) > self.settings.set_rest_s)
+        if rested.any():
+            self._close_set(out)
+
+    def _count_down(self, p: PipelineOutput, out: TrackerOutput) -> None:
+        if self._live_hold is None or self._countdown is None or not len(p.t_s):
+            return
+        self._live_hold, starts = live_hold_step(self._live_hold_settings, self._live_hold, p.t_s, p.angle_deg)
+        self._countdown, cd = countdown_step(self._countdown_settings, self._countdown, p.t_s, starts)
+        out.countdown = cd.cues
+        last = float(cd.remaining_s[-1])
+        out.hold_remaining_s = None if math.isnan(last) else last
 
     # -- internals ------------------------------------------------------------------------
     def _reference_rom(self) -> float | None:
@@ -221,7 +311,7 @@ class ExerciseTracker:
         if self.hold_target_s > 0:
             if ev.hold_s < s.skipped_hold_s and "too_fast" not in flags:
                 flags.append("too_fast")
-            if ev.hold_s < s.short_hold_fraction * self.hold_target_s:
+            if is_short_hold(ev.hold_s, self.hold_target_s, s):
                 flags.append("short_hold")
         ref = self._reference_rom()
         if ref is not None:
@@ -267,13 +357,10 @@ class ExerciseTracker:
         )
 
     def _add(self, rep: RepResult, out: TrackerOutput) -> None:
-        if self._last_end is not None and rep.start_t_s - self._last_end > self.settings.set_rest_s:
-            self._close_set(out)
         if not self._set_reps:
             self._set_index += 1
         rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
-        self._last_end = rep.end_t_s
         out.reps.append(rep)
 
     def _close_set(self, out: TrackerOutput) -> None:
@@ -309,4 +396,5 @@ def track(
     tail = tr.flush()
     out.reps += tail.reps
     out.sets += tail.sets
+    out.countdown += tail.countdown
     return out
