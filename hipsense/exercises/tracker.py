@@ -118,6 +118,9 @@ class SetResult:
     median_rom_deg: float
     median_hold_s: float
     flagged_reps: int
+    # the sample on which the tracker decided the set was over (rested long enough, posture
+    # change, or the last sample at flush): where the close falls among reps and cues
+    decided_t_s: float = math.nan
 
 
 @dataclass
@@ -204,6 +207,7 @@ class ExerciseTracker:
         self._set_reps: list[RepResult] = []
         self._first_roms: list[float] = []
         self._rest_since: float | None = None  # start of the rest spell the last sample was in
+        self._last_t: float | None = None
         # excursion counters have a rest pose to come back to; the others are judged on speed
         self._rest_by_angle = "reps" in MEASURE_COUNTERS[spec.measure]
         self._live_hold = self._countdown = None
@@ -224,7 +228,7 @@ class ExerciseTracker:
 
     def flush(self) -> TrackerOutput:
         out = self._consume(self.pipeline.flush())
-        self._close_set(out)
+        self._close_set(out, self._last_t if self._last_t is not None else math.nan)
         return out
 
     def _consume(self, p: PipelineOutput) -> TrackerOutput:
@@ -249,41 +253,44 @@ class ExerciseTracker:
             self._watch_rest(p, done, upto, out)
             done = upto
             if rep is None:
-                self._close_set(out)
+                self._close_set(out, when)
             else:
                 self._add(rep, out)
         self._watch_rest(p, done, len(t), out)
+        if len(t):
+            self._last_t = float(t[-1])
         return out
 
     def _watch_rest(self, p: PipelineOutput, i: int, j: int, out: TrackerOutput) -> None:
         """Samples ``i:j`` of ``p``: follow the rest spell; close the set once it has rested
-        longer than ``set_rest_s`` since its last rep."""
+        longer than ``set_rest_s`` since its last rep. A per-sample recurrence (so the same
+        whatever the chunking), in plain Python: chunks are a few samples long, live."""
         if j <= i:
             return
-        t = p.t_s[i:j]
+        ts = p.t_s[i:j].tolist()
         if self._rest_by_angle:
-            last_rom = self._set_reps[-1].rom_deg if self._set_reps else None
-            if last_rom is None:
-                rest = np.zeros(len(t), dtype=bool)  # nothing to close: no band needed
-            else:
-                with np.errstate(invalid="ignore"):  # NaN angle (no rest pose yet): not resting
-                    rest = p.angle_deg[i:j] < self.settings.rest_band_fraction * last_rom
+            if not self._set_reps:  # nothing to close, and no range to judge rest by yet
+                self._rest_since = None
+                return
+            band = self.settings.rest_band_fraction * self._set_reps[-1].rom_deg
+            # NaN (no rest pose yet) compares False: not resting
+            rest = [a < band for a in p.angle_deg[i:j].tolist()]
         else:
-            rest = np.abs(p.speed_dps[i:j]) < self.settings.rest_still_dps
-        # the start of the rest spell each sample belongs to (a per-sample recurrence, so the
-        # same whatever the chunking)
-        index = np.arange(len(t))
-        last_break = np.maximum.accumulate(np.where(rest, -1, index))
-        first = np.minimum(last_break + 1, len(t) - 1)
-        carried = self._rest_since if self._rest_since is not None else float(t[0])
-        spell_start = np.where(last_break < 0, carried, t[first])
-        self._rest_since = float(spell_start[-1]) if rest[-1] else None
-        if not self._set_reps:
-            return
-        last_end = self._set_reps[-1].end_t_s
-        rested = rest & (t - np.maximum(spell_start, last_end) > self.settings.set_rest_s)
-        if rested.any():
-            self._close_set(out)
+            still = self.settings.rest_still_dps
+            rest = [abs(w) < still for w in p.speed_dps[i:j].tolist()]
+        since = self._rest_since
+        last_end = self._set_reps[-1].end_t_s if self._set_reps else None
+        limit = self.settings.set_rest_s
+        for t, resting in zip(ts, rest):
+            if not resting:
+                since = None
+                continue
+            if since is None:
+                since = t
+            if last_end is not None and t - (since if since > last_end else last_end) > limit:
+                self._close_set(out, t)
+                last_end = None
+        self._rest_since = since
 
     def _count_down(self, p: PipelineOutput, out: TrackerOutput) -> None:
         if self._live_hold is None or self._countdown is None or not len(p.t_s):
@@ -363,7 +370,7 @@ class ExerciseTracker:
         self._set_reps.append(rep)
         out.reps.append(rep)
 
-    def _close_set(self, out: TrackerOutput) -> None:
+    def _close_set(self, out: TrackerOutput, when: float) -> None:
         reps = self._set_reps
         if not reps:
             return
@@ -378,6 +385,7 @@ class ExerciseTracker:
                 median_rom_deg=statistics.median(r.rom_deg for r in reps),
                 median_hold_s=statistics.median(r.hold_s for r in reps),
                 flagged_reps=sum(1 for r in reps if r.flags),
+                decided_t_s=when,
             )
         )
         self._set_reps = []

@@ -11,9 +11,19 @@ Single-threaded by design: the service calls it from one processing thread only 
 the BLE event loop, since storing a result waits for an fsync). No clocks inside: time is the
 sample time carried by the data, so a replay at 20x behaves like real time.
 
-Sets end when the tracker says so (a rest longer than ``set_rest_s``, or a change of posture),
-when the patient switches exercise, or when the session ends. When a set of the plan's line
-ends and the line has all its sets, the plan moves on: "switch sides", or the next exercise.
+Sets are the tracker's: a set ends when the tracker closes it (a rest longer than
+``set_rest_s``, a change of posture; see ``exercises/tracker.py``), when the patient switches
+exercise (the tracker is flushed), or when the session ends. The engine hands each tracker
+event to the plan in the tracker's order (a set's close before the first rep of the next), so
+the plan only numbers on what the tracker decided. Stretches (measure ``holds``) are counted
+by the tracker too, prescribed with reps or timed; only exercises a thigh cannot see (measure
+``timed``) are timed by the hold timer, one hold a set. When a set of the plan's line ends and
+the line has all its sets, the plan moves on: "switch sides", or the next exercise.
+
+Every prescribed hold counts down — on the live view (``hold_remaining_s``) and in the voice
+("5, 4, 3, 2, 1, relax") — from the countdown kernel (``signal/countdown.py``): the tracker
+runs it for counted exercises, the engine on the hold timer's holds for timed ones. Its cues
+fall on sample times, so what is said does not depend on how the samples were batched.
 """
 
 from __future__ import annotations
@@ -29,7 +39,14 @@ import numpy as np
 from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.samples import ImuSamples
 from hipsense.exercises.catalogue import get_exercise
-from hipsense.exercises.tracker import ExerciseTracker, RepResult, SetResult, TrackerOutput, TrackerSettings
+from hipsense.exercises.tracker import (
+    ExerciseTracker,
+    RepResult,
+    SetResult,
+    TrackerOutput,
+    TrackerSettings,
+    is_short_hold,
+)
 from hipsense.protocol import Prescription, new_session_id
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
@@ -42,6 +59,7 @@ from hipsense.service.state import SessionStateStore
 from hipsense.service.switching import ExerciseSwitcher
 from hipsense.service.timebase import Timebase
 from hipsense.service.voice import Voice
+from hipsense.signal.countdown import CountdownCue, CountdownSettings, CountdownState, countdown_init, countdown_step
 
 __all__ = ["SessionEngine"]
 
@@ -86,7 +104,9 @@ class _Channel:
     tracker: ExerciseTracker | None = None
     tap: _AngleTap | None = None
     key: tuple[str, str] | None = None  # (exercise, side) the tracker counts for
-    holds: HoldTimer | None = None
+    holds: HoldTimer | None = None  # timed exercises only (a thigh cannot see them)
+    countdown: CountdownState | None = None  # the hold timer's countdown
+    hold_remaining_s: float | None = None  # on the last sample processed; None: not holding
     gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
     angle: CalibratedAngle | None = None  # None: uncalibrated, the live view shows the excursion
     address: str | None = None
@@ -334,14 +354,30 @@ class SessionEngine:
             self._flush_tracker(channel)  # the sensor stopped sending gyro: rebuild accelerometer-only
             self._build_tracker(channel, key, has_gyro=False)
         out = channel.tracker.push(t, acc, gyr)
-        self._handle(channel, out)
         line = self.plan.line_for(*key)
-        if line is not None and line.timed and channel.holds is not None and len(channel.tap.t_s):
-            for hold in channel.holds.push(channel.tap.t_s, channel.tap.angle_deg, channel.tap.speed_dps):
+        channel.hold_remaining_s = out.hold_remaining_s
+        if self._timed(key, line) and channel.holds is not None and len(channel.tap.t_s):
+            assert line is not None
+            holds, starts = channel.holds.step(channel.tap.t_s, channel.tap.angle_deg, channel.tap.speed_dps)
+            for hold in holds:
                 self._on_hold(channel, hold, line)
-            if channel.holds.holding:
-                self.voice.hold_countdown(line.hold_s - channel.holds.elapsed_s(float(channel.tap.t_s[-1])))
+            out.countdown, channel.hold_remaining_s = self._timed_countdown(channel, line, starts)
+        self._handle(channel, out)
         self._live(channel, key, line)
+
+    def _timed_countdown(self, channel: _Channel, line: PlanLine,
+                         starts: np.ndarray) -> tuple[list[CountdownCue], float | None]:
+        if not line.hold_s or channel.countdown is None or channel.tap is None:
+            return [], None
+        channel.countdown, out = countdown_step(CountdownSettings(line.hold_s), channel.countdown,
+                                                channel.tap.t_s, starts)
+        last = float(out.remaining_s[-1])
+        return out.cues, None if np.isnan(last) else last
+
+    @staticmethod
+    def _timed(key: tuple[str, str], line: PlanLine | None) -> bool:
+        """Timed by the hold timer: a timed line of an exercise the thigh cannot count."""
+        return line is not None and line.timed and get_exercise(key[0]).measure == "timed"
 
     def _recognise(self, t: np.ndarray, acc: np.ndarray) -> None:
         if self.switcher is None:
@@ -388,7 +424,9 @@ class SessionEngine:
         line = self.plan.line_for(exercise, side)
         spec = get_exercise(exercise)
         settings = TrackerSettings(
-            hold_target_s=(line.hold_s if line and line.hold_s > 0 else None),
+            # the prescription's hold, 0 included (then nothing counts down); the exercise's
+            # usual hold only when nothing is prescribed
+            hold_target_s=(line.hold_s if line else None),
             reps_target=(line.reps if line else None),
             side=side if side in ("left", "right") else "either",
             set_rest_s=self.settings.set_rest_s,
@@ -398,6 +436,7 @@ class SessionEngine:
         channel.tap = _AngleTap(channel.tracker.pipeline)
         channel.tracker.pipeline = channel.tap  # type: ignore[assignment]
         channel.holds = HoldTimer(min_hold_s=min(3.0, 0.3 * line.hold_s) if line and line.hold_s else 3.0)
+        channel.countdown = countdown_init(CountdownSettings(line.hold_s)) if line and line.hold_s else None
         channel.key = key
 
     @staticmethod
@@ -412,26 +451,40 @@ class SessionEngine:
         if channel.tracker is not None and channel.key is not None:
             self._handle(channel, channel.tracker.flush())
             line = self.plan.line_for(*channel.key)
-            if channel.holds is not None and channel.last_t_s is not None and line is not None and line.timed:
+            if channel.holds is not None and channel.last_t_s is not None and self._timed(channel.key, line):
+                assert line is not None
                 hold = channel.holds.flush(channel.last_t_s)
                 if hold is not None:
                     self._on_hold(channel, hold, line)
-        channel.tracker = channel.tap = channel.holds = None
+        channel.tracker = channel.tap = channel.holds = channel.countdown = None
+        channel.hold_remaining_s = None
         channel.key = None
 
     def _handle(self, channel: _Channel, out: TrackerOutput) -> None:
+        """The tracker's reps, set closes and countdown cues, in the order they happened in
+        sample time (so what the plan records and the voice says does not depend on how the
+        samples were batched). At equal times: a cue, then a rep, then a set's close."""
         assert channel.key is not None
         if not self._confirmed:
             channel.held.append(out)
             return
         key = channel.key
         line = self.plan.line_for(*key)
-        if line is not None and line.timed:
-            return  # a stretch is timed by the hold timer, not counted
-        for rep in out.reps:
-            self._on_rep(channel, key, rep, line)
-        for tracked_set in out.sets:
-            self._on_set_end(key, tracked_set)
+        timed = self._timed(key, line)  # timed by the hold timer: nothing counted here
+        events: list[tuple[float, int, Any]] = [(cue.t_s, 0, cue) for cue in out.countdown]
+        if not timed:
+            events += [(rep.end_t_s, 1, rep) for rep in out.reps]
+            events += [(s.decided_t_s, 2, s) for s in out.sets]
+        events.sort(key=lambda e: (e[0], e[1]))
+        for _, kind, item in events:
+            if kind == 0:
+                self.voice.countdown(item.seconds_left)
+            elif kind == 2:
+                self._on_set_end(key, item)
+            elif line is not None and line.timed and item.kind == "hold":
+                self._on_tracked_hold(channel, key, item, line)
+            else:
+                self._on_rep(channel, key, item, line)
 
     # -- results ---------------------------------------------------------------------------------
 
@@ -471,24 +524,34 @@ class SessionEngine:
         self._save_state()
 
     def _on_hold(self, channel: _Channel, hold: HoldResult, line: PlanLine) -> None:
+        """A hold of a timed exercise, from the hold timer: one hold a set."""
         exercise, side = line.exercise, channel.key[1] if channel.key else line.side
+        flags = ["short_hold"] if is_short_hold(hold.hold_s, line.hold_s) else []
+        self._publish_hold(channel, (exercise, side), line, start=hold.start_t_s, end=hold.end_t_s,
+                           hold_s=hold.hold_s, angle_deg=hold.mean_angle_deg, base_flags=flags)
+        # nothing else tells where a set of a timed exercise ends: one hold is one set
+        self._close_set(exercise, side)
+
+    def _on_tracked_hold(self, channel: _Channel, key: tuple[str, str], rep: RepResult, line: PlanLine) -> None:
+        """A stretch's hold, counted by the tracker (its set ends when the tracker says so)."""
+        self._publish_hold(channel, key, line, start=rep.start_t_s, end=rep.end_t_s, hold_s=rep.hold_s,
+                           angle_deg=rep.rom_deg, base_flags=rep.flags)
+
+    def _publish_hold(self, channel: _Channel, key: tuple[str, str], line: PlanLine, *, start: float, end: float,
+                      hold_s: float, angle_deg: float, base_flags: Sequence[str]) -> None:
+        exercise, side = key
         to_utc = self.timebase.to_utc
-        session_id = self._ensure_session(to_utc(hold.start_t_s))
-        flags = self._flags(channel, (exercise, side), hold.start_t_s, hold.end_t_s, ())
-        if line.hold_s and hold.hold_s < 0.8 * line.hold_s:
-            flags.append("short_hold")
+        session_id = self._ensure_session(to_utc(start))
+        flags = self._flags(channel, key, start, end, base_flags)
         set_index, hold_index = self.plan.record_hold(
-            exercise, side, hold_s=hold.hold_s, t_start=to_utc(hold.start_t_s), t_end=to_utc(hold.end_t_s))
-        self.last_result_t_s = hold.end_t_s
-        log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold.hold_s, 1)))
+            exercise, side, hold_s=hold_s, t_start=to_utc(start), t_end=to_utc(end))
+        self.last_result_t_s = end
+        log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold_s, 1)))
         self.publisher.hold(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, hold_index=hold_index,
-            t_start=to_utc(hold.start_t_s), t_end=to_utc(hold.end_t_s), hold_s=hold.hold_s,
-            target_hold_s=line.hold_s or None, mean_angle_deg=hold.mean_angle_deg, flags=flags)
-        self.voice.hold_ended()
+            t_start=to_utc(start), t_end=to_utc(end), hold_s=hold_s,
+            target_hold_s=line.hold_s or None, mean_angle_deg=angle_deg, flags=flags)
         self._save_state()
-        # A stretch set is one hold per side.
-        self._close_set(exercise, side)
 
     def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
         self._close_set(*key)
@@ -560,13 +623,10 @@ class SessionEngine:
         if reading is None or not self.publisher.wants_live():
             return  # no angle yet (the excursion is NaN until the pipeline has a rest posture)
         side = key[1] if key[1] in ("left", "right") else self._last_side
-        hold_remaining = None
-        if line is not None and line.timed and channel.holds is not None and channel.holds.holding:
-            hold_remaining = max(0.0, line.hold_s - channel.holds.elapsed_s(reading.t_s))
         self.publisher.live(
             t=self.timebase.to_utc(reading.t_s), side=side, thigh_angle_deg=reading.thigh_angle_deg,
             abduction_deg=reading.abduction_deg, exercise=key[0], session_id=self.session_id,
-            rep_count=self.plan.open_reps(*key), hold_remaining_s=hold_remaining)
+            rep_count=self.plan.open_reps(*key), hold_remaining_s=channel.hold_remaining_s)
 
     # -- persistence -----------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""Timing a stretch: how long the thigh stays still in one position.
+"""Timing an exercise the thigh cannot count: how long the thigh stays still in one position.
 
-A stretch (``reps = null`` in the prescription) is not counted, it is timed. A thigh sensor
-sees stillness, not the stretch itself, so a hold is "still for a while, then moving again";
-the exercise's ``cannot_see`` text says as much to the patient. Thresholds are in sample time.
+An exercise whose measure is ``timed`` (press-ups: the thigh barely moves), prescribed as
+timed (``reps = null``), is timed, not counted. A thigh sensor sees stillness, not the exercise
+itself, so a hold is "still for a while, then moving again"; the exercise's ``cannot_see``
+text says as much to the patient. Stretches are not timed here: the tracker counts their holds
+as excursions from rest. Thresholds are in sample time.
 """
 
 from __future__ import annotations
@@ -43,13 +45,16 @@ class HoldTimer:
         self._angle_n = 0
         self.holding = False
 
-    def elapsed_s(self, now_t_s: float) -> float:
-        """Seconds held so far (0 when not holding)."""
-        return now_t_s - self._still_since if self.holding and self._still_since is not None else 0.0
-
     def push(self, t_s: np.ndarray, angle_deg: np.ndarray, speed_dps: np.ndarray) -> list[HoldResult]:
+        return self.step(t_s, angle_deg, speed_dps)[0]
+
+    def step(self, t_s: np.ndarray, angle_deg: np.ndarray,
+             speed_dps: np.ndarray) -> tuple[list[HoldResult], np.ndarray]:
+        """The holds that ended in this chunk, and on every sample the start of the hold in
+        progress (NaN when not holding): what the countdown kernel counts from."""
         out: list[HoldResult] = []
-        for t, angle, speed in zip(t_s.tolist(), angle_deg.tolist(), np.abs(speed_dps).tolist()):
+        starts = np.full(len(t_s), np.nan)
+        for i, (t, angle, speed) in enumerate(zip(t_s.tolist(), angle_deg.tolist(), np.abs(speed_dps).tolist())):
             if speed < self.still_dps:
                 self._moving_since = None
                 if self._still_since is None:
@@ -65,7 +70,9 @@ class HoldTimer:
                     done = self._finish(self._moving_since)
                     if done is not None:
                         out.append(done)
-        return out
+            if self.holding and self._moving_since is None:
+                starts[i] = self._still_since
+        return out, starts
 
     def flush(self, t_end_s: float) -> HoldResult | None:
         return self._finish(t_end_s)

@@ -7,9 +7,11 @@ Order: the prescription's exercises in ``order``; within one, every set of the f
 every set of the next side ("do all the reps, then change legs", as the catalogue instructs; it
 also means a single sensor moves between legs once per exercise, not once per set).
 
-Tallies are kept per (exercise, side), for prescribed and unprescribed work alike. Set and rep
-numbers come from here, not from the tracker, so they continue across a tracker rebuild or a
-service restart instead of starting again at 1.
+Tallies are kept per (exercise, side), for prescribed and unprescribed work alike. Where a set
+ends is not decided here: the engine closes the open set when the tracker closes its set (or
+at an exercise switch or the session's end), and hands reps over in the tracker's order. The
+plan only *numbers* them on from what was done before, so set and rep numbers continue across
+a tracker rebuild or a service restart instead of starting again at 1.
 """
 
 from __future__ import annotations

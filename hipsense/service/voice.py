@@ -99,7 +99,6 @@ class Voice:
 
     def __init__(self, speaker: Speaker) -> None:
         self.speaker = speaker
-        self._last_countdown: int | None = None
 
     def start_exercise(self, exercise: str, side: str, sets: int | None = None, reps: int | None = None) -> None:
         what = _exercise_name(exercise)
@@ -108,19 +107,12 @@ class Voice:
         self.speaker.say(f"{what}{where}{dose}.")
 
     def count(self, n: int) -> None:
-        self._last_countdown = None
         self.speaker.say(str(n))
 
-    def hold_countdown(self, remaining_s: float) -> None:
-        """Say the whole seconds left of a hold (5, 4, 3, 2, 1), each once, then "relax"."""
-        whole = int(remaining_s + 0.999) if remaining_s > 0 else 0
-        if whole == self._last_countdown or whole > 5:
-            return
-        self._last_countdown = whole
-        self.speaker.say("relax" if whole == 0 else str(whole))
-
-    def hold_ended(self) -> None:
-        self._last_countdown = None
+    def countdown(self, seconds_left: int) -> None:
+        """One cue of a hold's countdown (``signal/countdown.py`` decides which and when):
+        the whole seconds left, 0 meaning "relax"."""
+        self.speaker.say("relax" if seconds_left <= 0 else str(seconds_left))
 
     def set_done(self, set_index: int, sets: int | None) -> None:
         rest = f" of {sets}" if sets else ""

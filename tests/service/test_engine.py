@@ -77,13 +77,21 @@ def test_a_prescribed_session_is_counted_numbered_and_summarised(tmp_path, uci):
     assert len(sessions) == 1 and sessions[0].data["adherence"] == 1.0
     assert [m.seq for m in rig.messages()] == list(range(1, 35))  # reps, sets and summary: no gap
     assert rig.engine.session_id is None  # the plan is done, the session over
-    # cues, as a patient would hear them
+    # cues, as a patient would hear them: the counts, with the holds counted down in between
     phrases = rig.speaker.phrases
-    assert phrases[:10] == [str(i) for i in range(1, 11)]
+    first_set = phrases[:phrases.index("Set 1 of 3 done. Rest.")]
+    assert _in_order([str(i) for i in range(1, 11)], first_set)
+    assert first_set[:4] == ["5", "4", "3", "2"]  # the first rep's 5 s hold counted down
     assert "Set 1 of 3 done. Rest." in phrases and phrases[-1] == "All done for today. Well done."
     # live angles: at most 10 per second of sample time, with the rep count of the open set
     assert 0 < len(rig.live) <= 10 * (uci[0][-1] - uci[0][0]) + 10
     assert {e.topic for e in rig.live} == {p.build_topic(MessageKind.LIVE, PATIENT)}
+
+
+def _in_order(wanted, phrases):
+    """``wanted`` appears in ``phrases`` in this order (other phrases may come between)."""
+    it = iter(phrases)
+    return all(any(p == w for p in it) for w in wanted)
 
 
 def test_a_restarted_engine_resumes_the_session_without_renumbering(tmp_path, uci):
