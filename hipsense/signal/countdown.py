@@ -4,10 +4,10 @@ Two small streaming kernels, each a pure step over a chunk of samples (see ``str
 
 * **live hold** — on the excursion angle from rest (the rep kernel's ``angle_deg``), says
   *while it happens* that the thigh is holding, and since when. A rep's own hold is only known
-  when the rep ends; a countdown must start when the hold starts. A hold starts when the
-  smoothed elevation changes slower than ``still_dps`` while at least ``min_level_deg`` from
-  rest, and ends when the elevation leaves a band around the level it started at (so tremor
-  and a slow sag do not restart the count; lowering the leg ends it).
+  when the rep ends; a countdown must start when the hold starts. A hold is a dwell: the
+  elevation stays within ``dwell_deg`` for ``dwell_s`` at least ``min_level_deg`` from rest;
+  it starts where the dwell began (no smoothing lag) and ends when the elevation leaves a band
+  around that level (so tremor and a slow sag do not restart the count; lowering ends it).
 * **countdown** — from the start of the current hold (any source: the live hold above, or a
   stillness timer for a timed exercise) and the prescribed hold, the seconds left on every
   sample and the cues: each whole second from ``say_from_s`` down to 1 once, then 0 ("relax")
@@ -40,10 +40,11 @@ class LiveHoldSettings:
     # Below this the thigh is at rest, not holding (the caller passes the exercise's smallest
     # counted range: a hold lower than that cannot be the top of a counted rep).
     min_level_deg: float = 3.0
-    # Still = the smoothed elevation changes slower than this: the rep kernel's own hold rule
-    # (RepSettings.hold_speed_dps), so the countdown and the rep's reported hold agree.
-    still_dps: float = 5.0
-    smooth_s: float = 0.2  # the rep kernel's speed_smooth_s / peak_smooth_s
+    # Holding = the elevation has stayed within ±dwell_deg of where it was for dwell_s: slower
+    # than dwell_deg / dwell_s = 5 °/s, the rep kernel's own hold rule (RepSettings.
+    # hold_speed_dps). The hold starts where that dwell began, without a smoothing lag.
+    dwell_deg: float = 1.5
+    dwell_s: float = 0.3
     # The hold ends when the elevation moves further than this from where it started: a
     # fraction of the level (a leg sagging a little during a 10 s hold still holds), but never
     # less than release_deg (accelerometer tilt noise and tremor are about 1°).
@@ -51,17 +52,16 @@ class LiveHoldSettings:
     release_deg: float = 3.0
 
     def __post_init__(self) -> None:
-        if self.min_level_deg <= 0 or self.still_dps <= 0 or self.smooth_s <= 0:
-            raise ValueError("min_level_deg, still_dps and smooth_s must be > 0")
-        if not 0 < self.release_fraction < 1 or self.release_deg <= 0:
-            raise ValueError("need 0 < release_fraction < 1 and release_deg > 0")
+        if self.min_level_deg <= 0 or self.dwell_deg <= 0 or self.dwell_s <= 0:
+            raise ValueError("min_level_deg, dwell_deg and dwell_s must be > 0")
+        if not 0 < self.release_fraction < 1 or self.release_deg < self.dwell_deg:
+            raise ValueError("need 0 < release_fraction < 1 and release_deg >= dwell_deg")
 
 
 @dataclass
 class LiveHoldState:
-    t: float | None = None
-    level: float | None = None  # elevation smoothed over smooth_s
-    rate: float = 0.0  # |d level / dt| smoothed over smooth_s, deg/s
+    dwell_start: float | None = None  # the current dwell: since when, and around which angle
+    dwell_angle: float = 0.0
     hold_start: float | None = None
     hold_level: float = 0.0
 
@@ -80,31 +80,19 @@ def live_hold_step(
     ts = np.asarray(t_s, dtype=float).tolist()
     angles = np.asarray(angle_deg, dtype=float).tolist()
     starts = [math.nan] * len(ts)
-    inv_tau = 1.0 / s.smooth_s
     for i, (t, ang) in enumerate(zip(ts, angles)):
         if ang != ang:  # NaN: no rest pose yet
-            st.t, st.level, st.rate, st.hold_start = t, None, 0.0, None
+            st.dwell_start = st.hold_start = None
             continue
-        dt = 0.0 if st.t is None else t - st.t
-        if dt < 0 or dt > 1.0:  # a gap: start smoothing afresh
-            dt = 0.0
-        st.t = t
-        if st.level is None:
-            st.level = ang
-        elif dt > 0:
-            k = min(1.0, dt * inv_tau)
-            prev = st.level
-            st.level += k * (ang - st.level)
-            st.rate += k * (abs(st.level - prev) / dt - st.rate)
         if st.hold_start is not None:
-            if abs(ang - st.hold_level) > max(s.release_deg, s.release_fraction * abs(st.hold_level)):
-                st.hold_start = None
-        # still: the smoothed elevation barely changes, and the raw one has caught up with it
-        # (on the way up the smoothing lags the angle by rate × smooth_s)
-        if (st.hold_start is None and dt > 0 and st.rate < s.still_dps and ang >= s.min_level_deg
-                and abs(ang - st.level) < 0.5 * s.release_deg):
-            st.hold_start, st.hold_level = t, st.level
-        if st.hold_start is not None:
+            if abs(ang - st.hold_level) <= max(s.release_deg, s.release_fraction * abs(st.hold_level)):
+                starts[i] = st.hold_start
+                continue
+            st.hold_start = st.dwell_start = None  # lowered (or raised further): over
+        if st.dwell_start is None or abs(ang - st.dwell_angle) > s.dwell_deg:
+            st.dwell_start, st.dwell_angle = t, ang
+        elif t - st.dwell_start >= s.dwell_s and st.dwell_angle >= s.min_level_deg:
+            st.hold_start, st.hold_level = st.dwell_start, st.dwell_angle
             starts[i] = st.hold_start
     return st, np.array(starts, dtype=float)
 
