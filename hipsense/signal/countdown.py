@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .stream import Kernel, shallow_copy
+from .stream import shallow_copy
 
 __all__ = [
-    "COUNTDOWN", "LIVE_HOLD", "CountdownCue", "CountdownOutput", "CountdownSettings", "CountdownState",
+    "CountdownCue", "CountdownOutput", "CountdownSettings", "CountdownState",
     "LiveHoldSettings", "LiveHoldState", "countdown_init", "countdown_step", "live_hold_init", "live_hold_step",
 ]
 
@@ -97,9 +97,6 @@ def live_hold_step(
     return st, np.array(starts, dtype=float)
 
 
-LIVE_HOLD: Kernel[LiveHoldSettings, LiveHoldState] = Kernel("live_hold", live_hold_init, live_hold_step)
-
-
 # -- countdown -----------------------------------------------------------------------------------
 
 
@@ -163,5 +160,3 @@ def countdown_step(
     out.remaining_s = np.array(remaining, dtype=float)
     return st, out
 
-
-COUNTDOWN: Kernel[CountdownSettings, CountdownState] = Kernel("countdown", countdown_init, countdown_step)
