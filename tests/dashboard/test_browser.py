@@ -134,6 +134,44 @@ def test_a_rep_published_to_the_broker_appears_without_reload(browser, site):
     context.close()
 
 
+def test_a_prescribed_hold_counts_down_on_the_live_view(browser, site, tmp_path, uci_s1_e3):
+    """Issue 12: during a 3 × 10 with a 5 s hold, "Hold left" shows the seconds left, not "–".
+    The live message is the one the real session engine sent during the first rep's hold of a
+    real recording (UCI s1, straight-leg raise)."""
+    import json
+
+    import numpy as np
+
+    from hipsense.service.timebase import Timebase
+    from tests.service.test_engine import Rig, rx
+    from tests.service.fakes import blocks
+
+    server, broker, _ = site
+    t, acc, gyr = (np.asarray(a, float) for a in uci_s1_e3)
+    rig = Rig(tmp_path, rx(hold_s=5.0))
+    rig.engine.timebase = Timebase(monotonic=lambda: 0.0, wall=time.time)  # stamped "now"
+    stop = int(np.searchsorted(t, 25.0))  # the first reps, each held about 5 s
+    for block in blocks(t[:stop], acc[:stop], gyr[:stop]):
+        rig.clock.t = float(block.t_s[-1])
+        rig.engine.on_samples(0, block)
+    holding = [e for e in rig.live if json.loads(e.payload).get("hold_remaining_s") is not None]
+    assert holding, "the engine sent no live message with the time left in a hold"
+    envelope = holding[len(holding) // 2]
+    left = json.loads(envelope.payload)["hold_remaining_s"]
+
+    context, page = log_in(browser, server)
+    page.goto(f"{server.url}/patients/{PATIENT}")
+    assert page.locator("#live-hold").inner_text() == "–"
+    page.wait_for_timeout(300)  # the EventSource connects
+    with MqttClient(mqtt_settings(broker, user=PATIENT), patient=PATIENT) as pi:
+        assert pi.wait_connected(5)
+        pi.publish_live(envelope)
+    page.wait_for_function("document.querySelector('#live-hold').innerText !== '–'", timeout=10_000)
+    assert page.locator("#live-hold").inner_text() == f"{left:.1f} s"
+    assert 0.0 <= left <= 5.0
+    context.close()
+
+
 def test_a_prescription_edit_reaches_a_subscribed_client(browser, site):
     server, broker, _ = site
     received: list[p.Prescription] = []
