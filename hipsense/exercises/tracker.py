@@ -40,6 +40,7 @@ landings, ``impacts_per_rep`` of them per rep; ``steps`` are swings of the senso
 
 from __future__ import annotations
 
+import collections
 import math
 import statistics
 from dataclasses import dataclass, field, replace
@@ -137,6 +138,12 @@ def is_short_hold(hold_s: float, target_s: float | None, settings: TrackerSettin
     return bool(target_s) and hold_s < fraction * float(target_s)
 
 
+# Events reach the tracker at most this long after their end: a landing is found on the raw
+# samples when the acceleration falls back, tens of milliseconds after its peak, while the
+# resampled samples that are watched for rest may already be past it. Reps, circles and steps
+# come on the very sample they end on.
+_LATE_EVENT_S = 2.0
+
 MEASURE_COUNTERS = {
     "reps": frozenset({"reps"}),
     "holds": frozenset({"reps"}),
@@ -206,7 +213,13 @@ class ExerciseTracker:
         self._set_index = 0
         self._set_reps: list[RepResult] = []
         self._first_roms: list[float] = []
-        self._rest_since: float | None = None  # start of the rest spell the last sample was in
+        # seconds seen resting since the last rep (None: not resting now), and the last sample
+        self._rested_s: float | None = None
+        self._prev_t: float | None = None
+        # the current rest spell's samples of the last _LATE_EVENT_S: (t, counted from, its first)
+        self._recent: collections.deque[tuple[float, float | None, bool]] = collections.deque()
+        # the pipeline's own gap: longer than this without samples, the thigh was not seen
+        self._max_gap_s = self.pipeline.settings.resampler.max_gap_s
         self._last_t: float | None = None
         # excursion counters have a rest pose to come back to; the others are judged on speed
         self._rest_by_angle = "reps" in MEASURE_COUNTERS[spec.measure]
@@ -262,15 +275,17 @@ class ExerciseTracker:
         return out
 
     def _watch_rest(self, p: PipelineOutput, i: int, j: int, out: TrackerOutput) -> None:
-        """Samples ``i:j`` of ``p``: follow the rest spell; close the set once it has rested
-        longer than ``set_rest_s`` since its last rep. A per-sample recurrence (so the same
-        whatever the chunking), in plain Python: chunks are a few samples long, live."""
+        """Samples ``i:j`` of ``p``: add up the time seen resting since the last rep; close the
+        set once it is over ``set_rest_s``. A per-sample recurrence (so the same whatever the
+        chunking), in plain Python: chunks are a few samples long, live. A gap in the data
+        (a BLE drop, a stalled replay) adds nothing: a set ends on a rest that was seen."""
         if j <= i:
             return
         ts = p.t_s[i:j].tolist()
         if self._rest_by_angle:
             if not self._set_reps:  # nothing to close, and no range to judge rest by yet
-                self._rest_since = None
+                self._rested_s, self._prev_t = None, float(ts[-1])
+                self._recent.clear()
                 return
             band = self.settings.rest_band_fraction * self._set_reps[-1].rom_deg
             # NaN (no rest pose yet) compares False: not resting
@@ -278,19 +293,44 @@ class ExerciseTracker:
         else:
             still = self.settings.rest_still_dps
             rest = [abs(w) < still for w in p.speed_dps[i:j].tolist()]
-        since = self._rest_since
-        last_end = self._set_reps[-1].end_t_s if self._set_reps else None
-        limit = self.settings.set_rest_s
+        rested, prev = self._rested_s, self._prev_t
+        max_gap, limit = self._max_gap_s, self.settings.set_rest_s
+        recent = self._recent
+        last_end = self._set_reps[-1].end_t_s if self._set_reps else -math.inf
         for t, resting in zip(ts, rest):
             if not resting:
-                since = None
-                continue
-            if since is None:
-                since = t
-            if last_end is not None and t - (since if since > last_end else last_end) > limit:
+                rested = None
+                recent.clear()
+            else:
+                # seen resting since the previous sample (a gap in the data is not seen)
+                step_from = prev if prev is not None and t - prev <= max_gap else None
+                first = rested is None
+                if first:
+                    rested = 0.0
+                elif step_from is not None:
+                    since = step_from if step_from > last_end else last_end
+                    if t > since:
+                        rested += t - since
+                recent.append((t, step_from, first))
+                while recent[0][0] < t - _LATE_EVENT_S:
+                    recent.popleft()
+            prev = t
+            if rested is not None and rested > limit and self._set_reps:
                 self._close_set(out, t)
-                last_end = None
-        self._rest_since = since
+        self._rested_s, self._prev_t = rested, prev
+
+    def _rested_after(self, end_t_s: float) -> float | None:
+        """The rest seen after ``end_t_s`` in the current rest spell (None: not resting): for a
+        rep that reaches the tracker after samples past its end were already watched, so that
+        the set's rest counts the same as if it had come on time (see ``_LATE_EVENT_S``)."""
+        if self._rested_s is None:
+            return None
+        rested = 0.0
+        for t, step_from, first in self._recent:
+            if first or step_from is None or t <= end_t_s:
+                continue
+            rested += t - (step_from if step_from > end_t_s else end_t_s)
+        return rested
 
     def _count_down(self, p: PipelineOutput, out: TrackerOutput) -> None:
         if self._live_hold is None or self._countdown is None or not len(p.t_s):
@@ -366,6 +406,7 @@ class ExerciseTracker:
     def _add(self, rep: RepResult, out: TrackerOutput) -> None:
         if not self._set_reps:
             self._set_index += 1
+        self._rested_s = self._rested_after(rep.end_t_s)  # a set's rest counts from its last rep
         rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
         out.reps.append(rep)
