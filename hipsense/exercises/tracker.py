@@ -218,8 +218,6 @@ class ExerciseTracker:
         self._prev_t: float | None = None
         # the current rest spell's samples of the last _LATE_EVENT_S: (t, counted from, its first)
         self._recent: collections.deque[tuple[float, float | None, bool]] = collections.deque()
-        # the pipeline's own gap: longer than this without samples, the thigh was not seen
-        self._max_gap_s = self.pipeline.settings.resampler.max_gap_s
         self._last_t: float | None = None
         # excursion counters have a rest pose to come back to; the others are judged on speed
         self._rest_by_angle = "reps" in MEASURE_COUNTERS[spec.measure]
@@ -277,8 +275,7 @@ class ExerciseTracker:
     def _watch_rest(self, p: PipelineOutput, i: int, j: int, out: TrackerOutput) -> None:
         """Samples ``i:j`` of ``p``: add up the time seen resting since the last rep; close the
         set once it is over ``set_rest_s``. A per-sample recurrence (so the same whatever the
-        chunking), in plain Python: chunks are a few samples long, live. A gap in the data
-        (a BLE drop, a stalled replay) adds nothing: a set ends on a rest that was seen."""
+        chunking), in plain Python: chunks are a few samples long, live."""
         if j <= i:
             return
         ts = p.t_s[i:j].tolist()
@@ -294,7 +291,7 @@ class ExerciseTracker:
             still = self.settings.rest_still_dps
             rest = [abs(w) < still for w in p.speed_dps[i:j].tolist()]
         rested, prev = self._rested_s, self._prev_t
-        max_gap, limit = self._max_gap_s, self.settings.set_rest_s
+        limit = self.settings.set_rest_s
         recent = self._recent
         last_end = self._set_reps[-1].end_t_s if self._set_reps else -math.inf
         for t, resting in zip(ts, rest):
@@ -302,8 +299,9 @@ class ExerciseTracker:
                 rested = None
                 recent.clear()
             else:
-                # seen resting since the previous sample (a gap in the data is not seen)
-                step_from = prev if prev is not None and t - prev <= max_gap else None
+                # resting since the previous sample: a gap in the data between two resting
+                # samples counts (BLE drops are common; the thigh rested on both sides)
+                step_from = prev
                 first = rested is None
                 if first:
                     rested = 0.0
