@@ -186,37 +186,38 @@ class RestEvent:
 
 @dataclass
 class RepState:
-    t: float | None = None
-    speed_s: float = 0.0  # smoothed angular speed, deg/s
-    anchor: tuple[float, float, float] | None = None
-    # still spell accumulator (for the initial anchor and posture changes)
-    still_since: float | None = None
+    t_s: float | None = None
+    speed_smooth_dps: float = 0.0  # angular speed smoothed over speed_smooth_s
+    anchor: tuple[float, float, float] | None = None  # rest pose: gravity unit vector, sensor frame
+    # the current dwell (for the initial anchor and re-anchoring): since when, and the sum of
+    # its gravity unit vectors (its mean direction, unnormalised)
+    still_since_s: float | None = None
     still_sum: tuple[float, float, float] = (0.0, 0.0, 0.0)
     # excursion in progress
     in_rep: bool = False
-    rest_t: float | None = None  # last time the angle was near the valley (rep start)
-    valley: float = 0.0  # lowest angle since the last rep ended (its "rest" level)
-    amp: float = 0.0  # the set's typical rise, degrees (0: none yet)
-    rep_start: float = 0.0
-    peak_deg: float = 0.0
-    level: float | None = None  # the elevation smoothed over ``peak_smooth_s``
-    peak_t: float = 0.0
+    rest_t_s: float | None = None  # last time the angle was near the valley (rep start)
+    valley_deg: float = 0.0  # lowest angle since the last rep ended (its "rest" level)
+    amp_deg: float = 0.0  # the set's typical rise, degrees (0: none yet)
+    rep_start_t_s: float = 0.0
+    peak_deg: float = 0.0  # the smoothed elevation's highest point in this excursion
+    level_deg: float | None = None  # the elevation smoothed over ``peak_smooth_s``
+    peak_t_s: float = 0.0
     peak_g: tuple[float, float, float] = (0.0, 0.0, 0.0)
-    peak_speed: float = 0.0
+    peak_speed_dps: float = 0.0
     trace_t_s: list[float] = field(default_factory=list)  # this excursion: times ...
     trace_deg: list[float] = field(default_factory=list)  # ... smoothed elevations ...
     trace_speed_dps: list[float] = field(default_factory=list)  # ... and angular speeds
     work_dir: tuple[float, float, float] | None = None  # where reps go from rest (unit, sensor frame)
     mom: tuple[float, float, float, float, float, float] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # xx xy xz yy yz zz
     vsum: tuple[float, float, float] = (0.0, 0.0, 0.0)  # decaying mean displacement: the sign
-    dir_dt: float = 0.0  # time since the working direction was last updated
+    dir_dt_s: float = 0.0  # time since the working direction was last updated
     counted: bool = False  # a rep was counted in this posture
     trough_deg: float = 0.0  # lowest smoothed elevation since this excursion's peak ...
-    trough_t: float = 0.0  # ... and when
+    trough_t_s: float = 0.0  # ... and when
     center_s: float = 0.0  # how long the middle pose has been averaged (signed=False)
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
-    last_rep_end: float | None = None  # the last counted rep: when it ended ...
-    last_rep_rise: float = 0.0  # ... and how high it rose
+    last_rep_end_t_s: float | None = None  # the last counted rep: when it ended ...
+    last_rep_rise_deg: float = 0.0  # ... and how high it rose
 
 
 @dataclass
@@ -227,7 +228,7 @@ class RepOutput:
 
 
 def segment_reps_init(settings: RepSettings) -> RepState:
-    return RepState(amp=settings.reference_rise_deg)
+    return RepState(amp_deg=settings.reference_rise_deg)
 
 
 def segment_reps_step(
@@ -265,37 +266,37 @@ def segment_reps_step(
     for i in range(m):
         t = ts[i]
         gx, gy, gz = gs[i]
-        dt = 0.0 if st.t is None else t - st.t
+        dt = 0.0 if st.t_s is None else t - st.t_s
         if dt < 0 or dt > 1.0:
             dt = 0.0
-        st.t = t
+        st.t_s = t
         a = dt * inv_speed_tau
         if a > 1.0:
             a = 1.0
-        st.speed_s += a * (ws[i] - st.speed_s)
-        still = st.speed_s < rest_still
+        st.speed_smooth_dps += a * (ws[i] - st.speed_smooth_dps)
+        still = st.speed_smooth_dps < rest_still
 
         # dwell: the gravity direction stays within dwell_deg of the dwell's own mean. Judged
         # on the direction, not on an angular-speed bar: an accelerometer-only sensor's tilt
         # rate is noisy (tremor, linear acceleration) and never looks still for long, while its
         # direction does stay put. An excursion starting or ending also ends a dwell (below):
         # small reps inside the cone are movement.
-        if st.still_since is not None:
+        if st.still_since_s is not None:
             sx, sy, sz = st.still_sum
             n = math.sqrt(sx * sx + sy * sy + sz * sz)
             if n > 0 and (gx * sx + gy * sy + gz * sz) / n >= cos_dwell:
                 st.still_sum = (sx + gx, sy + gy, sz + gz)
             else:
-                st.still_since = None
-        if st.still_since is None:
-            st.still_since, st.still_sum = t, (gx, gy, gz)
-        still_for = t - st.still_since
+                st.still_since_s = None
+        if st.still_since_s is None:
+            st.still_since_s, st.still_sum = t, (gx, gy, gz)
+        still_for = t - st.still_since_s
 
         if st.anchor is None:
             if not signed or still_for >= s.rest_init_s:
                 st.anchor = _unit(st.still_sum)
                 out.rests.append(RestEvent(t, st.anchor, "initial"))
-                st.rest_t, st.valley = t, 0.0
+                st.rest_t_s, st.valley_deg = t, 0.0
             continue
         if not signed and dt > 0:
             # reps both ways from the middle (side to side): nobody stops in the middle, so
@@ -309,7 +310,7 @@ def segment_reps_step(
 
         far = st.in_rep and st.peak_deg > s.posture_change_deg and still_for >= s.posture_still_s
         if far or (
-            still_for >= s.reanchor_s and (st.in_rep or abs(st.valley) > s.exit_deg)
+            still_for >= s.reanchor_s and (st.in_rep or abs(st.valley_deg) > s.exit_deg)
         ):
             # still away from rest for longer than any hold: a new rest, not a rep
             st.in_rep = False
@@ -318,32 +319,32 @@ def segment_reps_step(
             ax, ay, az = st.anchor
             shift = math.acos(max(-1.0, min(1.0, new[0] * ax + new[1] * ay + new[2] * az))) * deg
             st.anchor = new
-            st.rest_t, st.valley = t, 0.0
+            st.rest_t_s, st.valley_deg = t, 0.0
             reason = "rest_shift"
-            if st.amp == 0.0 or shift >= s.rest_shift_fraction * st.amp:
+            if st.amp_deg == 0.0 or shift >= s.rest_shift_fraction * st.amp_deg:
                 # farther than the set's reps go: a new posture (got into position, rolled
                 # over, re-strapped the sensor). How big reps are and which way they go is
                 # learned again. A smaller shift is the leg coming to rest a little elsewhere:
                 # wiping the memory there let drift and shuffles count as reps.
                 reason = "posture_change"
-                st.amp, st.counted, st.pending = s.reference_rise_deg, False, None
+                st.amp_deg, st.counted, st.pending = s.reference_rise_deg, False, None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
             # a new still spell starts here: the next re-anchoring needs its own stillness
             # (else one long spell re-anchors on every sample once the elevation dips below 0)
-            st.still_since, st.still_sum = t, (gx, gy, gz)
+            st.still_since_s, st.still_sum = t, (gx, gy, gz)
             out.rests.append(RestEvent(t, st.anchor, reason))
 
         ax, ay, az = st.anchor
         dot = gx * ax + gy * ay + gz * az
         if signed and dt > 0:
-            st.dir_dt += dt
-            if st.dir_dt >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
-                if _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt):
+            st.dir_dt_s += dt
+            if st.dir_dt_s >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
+                if _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt_s):
                     # valley and peak were measured the wrong way round: start afresh here
                     st.in_rep, st.trace_t_s, st.trace_deg, st.trace_speed_dps = False, [], [], []
-                    st.valley, st.rest_t = 0.0, t
-                st.dir_dt = 0.0
+                    st.valley_deg, st.rest_t_s = 0.0, t
+                st.dir_dt_s = 0.0
         if st.work_dir is None:
             ang = math.acos(1.0 if dot > 1.0 else (-1.0 if dot < -1.0 else dot)) * deg
         else:
@@ -357,46 +358,46 @@ def segment_reps_step(
             else:
                 ang = 0.0
         angles[i] = ang
-        if st.level is None:
-            st.level = ang
+        if st.level_deg is None:
+            st.level_deg = ang
         elif dt > 0:
             k = dt * inv_peak_tau
-            st.level += (1.0 if k > 1.0 else k) * (ang - st.level)
-        lvl = st.level
+            st.level_deg += (1.0 if k > 1.0 else k) * (ang - st.level_deg)
+        lvl = st.level_deg
 
         if not st.in_rep:
-            if ang < st.valley:
-                st.valley = ang
+            if ang < st.valley_deg:
+                st.valley_deg = ang
             # a rep rises from rest or above: the way back from a swing past rest is not a rise
-            base = st.valley if st.valley > -exit_deg else -exit_deg
+            base = st.valley_deg if st.valley_deg > -exit_deg else -exit_deg
             if ang <= base + exit_deg:
-                st.rest_t = t
+                st.rest_t_s = t
             if still and -exit_deg < ang < exit_deg:  # follow a leg that settles slightly differently
                 k = dt * inv_follow_tau
                 ax, ay, az = ax + k * (gx - ax), ay + k * (gy - ay), az + k * (gz - az)
                 n = math.sqrt(ax * ax + ay * ay + az * az)
                 st.anchor = (ax / n, ay / n, az / n)
-            if ang > base + max(s.enter_deg, s.enter_amp_fraction * st.amp):
+            if ang > base + max(s.enter_deg, s.enter_amp_fraction * st.amp_deg):
                 st.in_rep = True
-                st.rep_start = st.rest_t if st.rest_t is not None else t
-                st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
-                st.trough_deg, st.trough_t = lvl, t
-                st.peak_speed = 0.0
+                st.rep_start_t_s = st.rest_t_s if st.rest_t_s is not None else t
+                st.peak_deg, st.peak_t_s, st.peak_g = lvl, t, (gx, gy, gz)
+                st.trough_deg, st.trough_t_s = lvl, t
+                st.peak_speed_dps = 0.0
                 st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
-                st.still_since = None
+                st.still_since_s = None
             else:
                 continue
 
         # --- inside an excursion ---
-        if ps[i] > st.peak_speed:
-            st.peak_speed = ps[i]
+        if ps[i] > st.peak_speed_dps:
+            st.peak_speed_dps = ps[i]
         if lvl > st.peak_deg:
-            st.peak_deg, st.peak_t, st.peak_g = lvl, t, (gx, gy, gz)
+            st.peak_deg, st.peak_t_s, st.peak_g = lvl, t, (gx, gy, gz)
             st.trough_deg = lvl
         elif lvl < st.trough_deg:
-            st.trough_deg, st.trough_t = lvl, t
+            st.trough_deg, st.trough_t_s = lvl, t
         elif (
-            st.peak_deg - st.trough_deg >= max(s.min_rom_deg, s.rebase_fraction * (st.peak_deg - st.valley))
+            st.peak_deg - st.trough_deg >= max(s.min_rom_deg, s.rebase_fraction * (st.peak_deg - st.valley_deg))
             and lvl - st.trough_deg >= 0.5 * (st.peak_deg - st.trough_deg)
         ):
             # down a good part of the way and up again without getting back to where it
@@ -404,23 +405,23 @@ def segment_reps_step(
             # measured from the trough from now on. The swing that just ended is re-read from
             # the low point it rose from, and is a rep if it came back there.
             _reinterpret_swing(s, st, out)
-            st.valley, st.rest_t, st.rep_start = st.trough_deg, st.trough_t, st.trough_t
-            st.peak_deg, st.peak_t, st.peak_g, st.trough_deg = lvl, t, (gx, gy, gz), lvl
-            st.peak_speed = ps[i]
+            st.valley_deg, st.rest_t_s, st.rep_start_t_s = st.trough_deg, st.trough_t_s, st.trough_t_s
+            st.peak_deg, st.peak_t_s, st.peak_g, st.trough_deg = lvl, t, (gx, gy, gz), lvl
+            st.peak_speed_dps = ps[i]
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
-            st.still_since = None
+            st.still_since_s = None
         if len(st.trace_t_s) < max_trace:
             st.trace_t_s.append(t)
             st.trace_deg.append(lvl)
             st.trace_speed_dps.append(ps[i])
-        rise = st.peak_deg - st.valley
+        rise = st.peak_deg - st.valley_deg
 
-        exit_level = st.valley + max(s.exit_deg, s.exit_fraction * rise)
+        exit_level = st.valley_deg + max(s.exit_deg, s.exit_fraction * rise)
         if ang < exit_level:
             st.in_rep = False
-            st.still_since = None
+            st.still_since_s = None
             _decide(s, st, t, rise, out)
-            st.rest_t, st.valley = t, ang
+            st.rest_t_s, st.valley_deg = t, ang
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
     out.angle_deg = np.array(angles, dtype=float)
     return st, out
@@ -428,17 +429,17 @@ def segment_reps_step(
 
 
 def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput) -> None:
-    """An excursion that rose ``rise`` from ``st.valley`` since ``st.rep_start`` is back at
+    """An excursion that rose ``rise`` from ``st.valley_deg`` since ``st.rep_start_t_s`` is back at
     ``t``: is it a rep? (it may also wait for one of its size, see the module doc)"""
     # a leg landing on the mat rebounds at once and less high: a bounce is told by
     # its shape (right after a rep, smaller than it), not by its duration alone
     # ... and a twitch by being both quick and small next to the set's reps
     bounce = (
-        st.last_rep_end is not None
-        and st.rep_start - st.last_rep_end < s.bounce_gap_s
-        and rise < s.bounce_fraction * st.last_rep_rise
-    ) or (t - st.rep_start < s.twitch_s and rise < s.bounce_fraction * st.amp)
-    if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start <= s.max_rep_s:
+        st.last_rep_end_t_s is not None
+        and st.rep_start_t_s - st.last_rep_end_t_s < s.bounce_gap_s
+        and rise < s.bounce_fraction * st.last_rep_rise_deg
+    ) or (t - st.rep_start_t_s < s.twitch_s and rise < s.bounce_fraction * st.amp_deg)
+    if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start_t_s <= s.max_rep_s:
         ev = _rep_event(s, st, t, rise)
         pending, st.pending = st.pending, None
         big_enough = st.counted or rise >= s.first_rep_min_deg
@@ -450,7 +451,7 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
             # two small excursions of a size: a set of small reps (a first low-range
             # rep after full ones, or a patient whose reps are small), not a shuffle
             counted = [pending, ev]
-        elif rise >= s.count_amp_fraction * st.amp and big_enough:
+        elif rise >= s.count_amp_fraction * st.amp_deg and big_enough:
             counted = [ev]
         else:
             counted = []
@@ -458,12 +459,12 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
         for rep in counted:
             out.reps.append(rep)
             st.counted = True
-            st.last_rep_end, st.last_rep_rise = rep.end_t_s, rep.rise_deg
+            st.last_rep_end_t_s, st.last_rep_rise_deg = rep.end_t_s, rep.rise_deg
             # the amplitude follows the reps, so a bar set too high by one big rep
             # comes down as smaller reps are confirmed; wobbles and shuffles that do
             # not count do not drag it down
             r = rep.rise_deg
-            st.amp = r if st.amp == 0.0 else st.amp + s.amp_smoothing * (r - st.amp)
+            st.amp_deg = r if st.amp_deg == 0.0 else st.amp_deg + s.amp_smoothing * (r - st.amp_deg)
 
 
 def _reinterpret_swing(s: RepSettings, st: RepState, out: RepOutput) -> None:
@@ -472,7 +473,7 @@ def _reinterpret_swing(s: RepSettings, st: RepState, out: RepOutput) -> None:
     ts, ls = st.trace_t_s, st.trace_deg
     # from where the swing reached the top (the start of any hold there), back down its rise
     top = st.peak_deg - max(s.hold_band_deg, s.hold_band_fraction * (st.peak_deg - st.trough_deg))
-    k = next((j for j in range(len(ls)) if ls[j] >= top and ts[j] <= st.peak_t), None)
+    k = next((j for j in range(len(ls)) if ls[j] >= top and ts[j] <= st.peak_t_s), None)
     if k is None:
         return
     while True:  # back in 0.2 s steps while the elevation was still clearly lower
@@ -487,10 +488,10 @@ def _reinterpret_swing(s: RepSettings, st: RepState, out: RepOutput) -> None:
     rise = st.peak_deg - low
     if k == 0 or rise < s.min_rom_deg or st.trough_deg > low + s.exit_fraction * rise:
         return  # no low point inside the excursion, or it did not come back to it
-    q = max(j for j in range(len(ts)) if ts[j] <= st.trough_t)
-    st.valley, st.rep_start = low, ts[k]
+    q = max(j for j in range(len(ts)) if ts[j] <= st.trough_t_s)
+    st.valley_deg, st.rep_start_t_s = low, ts[k]
     st.trace_t_s, st.trace_deg, st.trace_speed_dps = ts[k:q + 1], ls[k:q + 1], st.trace_speed_dps[k:q + 1]
-    _decide(s, st, st.trough_t, rise, out)
+    _decide(s, st, st.trough_t_s, rise, out)
 
 
 def _learn_direction(s: RepSettings, st: RepState, vx: float, vy: float, vz: float, dt: float) -> bool:
@@ -548,14 +549,14 @@ def _rep_event(s: RepSettings, st: RepState, t_end: float, rise: float) -> RepEv
     px, py, pz = st.peak_g
     hold = _hold(s, st, rise)
     return RepEvent(
-        start_t_s=st.rep_start,
+        start_t_s=st.rep_start_t_s,
         end_t_s=t_end,
-        peak_t_s=st.peak_t,
+        peak_t_s=st.peak_t_s,
         rom_deg=st.peak_deg,
         hold_s=0.0 if hold is None else hold[1] - hold[0],
         hold_start_t_s=None if hold is None else hold[0],
         hold_end_t_s=None if hold is None else hold[1],
-        peak_speed_dps=st.peak_speed,
+        peak_speed_dps=st.peak_speed_dps,
         direction_sf=_unit((px - ax, py - ay, pz - az)),
         rise_deg=rise,
     )
