@@ -83,7 +83,6 @@ class RepSettings:
     rest_still_dps: float = 8.0
     rest_follow_tau_s: float = 4.0
     reanchor_s: float = 15.0
-    reanchor_still_dps: float = 8.0
     # Far beyond any rep of the exercise and still for a moment: the patient lay down, sat
     # up or rolled over — re-anchor quickly instead of waiting ``reanchor_s``.
     posture_change_deg: float = 70.0
@@ -177,7 +176,7 @@ class RepEvent:
 
 @dataclass(frozen=True)
 class RestEvent:
-    """The rest anchor was set (first still spell) or moved (posture change)."""
+    """The rest anchor was set (first dwell), moved a little (rest shift) or moved to a new posture."""
 
     t_s: float
     g_sf: tuple[float, float, float]
