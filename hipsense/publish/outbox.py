@@ -25,6 +25,13 @@ Bounded size (the drop policy)
       offline), the oldest results are dropped too. Every drop is counted per importance in
       the database (:meth:`Outbox.stats`) and logged.
 
+State kept with the results
+    The ``state`` table holds small documents the producer must keep *in step* with what it
+    stored (the session service's set and rep numbering, see ``service/state.py``):
+    :meth:`Outbox.put_sequenced` takes them and commits them in the result's own
+    transaction, so a crash leaves both or neither, never a stored rep whose number the
+    restarted service hands out again.
+
 Threads
     One connection guarded by a lock, so a producer thread, a sender thread and acks from
     the MQTT thread may all call in. Calls do disk I/O: do not call them on an asyncio event
@@ -39,7 +46,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from hipsense.protocol import Envelope, Importance
@@ -47,7 +54,7 @@ from hipsense.publish.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so
@@ -66,6 +73,7 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE INDEX IF NOT EXISTS outbox_by_importance ON outbox (importance, id);
 CREATE TABLE IF NOT EXISTS sequences (stream TEXT PRIMARY KEY, last INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS state (name TEXT PRIMARY KEY, doc BLOB NOT NULL);  -- version 3
 """
 # Version 1 files (before end-to-end acknowledgements) lack the last three columns; their
 # result rows get stream and seq from their own payload, so they too wait for the dashboard.
@@ -191,12 +199,16 @@ class Outbox:
             expiry_s=envelope.expiry_s, importance=envelope.importance,
         )
 
-    def put_sequenced(self, stream: str, build: Callable[[int], Envelope]) -> tuple[int, Envelope]:
+    def put_sequenced(self, stream: str, build: Callable[[int], Envelope], *,
+                      state: Mapping[str, bytes | None] | None = None) -> tuple[int, Envelope]:
         """Take the next sequence number of ``stream``, build the message with it, store it.
 
         Number and message are committed in one transaction, so a crash leaves no gap in the
         sequence and never reuses a number. If ``build`` raises (e.g. ProtocolError), nothing
         is stored and the number is not used. Use the patient id as ``stream``.
+
+        ``state`` (name to document, None to delete it) is written in the same transaction:
+        what the producer must remember exactly as far as the results it stored.
         """
         with self._lock, self._transaction():
             row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
@@ -207,7 +219,25 @@ class Outbox:
                 envelope.topic, envelope.payload, envelope.qos, envelope.retain, envelope.expiry_s, envelope.importance,
                 stream=stream, seq=seq,
             )
+            if state:
+                self._write_state(state)
             return row_id, envelope
+
+    # -- state kept with the results ------------------------------------------------------------
+
+    def read_state(self, name: str) -> bytes | None:
+        """The state document ``name`` (None if there is none)."""
+        with self._lock:
+            try:
+                row = self._db.execute("SELECT doc FROM state WHERE name = ?", (name,)).fetchone()
+            except sqlite3.Error as exc:
+                raise OutboxError(f"outbox {self.path}: {exc}", path=str(self.path)) from exc
+        return None if row is None else bytes(row[0])
+
+    def write_state(self, state: Mapping[str, bytes | None]) -> None:
+        """Write state documents (None deletes one) on their own, in one transaction."""
+        with self._lock, self._transaction():
+            self._write_state(state)
 
     def last_sequence(self, stream: str) -> int:
         """Return the last sequence number handed out for ``stream`` (0 if none)."""
@@ -341,6 +371,13 @@ class Outbox:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
+
+    def _write_state(self, state: Mapping[str, bytes | None]) -> None:
+        for name, doc in state.items():
+            if doc is None:
+                self._db.execute("DELETE FROM state WHERE name = ?", (name,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO state (name, doc) VALUES (?, ?)", (name, bytes(doc)))
 
     def _count_rows(self) -> dict[Importance, int]:
         counts = {imp: 0 for imp in Importance}

@@ -31,7 +31,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -48,6 +48,7 @@ from hipsense.exercises.tracker import (
     is_short_hold,
 )
 from hipsense.protocol import Prescription, new_session_id
+from hipsense.publish import OutboxError
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
 from hipsense.service.live_angle import AngleReading, CalibratedAngle, excursion_reading, load_sensor_calibration
@@ -516,12 +517,12 @@ class SessionEngine:
         self.last_result_t_s = rep.end_t_s
         log.info("rep", extra=fields(exercise=exercise, side=side, set=set_index, rep=rep_index,
                                      rom_deg=round(rep.rom_deg, 1), hold_s=round(rep.hold_s, 1), flags=flags))
-        self.publisher.rep(
+        stored = self.publisher.rep(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, rep_index=rep_index,
             t_start=to_utc(rep.start_t_s), t_end=to_utc(rep.end_t_s), rom_deg=rep.rom_deg, hold_s=rep.hold_s,
-            peak_speed_dps=rep.peak_speed_dps, duration_s=rep.duration_s, flags=flags)
+            peak_speed_dps=rep.peak_speed_dps, duration_s=rep.duration_s, flags=flags, state=self._state_changes())
         self.voice.count(rep_index)
-        self._save_state()
+        self._state_saved_with(stored)
 
     def _on_hold(self, channel: _Channel, hold: HoldResult, line: PlanLine) -> None:
         """A hold of a timed exercise, from the hold timer: one hold a set."""
@@ -547,11 +548,11 @@ class SessionEngine:
             exercise, side, hold_s=hold_s, t_start=to_utc(start), t_end=to_utc(end))
         self.last_result_t_s = end
         log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold_s, 1)))
-        self.publisher.hold(
+        stored = self.publisher.hold(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, hold_index=hold_index,
             t_start=to_utc(start), t_end=to_utc(end), hold_s=hold_s,
-            target_hold_s=line.hold_s or None, mean_angle_deg=angle_deg, flags=flags)
-        self._save_state()
+            target_hold_s=line.hold_s or None, mean_angle_deg=angle_deg, flags=flags, state=self._state_changes())
+        self._state_saved_with(stored)
 
     def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
         self._close_set(*key)
@@ -560,10 +561,9 @@ class SessionEngine:
         closed = self.plan.close_set(exercise, side)
         if closed is None:
             return
-        self._publish_set(closed)
+        self._publish_set(closed)  # with the state: the set closed
         line = closed.line
         self.voice.set_done(closed.set_index, line.sets if line else None)
-        self._save_state()
         if self.plan.complete:
             log.info("prescription done", extra=fields(session_id=self.session_id))
             self.end_session(reason="complete")
@@ -574,35 +574,43 @@ class SessionEngine:
             self._choose_active(announce=True)
 
     def _publish_set(self, closed: ClosedSet) -> None:
+        """Publish a set the plan just closed, with the session state that has it closed."""
         line = closed.line
         assert self.session_id is not None
         log.info("set", extra=fields(exercise=closed.exercise, side=closed.side, set=closed.set_index, reps=closed.reps))
-        self.publisher.set(
+        stored = self.publisher.set(
             session_id=self.session_id, exercise=closed.exercise, side=closed.side, set_index=closed.set_index,
             t_start=closed.t_start, t_end=closed.t_end, reps=closed.reps,
             reps_target=line.reps if line else None, holds=closed.holds, hold_s_total=closed.hold_s_total,
-            target_hold_s=(line.hold_s or None) if line else None, prescribed=line is not None, flags=closed.flags)
+            target_hold_s=(line.hold_s or None) if line else None, prescribed=line is not None, flags=closed.flags,
+            state=self._state_changes())
+        self._state_saved_with(stored)
 
     def end_session(self, *, reason: str, flags: Sequence[str] = ()) -> None:
         """Close open sets and publish the summary; the next activity starts a new session."""
         if self.session_id is None:
             return
-        for closed in self.plan.close_all():
-            self._publish_set(closed)
+        for key in list(self.plan.tallies):  # one at a time: each set is stored with the state after it
+            closed = self.plan.close_set(*key)
+            if closed is not None:
+                self._publish_set(closed)
         t_end = self.timebase.to_utc(self.last_result_t_s) if self.last_result_t_s is not None else self.timebase.utc_now()
         assert self.session_t_start is not None
         adherence = self.plan.adherence()
         log.info("session ended", extra=fields(session_id=self.session_id, reason=reason, adherence=adherence))
-        self.publisher.session(
+        # The summary and the end of the saved session in one transaction: a restart between the
+        # two would resume the session and summarise it a second time.
+        stored = self.publisher.session(
             session_id=self.session_id, t_start=self.session_t_start, t_end=max(t_end, self.session_t_start),
             exercises=self.plan.summaries(), prescription_version=self.plan.prescription_version,
-            adherence=adherence, flags=flags)
+            adherence=adherence, flags=flags,
+            state=self.state.changes(None) if self.state is not None and self.state.atomic else None)
         self.last_summary = {"reps": sum(s.reps for s in self.plan.summaries()), "adherence": adherence}
         self.sessions_done += 1
         self.session_id = self.session_t_start = self.last_result_t_s = None
         self.plan.tallies = {}
-        if self.state is not None:
-            self.state.clear()
+        if self.state is not None and (stored is None or not self.state.atomic):
+            self._guarded(self.state.clear)
         if reason != "shutdown":
             self.override = False
             self._choose_active(announce=False)
@@ -630,16 +638,46 @@ class SessionEngine:
 
     # -- persistence -----------------------------------------------------------------------------
 
-    def _save_state(self) -> None:
-        if self.state is None or self.session_id is None:
-            return
-        self.state.save({
+    # The session state goes into the outbox in the same transaction as the result that changed
+    # it (state.py): the result's set and rep numbers and the numbering a restart continues
+    # from are on disk together or not at all.
+
+    def _state_doc(self) -> dict[str, Any] | None:
+        if self.session_id is None:
+            return None
+        return {
             "session_id": self.session_id,
             "t_start": self.session_t_start,
             "saved_at": self.timebase.utc_now(),
             "last_side": self._last_side,
             "tallies": self.plan.tallies_to_json(),
-        })
+        }
+
+    def _state_changes(self) -> Mapping[str, bytes | None] | None:
+        """The state to commit with the result being stored (None: kept apart, see state.py)."""
+        if self.state is None or not self.state.atomic or self.session_id is None:
+            return None
+        return self.state.changes(self._state_doc())
+
+    def _state_saved_with(self, stored: object | None) -> None:
+        """After a result: save the state on its own unless it went in with the result."""
+        if self.state is not None and (stored is None or not self.state.atomic):
+            self._save_state()
+
+    def _save_state(self) -> None:
+        doc = self._state_doc()
+        if self.state is None or doc is None:
+            return
+        self._guarded(lambda: self.state.save(doc))
+
+    @staticmethod
+    def _guarded(write: Callable[[], None]) -> None:
+        """A state write that fails (disk full or failing) is logged loudly; the counting goes
+        on, as it does when a result cannot be stored (results.py)."""
+        try:
+            write()
+        except (OSError, OutboxError) as exc:
+            log.error("session state not saved: %s", exc)
 
     def _resume(self) -> None:
         if self.state is None:

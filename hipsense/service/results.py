@@ -3,6 +3,8 @@
 Every rep, hold, set, session summary and pain check-in is built with its sequence number and
 committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`) before the
 sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
+A result's ``state`` (the session's numbering after it, see ``service/state.py``) is committed
+in that same transaction.
 Live angles are never stored; they go to the MQTT client's live path when connected and are
 dropped otherwise.
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from hipsense.protocol import (
     Envelope,
@@ -60,9 +62,10 @@ class ResultPublisher:
 
     # -- results -----------------------------------------------------------------------------
 
-    def _store(self, what: str, build: Callable[[int], Envelope]) -> Envelope | None:
+    def _store(self, what: str, build: Callable[[int], Envelope],
+               state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         try:
-            _, envelope = self.outbox.put_sequenced(self.patient, build)
+            _, envelope = self.outbox.put_sequenced(self.patient, build, state=state)
         except ProtocolError as exc:  # a measurement the schema refuses (a bug): say so, keep going
             self.failed += 1
             log.error("%s not published: %s", what, exc, extra=fields(kind=what))
@@ -80,37 +83,38 @@ class ResultPublisher:
 
     def rep(self, *, session_id: str, exercise: str, side: str, set_index: int, rep_index: int,
             t_start: float, t_end: float, rom_deg: float, hold_s: float, peak_speed_dps: float,
-            duration_s: float, flags: Iterable[str]) -> Envelope | None:
+            duration_s: float, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
         return self._store("rep", lambda seq: build_rep_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             rep_index=rep_index, t_start=t_start, t_end=max(t_end, t_start), rom_deg=rom_deg, hold_s=max(hold_s, 0.0),
-            peak_speed_dps=max(peak_speed_dps, 0.0), duration_s=max(duration_s, 0.0), flags=flags))
+            peak_speed_dps=max(peak_speed_dps, 0.0), duration_s=max(duration_s, 0.0), flags=flags), state)
 
     def hold(self, *, session_id: str, exercise: str, side: str, set_index: int, hold_index: int,
              t_start: float, t_end: float, hold_s: float, target_hold_s: float | None, mean_angle_deg: float,
-             flags: Iterable[str]) -> Envelope | None:
+             flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
         return self._store("hold", lambda seq: build_hold_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             hold_index=hold_index, t_start=t_start, t_end=max(t_end, t_start), hold_s=hold_s,
-            target_hold_s=target_hold_s, mean_angle_deg=mean_angle_deg, flags=flags))
+            target_hold_s=target_hold_s, mean_angle_deg=mean_angle_deg, flags=flags), state)
 
     def set(self, *, session_id: str, exercise: str, side: str, set_index: int, t_start: float, t_end: float,
             reps: int, reps_target: int | None, holds: int, hold_s_total: float, target_hold_s: float | None,
-            prescribed: bool, flags: Iterable[str]) -> Envelope | None:
+            prescribed: bool, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
         return self._store("set", lambda seq: build_set_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             t_start=t_start, t_end=max(t_end, t_start), reps=reps, reps_target=reps_target, holds=holds,
-            hold_s_total=hold_s_total, target_hold_s=target_hold_s, prescribed=prescribed, flags=flags))
+            hold_s_total=hold_s_total, target_hold_s=target_hold_s, prescribed=prescribed, flags=flags), state)
 
     def session(self, *, session_id: str, t_start: float, t_end: float, exercises: Sequence[ExerciseSummary],
-                prescription_version: int | None, adherence: float | None, flags: Iterable[str]) -> Envelope | None:
+                prescription_version: int | None, adherence: float | None, flags: Iterable[str],
+                state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
         return self._store("session", lambda seq: build_session_summary(
             self.patient, seq=seq, session_id=session_id, t_start=t_start, t_end=max(t_end, t_start),
-            exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags))
+            exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags), state)
 
     def pain(self, *, score: int, moment: str, t: float, session_id: str | None = None,
              exercise: str | None = None) -> Envelope | None:

@@ -84,6 +84,26 @@ def test_sequence_numbers_have_no_gaps_and_failed_builds_use_none(tmp_path):
         assert box.put_sequenced(PATIENT, build_ok)[1].seq == 3
 
 
+def test_state_is_committed_with_its_result_or_not_at_all(tmp_path):
+    template = every_kind()[MessageKind.REP]
+
+    def build_fails(seq):
+        raise ValueError("bad measurement")
+
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.read_state("session") is None
+        box.put_sequenced(PATIENT, lambda seq: dataclasses.replace(template, seq=seq), state={"session": b"rep 1"})
+        with pytest.raises(ValueError):  # the result is not stored: neither is its state
+            box.put_sequenced(PATIENT, build_fails, state={"session": b"rep 2"})
+        assert box.read_state("session") == b"rep 1"
+    with Outbox(tmp_path / "o.db") as box:
+        assert box.read_state("session") == b"rep 1" and len(box.pending()) == 1
+        box.put_sequenced(PATIENT, lambda seq: dataclasses.replace(template, seq=seq), state={"session": None})
+        assert box.read_state("session") is None and len(box.pending()) == 2
+        box.write_state({"session": b"on its own"})
+        assert box.read_state("session") == b"on its own"
+
+
 def test_retained_state_is_coalesced_to_the_newest(tmp_path):
     with Outbox(tmp_path / "o.db") as box:
         topic = f"hipsense/v1/{PATIENT}/status"

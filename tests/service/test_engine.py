@@ -43,7 +43,7 @@ class Rig:
         self.engine = SessionEngine(
             sensor_sides=list(sides), publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
             settings=SessionConfig(**{"recognition": False, **session}), prescription=prescription,
-            state=SessionStateStore(tmp_path / "session.json") if state else None)
+            state=SessionStateStore(outbox=self.outbox) if state else None)
 
     def feed(self, t, acc, gyr, start=0, stop=None, sensor=0):
         for block in blocks(t[start:stop], acc[start:stop], gyr[start:stop]):
