@@ -3,8 +3,9 @@
 With a calibration from ``hipsense calibrate`` (:mod:`hipsense.calibration.store`, looked up
 by the sensor's address) it is the calibrated hip flexion from standing, positive forward, plus
 abduction (:func:`hipsense.signal.angles.thigh_angles_step`): exactly what the protocol's
-``thigh_angle_deg`` and ``abduction_deg`` mean. It is O(1) per sample (about 7 µs here) and sees
-every sample, since it tracks the orientation continuously.
+``thigh_angle_deg`` and ``abduction_deg`` mean. It is O(1) per sample (about 3 µs here) and sees
+every sample, since it tracks the orientation continuously; only the newest sample's angles are
+worked out (:func:`~hipsense.signal.angles.thigh_angles_latest`).
 
 Without a calibration the engine shows the tracker pipeline's excursion from the exercise's rest
 posture instead (already computed for counting; no anatomical zero). Not the principal-axis
@@ -75,15 +76,18 @@ class CalibratedAngle:
 
     def push(self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None) -> AngleReading | None:
         """Add samples; return the newest finite reading (kept in :attr:`latest`)."""
-        from hipsense.signal.angles import thigh_angles_step
+        from hipsense.signal.angles import thigh_angles_latest
 
-        self._state, out = thigh_angles_step(self._settings, self._state, t_s, acc_ms2, gyr_rad_s)
-        finite = np.flatnonzero(np.isfinite(out.flexion_deg))
-        if len(finite):
-            i = int(finite[-1])
-            abduction = float(out.abduction_deg[i])
-            self.latest = AngleReading(float(out.t_s[i]), float(out.flexion_deg[i]),
-                                       abduction if math.isfinite(abduction) else None)
+        t = np.asarray(t_s, dtype=float).reshape(-1)
+        acc = np.asarray(acc_ms2, dtype=float)
+        gyr = None if gyr_rad_s is None else np.asarray(gyr_rad_s, dtype=float)
+        if acc.shape != (len(t), 3) or (gyr is not None and gyr.shape != (len(t), 3)):
+            raise ValueError(f"acc_ms2 and gyr_rad_s must be (n, 3) with n == len(t_s); got {acc.shape}")
+        self._state, newest = thigh_angles_latest(self._settings, self._state, t.tolist(), acc.tolist(),
+                                                  None if gyr is None else gyr.tolist())
+        if newest is not None:
+            t_newest, flexion, abduction = newest
+            self.latest = AngleReading(t_newest, flexion, abduction if math.isfinite(abduction) else None)
         return self.latest
 
 

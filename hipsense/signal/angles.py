@@ -76,6 +76,7 @@ __all__ = [
     "principal_angle_step",
     "thigh_angles",
     "thigh_angles_init",
+    "thigh_angles_latest",
     "thigh_angles_step",
 ]
 
@@ -320,6 +321,161 @@ def thigh_angles_init(settings: ThighAngleSettings) -> ThighAngleState:
     return ThighAngleState(_Orientation(up_ref=up, one_g=one_g), tuple(bias))
 
 
+def _thigh_filter(
+    settings: ThighAngleSettings,
+    state: ThighAngleState,
+    ts: list,
+    acc: list,
+    gyr: list | None,
+) -> tuple[ThighAngleState, list, list, list]:
+    """The orientation filter of :func:`thigh_angles_step` over one chunk of plain floats.
+
+    Per sample, exactly :func:`_orientation_update` then :func:`_track_bias` (the readable
+    reference, still used by the principal-axis kernel), written out as straight-line float
+    arithmetic on locals: no tuples, calls or attribute lookups per sample, the same
+    operations in the same order, so the result is bit-identical (a test compares the two on
+    random and hostile input). This is the service's per-sample cost on the Pi (issue 14).
+
+    Returns the new state and, per sample, the orientation ``q`` (w, x, y, z), the angular
+    speed (rad/s) and the time since the last heading re-zero.
+    """
+    fs = settings.filter
+    o = shallow_copy(state.orientation)
+    b0, b1, b2 = state.bias
+    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = settings.calibration.mounting
+    r0, r1, r2 = o.up_ref
+    qw, qx, qy, qz = o.q
+    t_last = o.t
+    w_prev = o.w_prev
+    still_s, since_rezero, one_g = o.still_s, o.since_rezero_s, o.one_g
+    max_dt, norm_tol, still_min = fs.max_dt_s, fs.acc_norm_tolerance, fs.still_min_s
+    acc_only_tau, acc_only_tol = fs.acc_only_tau_s, fs.acc_only_norm_tolerance
+    still_rad = math.radians(fs.still_dps)
+    moving_rad = math.radians(fs.moving_dps)
+    k_acc = 1.0 / fs.acc_tau_s
+    cos_rest_tol = math.cos(math.radians(fs.rest_tol_deg))
+    heading_tau, bias_tau = fs.heading_tau_s, fs.bias_tau_s
+    bias_limit = math.radians(fs.max_bias_dps)
+    sqrt, sin, cos, atan2, acos = math.sqrt, math.sin, math.cos, math.atan2, math.acos
+    pi, two_pi, inf = math.pi, 2.0 * math.pi, math.inf
+    qs: list = []
+    speeds: list = []
+    sinces: list = []
+    for i in range(len(ts)):
+        t = ts[i]
+        ax, ay, az = acc[i]
+        a0 = m00 * ax + m01 * ay + m02 * az
+        a1 = m10 * ax + m11 * ay + m12 * az
+        a2 = m20 * ax + m21 * ay + m22 * az
+        if gyr is not None:
+            g0, g1, g2 = gyr[i]
+            gx, gy, gz = g0 - b0, g1 - b1, g2 - b2
+            w0 = m00 * gx + m01 * gy + m02 * gz
+            w1 = m10 * gx + m11 * gy + m12 * gz
+            w2 = m20 * gx + m21 * gy + m22 * gz
+        # -- _orientation_update --
+        an = sqrt(a0 ** 2 + a1 ** 2 + a2 ** 2)
+        if an > 1e-6:
+            a0, a1, a2 = a0 / an, a1 / an, a2 / an
+        else:
+            a0, a1, a2 = r0, r1, r2
+        t_prev = t_last
+        dt = -1.0 if t_last is None else t - t_last
+        t_last = t
+        if dt <= 0.0 or dt > max_dt:
+            qw, qx, qy, qz = _q_from_to((a0, a1, a2), (r0, r1, r2))
+            still_s = 0.0
+            since_rezero = inf
+            w_prev = None if gyr is None else (w0, w1, w2)
+            sp = 0.0
+        else:
+            nerr = abs(an / one_g - 1.0)
+            norm_ok = nerr < norm_tol
+            # u = _qrot_inv(q, up_ref)
+            tx = 2.0 * (qy * r2 - qz * r1)
+            ty = 2.0 * (qz * r0 - qx * r2)
+            tz = 2.0 * (qx * r1 - qy * r0)
+            u0 = r0 - qw * tx + (qy * tz - qz * ty)
+            u1 = r1 - qw * ty + (qz * tx - qx * tz)
+            u2 = r2 - qw * tz + (qx * ty - qy * tx)
+            if gyr is None:
+                k = min(1.0, dt / acc_only_tau)
+                if nerr > acc_only_tol:
+                    k *= 0.3
+                v0, v1, v2 = u0 + k * (a0 - u0), u1 + k * (a1 - u1), u2 + k * (a2 - u2)
+                n = sqrt(v0 * v0 + v1 * v1 + v2 * v2)
+                v0, v1, v2 = v0 / n, v1 / n, v2 / n
+                sp = acos(max(-1.0, min(1.0, v0 * u0 + v1 * u1 + v2 * u2))) / dt
+                qw, qx, qy, qz = _q_from_to((v0, v1, v2), (r0, r1, r2))
+                since_rezero = inf
+            else:
+                if w_prev is None:
+                    p0, p1, p2 = w0, w1, w2
+                else:
+                    p0, p1, p2 = w_prev
+                wx, wy, wz = 0.5 * (w0 + p0), 0.5 * (w1 + p1), 0.5 * (w2 + p2)
+                w_prev = (w0, w1, w2)
+                sp = sqrt(w0 ** 2 + w1 ** 2 + w2 ** 2)
+                if norm_ok and sp < moving_rad:
+                    wx += k_acc * (a1 * u2 - a2 * u1)
+                    wy += k_acc * (a2 * u0 - a0 * u2)
+                    wz += k_acc * (a0 * u1 - a1 * u0)
+                # q = _qnorm(_qmul(q, _qexp(wx, wy, wz, dt)))
+                n = sqrt(wx * wx + wy * wy + wz * wz)
+                if n < 1e-12:
+                    ew, ex, ey, ez = 1.0, 0.5 * wx * dt, 0.5 * wy * dt, 0.5 * wz * dt
+                else:
+                    half = 0.5 * n * dt
+                    s = sin(half) / n
+                    ew, ex, ey, ez = cos(half), wx * s, wy * s, wz * s
+                cw = qw * ew - qx * ex - qy * ey - qz * ez
+                cx = qw * ex + qx * ew + qy * ez - qz * ey
+                cy = qw * ey - qx * ez + qy * ew + qz * ex
+                cz = qw * ez + qx * ey - qy * ex + qz * ew
+                n = sqrt(cw * cw + cx * cx + cy * cy + cz * cz)
+                qw, qx, qy, qz = cw / n, cx / n, cy / n, cz / n
+                still = sp < still_rad and norm_ok
+                still_s = still_s + dt if still else 0.0
+                since_rezero += dt
+                if still_s >= still_min and a0 * r0 + a1 * r1 + a2 * r2 > cos_rest_tol:
+                    # At rest in the rest pose: pull the rotation about the vertical back to zero.
+                    twist = 2.0 * atan2(qx * r0 + qy * r1 + qz * r2, qw)
+                    if twist > pi:
+                        twist -= two_pi
+                    elif twist < -pi:
+                        twist += two_pi
+                    turn = -twist * min(1.0, dt / heading_tau)
+                    # q = _qnorm(_qmul(_qexp(up_ref, turn), q))
+                    n = sqrt(r0 * r0 + r1 * r1 + r2 * r2)
+                    if n < 1e-12:
+                        ew, ex, ey, ez = 1.0, 0.5 * r0 * turn, 0.5 * r1 * turn, 0.5 * r2 * turn
+                    else:
+                        half = 0.5 * n * turn
+                        s = sin(half) / n
+                        ew, ex, ey, ez = cos(half), r0 * s, r1 * s, r2 * s
+                    cw = ew * qw - ex * qx - ey * qy - ez * qz
+                    cx = ew * qx + ex * qw + ey * qz - ez * qy
+                    cy = ew * qy - ex * qz + ey * qw + ez * qx
+                    cz = ew * qz + ex * qy - ey * qx + ez * qw
+                    n = sqrt(cw * cw + cx * cx + cy * cy + cz * cz)
+                    qw, qx, qy, qz = cw / n, cx / n, cy / n, cz / n
+                    since_rezero = 0.0
+        # -- _track_bias (sensor frame, on the raw reading) --
+        # (conditions written as the reference's, negated: NaN input takes the same branches)
+        if gyr is not None and t_prev is not None and not (still_s < still_min or dt <= 0.0 or dt > max_dt):
+            k = dt / bias_tau
+            b0, b1, b2 = b0 + k * (g0 - b0), b1 + k * (g1 - b1), b2 + k * (g2 - b2)
+            n = sqrt(b0 ** 2 + b1 ** 2 + b2 ** 2)
+            if not n <= bias_limit:
+                b0, b1, b2 = b0 * bias_limit / n, b1 * bias_limit / n, b2 * bias_limit / n
+        qs.append((qw, qx, qy, qz))
+        speeds.append(sp)
+        sinces.append(since_rezero)
+    o.q, o.t, o.w_prev = (qw, qx, qy, qz), t_last, w_prev
+    o.still_s, o.since_rezero_s = still_s, since_rezero
+    return ThighAngleState(o, (b0, b1, b2)), qs, speeds, sinces
+
+
 def thigh_angles_step(
     settings: ThighAngleSettings,
     state: ThighAngleState,
@@ -331,43 +487,52 @@ def thigh_angles_step(
     t_s = np.asarray(t_s, dtype=float).reshape(-1)
     acc = _rows(t_s, acc_ms2, "acc_ms2")
     gyr = _rows(t_s, gyr_rad_s, "gyr_rad_s")
-    o = shallow_copy(state.orientation)
-    bias = state.bias
+    new_state, qs, speeds, sinces = _thigh_filter(settings, state, t_s.tolist(), acc, gyr)
     fs = settings.filter
-    (m00, m01, m02), (m10, m11, m12), (m20, m21, m22) = settings.calibration.mounting
+    up_ref = new_state.orientation.up_ref
     mirror_a, mirror_r = (-1.0, 1.0) if settings.calibration.side == "right" else (1.0, -1.0)
     tilt_cos = math.cos(math.radians(fs.rotation_tilt_deg))
-    n = len(t_s)
-    out = np.empty((n, 3))
-    observable = np.zeros(n, dtype=bool)
-    speed = np.empty(n)
-    ups = np.empty((n, 3))
-    ts = t_s.tolist()
+    n = len(qs)
+    out = []
+    observable = []
+    ups = []
     for i in range(n):
-        ax, ay, az = acc[i]
-        a = (m00 * ax + m01 * ay + m02 * az, m10 * ax + m11 * ay + m12 * az,
-             m20 * ax + m21 * ay + m22 * az)
-        w = None
-        if gyr is not None:
-            gx, gy, gz = gyr[i][0] - bias[0], gyr[i][1] - bias[1], gyr[i][2] - bias[2]
-            w = (m00 * gx + m01 * gy + m02 * gz, m10 * gx + m11 * gy + m12 * gz,
-                 m20 * gx + m21 * gy + m22 * gz)
-        t_prev = o.t
-        sp, _ = _orientation_update(fs, o, ts[i], a, w)
-        if gyr is not None and t_prev is not None:
-            bias = _track_bias(fs, bias, tuple(gyr[i]), ts[i] - t_prev, o.still_s)
-        f, ab, r = _euler_zxy(o.q)
-        u = _qrot_inv(o.q, o.up_ref)
-        out[i] = (f * _DEG, mirror_a * ab * _DEG, mirror_r * r * _DEG if w is not None else math.nan)
+        q = qs[i]
+        f, ab, r = _euler_zxy(q)
+        u = _qrot_inv(q, up_ref)
+        out.append((f * _DEG, mirror_a * ab * _DEG, mirror_r * r * _DEG if gyr is not None else math.nan))
         # The long axis (thigh y) seen in the rest frame, against the rest frame's vertical.
         long_vertical = abs(u[1]) > tilt_cos
-        observable[i] = w is not None and (not long_vertical or o.since_rezero_s <= fs.rotation_trust_s)
-        speed[i] = sp * _DEG
-        ups[i] = u
+        observable.append(gyr is not None and (not long_vertical or sinces[i] <= fs.rotation_trust_s))
+        ups.append(u)
+    angles = np.array(out, dtype=float).reshape(n, 3)
     return (
-        ThighAngleState(o, bias),
-        ThighAngles(t_s, out[:, 0], out[:, 1], out[:, 2], observable, speed, ups),
+        new_state,
+        ThighAngles(t_s, angles[:, 0], angles[:, 1], angles[:, 2], np.array(observable, dtype=bool).reshape(n),
+                    np.array(speeds, dtype=float).reshape(n) * _DEG, np.array(ups, dtype=float).reshape(n, 3)),
     )
+
+
+def thigh_angles_latest(
+    settings: ThighAngleSettings,
+    state: ThighAngleState,
+    t_s: list,
+    acc_ms2: list,
+    gyr_rad_s: list | None = None,
+) -> tuple[ThighAngleState, tuple[float, float, float] | None]:
+    """:func:`thigh_angles_step` for a caller that only wants the newest reading (the live
+    view): the same filter over every sample, but the angles of the last sample with a finite
+    flexion only, as ``(t_s, flexion_deg, abduction_deg)`` — or None if no sample of the chunk
+    has one. Takes plain lists (``ndarray.tolist()``): ``t_s`` (m,), ``acc_ms2`` and
+    ``gyr_rad_s`` m rows of 3, sensor frame."""
+    new_state, qs, _, _ = _thigh_filter(settings, state, t_s, acc_ms2, gyr_rad_s)
+    mirror_a = -1.0 if settings.calibration.side == "right" else 1.0
+    for i in range(len(qs) - 1, -1, -1):
+        f, ab, _ = _euler_zxy(qs[i])
+        flexion = f * _DEG
+        if math.isfinite(flexion):
+            return new_state, (t_s[i], flexion, mirror_a * ab * _DEG)
+    return new_state, None
 
 
 def thigh_angles(
