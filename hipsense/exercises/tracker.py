@@ -182,6 +182,8 @@ def rep_settings_for(
         min_rep_s=min(spec.thresholds.min_rep_s, base.min_rep_s),
         # shuffling into position is far smaller than the exercise's movement
         first_rep_min_deg=usual_min / 3.0,
+        # ... and one below the usual range waits for the second to show it went the same way
+        first_rep_sure_deg=usual_min,
         reference_rise_deg=personal_rom_deg or 0.0,
         # reps that go both ways from rest (side to side) have no single "up" to project on
         signed=base.signed and not spec.motion.bidirectional,

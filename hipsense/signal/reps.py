@@ -129,6 +129,17 @@ class RepSettings:
     # much (the tracker sets a third of the exercise's smallest usual range of motion), so
     # shuffling into position before the first raise is not a rep.
     first_rep_min_deg: float = 0.0
+    # A first rep that rises less than ``first_rep_sure_deg`` (the tracker sets the exercise's
+    # smallest usual range of motion, or the patient's calibrated one) may be a patient
+    # settling into position, or a recording that starts just before the set: it waits for
+    # the second rep of the posture and counts if the two leave rest more along one
+    # direction than across it (within 45 deg, cos 45 = 0.707). Settling moves the thigh
+    # some other way (on MEx the first excursions that were not reps went 50-145 deg off the
+    # next rep; first reps 0-32 deg). A first rep with no second after ``reanchor_s``
+    # (longer than any hold), or at the end of the stream, counts on its own. A first rep
+    # of the usual range counts at once.
+    first_rep_sure_deg: float = 0.0
+    same_way_cos: float = 0.7071
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
     # the set's amplitude starts there instead of being learned from the first reps.
     reference_rise_deg: float = 0.0
@@ -215,6 +226,7 @@ class RepState:
     trough_t_s: float = 0.0  # ... and when
     center_s: float = 0.0  # how long the middle pose has been averaged (signed=False)
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
+    first: RepEvent | None = None  # the posture's first rep, waiting for the second to go its way
     last_rep_end_t_s: float | None = None  # the last counted rep: when it ended ...
     last_rep_rise_deg: float = 0.0  # ... and how high it rose
 
@@ -290,6 +302,9 @@ def segment_reps_step(
         if st.still_since_s is None:
             st.still_since_s, st.still_sum = t, (gx, gy, gz)
         still_for = t - st.still_since_s
+        if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
+            out.reps.append(st.first)  # no second rep came: a set of one
+            st.first = None
 
         if st.anchor is None:
             if not signed or still_for >= s.rest_init_s:
@@ -326,7 +341,7 @@ def segment_reps_step(
                 # learned again. A smaller shift is the leg coming to rest a little elsewhere:
                 # wiping the memory there let drift and shuffles count as reps.
                 reason = "posture_change"
-                st.amp_deg, st.counted, st.pending = s.reference_rise_deg, False, None
+                st.amp_deg, st.counted, st.pending, st.first = s.reference_rise_deg, False, None, None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
             # a new still spell starts here: the next re-anchoring needs its own stillness
@@ -456,14 +471,33 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
             counted = []
             st.pending = ev  # small next to the set's reps: waits for one of its size
         for rep in counted:
-            out.reps.append(rep)
-            st.counted = True
-            st.last_rep_end_t_s, st.last_rep_rise_deg = rep.end_t_s, rep.rise_deg
-            # the amplitude follows the reps, so a bar set too high by one big rep
-            # comes down as smaller reps are confirmed; wobbles and shuffles that do
-            # not count do not drag it down
-            r = rep.rise_deg
-            st.amp_deg = r if st.amp_deg == 0.0 else st.amp_deg + s.amp_smoothing * (r - st.amp_deg)
+            _count(s, st, rep, out)
+
+
+def _count(s: RepSettings, st: RepState, rep: RepEvent, out: RepOutput) -> None:
+    """A rep. The posture's first waits (``st.first``) for the second: both count if they go
+    the same way; if not, the first was getting into position and the second is the first.
+    While it waits, the reps after it are judged against it as against any counted rep."""
+    first = st.first
+    if first is not None:
+        st.first = None
+        fx, fy, fz = first.direction_sf
+        rx, ry, rz = rep.direction_sf
+        if fx * rx + fy * ry + fz * rz >= s.same_way_cos:
+            out.reps.append(first)
+        else:
+            st.counted, st.amp_deg = False, s.reference_rise_deg
+    if not st.counted and s.signed and rep.rise_deg < s.first_rep_sure_deg:
+        st.first = rep
+    else:
+        out.reps.append(rep)
+    st.counted = True
+    st.last_rep_end_t_s, st.last_rep_rise_deg = rep.end_t_s, rep.rise_deg
+    # the amplitude follows the reps, so a bar set too high by one big rep
+    # comes down as smaller reps are confirmed; wobbles and shuffles that do
+    # not count do not drag it down
+    r = rep.rise_deg
+    st.amp_deg = r if st.amp_deg == 0.0 else st.amp_deg + s.amp_smoothing * (r - st.amp_deg)
 
 
 def _reinterpret_swing(s: RepSettings, st: RepState, out: RepOutput) -> None:
@@ -570,8 +604,12 @@ def _unit(v: tuple[float, float, float]) -> tuple[float, float, float]:
 
 
 def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
-    """End of stream: an excursion still open never returned to rest, so it is not a rep."""
-    return RepOutput()
+    """End of stream: an excursion still open never returned to rest, so it is not a rep; a
+    first rep still waiting for a second is a set of one."""
+    out = RepOutput()
+    if state.first is not None:
+        out.reps.append(state.first)
+    return out
 
 
 def segment_reps(

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from hipsense.signal.reps import RepSettings, segment_reps
+from hipsense.signal.reps import RepSettings, segment_reps, segment_reps_flush, segment_reps_init, segment_reps_step
 
 FS = 50.0
 
@@ -243,3 +243,62 @@ def test_a_personal_reference_range_sets_the_bar_from_the_first_rep():
     assert len(segment_reps(RepSettings(), t, g, speed).reps) == 4
     personal = replace(RepSettings(), reference_rise_deg=30.0, first_rep_min_deg=10.0)
     assert len(segment_reps(personal, t, g, speed).reps) == 3
+
+
+# --- the posture's first rep, when smaller than the exercise's usual range, waits for the second
+
+SURE = replace(RepSettings(), first_rep_min_deg=4.0, first_rep_sure_deg=20.0)
+
+
+def _settling_then_reps(settle_toward, n_reps: int = 5):
+    """A patient settling into position: the thigh goes 8 deg ``settle_toward`` and back,
+    then ``n_reps`` reps of 15 deg along +x (MEx 06/04, 07/02, 05/02 start this way)."""
+    settle = np.concatenate([_segment(1.0, 0), _ramp(0.8, 0, 8.0), _ramp(0.8, 8.0, 0), _segment(1.5, 0)])
+    _, g1, s1 = _gravity(settle, toward=settle_toward)
+    _, g2, s2 = _gravity(np.concatenate([p for _ in range(n_reps) for p in _rep(15.0)]), toward=(1.0, 0.0, 0.0))
+    g, speed = np.vstack([g1, g2]), np.concatenate([s1, s2])
+    return np.arange(len(g)) / FS, g, speed
+
+
+def test_a_first_move_across_the_set_s_way_is_getting_into_position_not_a_rep():
+    t, g, speed = _settling_then_reps(settle_toward=(0.0, 1.0, 0.0))
+    # before: the 8 deg settle passed the first-rep bar (a third of the usual range) and counted
+    assert len(segment_reps(replace(SURE, first_rep_sure_deg=0.0), t, g, speed).reps) == 6
+    out = segment_reps(SURE, t, g, speed)
+    assert len(out.reps) == 5
+    assert all(abs(r.rom_deg - 15.0) < 1.0 for r in out.reps)
+
+
+def test_a_small_first_rep_the_set_s_way_counts_when_the_second_confirms_it():
+    t, g, speed = _settling_then_reps(settle_toward=(1.0, 0.2, 0.0))  # the same way: a small rep
+    out = segment_reps(SURE, t, g, speed)
+    assert len(out.reps) == 6
+    assert 6.0 < out.reps[0].rom_deg < 9.0 and all(abs(r.rom_deg - 15.0) < 1.0 for r in out.reps[1:])
+    # streamed: it is emitted with the second rep (in time order, with its own times)
+    st, emitted = segment_reps_init(SURE), []
+    for a in range(0, len(t), 10):
+        st, o = segment_reps_step(SURE, st, t[a:a + 10], g[a:a + 10], speed[a:a + 10])
+        emitted += [(t[min(a + 9, len(t) - 1)], r) for r in o.reps]
+    when_first, first = emitted[0]
+    when_second, second = emitted[1]
+    assert when_first == when_second and first.end_t_s < second.start_t_s
+    assert abs(when_first - second.end_t_s) < 0.3
+
+
+def test_a_first_rep_of_the_usual_range_counts_at_once():
+    elev = np.concatenate([_segment(1.0, 0)] + [p for _ in range(2) for p in _rep(25.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    st, o = segment_reps_step(SURE, segment_reps_init(SURE), t[: int(7.5 * FS)], g[: int(7.5 * FS)], speed[: int(7.5 * FS)])
+    assert len(o.reps) == 1  # on its return to rest, not with the second
+
+
+def test_a_lone_small_first_rep_counts_after_waiting_or_at_the_end():
+    elev = np.concatenate([_segment(1.0, 0)] + _rep(10.0) + [_segment(20.0, 0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    cut = int(8.0 * FS)  # back at rest, no second rep yet: it waits
+    st, o = segment_reps_step(SURE, segment_reps_init(SURE), t[:cut], g[:cut], speed[:cut])
+    assert o.reps == []
+    assert len(segment_reps_flush(SURE, st).reps) == 1  # the stream ends: a set of one
+    st, o = segment_reps_step(SURE, st, t[cut:], g[cut:], speed[cut:])
+    assert len(o.reps) == 1  # longer than any hold without a second: a set of one
+    assert segment_reps_flush(SURE, st).reps == []
