@@ -485,6 +485,7 @@ class SensorLink:
             action = f"starting the stream of {device.name or device.address}"
             gatt = _BleakGatt(client)
             await self.decoder.configure(gatt)
+            start_writes = self.decoder.start_writes()  # configure may learn what the unit offers
             for uuid in _subscriptions(self.decoder.notify_uuids, start_writes):
                 await client.start_notify(uuid, self._make_callback(uuid), bluez={"use_start_notify": True})
             await self._write_all(client, start_writes)

@@ -72,6 +72,7 @@ class SensorConfig:
     side: str = "either"
     rate_hz: int | None = None  # None: the sensor type's default_rate_hz (the reader fills it in)
     backend: str = "bluez"  # "bluez" on the Pi, "emulator" for a hardware-free run
+    gyroscope: bool = True  # False: the accelerometer alone (sensor types that allow it); counted on tilt
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -406,7 +407,13 @@ class _Reader:
         rate = self.integer(f"{section}.rate_hz", t.get("rate_hz", decoder.default_rate_hz), 1, 10_000)
         if rate not in decoder.rates_hz:
             self.fail(f"{section}.rate_hz", f"{decoder.display_name} supports {sorted(decoder.rates_hz)} Hz, got {rate}")
-        return SensorConfig(type=kind, address=address, side=side, rate_hz=rate, backend=backend)
+        gyroscope = self.switch(f"{section}.gyroscope", t.get("gyroscope", True))
+        if not gyroscope and decoder.accelerometer_only is None:
+            only = " | ".join(k for k, d in DECODERS.items() if d.accelerometer_only is not None)
+            self.fail(f"{section}.gyroscope", f"{decoder.display_name} always streams its gyroscope; "
+                      f"gyroscope = false is for type = {only}")
+        return SensorConfig(type=kind, address=address, side=side, rate_hz=rate, backend=backend,
+                            gyroscope=gyroscope)
 
     def service(self) -> ServiceSection:
         t = self.table("service")

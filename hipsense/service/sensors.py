@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 
 from hipsense.device.ble import SensorLink
-from hipsense.device.decoders import make_decoder
+from hipsense.device.decoders import decoder_class, make_decoder
 from hipsense.device.reconnect import BackoffPolicy
 from hipsense.errors import ConfigError
 from hipsense.service.config import EmulatorConfig, SensorConfig
 from hipsense.service.timebase import Timebase
 
-__all__ = ["emulator_recording", "open_links"]
+__all__ = ["emulated_sensor", "emulator_recording", "open_links"]
 
 log = logging.getLogger(__name__)
 
@@ -36,18 +36,29 @@ SILENCE_TIMEOUT_S = 5.0  # real seconds without a notification before the link c
 
 
 def emulator_recording(path: Path | None) -> Any:
-    """An :class:`~hipsense.device.emulator.ImuRecording` from a UCI/hipsense-CSV file (with
-    gyroscope), at its own rate: what every emulated sensor type replays."""
+    """An :class:`~hipsense.device.emulator.ImuRecording` from a UCI, MEx or hipsense-CSV file, at
+    its own rate: what every emulated sensor type replays. Without gyroscope data (MEx) only the
+    types that can stream their accelerometer alone replay it (:func:`emulated_sensor`)."""
     from hipsense.device.emulator import ImuRecording
     from hipsense.device.sample_files import read_samples
 
     source = path if path is not None else Path(str(files("hipsense") / "data" / SHIPPED_RECORDING))
     samples = read_samples(source)
-    if samples.gyr_rad_s is None:
-        raise ConfigError(f"{source}: the emulated sensor needs a recording with gyroscope data",
-                          setting="emulator.recording")
     rate_hz = 1.0 / float(np.median(np.diff(samples.t_s)))
-    return ImuRecording(round(rate_hz, 3), samples.acc_ms2, np.degrees(samples.gyr_rad_s))
+    gyr_dps = None if samples.gyr_rad_s is None else np.degrees(samples.gyr_rad_s)
+    return ImuRecording(round(rate_hz, 3), samples.acc_ms2, gyr_dps)
+
+
+def emulated_sensor(sensor: SensorConfig, radio: Any, emulator: EmulatorConfig, *, index: int) -> Any:
+    """The emulated ``sensor`` on ``radio``, replaying ``emulator.recording`` (not started yet)."""
+    from hipsense.device.emulator import emulate
+
+    recording = emulator_recording(emulator.recording)
+    try:
+        return emulate(sensor.type, radio, recording, index=index, address=sensor.address,
+                       speed=emulator.speed, loop=emulator.loop)
+    except ValueError as exc:  # e.g. a WitMotion asked to replay an accelerometer-only recording
+        raise ConfigError(f"{emulator.recording or SHIPPED_RECORDING}: {exc}", setting="emulator.recording") from None
 
 
 @contextlib.asynccontextmanager
@@ -63,13 +74,11 @@ async def open_links(sensors: tuple[SensorConfig, ...], emulator: EmulatorConfig
             address = sensor.address
             if sensor.backend == "emulator":
                 from hipsense.device.bumble_backend import VirtualRadio
-                from hipsense.device.emulator import emulate
 
                 if radio is None:
                     radio = VirtualRadio()
                     stack.push_async_callback(radio.close)  # registered first, so it runs last
-                fake = emulate(sensor.type, radio, emulator_recording(emulator.recording), index=index,
-                               address=address, speed=emulator.speed, loop=emulator.loop)
+                fake = emulated_sensor(sensor, radio, emulator, index=index)
                 if address is None and len(sensors) > 1:
                     address = fake.address  # else both links could take the first one they see
                 # The emulator logs every sample's fate for exactly-once tests; a service streaming
@@ -81,9 +90,11 @@ async def open_links(sensors: tuple[SensorConfig, ...], emulator: EmulatorConfig
                 options = {"scanner_backend": radio.scanner_backend, "client_backend": radio.client_backend,
                            "pause_scale": 1.0 / emulator.speed,
                            "backoff": BackoffPolicy(initial_s=0.2, multiplier=2.0, max_s=2.0, jitter=0.5)}
-            rate = {} if sensor.rate_hz is None else {"rate_hz": sensor.rate_hz}
+            decoder_options: dict[str, Any] = {} if sensor.rate_hz is None else {"rate_hz": sensor.rate_hz}
+            if not sensor.gyroscope:  # the config refused this for types that always send it
+                decoder_options.update(decoder_class(sensor.type).accelerometer_only or {})
             link = SensorLink(
-                make_decoder(sensor.type, **rate),
+                make_decoder(sensor.type, **decoder_options),
                 address=address,
                 # The watchdog runs on the sample clock: scale it so that it still means
                 # SILENCE_TIMEOUT_S of real time when an emulator replays fast.

@@ -108,19 +108,22 @@ class Dashboard:
 class ServiceProcess:
     """``python -m hipsense run --config …`` with JSON logs captured to a file."""
 
-    def __init__(self, workdir: Path, broker: Mosquitto, *, sensor_type: str = "witmotion", **session: Any) -> None:
+    def __init__(self, workdir: Path, broker: Mosquitto, *, sensor_type: str = "witmotion",
+                 sensor: dict[str, Any] | None = None, recording: Path | None = None, **session: Any) -> None:
         self.workdir = workdir
         self.state_dir = workdir / "state"
         self.config = workdir / "hipsense.toml"
         self.log_path = workdir / "service.log"
         session_lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in {"idle_end_s": 60, **session}.items())
+        sensor_lines = "".join(f"{k} = {json.dumps(v)}\n" for k, v in (sensor or {}).items())
+        emulator_lines = f"recording = {json.dumps(str(recording))}\n" if recording is not None else ""
         auth = f'username = "{PATIENT}"\npassword = "{PASSWORD}"\n' if broker.authenticated else ""
         self.config.write_text(
             f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\npatient_id = "{PATIENT}"\n{auth}'
-            f'[sensor]\ntype = "{sensor_type}"\nbackend = "emulator"\nside = "right"\n'
+            f'[sensor]\ntype = "{sensor_type}"\nbackend = "emulator"\nside = "right"\n{sensor_lines}'
             f'[service]\nstate_dir = "{self.state_dir}"\nvoice = "off"\n'
             f'[session]\n{session_lines}\n'
-            f'[emulator]\nspeed = {SPEED}\n'
+            f'[emulator]\nspeed = {SPEED}\n{emulator_lines}'
         )
         self.process: subprocess.Popen | None = None
         self.runs = 0
@@ -167,10 +170,10 @@ def service_factory(tmp_path: Path) -> Iterator[Callable[..., ServiceProcess]]:
     pytest.importorskip("bumble")
     made: list[ServiceProcess] = []
 
-    def make(broker: Mosquitto, *, sensor_type: str = "witmotion", **session: Any) -> ServiceProcess:
+    def make(broker: Mosquitto, **options: Any) -> ServiceProcess:
         workdir = tmp_path / f"pi{len(made)}"
         workdir.mkdir()
-        service = ServiceProcess(workdir, broker, sensor_type=sensor_type, **session)
+        service = ServiceProcess(workdir, broker, **options)
         made.append(service)
         return service
 

@@ -311,3 +311,19 @@ print(before, 'hipsense.exercises.recognition' in sys.modules)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parents[2])).stdout.split()
     assert out == ["False", "True"]
+
+
+@pytest.mark.parametrize("blocks_of", ["acc_only", "acc_and_gyro_apart"])
+def test_a_sensor_without_gyroscope_blocks_is_counted_on_tilt(tmp_path, uci, blocks_of):
+    """MEx-like accelerometer-only blocks, and the separate ACC and GYRO blocks of a Polar or a
+    MetaMotion, are counted like the combined blocks of a WitMotion: the counter needs tilt only."""
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    for block in blocks(t, acc, gyr):
+        rig.engine.on_samples(0, ImuSamples(t_s=block.t_s, acc_ms2=block.acc_ms2))
+        if blocks_of == "acc_and_gyro_apart":
+            rig.engine.on_samples(0, ImuSamples(t_s=block.t_s, gyr_rad_s=block.gyr_rad_s))
+    rig.engine.shutdown()
+    reps = rig.of(MessageKind.REP)
+    assert [m.data["rep_index"] for m in reps] == list(range(1, 11)) * 3
+    assert rig.engine.channels[0].has_gyro is False

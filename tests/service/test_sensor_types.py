@@ -4,10 +4,16 @@ The sensor registry (:data:`hipsense.device.decoders.DECODERS`) is the one place
 is named: the config validator accepts exactly its names and rates, and with
 ``backend = "emulator"`` the real ``hipsense run`` process finds the emulated sensor by scanning
 for what the registry says that type advertises (no address configured, as on a fresh Pi),
-connects, configures its rate, streams, and the reps reach a real Mosquitto.
+connects, configures its rate, streams, and the reps reach a real Mosquitto. Sensors that can
+stream their accelerometer alone (``gyroscope = false``) are counted on tilt alone, from a real
+accelerometer-only recording (MEx).
 """
 
 from __future__ import annotations
+
+import datetime as dt
+from importlib.resources import files
+from pathlib import Path
 
 import pytest
 
@@ -20,6 +26,8 @@ from hipsense.service.config import config_from_mapping
 from tests.service.conftest import PATIENT, Dashboard, prescription, wait_until
 
 MQTT = {"host": "localhost", "patient_id": PATIENT}
+ACCELEROMETER_ONLY = sorted(t for t, d in DECODERS.items() if d.accelerometer_only is not None)
+MEX_BRIDGES = Path(str(files("hipsense") / "data" / "mex_01_02_act_1.csv.gz"))  # 9 bridges, no gyroscope
 
 
 def test_the_validator_accepts_exactly_the_registered_types_at_their_default_rates():
@@ -60,3 +68,45 @@ def test_hipsense_run_scans_connects_and_counts_with_every_registered_type(senso
     assert connected and started["address"] in connected[0]["detail"]  # found by scanning, not told
     reps = dashboard.events(MessageKind.REP)
     assert {m.data["exercise"] for m in reps} == {"straight_leg_raise"}
+
+
+def test_only_sensor_types_that_can_stream_their_accelerometer_alone_accept_gyroscope_false():
+    assert ACCELEROMETER_ONLY == ["metamotion", "polar"]
+    for sensor_type in ACCELEROMETER_ONLY:
+        (sensor,) = config_from_mapping({"mqtt": MQTT, "sensor": {"type": sensor_type, "gyroscope": False}}).sensors
+        assert sensor.gyroscope is False
+    with pytest.raises(ConfigError, match="WitMotion WT901BLE always streams its gyroscope; "
+                                          "gyroscope = false is for type = polar | metamotion"):
+        config_from_mapping({"mqtt": MQTT, "sensor": {"type": "witmotion", "gyroscope": False}})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sensor_type", ACCELEROMETER_ONLY)
+def test_hipsense_run_counts_an_accelerometer_only_sensor(sensor_type, broker, service_factory):
+    service = service_factory(broker, sensor_type=sensor_type, sensor={"gyroscope": False}, recording=MEX_BRIDGES)
+    bridges = p.build_prescription(PATIENT, version=1, updated_at=dt.datetime.now(dt.UTC), exercises=[
+        p.PrescribedExercise(order=1, exercise="bridge", sets=1, reps=9, hold_s=5, sides=("both",))])
+    with Dashboard(broker) as dashboard:
+        dashboard.publish(p.build_topic(MessageKind.PRESCRIPTION, PATIENT), bridges.payload)
+        service.start()
+        try:
+            wait_until(lambda: dashboard.events(MessageKind.SESSION), 60, f"the session of the emulated {sensor_type}")
+        finally:
+            assert service.terminate() == 0, service.log_path.read_text()[-3000:]
+    reps = dashboard.events(MessageKind.REP)
+    assert [m.data["rep_index"] for m in reps] == list(range(1, 10))  # as `hipsense replay` counts the file
+    assert {m.data["exercise"] for m in reps} == {"bridge"}
+    (summary,) = dashboard.events(MessageKind.SESSION)
+    assert summary.data["adherence"] == 1.0
+
+
+def test_a_sensor_that_always_sends_its_gyroscope_cannot_replay_an_accelerometer_only_recording():
+    from hipsense.device.bumble_backend import VirtualRadio
+    from hipsense.service.config import EmulatorConfig, SensorConfig
+    from hipsense.service.sensors import emulated_sensor
+
+    pytest.importorskip("bumble")
+    for sensor_type in sorted(set(DECODERS) - set(ACCELEROMETER_ONLY)):
+        with pytest.raises(ConfigError, match="always sends its gyroscope: it needs a recording with gyroscope"):
+            emulated_sensor(SensorConfig(type=sensor_type, backend="emulator"), VirtualRadio(),
+                            EmulatorConfig(recording=MEX_BRIDGES), index=0)

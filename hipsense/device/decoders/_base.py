@@ -105,6 +105,9 @@ class SensorDecoder(abc.ABC):
     """The rates (Hz) the configuration may ask for: ``cls(rate_hz=r)`` streams at ``r``."""
     default_rate_hz: ClassVar[int]
     """The rate used when the configuration names none (one of :attr:`rates_hz`)."""
+    accelerometer_only: ClassVar[dict[str, Any] | None] = None
+    """Constructor options that make the sensor stream its accelerometer alone (the service's
+    ``gyroscope = false``; counting needs the accelerometer only); None: it always sends both."""
     full_scale: ClassVar[tuple[float, float] | None] = None
     """(acceleration m/s², angular rate rad/s) limits when the decoder's settings fix them,
     for the calibration's saturation check; None when they depend on options."""

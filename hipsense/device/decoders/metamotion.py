@@ -174,6 +174,9 @@ class MetaMotionDecoder(SensorDecoder):
         ``"bmi160"`` or ``"bmi270"`` (read ``[0x03, 0x80]`` first: :func:`parse_module_info`).
     gap_threshold_s
         See :class:`~hipsense.device.clock.ReceiveTimeClock`.
+    gyroscope
+        Configure and stream the gyroscope too (False: the accelerometer alone, which the
+        service counts on; it halves what the link carries).
     """
 
     sensor_type: ClassVar[str] = "metamotion"
@@ -186,6 +189,7 @@ class MetaMotionDecoder(SensorDecoder):
     # over BLE (see ``rate_hz`` below); the chips themselves go higher.
     rates_hz: ClassVar[tuple[int, ...]] = (25, 50, 100)
     default_rate_hz: ClassVar[int] = 50
+    accelerometer_only: ClassVar[dict[str, Any] | None] = {"gyroscope": False}
 
     def __init__(
         self,
@@ -196,6 +200,7 @@ class MetaMotionDecoder(SensorDecoder):
         packed: bool = True,
         chip: str = "bmi160",
         gap_threshold_s: float = 0.5,
+        gyroscope: bool = True,
     ) -> None:
         if acc_range_g not in ACC_LSB_PER_G or gyr_range_dps not in GYR_RANGE:
             raise ValueError(
@@ -209,6 +214,7 @@ class MetaMotionDecoder(SensorDecoder):
         self._options = {
             "rate_hz": rate_hz, "acc_range_g": acc_range_g, "gyr_range_dps": gyr_range_dps,
             "packed": packed, "chip": str(Chip(chip)), "gap_threshold_s": gap_threshold_s,
+            "gyroscope": gyroscope,
         }  # fmt: skip
         self._chip = Chip(chip)
         self._registers = REGISTERS[self._chip]
@@ -243,7 +249,7 @@ class MetaMotionDecoder(SensorDecoder):
             [MODULE_ACC, 0x01, 0x01],  # power on
             [MODULE_GYRO, 0x01, 0x01],
         ]
-        return tuple(GattWrite(COMMAND_UUID, bytes(c), response=False) for c in commands)
+        return self._writes(commands)
 
     def stop_writes(self) -> tuple[GattWrite, ...]:
         reg = self._registers
@@ -254,6 +260,12 @@ class MetaMotionDecoder(SensorDecoder):
             [MODULE_GYRO, 0x02, 0x00, 0x01], [MODULE_ACC, 0x02, 0x00, 0x01],  # disable
             [MODULE_GYRO, gyr_data, 0x00], [MODULE_ACC, acc_data, 0x00],  # unsubscribe
         ]  # fmt: skip
+        return self._writes(commands)
+
+    def _writes(self, commands: list[list[int]]) -> tuple[GattWrite, ...]:
+        """The commands as writes, without the gyroscope's when it is not streamed."""
+        if not self._options["gyroscope"]:
+            commands = [c for c in commands if c[0] != MODULE_GYRO]
         return tuple(GattWrite(COMMAND_UUID, bytes(c), response=False) for c in commands)
 
     async def read_battery(self, gatt: Gatt) -> int | None:

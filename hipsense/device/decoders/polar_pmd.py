@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from hipsense.device.clock import DeviceClockAligner, increasing_after
-from hipsense.device.decoders._base import GattWrite, SensorDecoder, as_bytes
+from hipsense.device.decoders._base import Gatt, GattWrite, SensorDecoder, as_bytes
 from hipsense.device.decoders._pmd_frames import PmdFrame, parse_data_frame, sample_times_ns
 from hipsense.device.gaps import Continuity, SensorTimeGapDetector
 from hipsense.device.samples import Gap, GapReason, ImuSamples
@@ -284,7 +284,7 @@ _STREAM_NAMES = {"acc": MeasurementType.ACC, "gyro": MeasurementType.GYRO}
 
 
 class PolarPmdDecoder(SensorDecoder):
-    """Decoder for Polar PMD ACC and GYRO streams (Verity Sense; H10 gives ACC only).
+    """Decoder for Polar PMD ACC and GYRO streams (Verity Sense; an H10 offers ACC only).
 
     Each data frame becomes a block with either ``acc_ms2`` or ``gyr_rad_s``; both streams
     share the sensor clock, hence one clock fit. ``sensor_time_s`` is seconds since
@@ -298,7 +298,9 @@ class PolarPmdDecoder(SensorDecoder):
     acc_range_g, gyr_range_dps
         Requested ranges (±g, ±deg/s).
     streams
-        Which of ``"acc"``, ``"gyro"`` to start.
+        Which of ``"acc"``, ``"gyro"`` to start, of those the unit offers: :meth:`configure`
+        reads its features, so an H10 (no gyroscope) streams ACC alone, and so does a Verity
+        asked for ``("acc",)``. The service counts on the accelerometer alone either way.
     sdk_mode
         Enter SDK mode first (Verity firmware ≥ 1.1.5) to unlock other rates.
     send_channels
@@ -317,6 +319,7 @@ class PolarPmdDecoder(SensorDecoder):
     # other rates need ``sdk_mode=True``, which the service's configuration does not offer yet.
     rates_hz: ClassVar[tuple[int, ...]] = (52,)
     default_rate_hz: ClassVar[int] = 52
+    accelerometer_only: ClassVar[dict[str, Any] | None] = {"streams": ("acc",)}
 
     def __init__(
         self,
@@ -353,6 +356,7 @@ class PolarPmdDecoder(SensorDecoder):
         self._clock = DeviceClockAligner(window_s=10.0, history_s=600.0)
         self.last_control_point: ControlPointResponse | StreamsStoppedByDevice | None = None
         """The most recent control-point indication, for the link to check statuses."""
+        self._offered: frozenset[int] | None = None  # the unit's features; None: not read
 
     def options(self) -> dict[str, Any]:
         return {
@@ -377,11 +381,27 @@ class PolarPmdDecoder(SensorDecoder):
             settings[SettingType.CHANNELS] = 3
         return settings
 
+    async def configure(self, gatt: Gatt) -> None:
+        """Read which measurements the unit offers (the control point's feature bitmap)."""
+        self._offered = None
+        if not gatt.has_characteristic(PMD_CONTROL_POINT_UUID):
+            return
+        try:
+            self._offered = parse_features(await gatt.read(PMD_CONTROL_POINT_UUID))
+        except DecodeError:
+            pass  # unknown: ask for every stream; a refusal then names the one it lacks
+
+    def _streams_started(self) -> tuple[str, ...]:
+        """The requested streams the unit offers; all requested if none is (the refusal says why)."""
+        offered = self._offered
+        started = tuple(n for n in self._streams_requested if offered is None or _STREAM_NAMES[n] in offered)
+        return started or self._streams_requested
+
     def start_writes(self) -> tuple[GattWrite, ...]:
         writes = []
         if self._sdk_mode:
             writes.append(self._cp_write(build_start(MeasurementType.SDK_MODE)))
-        for name in self._streams_requested:
+        for name in self._streams_started():
             measurement = _STREAM_NAMES[name]
             writes.append(
                 self._cp_write(build_start(measurement, self.start_settings(measurement)))
@@ -390,7 +410,7 @@ class PolarPmdDecoder(SensorDecoder):
 
     def stop_writes(self) -> tuple[GattWrite, ...]:
         writes = [
-            self._cp_write(build_stop(_STREAM_NAMES[n])) for n in reversed(self._streams_requested)
+            self._cp_write(build_stop(_STREAM_NAMES[n])) for n in reversed(self._streams_started())
         ]
         if self._sdk_mode:
             writes.append(self._cp_write(build_stop(MeasurementType.SDK_MODE)))

@@ -1,4 +1,4 @@
-"""What the emulated sensors with acc + gyro in physical units replay (Polar, Movella DOT).
+"""What the emulated sensors replay: acceleration, and angular rate when it was recorded, in physical units.
 
 The WitMotion emulator keeps its own raw-int16 recording because that sensor's wire format is
 the recording; the sensors here quantise differently (Polar: integer counts × a factor; DOT:
@@ -22,6 +22,10 @@ STANDARD_GRAVITY_MS2 = 9.80665
 class ImuRecording:
     """Acceleration and angular rate sampled at a fixed rate, in the sensor frame.
 
+    An accelerometer-only recording (MEx, a Polar H10) has no angular rate: sensors that can
+    stream their accelerometer alone replay it as such (Polar, MetaMotion); sensors that always
+    send their gyroscope cannot replay it (:func:`~hipsense.device.emulator.emulate` says so).
+
     Attributes
     ----------
     rate_hz
@@ -29,24 +33,32 @@ class ImuRecording:
     acc_ms2
         Shape (n, 3), m/s², gravity included.
     gyr_dps
-        Shape (n, 3), deg/s (the unit both sensors put on the air before scaling).
+        Shape (n, 3), deg/s (the unit the sensors put on the air before scaling); None when
+        the recording has no gyroscope.
     """
 
     rate_hz: float
     acc_ms2: npt.NDArray[np.float64]
-    gyr_dps: npt.NDArray[np.float64]
+    gyr_dps: npt.NDArray[np.float64] | None
 
     def __post_init__(self) -> None:
         acc = np.array(self.acc_ms2, dtype=np.float64)
-        gyr = np.array(self.gyr_dps, dtype=np.float64)
-        if acc.ndim != 2 or acc.shape[1] != 3 or acc.shape[0] == 0 or gyr.shape != acc.shape:
-            raise ValueError(f"acc_ms2 and gyr_dps must both have shape (n>0, 3), got {acc.shape}, {gyr.shape}")
+        if acc.ndim != 2 or acc.shape[1] != 3 or acc.shape[0] == 0:
+            raise ValueError(f"acc_ms2 must have shape (n>0, 3), got {acc.shape}")
         if self.rate_hz <= 0:
             raise ValueError(f"rate_hz must be > 0, got {self.rate_hz}")
         acc.setflags(write=False)
-        gyr.setflags(write=False)
         object.__setattr__(self, "acc_ms2", acc)
-        object.__setattr__(self, "gyr_dps", gyr)
+        if self.gyr_dps is not None:
+            gyr = np.array(self.gyr_dps, dtype=np.float64)
+            if gyr.shape != acc.shape:
+                raise ValueError(f"gyr_dps must have the shape of acc_ms2 {acc.shape}, got {gyr.shape}")
+            gyr.setflags(write=False)
+            object.__setattr__(self, "gyr_dps", gyr)
+
+    @property
+    def has_gyro(self) -> bool:
+        return self.gyr_dps is not None
 
     @property
     def n(self) -> int:

@@ -14,6 +14,9 @@ Protocol facts from ``docs/sensors.md`` §4, written independently of the projec
   gyro in LSB per deg/s (±2000…125 → 16.4…262.4); no timestamp or counter;
 * ``11 CC`` (battery read) is answered ``11 8C <charge %> <mV u16 LE>``.
 
+A recording without angular rate (:class:`ImuRecording` ``gyr_dps=None``) is replayed as a
+board whose gyroscope sends nothing: configure it to stream the accelerometer alone.
+
 Known simplifications: both streams run at the accelerometer's rate (the client configures the
 same rate for both); below 12.5 Hz the BMI160's undersampling codes are not emulated.
 """
@@ -136,13 +139,18 @@ class MetaMotionEmulator(EmulatedPeripheral):
 
     def notifications(self, sensor_times_s: Sequence[float]) -> list[tuple[Characteristic, bytes]]:
         rows = [self.recording.index_at(t, loop=self.loop) for t in sensor_times_s]
+        recorded = {ACC: self.recording.acc_ms2, GYRO: self.recording.gyr_dps}
+        per_unit = {ACC: STANDARD_GRAVITY_MS2, GYRO: 1.0}  # counts are per g and per deg/s
         out = []
-        for module, values, scale, data_reg, packed_reg in (
-            (ACC, self.recording.acc_ms2[rows] / STANDARD_GRAVITY_MS2, self.acc_lsb_per_g, ACC_DATA, ACC_PACKED),
-            (GYRO, self.recording.gyr_dps[rows], self.gyro_lsb_per_dps, GYRO_DATA, GYRO_PACKED),
+        for module, scale, data_reg, packed_reg in (
+            (ACC, self.acc_lsb_per_g, ACC_DATA, ACC_PACKED),
+            (GYRO, self.gyro_lsb_per_dps, GYRO_DATA, GYRO_PACKED),
         ):
-            if not (self.running[module] and self.subscribed[module]):
+            source = recorded[module]
+            # an accelerometer-only recording: the gyroscope, if started, has nothing to send
+            if source is None or not (self.running[module] and self.subscribed[module]):
                 continue
+            values = source[rows] / per_unit[module]
             counts = np.clip(np.rint(values * scale), -32768, 32767).astype("<i2")
             if self.packed[module]:
                 out.append((self._notify, bytes([module, packed_reg]) + counts.tobytes()))

@@ -172,6 +172,9 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             raise ValueError(f"acc_frame_type must be 0 or 1, got {acc_frame_type}")
         self.recording = recording
         self.loop = loop
+        # A recording without angular rate is replayed as a unit without a gyroscope (an H10
+        # offers ACC only): GYRO is left out of the features and refused as not supported.
+        self.features = _FEATURES if recording.has_gyro else tuple(f for f in _FEATURES if f != GYRO)
         self.max_samples_per_frame = samples_per_frame
         self.block_samples = block_samples
         self.acc_frame_type = acc_frame_type
@@ -188,7 +191,7 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             PMD_CONTROL_POINT_UUID,
             Characteristic.Properties.READ | Characteristic.Properties.WRITE | Characteristic.Properties.INDICATE,
             Characteristic.Permissions.READABLE | Characteristic.Permissions.WRITEABLE,
-            CharacteristicValue(read=lambda _connection: encode_features(_FEATURES), write=self._on_write),
+            CharacteristicValue(read=lambda _connection: encode_features(self.features), write=self._on_write),
         )
         self._data = Characteristic(
             PMD_DATA_UUID, Characteristic.Properties.NOTIFY, Characteristic.Permissions.READABLE, b""
@@ -249,6 +252,7 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
         if measurement == ACC:
             values = self.recording.acc_ms2[rows] / STANDARD_GRAVITY_MS2 * (1000.0 if stream.frame_type == 1 else 1.0)
         else:
+            assert self.recording.gyr_dps is not None  # GYRO starts only with a gyroscope
             values = self.recording.gyr_dps[rows]
         return np.clip(np.rint(values / stream.factor), -32768, 32767).astype(np.int64)
 
@@ -297,7 +301,7 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             return encode_response(command[0] if command else 0, 0, INVALID_LENGTH)
         op_code, measurement = command[0], command[1]
         if op_code == OP_GET_SETTINGS:
-            offered = _OFFERED[self.sdk_mode].get(measurement)
+            offered = self._offered(measurement)
             if offered is None:
                 return encode_response(op_code, measurement, NOT_SUPPORTED)
             return encode_response(op_code, measurement, OK, encode_settings(offered))
@@ -307,6 +311,10 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             return self._stop(measurement)
         return encode_response(op_code, measurement, INVALID_OP)
 
+    def _offered(self, measurement: int) -> dict[int, tuple[int, ...]] | None:
+        """The settings this unit allows for ``measurement`` now; None: not a stream it has."""
+        return _OFFERED[self.sdk_mode].get(measurement) if measurement in self.features else None
+
     def _start(self, measurement: int, parameters: bytes) -> bytes:
         if measurement == SDK_MODE:
             if self.sdk_mode:
@@ -314,7 +322,7 @@ class PolarVeritySenseEmulator(EmulatedPeripheral):
             self.sdk_mode = True
             self.streams.clear()  # entering SDK mode closes running streams
             return encode_response(OP_START, measurement, OK)
-        offered = _OFFERED[self.sdk_mode].get(measurement)
+        offered = self._offered(measurement)
         if offered is None:
             return encode_response(OP_START, measurement, NOT_SUPPORTED)
         if measurement in self.streams:

@@ -3,7 +3,9 @@
 Keyed by the decoder registry's names (:data:`hipsense.device.decoders.DECODERS`), so the
 service's ``sensor.backend = "emulator"`` works for every type listed here with the same
 configuration as the real sensor. Every emulator replays the same motion, an
-:class:`ImuRecording` in physical units, encoding it into its own wire format.
+:class:`ImuRecording` in physical units, encoding it into its own wire format. An
+accelerometer-only recording can be replayed by the sensors that stream their accelerometer
+alone (Polar, MetaMotion); one that always sends its gyroscope (WitMotion, Movella DOT) refuses it.
 """
 
 from __future__ import annotations
@@ -28,15 +30,23 @@ EmulatorFactory = Callable[[VirtualRadio, ImuRecording, int, "str | None", float
 ``index`` numbers the sensors of one patient (0, 1) so their names and addresses differ."""
 
 
+def _needs_gyroscope(recording: ImuRecording, sensor: str) -> np.ndarray:
+    if recording.gyr_dps is None:
+        raise ValueError(f"an emulated {sensor} always sends its gyroscope: it needs a recording with gyroscope "
+                         "data (an accelerometer-only one can be replayed as polar or metamotion)")
+    return recording.gyr_dps
+
+
 def _witmotion(radio: VirtualRadio, recording: ImuRecording, index: int, address: str | None,
                speed: float, loop: bool) -> EmulatedPeripheral:
+    gyr_dps = _needs_gyroscope(recording, "WitMotion")
     acc = recording.acc_ms2
     # The WitMotion also sends its own fused angles; roll and pitch from gravity are what it
     # would show for a slowly moving thigh. Nothing downstream relies on them.
     roll = np.arctan2(acc[:, 1], acc[:, 2])
     pitch = np.arctan2(-acc[:, 0], np.hypot(acc[:, 1], acc[:, 2]))
     euler = np.stack([roll, pitch, np.zeros(len(acc))], axis=1)
-    raw = WitMotionRecording.from_si(recording.rate_hz, acc, np.radians(recording.gyr_dps), euler)
+    raw = WitMotionRecording.from_si(recording.rate_hz, acc, np.radians(gyr_dps), euler)
     return WitMotionEmulator(radio, raw, name=f"WT901BLE{68 + index}",
                              address=address or f"F1:57:00:00:00:{index + 1:02X}", speed=speed, loop=loop)
 
@@ -49,6 +59,7 @@ def _polar(radio: VirtualRadio, recording: ImuRecording, index: int, address: st
 
 def _movella_dot(radio: VirtualRadio, recording: ImuRecording, index: int, address: str | None,
                  speed: float, loop: bool) -> EmulatedPeripheral:
+    _needs_gyroscope(recording, "Movella DOT")
     return MovellaDotEmulator(radio, recording, name="Movella DOT",
                               address=address or f"D4:22:CD:00:00:{index + 1:02X}", speed=speed, loop=loop)
 

@@ -71,3 +71,35 @@ def test_metamotion_scans_configures_streams_and_reports_its_battery() -> None:
         np.testing.assert_allclose(np.degrees(np.asarray(gyr)) * 16.4, gyr_counts[: len(gyr)], atol=1e-9)
 
     run(scenario(), timeout_s=60)
+
+
+def test_metamotion_streams_its_accelerometer_alone_when_asked() -> None:
+    async def scenario() -> None:
+        radio = VirtualRadio()
+        swing = ImuRecording.swing(5000, 50.0)
+        sensor = MetaMotionEmulator(radio, ImuRecording(swing.rate_hz, swing.acc_ms2, None), speed=SPEED)
+        acc: list[np.ndarray] = []
+        gyr: list[np.ndarray] = []
+        async with sensor:
+            decoder = make_decoder("metamotion", **make_decoder("metamotion").accelerometer_only)
+            link = SensorLink(decoder, address=sensor.address, max_failed_attempts=2, scan_timeout_s=2.0,
+                              scanner_backend=radio.scanner_backend, client_backend=radio.client_backend)
+
+            async def consume() -> None:
+                async for item in link.decoded():
+                    if isinstance(item, ImuSamples) and item.acc_ms2 is not None:
+                        acc.extend(item.acc_ms2)
+                    elif isinstance(item, ImuSamples) and item.gyr_rad_s is not None:
+                        gyr.extend(item.gyr_rad_s)
+
+            async with link:
+                task = asyncio.create_task(consume())
+                await wait_until(lambda: len(acc) >= 90)
+            await task
+        await radio.close()
+        start = [c.hex(" ") for c in sensor.commands[:4]]
+        assert start == ["03 03 27 08", "03 1c 01", "03 02 01 00", "03 01 01"]  # no gyro module (0x13)
+        assert not any(c[0] == 0x13 for c in sensor.commands) and not gyr
+        assert decoder.options()["gyroscope"] is False
+
+    run(scenario(), timeout_s=60)

@@ -321,3 +321,26 @@ def test_garbage_frames_are_counted_and_dropped_while_both_streams_go_on() -> No
         await radio.close()
 
     run(scenario())
+
+
+def test_a_unit_without_a_gyroscope_streams_acc_alone() -> None:
+    """An H10 (or a replay of an accelerometer-only recording) offers no GYRO: the decoder reads
+    the features on connecting and starts ACC only, instead of a start the unit would refuse."""
+
+    async def scenario() -> None:
+        radio = VirtualRadio()
+        swing = ImuRecording.swing(5000)
+        out = Collected()
+        async with PolarVeritySenseEmulator(radio, ImuRecording(swing.rate_hz, swing.acc_ms2, None),
+                                            speed=SPEED) as sensor:
+            assert GYRO not in sensor.features
+            async with clocked_link(radio, make_decoder("polar"), SPEED, max_failed_attempts=1) as link:
+                consumer = asyncio.create_task(collect(link, out))
+                await wait_until(lambda: out.acc.n >= 100)
+            await consumer
+        assert sensor.commands == [START_ACC, bytes.fromhex("03 02")]
+        assert out.gyr.n == 0 and not out.kinds(LinkEventKind.ATTEMPT_FAILED)
+        _assert_values_match(sensor, out.acc, ACC)
+        await radio.close()
+
+    run(scenario())
