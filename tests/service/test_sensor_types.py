@@ -101,11 +101,11 @@ def test_hipsense_run_counts_an_accelerometer_only_sensor(sensor_type, broker, s
 
 
 def test_a_sensor_that_always_sends_its_gyroscope_cannot_replay_an_accelerometer_only_recording():
+    pytest.importorskip("bumble")
     from hipsense.device.bumble_backend import VirtualRadio
     from hipsense.service.config import EmulatorConfig, SensorConfig
     from hipsense.service.sensors import emulated_sensor
 
-    pytest.importorskip("bumble")
     for sensor_type in sorted(set(DECODERS) - set(ACCELEROMETER_ONLY)):
         with pytest.raises(ConfigError, match="always sends its gyroscope: it needs a recording with gyroscope"):
             emulated_sensor(SensorConfig(type=sensor_type, backend="emulator"), VirtualRadio(),
