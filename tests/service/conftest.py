@@ -109,7 +109,8 @@ class ServiceProcess:
     """``python -m hipsense run --config …`` with JSON logs captured to a file."""
 
     def __init__(self, workdir: Path, broker: Mosquitto, *, sensor_type: str = "witmotion",
-                 sensor: dict[str, Any] | None = None, recording: Path | None = None, **session: Any) -> None:
+                 sensor: dict[str, Any] | None = None, recording: Path | None = None, speed: float = SPEED,
+                 **session: Any) -> None:
         self.workdir = workdir
         self.state_dir = workdir / "state"
         self.config = workdir / "hipsense.toml"
@@ -123,7 +124,7 @@ class ServiceProcess:
             f'[sensor]\ntype = "{sensor_type}"\nbackend = "emulator"\nside = "right"\n{sensor_lines}'
             f'[service]\nstate_dir = "{self.state_dir}"\nvoice = "off"\n'
             f'[session]\n{session_lines}\n'
-            f'[emulator]\nspeed = {SPEED}\n{emulator_lines}'
+            f'[emulator]\nspeed = {speed}\n{emulator_lines}'
         )
         self.process: subprocess.Popen | None = None
         self.runs = 0
