@@ -101,15 +101,34 @@ def gravity_step(
     gyr_rad_s: np.ndarray | None = None,
 ) -> tuple[GravityState, GravityOutput]:
     """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3), ``gyr_rad_s`` (m, 3) or None."""
-    state = shallow_copy(state)
     m = len(t_s)
-    # plain lists, turned into arrays once: numpy item assignment costs more per sample
-    out_g: list[tuple[float, float, float]] = []
-    out_w: list[float] = []
-    out_tilt: list[float] = []
     ts = np.asarray(t_s, dtype=float).tolist()
     acc = np.asarray(acc_ms2, dtype=float).reshape(m, 3).tolist()
     gyr = None if gyr_rad_s is None else np.asarray(gyr_rad_s, dtype=float).reshape(m, 3).tolist()
+    state, out_g, out_w, out_tilt = gravity_lists(settings, state, ts, acc, gyr)
+    g_arr = np.array(out_g, dtype=float).reshape(m, 3)
+    return state, GravityOutput(
+        np.asarray(t_s, dtype=float), g_arr, np.array(out_w, dtype=float), np.array(out_tilt, dtype=float),
+        np.array(state.bias),
+    )
+
+
+def gravity_lists(
+    settings: GravitySettings,
+    state: GravityState,
+    ts: list[float],
+    acc: list,
+    gyr: list | None,
+) -> tuple[GravityState, list[tuple[float, float, float]], list[float], list[float]]:
+    """:func:`gravity_step` on plain lists (rows of 3), for a caller that chains kernels
+    without numpy between them (``pipeline``). Returns the new state and, per sample, ``g``,
+    ``speed_dps`` and ``tilt_rate_dps``."""
+    state = shallow_copy(state)
+    m = len(ts)
+    # plain lists, turned into arrays once by the caller: numpy item assignment costs more per sample
+    out_g: list[tuple[float, float, float]] = []
+    out_w: list[float] = []
+    out_tilt: list[float] = []
 
     t_prev = state.t
     gx, gy, gz = state.g
@@ -236,11 +255,7 @@ def gravity_step(
     state.still_s = still_s
     state.w_mean, state.u_mean, state.g_norm = w_mean, u_mean, g_norm
     state.bias_known, state.spell_sum = bias_known, spell_sum
-    g_arr = np.array(out_g, dtype=float).reshape(m, 3)
-    return state, GravityOutput(
-        np.asarray(t_s, dtype=float), g_arr, np.array(out_w, dtype=float), np.array(out_tilt, dtype=float),
-        np.array(state.bias),
-    )
+    return state, out_g, out_w, out_tilt
 
 
 def estimate_gravity(

@@ -18,9 +18,9 @@ import numpy as np
 
 from .cycles import CycleEvent, CycleSettings, count_cycles_flush, count_cycles_init, count_cycles_step
 from .impacts import ImpactEvent, ImpactSettings, detect_impacts_init, detect_impacts_step
-from .orientation import GravitySettings, gravity_init, gravity_step
+from .orientation import GravitySettings, gravity_init, gravity_lists
 from .reps import RepEvent, RepSettings, RestEvent, segment_reps_flush, segment_reps_init, segment_reps_step
-from .resample import ResamplerSettings, resample_init, resample_step
+from .resample import ResamplerSettings, resample_init, resample_lists
 from .steps import StepEvent, StepSettings, count_steps_init, count_steps_step
 
 COUNTERS = frozenset({"reps", "cycles", "impacts", "steps"})
@@ -86,6 +86,8 @@ class ThighPipeline:
         s = self.settings
         out = PipelineOutput()
         t_s = np.asarray(t_s, dtype=float).reshape(-1)
+        if len(x) != len(t_s):
+            raise ValueError(f"x must be (n, k) with n == len(t_s); got {x.shape} and {t_s.shape}")
         # NaN and inf survive a sum: one cheap test per chunk, the exact mask only when it fails
         if not math.isfinite(float(x.sum()) + float(t_s.sum())):
             finite = np.isfinite(t_s) & np.all(np.isfinite(x), axis=1)
@@ -95,22 +97,32 @@ class ThighPipeline:
         if "impacts" in s.counters:
             self._impacts, io = detect_impacts_step(s.impacts, self._impacts, t_s, acc)
             out.impacts = io.impacts
-        self._resampler, rs = resample_step(s.resampler, self._resampler, t_s, x)
-        gyr = rs.x[:, 3:6] if self.has_gyro else None
-        self._gravity, go = gravity_step(s.gravity, self._gravity, rs.t_s, rs.x[:, 0:3], gyr)
-        out.gaps, out.t_s, out.speed_dps, out.g_sf = rs.gaps, go.t_s, go.speed_dps, go.g
+        # The chain runs on plain lists from here (converted once): resample → gravity; numpy
+        # arrays are made once, for the rep kernel and the output.
+        self._resampler, grid_t, grid_x, out.gaps, _ = resample_lists(s.resampler, self._resampler, t_s.tolist(),
+                                                                      x.tolist())
+        if self.has_gyro:
+            grid_acc = [row[0:3] for row in grid_x]
+            grid_gyr: list | None = [row[3:6] for row in grid_x]
+        else:
+            grid_acc, grid_gyr = grid_x, None
+        self._gravity, g, speed, tilt = gravity_lists(s.gravity, self._gravity, grid_t, grid_acc, grid_gyr)
+        m = len(grid_t)
+        out.t_s = np.array(grid_t, dtype=float)
+        out.g_sf = np.array(g, dtype=float).reshape(m, 3)
+        out.speed_dps = np.array(speed, dtype=float)
         if "reps" in s.counters:
             self._reps, ro = segment_reps_step(
-                s.reps, self._reps, go.t_s, go.g, go.tilt_rate_dps, go.speed_dps
+                s.reps, self._reps, out.t_s, out.g_sf, np.array(tilt, dtype=float), out.speed_dps
             )
             out.reps, out.rests, out.angle_deg = ro.reps, ro.rests, ro.angle_deg
         else:
-            out.angle_deg = np.full(len(go.t_s), np.nan)
+            out.angle_deg = np.full(m, np.nan)
         if "cycles" in s.counters:
-            self._cycles, co = count_cycles_step(s.cycles, self._cycles, go.t_s, go.g)
+            self._cycles, co = count_cycles_step(s.cycles, self._cycles, out.t_s, out.g_sf)
             out.cycles = co.cycles
         if "steps" in s.counters:
-            self._steps, so = count_steps_step(s.steps, self._steps, go.t_s, go.speed_dps)
+            self._steps, so = count_steps_step(s.steps, self._steps, out.t_s, out.speed_dps)
             out.steps = so.steps
         return out
 

@@ -35,7 +35,7 @@ class ResamplerSettings:
 @dataclass
 class ResamplerState:
     last_t: float | None = None  # time of the last real sample seen
-    last_x: np.ndarray | None = None  # its values, (k,)
+    last_x: tuple[float, ...] | None = None  # its values, (k,)
     grid_origin: float | None = None  # grid times are origin + index / rate_hz (exact,
     next_i: int = 0  # never accumulated, so any chunking yields bit-identical times)
     n_out_of_order: int = 0  # samples dropped because their time did not advance
@@ -66,8 +66,19 @@ def resample_step(
     x_arr = np.asarray(x, dtype=float)
     if x_arr.ndim != 2 or len(x_arr) != len(t_arr):
         raise ValueError(f"x must be (n, k) with n == len(t_s); got {x_arr.shape} and {t_arr.shape}")
-    state = shallow_copy(state)
     k = x_arr.shape[1]
+    state, out_t, out_x, gaps, dropped = resample_lists(settings, state, t_arr.tolist(), x_arr.tolist())
+    x_out = np.array(out_x, dtype=float).reshape(len(out_t), k)
+    return state, Resampled(np.array(out_t, dtype=float), x_out, gaps, dropped)
+
+
+def resample_lists(
+    settings: ResamplerSettings, state: ResamplerState, ts: list[float], xs_rows: list[list[float]]
+) -> tuple[ResamplerState, list[float], list[list[float]], list[tuple[float, float]], int]:
+    """:func:`resample_step` on plain lists (``ndarray.tolist()``), for a caller that chains
+    kernels without going through numpy between them (``pipeline``). Returns the new state,
+    the grid times, the grid rows, the gaps and the number of samples dropped."""
+    state = shallow_copy(state)
     period = 1.0 / settings.rate_hz
     max_gap = settings.max_gap_s
     out_t: list[float] = []
@@ -75,9 +86,9 @@ def resample_step(
     gaps: list[tuple[float, float]] = []
     dropped = 0
     last_t = state.last_t
-    last_x = None if state.last_x is None else state.last_x.tolist()
+    last_x = state.last_x
     origin, next_i = state.grid_origin, state.next_i
-    for t, xs in zip(t_arr.tolist(), x_arr.tolist()):
+    for t, xs in zip(ts, xs_rows):
         if last_t is not None and not t > last_t:
             # time does not advance (duplicate, clock glitch): cannot be placed without
             # inventing an order — counted, never silently merged
@@ -104,10 +115,10 @@ def resample_step(
         last_t, last_x = t, xs
     state.n_out_of_order += dropped
     state.last_t = last_t
-    state.last_x = None if last_x is None else np.array(last_x)
+    # the last real sample's values, as a tuple (immutable: a later step cannot change them)
+    state.last_x = None if last_x is None else tuple(last_x)
     state.grid_origin, state.next_i = origin, next_i
-    x_out = np.array(out_x, dtype=float).reshape(len(out_t), k)
-    return state, Resampled(np.array(out_t, dtype=float), x_out, gaps, dropped)
+    return state, out_t, out_x, gaps, dropped
 
 
 def resample(settings: ResamplerSettings, t_s: np.ndarray, x: np.ndarray) -> Resampled:
