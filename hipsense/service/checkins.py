@@ -164,7 +164,7 @@ class CheckIns:
             self._stored(engine.publisher.session(
                 session_id=new_session_id(), t_start=now, t_end=now, exercises=exercises,
                 prescription_version=plan.prescription_version, adherence=0.0 if plan.lines else None,
-                flags=skip_flags(reason)))
+                flags=skip_flags(reason), hold=False))  # the patient is told if it fails
 
         self._on_worker(skip_today)
 

@@ -238,7 +238,10 @@ class SessionEngine:
             release_free_memory()  # the import's temporaries: ~10 MB (memory.py)
 
     def tick(self) -> None:
-        """Call now and then (about once a second): ends a session after ``idle_end_s`` without results."""
+        """Call now and then (about once a second): stores results held while the outbox could
+        not be written, and ends a session after ``idle_end_s`` without results."""
+        if self.publisher.held:
+            self.publisher.retry_held()
         if self.session_id is None or self.last_result_t_s is None:
             return
         # The sample clock, not just the last sample: a sensor switched off mid-session must
@@ -256,6 +259,11 @@ class SessionEngine:
             self._flush_tracker(channel)
         if self.session_id is not None:
             self.end_session(reason="shutdown", flags=("interrupted",) if not self.plan.complete else ())
+        if self.publisher.held:
+            self.publisher.retry_held()
+        if self.publisher.held:
+            log.error("%d result(s) could not be stored (the outbox cannot be written) and are lost with this "
+                      "process", self.publisher.held)
 
     def sensors_status(self) -> list[dict[str, Any]]:
         """``sensors`` for the status message (a moved sensor reports the side it is on now)."""
@@ -517,12 +525,12 @@ class SessionEngine:
         self.last_result_t_s = rep.end_t_s
         log.info("rep", extra=fields(exercise=exercise, side=side, set=set_index, rep=rep_index,
                                      rom_deg=round(rep.rom_deg, 1), hold_s=round(rep.hold_s, 1), flags=flags))
-        stored = self.publisher.rep(
+        self.publisher.rep(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, rep_index=rep_index,
             t_start=to_utc(rep.start_t_s), t_end=to_utc(rep.end_t_s), rom_deg=rep.rom_deg, hold_s=rep.hold_s,
             peak_speed_dps=rep.peak_speed_dps, duration_s=rep.duration_s, flags=flags, state=self._state_changes())
         self.voice.count(rep_index)
-        self._state_saved_with(stored)
+        self._save_state_if_apart()
 
     def _on_hold(self, channel: _Channel, hold: HoldResult, line: PlanLine) -> None:
         """A hold of a timed exercise, from the hold timer: one hold a set."""
@@ -548,11 +556,11 @@ class SessionEngine:
             exercise, side, hold_s=hold_s, t_start=to_utc(start), t_end=to_utc(end))
         self.last_result_t_s = end
         log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold_s, 1)))
-        stored = self.publisher.hold(
+        self.publisher.hold(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, hold_index=hold_index,
             t_start=to_utc(start), t_end=to_utc(end), hold_s=hold_s,
             target_hold_s=line.hold_s or None, mean_angle_deg=angle_deg, flags=flags, state=self._state_changes())
-        self._state_saved_with(stored)
+        self._save_state_if_apart()
 
     def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
         self._close_set(*key)
@@ -578,13 +586,13 @@ class SessionEngine:
         line = closed.line
         assert self.session_id is not None
         log.info("set", extra=fields(exercise=closed.exercise, side=closed.side, set=closed.set_index, reps=closed.reps))
-        stored = self.publisher.set(
+        self.publisher.set(
             session_id=self.session_id, exercise=closed.exercise, side=closed.side, set_index=closed.set_index,
             t_start=closed.t_start, t_end=closed.t_end, reps=closed.reps,
             reps_target=line.reps if line else None, holds=closed.holds, hold_s_total=closed.hold_s_total,
             target_hold_s=(line.hold_s or None) if line else None, prescribed=line is not None, flags=closed.flags,
             state=self._state_changes())
-        self._state_saved_with(stored)
+        self._save_state_if_apart()
 
     def end_session(self, *, reason: str, flags: Sequence[str] = ()) -> None:
         """Close open sets and publish the summary; the next activity starts a new session."""
@@ -600,7 +608,7 @@ class SessionEngine:
         log.info("session ended", extra=fields(session_id=self.session_id, reason=reason, adherence=adherence))
         # The summary and the end of the saved session in one transaction: a restart between the
         # two would resume the session and summarise it a second time.
-        stored = self.publisher.session(
+        self.publisher.session(
             session_id=self.session_id, t_start=self.session_t_start, t_end=max(t_end, self.session_t_start),
             exercises=self.plan.summaries(), prescription_version=self.plan.prescription_version,
             adherence=adherence, flags=flags,
@@ -609,7 +617,7 @@ class SessionEngine:
         self.sessions_done += 1
         self.session_id = self.session_t_start = self.last_result_t_s = None
         self.plan.tallies = {}
-        if self.state is not None and (stored is None or not self.state.atomic):
+        if self.state is not None and not self.state.atomic:
             self._guarded(self.state.clear)
         if reason != "shutdown":
             self.override = False
@@ -659,9 +667,11 @@ class SessionEngine:
             return None
         return self.state.changes(self._state_doc())
 
-    def _state_saved_with(self, stored: object | None) -> None:
-        """After a result: save the state on its own unless it went in with the result."""
-        if self.state is not None and (stored is None or not self.state.atomic):
+    def _save_state_if_apart(self) -> None:
+        """After a result: save the state on its own unless it goes in with the result (the
+        publisher writes it with the result, later if the result is held, or alone if the
+        result is refused)."""
+        if self.state is not None and not self.state.atomic:
             self._save_state()
 
     def _save_state(self) -> None:

@@ -5,7 +5,8 @@ committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`
 sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
 A result's ``state`` (the session's numbering after it, see ``service/state.py``) is committed
 in that same transaction.
-Live angles are never stored; they go to the MQTT client's live path when connected and are
+A result the outbox cannot take (disk full) is held in memory, in order, and stored as soon as
+it can be (:meth:`ResultPublisher.retry_held`). Live angles are never stored; they go to the MQTT client's live path when connected and are
 dropped otherwise.
 
 Instants arrive as UTC epoch seconds (see :mod:`hipsense.service.timebase`).
@@ -13,6 +14,8 @@ Instants arrive as UTC epoch seconds (see :mod:`hipsense.service.timebase`).
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -36,6 +39,17 @@ __all__ = ["ResultPublisher"]
 log = logging.getLogger(__name__)
 
 
+MAX_HELD = 10_000
+"""Results kept in memory while the outbox cannot be written: days of exercise, a few MB."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Held:
+    what: str
+    build: Callable[[int], Envelope]
+    state: Mapping[str, bytes | None] | None
+
+
 class ResultPublisher:
     """Builds and stores (or sends, for live data) the messages of one patient."""
 
@@ -48,6 +62,7 @@ class ResultPublisher:
         send_live: Callable[[Envelope], bool] | None = None,
         live_rate_hz: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_held: int = MAX_HELD,
     ) -> None:
         self.patient = patient
         self.outbox = outbox
@@ -59,26 +74,90 @@ class ResultPublisher:
         self.failed = 0
         self.live_sent = 0
         self.on_stored: list[Callable[[str, Envelope], None]] = []  # e.g. Home Assistant totals
+        self.max_held = max_held
+        self._held: collections.deque[_Held] = collections.deque()
+        self._unwritable_since: float | None = None
 
     # -- results -----------------------------------------------------------------------------
 
     def _store(self, what: str, build: Callable[[int], Envelope],
-               state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
+               state: Mapping[str, bytes | None] | None = None, *, hold: bool = True) -> Envelope | None:
+        """Store one result (with ``state``, see the module docstring); None if it is not stored now.
+
+        If the outbox cannot be written (disk full or failing) the result is held in memory, in
+        order, and stored with its state as soon as a write succeeds again (the next result or
+        :meth:`retry_held`), so a full disk costs nothing as long as the process lives. With
+        ``hold=False`` (a patient's answer on the page, who is told to try again) it fails at once.
+        """
+        if not hold:
+            self.retry_held()
+            if self._held:
+                self.failed += 1
+                log.error("%s not stored: the outbox cannot be written (%d result(s) waiting)", what, len(self._held),
+                          extra=fields(kind=what))
+                return None
+            return self._put(_Held(what, build, state))
+        item = _Held(what, build, state)
+        if len(self._held) >= self.max_held:
+            self.failed += 1
+            log.error("%s lost: the outbox cannot be written and %d results already wait in memory", what,
+                      len(self._held), extra=fields(kind=what))
+            return None
+        self._held.append(item)
+        stored = self.retry_held()
+        return stored.get(id(item))
+
+    @property
+    def held(self) -> int:
+        """Results waiting in memory for the outbox to be writable again."""
+        return len(self._held)
+
+    def retry_held(self) -> dict[int, Envelope]:
+        """Store the results held in memory, oldest first, until one cannot be; call now and
+        then (the engine's tick). Returns the envelopes stored, by ``id()`` of their item."""
+        stored: dict[int, Envelope] = {}
+        while self._held:
+            item = self._held[0]
+            try:
+                envelope = self._put(item, raise_outbox_error=True)
+            except OutboxError as exc:
+                if self._unwritable_since is None:
+                    self._unwritable_since = self._clock()
+                    log.error("%s not stored yet: %s; kept in memory (%d waiting) and stored when the outbox can be "
+                              "written again", item.what, exc, len(self._held), extra=fields(kind=item.what))
+                return stored
+            self._held.popleft()
+            if envelope is not None:
+                stored[id(item)] = envelope
+        if self._unwritable_since is not None:
+            log.warning("the outbox can be written again; every result held meanwhile is stored",
+                        extra=fields(waited_s=round(self._clock() - self._unwritable_since, 1)))
+            self._unwritable_since = None
+        return stored
+
+    def _put(self, item: _Held, *, raise_outbox_error: bool = False) -> Envelope | None:
         try:
-            _, envelope = self.outbox.put_sequenced(self.patient, build, state=state)
+            _, envelope = self.outbox.put_sequenced(self.patient, item.build, state=item.state)
         except ProtocolError as exc:  # a measurement the schema refuses (a bug): say so, keep going
             self.failed += 1
-            log.error("%s not published: %s", what, exc, extra=fields(kind=what))
+            log.error("%s not published: %s", item.what, exc, extra=fields(kind=item.what))
+            if item.state:  # the numbering moved on all the same: keep it for a restart
+                try:
+                    self.outbox.write_state(item.state)
+                except OutboxError as state_exc:
+                    log.error("session state not saved: %s", state_exc)
             return None
-        except OutboxError as exc:  # disk full or failing: the counting goes on, the error is loud
-            self.failed += 1
-            log.error("%s not stored: %s", what, exc, extra=fields(kind=what))
+        except OutboxError as exc:
+            if raise_outbox_error:
+                raise
+            self.failed += 1  # disk full or failing: the counting goes on, the error is loud
+            log.error("%s not stored: %s", item.what, exc, extra=fields(kind=item.what))
             return None
         self.stored += 1
         self._notify()
         for observer in self.on_stored:
-            observer(what, envelope)
-        log.info("%s stored", what, extra=fields(kind=what, seq=envelope.seq, id=envelope.message_id))
+            observer(item.what, envelope)
+        log.info("%s stored", item.what, extra=fields(kind=item.what, seq=envelope.seq, id=envelope.message_id))
         return envelope
 
     def rep(self, *, session_id: str, exercise: str, side: str, set_index: int, rep_index: int,
@@ -110,17 +189,20 @@ class ResultPublisher:
 
     def session(self, *, session_id: str, t_start: float, t_end: float, exercises: Sequence[ExerciseSummary],
                 prescription_version: int | None, adherence: float | None, flags: Iterable[str],
-                state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
+                state: Mapping[str, bytes | None] | None = None, hold: bool = True) -> Envelope | None:
         flags = tuple(flags)
         return self._store("session", lambda seq: build_session_summary(
             self.patient, seq=seq, session_id=session_id, t_start=t_start, t_end=max(t_end, t_start),
-            exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags), state)
+            exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags), state,
+            hold=hold)
 
     def pain(self, *, score: int, moment: str, t: float, session_id: str | None = None,
              exercise: str | None = None) -> Envelope | None:
-        """A pain check-in, 0-10 (the payload path; how the patient enters it is up to the caller)."""
+        """A pain check-in, 0-10 (the payload path; how the patient enters it is up to the caller).
+        Not held if the outbox cannot be written: the patient is told and can answer again."""
         return self._store("pain", lambda seq: build_pain_checkin(
-            self.patient, seq=seq, score=score, moment=moment, t=t, session_id=session_id, exercise=exercise))
+            self.patient, seq=seq, score=score, moment=moment, t=t, session_id=session_id, exercise=exercise),
+            hold=False)
 
     # -- live --------------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ from hipsense import __version__
 from hipsense.device.events import LinkEvent
 from hipsense.device.samples import ImuSamples
 from hipsense.protocol import Prescription, build_status
-from hipsense.publish import Outbox, PrescriptionStore
+from hipsense.publish import Outbox, OutboxError, PrescriptionStore
 from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
 from hipsense.service.logs import fields
@@ -46,7 +46,7 @@ from hipsense.service.voice import Voice, make_speaker
 if TYPE_CHECKING:  # the link (and bleak) is imported where links are opened: service.sensors
     from hipsense.device.ble import SensorLink
 
-__all__ = ["EngineWorker", "Service", "run_service"]
+__all__ = ["EngineWorker", "Service", "run_service", "store_status"]
 
 log = logging.getLogger("hipsense.service")
 
@@ -163,11 +163,7 @@ class Service:
         )
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O
-            # outbox_first_seq: lets the dashboard acknowledge past results no one can send any more
-            outbox.put_envelope(build_status(patient, online=True, t=timebase.utc_now(),
-                                             software_version=__version__, sensors=engine.sensors_status(),
-                                             outbox_first_seq=outbox.first_unconfirmed_seq(patient)))
-            client.notify_outbox()
+            store_status(outbox, patient, engine, timebase, notify=client.notify_outbox)
 
         worker = EngineWorker(engine, on_status=put_status)
         self.worker = worker
@@ -299,6 +295,22 @@ class Service:
         client.notify_outbox()
         while time.monotonic() < deadline and outbox.stats().pending_total > 0:
             time.sleep(0.05)
+
+
+def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: Timebase, *,
+                 notify: Callable[[], None]) -> None:
+    """Put the Pi's status (sensors, and ``outbox_first_seq``: lets the dashboard acknowledge past
+    results no one can send any more) in the outbox. On the worker thread: the outbox does disk
+    I/O. If the outbox cannot be written (disk full), the status is skipped with an error: it is
+    sent again on the next change or reconnect, and the processing thread must go on."""
+    try:
+        outbox.put_envelope(build_status(patient, online=True, t=timebase.utc_now(), software_version=__version__,
+                                         sensors=engine.sensors_status(),
+                                         outbox_first_seq=outbox.first_unconfirmed_seq(patient)))
+    except OutboxError as exc:
+        log.error("status not stored: %s", exc)
+        return
+    notify()
 
 
 def _ask_for_pain(voice: Voice, kind: str, envelope: Any) -> None:

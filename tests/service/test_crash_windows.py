@@ -97,8 +97,8 @@ def uci(uci_s1_e3):
 
 
 # seq of the message after which the process dies: 1 the first rep (the session is born),
-# 5 a rep mid-set, 11 the set that closes set 1, 23 the second set's close, 34 the summary
-@pytest.mark.parametrize("crash_at", [1, 5, 11, 23, 34])
+# 5 a rep mid-set, 11 set 1's close, 22 set 2's close, 23 the first rep of set 3, 34 the summary
+@pytest.mark.parametrize("crash_at", [1, 5, 11, 22, 23, 34])
 def test_a_crash_right_after_a_commit_neither_renumbers_nor_loses_a_result(tmp_path, uci, crash_at):
     t, acc, gyr = uci
     first = Rig(tmp_path, rx())

@@ -1,0 +1,112 @@
+"""A full disk under the outbox: a clear error, the counting goes on, nothing counted is lost.
+
+SQLite's ``max_page_count`` makes the outbox's file full at its current size: every write
+then fails with SQLITE_FULL ("database or disk is full"), exactly as on a full SD card.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from hipsense.protocol import Importance, MessageKind
+from hipsense.publish import OutboxError
+from tests.service.test_crash_windows import _check_whole
+from tests.service.test_engine import Rig, rx
+
+
+def _fill(rig: Rig) -> None:
+    """No room left: the file may not grow, and its free pages are taken by a filler table."""
+    import sqlite3
+
+    db = rig.outbox._db
+    db.execute("CREATE TABLE IF NOT EXISTS filler (b BLOB)")
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    for size in (4096, 512, 64, 8, 1):
+        try:
+            while True:
+                db.execute("INSERT INTO filler VALUES (zeroblob(?))", (size,))
+        except sqlite3.OperationalError as exc:
+            assert "full" in str(exc)
+    for size in (1000, 100, 10, 1):  # and the slack in the outbox's own pages (expired at once)
+        try:
+            while True:
+                rig.outbox.put("filler", b"x" * size, qos=0, retain=False, expiry_s=0, importance=Importance.LIVE)
+        except OutboxError as exc:
+            assert "full" in str(exc)
+
+
+def _free(rig: Rig) -> None:
+    rig.outbox._db.execute("PRAGMA max_page_count = 1073741823")
+
+
+@pytest.fixture
+def uci(uci_s1_e3):
+    t, acc, gyr = uci_s1_e3
+    return np.asarray(t, float), np.asarray(acc, float), np.asarray(gyr, float)
+
+
+def test_results_counted_while_the_disk_is_full_are_stored_once_there_is_room(tmp_path, uci, caplog):
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (60.0, 150.0))  # full from set 1's end into set 3
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    with caplog.at_level(logging.ERROR):
+        rig.feed(t, acc, gyr, start=a, stop=b)  # nothing escapes: the counting goes on
+    assert rig.publisher.held > 0  # results could not be written ...
+    assert "database or disk is full" in caplog.text  # ... and the log says why
+    assert rig.speaker.phrases.count("Set 1 of 3 done. Rest.") == 1  # the patient still hears the counts
+    _free(rig)
+    rig.feed(t, acc, gyr, start=b)
+    rig.feed(t[-1] + 0.04 * np.arange(1, 750), np.repeat(acc[-1:], 749, 0), np.zeros((749, 3)))  # rest 30 s
+
+    messages = rig.messages()
+    assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+    _check_whole(messages)
+    assert len([m for m in messages if m.kind is MessageKind.REP]) == 30  # every rep, none lost
+    assert [m.data["reps"] for m in messages if m.kind is MessageKind.SET] == [10, 10, 10]
+    assert rig.publisher.failed == 0 and rig.publisher.held == 0
+
+
+def test_held_results_are_stored_by_the_tick_and_a_restart_resumes_after_them(tmp_path, uci):
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    a = int(np.searchsorted(t, 40.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    b = int(np.searchsorted(t, 70.0))
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    held = rig.publisher.held
+    assert held > 0
+    _free(rig)
+    rig.engine.tick()  # no new result needed: the engine's tick retries
+    assert rig.publisher.held == 0 and len(rig.of(MessageKind.REP)) >= held
+    session_id = rig.engine.session_id
+    rig.outbox.close()  # SIGKILL
+    again = Rig(tmp_path, rx())
+    assert again.engine.session_id == session_id
+    again.feed(t, acc, gyr, start=b)
+    again.engine.shutdown()
+    _check_whole(again.messages())
+
+
+def test_a_status_that_cannot_be_stored_does_not_stop_the_processing_thread(tmp_path, caplog):
+    from hipsense.service.service import EngineWorker, store_status
+
+    rig = Rig(tmp_path, rx())
+    _fill(rig)
+    notified = []
+    worker = EngineWorker(rig.engine, on_status=lambda: store_status(
+        rig.outbox, "p-0001", rig.engine, rig.timebase, notify=lambda: notified.append(1)))
+    worker.start()
+    with caplog.at_level(logging.ERROR):
+        worker.submit("status")
+        worker.stop()
+    assert worker.failed is None
+    assert "status not stored" in caplog.text
+    _free(rig)
+    store_status(rig.outbox, "p-0001", rig.engine, rig.timebase, notify=lambda: notified.append(1))
+    assert [r.topic for r in rig.outbox.pending()] == ["hipsense/v1/p-0001/status"] and notified == [1]
