@@ -52,9 +52,9 @@ from hipsense.signal.countdown import (
     CountdownSettings,
     LiveHoldSettings,
     countdown_init,
-    countdown_step,
+    countdown_lists,
     live_hold_init,
-    live_hold_step,
+    live_hold_lists,
 )
 from hipsense.signal.cycles import CycleEvent
 from hipsense.signal.impacts import ImpactEvent, ImpactSettings
@@ -335,10 +335,11 @@ class ExerciseTracker:
     def _count_down(self, p: PipelineOutput, out: TrackerOutput) -> None:
         if self._live_hold is None or self._countdown is None or not len(p.t_s):
             return
-        self._live_hold, starts = live_hold_step(self._live_hold_settings, self._live_hold, p.t_s, p.angle_deg)
-        self._countdown, cd = countdown_step(self._countdown_settings, self._countdown, p.t_s, starts)
-        out.countdown = cd.cues
-        last = float(cd.remaining_s[-1])
+        ts = p.t_s.tolist()  # the two kernels chained on plain lists: no numpy between them
+        self._live_hold, starts = live_hold_lists(self._live_hold_settings, self._live_hold, ts, p.angle_deg.tolist())
+        self._countdown, remaining, out.countdown = countdown_lists(self._countdown_settings, self._countdown, ts,
+                                                                    starts)
+        last = remaining[-1]
         out.hold_remaining_s = None if math.isnan(last) else last
 
     # -- internals ------------------------------------------------------------------------

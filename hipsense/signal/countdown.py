@@ -28,7 +28,8 @@ from .stream import shallow_copy
 
 __all__ = [
     "CountdownCue", "CountdownOutput", "CountdownSettings", "CountdownState",
-    "LiveHoldSettings", "LiveHoldState", "countdown_init", "countdown_step", "live_hold_init", "live_hold_step",
+    "LiveHoldSettings", "LiveHoldState", "countdown_init", "countdown_lists", "countdown_step", "live_hold_init",
+    "live_hold_lists", "live_hold_step",
 ]
 
 
@@ -75,10 +76,18 @@ def live_hold_step(
 ) -> tuple[LiveHoldState, np.ndarray]:
     """One chunk: ``angle_deg`` (m,) the excursion from rest (NaN: unknown, not holding).
     Returns the hold's start time on every sample, NaN where the thigh is not holding."""
+    st, starts = live_hold_lists(settings, state, np.asarray(t_s, dtype=float).tolist(),
+                                 np.asarray(angle_deg, dtype=float).tolist())
+    return st, np.array(starts, dtype=float)
+
+
+def live_hold_lists(
+    settings: LiveHoldSettings, state: LiveHoldState, ts: list[float], angles: list[float]
+) -> tuple[LiveHoldState, list[float]]:
+    """:func:`live_hold_step` on plain lists, for a caller that chains kernels without numpy
+    between them (the tracker)."""
     st = shallow_copy(state)
     s = settings
-    ts = np.asarray(t_s, dtype=float).tolist()
-    angles = np.asarray(angle_deg, dtype=float).tolist()
     starts = [math.nan] * len(ts)
     for i, (t, ang) in enumerate(zip(ts, angles)):
         if ang != ang:  # NaN: no rest pose yet
@@ -94,7 +103,7 @@ def live_hold_step(
         elif t - st.dwell_start >= s.dwell_s and st.dwell_angle >= s.min_level_deg:
             st.hold_start, st.hold_level = st.dwell_start, st.dwell_angle
             starts[i] = st.hold_start
-    return st, np.array(starts, dtype=float)
+    return st, starts
 
 
 # -- countdown -----------------------------------------------------------------------------------
@@ -139,12 +148,20 @@ def countdown_step(
     settings: CountdownSettings, state: CountdownState, t_s: np.ndarray, hold_start_t_s: np.ndarray
 ) -> tuple[CountdownState, CountdownOutput]:
     """One chunk: ``hold_start_t_s`` (m,) when the current hold started, NaN when none."""
+    st, remaining, cues = countdown_lists(settings, state, np.asarray(t_s, dtype=float).tolist(),
+                                          np.asarray(hold_start_t_s, dtype=float).tolist())
+    return st, CountdownOutput(np.array(remaining, dtype=float), cues)
+
+
+def countdown_lists(
+    settings: CountdownSettings, state: CountdownState, ts: list[float], starts: list[float]
+) -> tuple[CountdownState, list[float], list[CountdownCue]]:
+    """:func:`countdown_step` on plain lists: the new state, the seconds left per sample (NaN:
+    not holding) and the cues."""
     st = shallow_copy(state)
     target, say_from = settings.target_s, settings.say_from_s
-    ts = np.asarray(t_s, dtype=float).tolist()
-    starts = np.asarray(hold_start_t_s, dtype=float).tolist()
     remaining = [math.nan] * len(ts)
-    out = CountdownOutput()
+    cues: list[CountdownCue] = []
     for i, (t, start) in enumerate(zip(ts, starts)):
         if start != start:  # NaN: not holding
             st.hold_start = st.said = None
@@ -155,8 +172,7 @@ def countdown_step(
         remaining[i] = left if left > 0.0 else 0.0
         whole = math.ceil(left) if left > 0.0 else 0
         if whole <= say_from and (st.said is None or whole < st.said):
-            out.cues.append(CountdownCue(t, start, whole))
+            cues.append(CountdownCue(t, start, whole))
             st.said = whole
-    out.remaining_s = np.array(remaining, dtype=float)
-    return st, out
+    return st, remaining, cues
 
