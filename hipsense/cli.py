@@ -237,7 +237,7 @@ def _catalogue_id(exercise: str | None) -> str | None:
 
 
 # -- sensors: scan, calibrate, record ------------------------------------------------------------
-# HIPSENSE_BLE_BACKEND=emulator:<recording.hsrec> (and HIPSENSE_EMULATOR_SPEED) runs these
+# HIPSENSE_BLE_BACKEND=emulator:<recording> (HIPSENSE_EMULATOR_SENSOR, _SPEED) runs these
 # against an emulated sensor instead of the Bluetooth adapter: see hipsense/device/backends.py.
 
 

@@ -4,14 +4,15 @@
 driven end to end without hardware — in tests, in a demo, on a laptop:
 
 * unset, empty or ``bluez``: the real adapter (bleak's default backend);
-* ``emulator:<recording.hsrec>``: an emulated WitMotion sensor on a virtual Bumble radio,
-  advertising under the recording's address and replaying its samples (from the sensor's
-  power-on, once, then repeating the last sample as a sensor lying still would).
+* ``emulator:<recording>``: an emulated sensor on a virtual Bumble radio replaying the
+  recording's samples (from the sensor's power-on, once, then repeating the last sample as a
+  sensor lying still would). A raw ``hipsense record`` file is replayed as the sensor that
+  recorded it, under its address (a WitMotion recording byte for byte); a UCI, MEx or hipsense
+  CSV file as a WitMotion. ``HIPSENSE_EMULATOR_SENSOR`` replays it as any registered sensor
+  type instead (an accelerometer-only recording: as ``polar`` or ``metamotion``).
   ``HIPSENSE_EMULATOR_SPEED`` (default 1) replays faster than real time; then host receive
   times are compressed and meaningless, so consumers that need sample times use
   :attr:`BleBackends.speed` to re-time samples by count (see ``hipsense.calibration.flow``).
-
-Only WitMotion recordings can be emulated (it is the one emulated sensor so far).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import numpy as np
 
 from hipsense.errors import ConfigError, DatasetError
 
-__all__ = ["ENV_BACKEND", "ENV_SPEED", "BleBackends", "open_ble_backends"]
+__all__ = ["ENV_BACKEND", "ENV_SENSOR", "ENV_SPEED", "BleBackends", "open_ble_backends"]
 
 ENV_BACKEND = "HIPSENSE_BLE_BACKEND"
 ENV_SPEED = "HIPSENSE_EMULATOR_SPEED"
+ENV_SENSOR = "HIPSENSE_EMULATOR_SENSOR"
 
 
 @dataclass(frozen=True)
@@ -46,18 +48,37 @@ class BleBackends:
         return self.scanner is not None
 
 
-def _emulated_recording(path: str) -> tuple[Any, str, str]:
-    """A WitMotion emulator recording from a raw hipsense recording: (recording, address, name)."""
-    from hipsense.device.decoders.witmotion import WitMotionDecoder, parse_notification
+def _emulated_sensor(path: str, sensor_type: str | None, radio: Any, speed: float) -> Any:
+    """The emulated sensor replaying ``path`` (as ``sensor_type``, or as what recorded it)."""
+    from hipsense.device.decoders import DECODERS, WitMotionDecoder
+    from hipsense.device.emulator import ImuRecording, WitMotionEmulator, emulate
+    from hipsense.device.recording_format import read_recording
+    from hipsense.device.sample_files import read_samples
+
+    if sensor_type is not None and sensor_type not in DECODERS:
+        raise ConfigError(f"{ENV_SENSOR}={sensor_type!r}: use one of {', '.join(DECODERS)}", setting=ENV_SENSOR)
+    samples = read_samples(path)
+    recorded_by = samples.source.removeprefix("hipsense-ble:") if samples.source.startswith("hipsense-ble:") else None
+    address = read_recording(path).header.address if recorded_by is not None else None
+    sensor_type = sensor_type or recorded_by or WitMotionDecoder.sensor_type
+    if sensor_type == recorded_by == WitMotionDecoder.sensor_type:  # its own frames, byte for byte
+        raw, address, name = _witmotion_recording(path)
+        return WitMotionEmulator(radio, raw, name=name, address=address, speed=speed, loop=False)
+    recording = ImuRecording.from_samples(samples.t_s, samples.acc_ms2, samples.gyr_rad_s)
+    try:
+        return emulate(sensor_type, radio, recording, address=address, speed=speed, loop=False)
+    except ValueError as exc:  # a sensor that always sends its gyroscope, and no gyroscope recorded
+        raise ConfigError(f"{ENV_BACKEND}: {path}: {exc}", setting=ENV_SENSOR) from None
+
+
+def _witmotion_recording(path: str) -> tuple[Any, str, str]:
+    """A WitMotion emulator recording from a raw WitMotion recording: (recording, address, name)."""
+    from hipsense.device.decoders.witmotion import parse_notification
     from hipsense.device.emulator import WitMotionRecording
     from hipsense.device.recording_format import read_recording
     from hipsense.errors import DecodeError
 
     recording = read_recording(path)
-    if recording.header.sensor_type != WitMotionDecoder.sensor_type:
-        raise ConfigError(
-            f"{ENV_BACKEND}: {path} is a {recording.header.sensor_type} recording; only "
-            "WitMotion recordings can be emulated", setting=ENV_BACKEND)
     rows = []
     for record in recording.records:
         try:
@@ -90,16 +111,13 @@ async def open_ble_backends(spec: str | None = None) -> AsyncIterator[BleBackend
     if not 0 < speed <= 100:
         raise ConfigError(f"{ENV_SPEED} must be within (0, 100]", setting=ENV_SPEED)
     from hipsense.device.bumble_backend import VirtualRadio
-    from hipsense.device.emulator import WitMotionEmulator
 
     path = spec.removeprefix("emulator:")
-    recording, address, name = _emulated_recording(path)
     radio = VirtualRadio()
-    sensor = WitMotionEmulator(radio, recording, name=name, address=address, speed=speed,
-                               loop=False)
     try:
+        sensor = _emulated_sensor(path, os.environ.get(ENV_SENSOR) or None, radio, speed)
         async with sensor:
             yield BleBackends(radio.scanner_backend, radio.client_backend, speed,
-                              f"emulated {name} {address} replaying {path}")
+                              f"emulated {sensor.name} {sensor.address} replaying {path}")
     finally:
         await radio.close()

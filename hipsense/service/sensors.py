@@ -18,7 +18,6 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from hipsense.device.ble import SensorLink
 from hipsense.device.decoders import decoder_class, make_decoder
@@ -44,9 +43,7 @@ def emulator_recording(path: Path | None) -> Any:
 
     source = path if path is not None else Path(str(files("hipsense") / "data" / SHIPPED_RECORDING))
     samples = read_samples(source)
-    rate_hz = 1.0 / float(np.median(np.diff(samples.t_s)))
-    gyr_dps = None if samples.gyr_rad_s is None else np.degrees(samples.gyr_rad_s)
-    return ImuRecording(round(rate_hz, 3), samples.acc_ms2, gyr_dps)
+    return ImuRecording.from_samples(samples.t_s, samples.acc_ms2, samples.gyr_rad_s)
 
 
 def emulated_sensor(sensor: SensorConfig, radio: Any, emulator: EmulatorConfig, *, index: int) -> Any:

@@ -60,6 +60,14 @@ class ImuRecording:
     def has_gyro(self) -> bool:
         return self.gyr_dps is not None
 
+    @classmethod
+    def from_samples(cls, t_s: npt.ArrayLike, acc_ms2: npt.ArrayLike, gyr_rad_s: npt.ArrayLike | None) -> ImuRecording:
+        """Decoded samples (a UCI, MEx, CSV or raw recording read by ``read_samples``) at their
+        median rate; without ``gyr_rad_s`` an accelerometer-only recording."""
+        rate_hz = 1.0 / float(np.median(np.diff(np.asarray(t_s, dtype=np.float64))))
+        gyr_dps = None if gyr_rad_s is None else np.degrees(np.asarray(gyr_rad_s, dtype=np.float64))
+        return cls(round(rate_hz, 3), np.asarray(acc_ms2, dtype=np.float64), gyr_dps)
+
     @property
     def n(self) -> int:
         return int(self.acc_ms2.shape[0])
