@@ -442,12 +442,15 @@ def provision_list(broker_dir: str, state_dir: str, dashboard_users: tuple[str, 
 def run(config_path: str | None) -> None:
     """Run the Pi service: sensors → counting → MQTT, until SIGTERM."""
     from hipsense.errors import ConfigError
+    from hipsense.publish.errors import PublishError
     from hipsense.service.service import run_service
 
     try:
         code = run_service(config_path)
     except ConfigError as exc:
         raise click.ClickException(f"invalid configuration: {exc}") from exc
+    except PublishError as exc:  # e.g. the outbox's directory is not writable: say so, no traceback
+        raise click.ClickException(f"cannot run: {exc}") from exc
     raise SystemExit(code)
 
 

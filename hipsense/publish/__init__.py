@@ -6,7 +6,7 @@ so everything else works (and is testable) without the ``mqtt`` extra.
 """
 
 from hipsense.publish.errors import MqttError, OutboxError, PublishError
-from hipsense.publish.outbox import Outbox, OutboxLimits, OutboxRow, OutboxStats
+from hipsense.publish.outbox import Outbox, OutboxLimits, OutboxRow, OutboxStats, open_outbox
 from hipsense.publish.prescriptions import PrescriptionStore
 from hipsense.publish.sender import OutboxSender, RowTransport, SenderStats
 from hipsense.publish.throttle import LiveThrottle
@@ -24,4 +24,5 @@ __all__ = [
     "PublishError",
     "RowTransport",
     "SenderStats",
+    "open_outbox",
 ]

@@ -32,6 +32,10 @@ State kept with the results
     transaction, so a crash leaves both or neither, never a stored rep whose number the
     restarted service hands out again.
 
+A corrupt file
+    :func:`open_outbox` (what the service opens it with) keeps a corrupt file aside, reads
+    back what it can without leaving a gap, and starts a new outbox; see there.
+
 Threads
     One connection guarded by a lock, so a producer thread, a sender thread and acks from
     the MQTT thread may all call in. Calls do disk I/O: do not call them on an asyncio event
@@ -171,9 +175,16 @@ class Outbox:
             if not fresh and version < 2:
                 self._db.executescript(f"BEGIN IMMEDIATE; {_UPGRADE_FROM_1} COMMIT;")
             self._db.executescript(_INDEXES)
-            self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
+            if version != _SCHEMA_VERSION:  # not on every start: a full disk must not stop one
+                self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._counts = self._count_rows()
-        except sqlite3.Error as exc:
+            floor = self._db.execute("SELECT value FROM counters WHERE name = 'sequence_floor'").fetchone()
+            self._seq_floor = int(floor[0]) if floor else 0
+        except (sqlite3.Error, OutboxError) as exc:
+            if hasattr(self, "_db"):
+                self._db.close()
+            if isinstance(exc, OutboxError):
+                raise
             raise OutboxError(f"cannot open outbox {self.path}: {exc}", path=str(self.path)) from exc
 
     # -- writing -------------------------------------------------------------------------
@@ -211,8 +222,7 @@ class Outbox:
         what the producer must remember exactly as far as the results it stored.
         """
         with self._lock, self._transaction():
-            row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
-            seq = (row[0] if row else 0) + 1
+            seq = self._last(stream) + 1
             envelope = build(seq)
             self._db.execute("INSERT OR REPLACE INTO sequences (stream, last) VALUES (?, ?)", (stream, seq))
             row_id = self._insert(
@@ -240,10 +250,10 @@ class Outbox:
             self._write_state(state)
 
     def last_sequence(self, stream: str) -> int:
-        """Return the last sequence number handed out for ``stream`` (0 if none)."""
+        """Return the last sequence number handed out for ``stream`` (0 if none; the floor of
+        an outbox made after a corrupt one, see :func:`open_outbox`)."""
         with self._lock:
-            row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
-        return row[0] if row else 0
+            return self._last(stream)
 
     # -- reading and acknowledging ------------------------------------------------------------
 
@@ -288,8 +298,7 @@ class Outbox:
         ignored, and -1 returned, rather than deleting results nobody stored.
         """
         with self._lock:
-            row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
-            if seq > (row[0] if row else 0):
+            if seq > self._last(stream):
                 return -1
             with self._transaction():
                 deleted = self._db.execute(
@@ -313,8 +322,7 @@ class Outbox:
                                    (stream,)).fetchone()
             if row[0] is not None:
                 return int(row[0])
-            last = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
-        return (last[0] if last else 0) + 1
+            return self._last(stream) + 1
 
     def awaiting_storage(self) -> int:
         """Rows the broker took that no end-to-end acknowledgement covers yet."""
@@ -352,10 +360,11 @@ class Outbox:
             awaiting_storage=awaiting,
         )
 
-    def check_integrity(self) -> str:
-        """Run SQLite's integrity check; return ``"ok"`` or the first problem found."""
+    def check_integrity(self, *, quick: bool = False) -> str:
+        """Run SQLite's integrity check (``quick``: the faster one, without index contents);
+        return ``"ok"`` or the first problem found."""
         with self._lock:
-            return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+            return self._db.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
         with self._lock:
@@ -371,6 +380,10 @@ class Outbox:
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
+
+    def _last(self, stream: str) -> int:
+        row = self._db.execute("SELECT last FROM sequences WHERE stream = ?", (stream,)).fetchone()
+        return max(row[0] if row else 0, self._seq_floor)
 
     def _write_state(self, state: Mapping[str, bytes | None]) -> None:
         for name, doc in state.items():
@@ -477,3 +490,116 @@ class _Transaction:
             outbox._db.execute("ROLLBACK")
         # The in-memory counts were updated optimistically inside the transaction.
         outbox._counts = outbox._count_rows()
+
+
+# -- a corrupt outbox -------------------------------------------------------------------------
+
+_CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+def open_outbox(path: str | os.PathLike[str], *, limits: OutboxLimits | None = None,
+                clock: Callable[[], float] = time.time) -> Outbox:
+    """Open the outbox at ``path``; if its file is corrupt, keep it aside and start a new one.
+
+    A corrupt file (SQLite says "malformed" or "not a database", or its quick check fails) is
+    renamed ``<name>.corrupt-<UTC time>`` (with its -wal and -shm), never deleted, and logged
+    as an error. Then:
+
+    * if every result row, the sequence numbers and the saved state can still be read from it,
+      they are copied into the new outbox: nothing is lost, the sequence goes on;
+    * otherwise nothing is copied (a partial copy would leave a gap the dashboard waits on for
+      ever), and the new outbox numbers from the current Unix time in milliseconds: above any
+      number the old file handed out, so no number is used twice, and the service's status
+      (``outbox_first_seq``) lets the dashboard acknowledge past the gap. What the old file
+      held and the dashboard had not stored is only in the kept copy (``sqlite3 FILE .recover``).
+
+    Any other failure (permissions, I/O error, WAL impossible) raises :class:`OutboxError`.
+    """
+    path = Path(path)
+    problem: str | None = None
+    try:
+        outbox = Outbox(path, limits=limits, clock=clock)
+    except OutboxError as exc:
+        cause = exc.__cause__
+        if not (isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorname", "") in _CORRUPT):
+            raise
+        problem = str(cause)
+    else:
+        try:
+            verdict = outbox.check_integrity(quick=True)
+        except sqlite3.Error as exc:
+            verdict = str(exc)
+        if verdict == "ok":
+            return outbox
+        outbox.close()
+        problem = verdict
+    aside = _set_aside(path, clock())
+    salvaged = _salvage(aside)
+    outbox = Outbox(path, limits=limits, clock=clock)
+    if salvaged is not None:
+        rows, sequences, state = salvaged
+        with outbox._lock, outbox._transaction():
+            outbox._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
+            outbox._db.executemany(
+                "INSERT INTO outbox (topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq) "
+                "VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            outbox._write_state(dict(state))
+        outbox._counts = outbox._count_rows()
+        log.error("outbox %s was corrupt (%s): kept as %s; its %d result(s) waiting and its sequence numbers were "
+                  "read back into a new outbox, nothing is lost", path, problem, aside, len(rows))
+    else:
+        floor = int(clock() * 1000)
+        with outbox._lock, outbox._transaction():
+            outbox._bump_counter("sequence_floor", floor)
+        outbox._seq_floor = floor
+        log.error("outbox %s was corrupt (%s) and could not be read back: kept as %s (recover by hand with "
+                  "`sqlite3 %s .recover`); results it held that the dashboard had not stored are only there. "
+                  "New results are numbered from %d on, above any number it used", path, problem, aside, aside,
+                  floor + 1)
+    return outbox
+
+
+def _set_aside(path: Path, now: float) -> Path:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    for suffix in ("", "-wal", "-shm"):  # the WAL may hold the newest commits: keep it with its file
+        source = Path(f"{path}{suffix}")
+        if source.exists():
+            os.replace(source, Path(f"{aside}{suffix}"))
+    return aside
+
+
+def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
+    """Every result row, the sequences and the state of a corrupt file, or None if any of it
+    cannot be read."""
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = db.execute(
+            "SELECT topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq FROM outbox "
+            "WHERE seq IS NOT NULL ORDER BY seq").fetchall()
+        sequences = db.execute("SELECT stream, last FROM sequences").fetchall()
+        try:
+            state = db.execute("SELECT name, doc FROM state").fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" not in str(exc):
+                raise
+            state = []
+    except sqlite3.Error as exc:
+        log.error("cannot read back the corrupt outbox %s: %s", path, exc)
+        return None
+    finally:
+        db.close()
+    last = dict(sequences)
+    for row in rows:  # a row beyond its sequence, or without one, is not a state to trust
+        stream, seq = row[7], row[8]
+        if stream not in last or not isinstance(seq, int) or seq > last[stream]:
+            log.error("the corrupt outbox %s has a result (%r, %r) its sequences do not cover", path, stream, seq)
+            return None
+    return rows, sequences, state

@@ -33,7 +33,7 @@ from hipsense import __version__
 from hipsense.device.events import LinkEvent
 from hipsense.device.samples import ImuSamples
 from hipsense.protocol import Prescription, build_status
-from hipsense.publish import Outbox, OutboxError, PrescriptionStore
+from hipsense.publish import Outbox, OutboxError, PrescriptionStore, open_outbox
 from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
 from hipsense.service.logs import fields
@@ -143,7 +143,7 @@ class Service:
         state_dir = cfg.service.state_dir
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log.info("starting", extra=fields(version=__version__, config=cfg.describe()))
-        outbox = Outbox(state_dir / "outbox.sqlite")
+        outbox = open_outbox(state_dir / "outbox.sqlite")  # a corrupt one is set aside, not fatal
         store = PrescriptionStore(state_dir / "prescription.json", patient=patient)
         if store.current is not None:
             log.info("cached prescription loaded", extra=fields(version=store.current.version))
