@@ -5,7 +5,8 @@ Results are stored with insert-or-ignore against the unique ``message_id``: the 
 delivers at least once, and a repeat carries the same content, so the first copy wins and
 the rest are counted as duplicates. The ingester acknowledges a batch to the broker only
 after :meth:`EventStore.write_batch` returned, and then publishes :attr:`BatchResult.acks`
-(the end-to-end acknowledgement, docs/mqtt.md).
+(the end-to-end acknowledgement, docs/mqtt.md); so the store's commits are durable ones
+(fsynced on SQLite, ``synchronous_commit=on`` on PostgreSQL, see ``EventStore._open``).
 """
 
 from __future__ import annotations
@@ -318,7 +319,21 @@ class EventStore:
 
     def _open(self) -> Connection:
         if self._connection is None:
-            self._connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+            try:
+                # What this store commits is acknowledged right after (PUBACK, and end to end to
+                # the Pi, which then forgets it): the commit must survive a power cut. SQLite's
+                # WAL with synchronous=NORMAL (the engine's default, fine for the web pages) and
+                # PostgreSQL with synchronous_commit=off (a DBA's speed-up) may both lose the
+                # last commits; on this connection they wait for the disk.
+                if self.engine.dialect.name == "sqlite":
+                    connection.exec_driver_sql("PRAGMA synchronous=FULL")
+                else:
+                    connection.exec_driver_sql("SET synchronous_commit TO on")
+            except Exception:
+                connection.close()
+                raise
+            self._connection = connection
         return self._connection
 
     def _close(self) -> None:
