@@ -293,13 +293,27 @@ class Outbox:
         """The dashboard stored every result of ``stream`` up to ``seq``: forget them.
 
         Returns how many rows were deleted. An acknowledgement beyond the last number this
-        outbox handed out cannot be about its results (the state directory was wiped and the
-        sequence began again, while the broker still holds the old acknowledgement): it is
-        ignored, and -1 returned, rather than deleting results nobody stored.
+        outbox handed out cannot be about its results: the state directory was wiped (a
+        reinstall) and the sequence began again, while the dashboard has stored numbers up to
+        ``seq`` from before. If this outbox holds no result of ``stream``, its numbering jumps
+        to ``seq`` (so that new results are numbered above what the dashboard has, and its
+        acknowledgements cover them) and 0 is returned. If it holds some, they may carry
+        numbers the dashboard already has from before, so the acknowledgement cannot tell
+        whether they are stored: it is ignored, and -1 returned, rather than deleting results
+        nobody stored.
         """
         with self._lock:
-            if seq > self._last(stream):
-                return -1
+            last = self._last(stream)
+            if seq > last:
+                if self._db.execute("SELECT 1 FROM outbox WHERE stream = ? AND seq IS NOT NULL LIMIT 1",
+                                    (stream,)).fetchone() is not None:
+                    return -1
+                with self._transaction():
+                    self._db.execute("INSERT OR REPLACE INTO sequences (stream, last) VALUES (?, ?)", (stream, seq))
+                log.warning("the dashboard has stored results of %s up to seq %d, beyond this outbox's last (%d; "
+                            "was its state directory wiped?): new results are numbered from %d", stream, seq, last,
+                            seq + 1)
+                return 0
             with self._transaction():
                 deleted = self._db.execute(
                     "DELETE FROM outbox WHERE stream = ? AND seq <= ? RETURNING importance", (stream, seq)).fetchall()

@@ -232,3 +232,25 @@ def test_everything_committed_survives_sigkill(tmp_path, round_count):
             assert box.last_sequence("p-0001") == len(rows)
             seqs = [seq for seq, _ in committed.values()]
             assert len(set(seqs)) == len(seqs) and set(seqs) <= set(range(1, len(rows) + 1))
+
+
+def test_an_acknowledgement_beyond_a_fresh_outbox_moves_its_numbering_above_it(tmp_path):
+    """A reinstalled Pi (state directory wiped) gets the dashboard's retained acknowledgement of
+    what its previous installation sent: new results must be numbered above it, or the
+    dashboard's acknowledgements can never cover them (and, once the numbers catch up, would
+    cover them without their having been stored)."""
+    template = every_kind()[MessageKind.REP]
+
+    def build(seq):
+        return dataclasses.replace(template, seq=seq)
+
+    with Outbox(tmp_path / "fresh.db") as box:
+        assert box.confirm_stored(PATIENT, 500) == 0
+        assert box.put_sequenced(PATIENT, build)[1].seq == 501
+        assert box.first_unconfirmed_seq(PATIENT) == 501
+        assert box.confirm_stored(PATIENT, 501) == 1
+    with Outbox(tmp_path / "offline.db") as box:  # results made before the first connection:
+        for _ in range(3):
+            box.put_sequenced(PATIENT, build)
+        assert box.confirm_stored(PATIENT, 500) == -1  # they may carry numbers stored before: kept
+        assert len(box.pending()) == 3 and box.put_sequenced(PATIENT, build)[1].seq == 4

@@ -1,0 +1,134 @@
+"""The real ingest behind a real Mosquitto and a Pi's real outbox + MQTT client, through resets
+that lose state: a broker killed (its persistence, saved only every 30 min, is gone: sessions,
+subscriptions and the retained acknowledgements), and a Pi reinstalled (its state directory
+wiped, its numbering starting again). Every result is stored once and the outbox empties."""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from hipsense import protocol as p
+from hipsense.dashboard.db.tables import events
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.ingest import IngestService
+from hipsense.publish import Outbox
+from hipsense.publish.mqtt import MqttClient
+from tests.dashboard.conftest import mqtt_settings
+
+pytestmark = pytest.mark.slow
+
+PATIENT = "p-0001"
+SESSION = "01JQ7Z8K3M4N5P6Q7R8S9T0V1W"
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class Pi:
+    """A patient's outbox and MQTT client, wired as ``hipsense run`` does (short re-send timers)."""
+
+    def __init__(self, broker, path) -> None:
+        self.outbox = Outbox(path)
+        self.client = MqttClient(mqtt_settings(broker, user=PATIENT, client_id=f"hipsense-{PATIENT}",
+                                               storage_timeout_s=2.0, reconnect_grace_s=1.0),
+                                 patient=PATIENT, outbox=self.outbox)
+        self.made: list[int] = []
+
+    def produce(self, count: int) -> None:
+        for _ in range(count):
+            _, envelope = self.outbox.put_sequenced(PATIENT, self._rep)
+            self.made.append(envelope.seq)
+            self.client.notify_outbox()
+            time.sleep(0.01)
+
+    @staticmethod
+    def _rep(seq: int) -> p.Envelope:
+        start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=10) + dt.timedelta(seconds=seq % 500)
+        return p.build_rep_event(PATIENT, seq=seq, session_id=SESSION, exercise="clam_shells", side="left",
+                                 set_index=1, rep_index=1, t_start=start, t_end=start + dt.timedelta(seconds=2),
+                                 rom_deg=35.0, hold_s=1.0, peak_speed_dps=60.0)
+
+    def left(self) -> int:
+        return self.outbox.stats().pending_total
+
+    def close(self) -> None:
+        self.client.stop()
+        self.outbox.close()
+
+
+def stored(engine) -> list[int]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(select(events.c.seq).where(events.c.patient == PATIENT)).scalars())
+
+
+def stored_ids(engine) -> tuple[int, int]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(func.count(), func.count(events.c.message_id.distinct()))
+                                  .where(events.c.patient == PATIENT)).one()
+    return rows[0], rows[1]
+
+
+@pytest.fixture
+def ingest(engine, broker):
+    service = IngestService(EventStore(engine), mqtt_settings(broker, client_id="hipsense-dashboard-main",
+                                                              clean_start=False, session_expiry_s=3600))
+    service.start()
+    assert service.wait_connected(10)
+    time.sleep(0.3)  # the SUBACK
+    yield service
+    service.stop()
+
+
+def test_a_killed_broker_that_forgot_every_session_and_retained_message_loses_nothing(engine, broker, ingest,
+                                                                                      tmp_path):
+    pi = Pi(broker, tmp_path / "outbox.sqlite")
+    try:
+        pi.client.start()
+        assert pi.client.wait_connected(10)
+        pi.produce(10)
+        wait_until(lambda: len(stored(engine)) == 10 and pi.left() == 0, 20, "the first 10 stored and acknowledged")
+        pi.produce(5)  # some of these are in flight when the broker dies
+        broker.stop(signal.SIGKILL)  # no persistence saved: sessions, subscriptions, retained acks gone
+        pi.produce(5)  # made while the broker is down
+        broker.start()
+        wait_until(pi.client.is_connected, 15, "the Pi to reconnect")
+        pi.produce(5)
+        wait_until(lambda: len(stored(engine)) >= 25 and pi.left() == 0, 60, "everything stored and acknowledged")
+    finally:
+        pi.close()
+    assert stored(engine) == list(range(1, 26))
+    assert stored_ids(engine) == (25, 25)
+
+
+def test_a_reinstalled_pi_numbers_on_above_what_the_dashboard_has_and_its_outbox_empties(engine, broker, ingest,
+                                                                                         tmp_path):
+    old = Pi(broker, tmp_path / "old.sqlite")
+    try:
+        old.client.start()
+        assert old.client.wait_connected(10)
+        old.produce(5)
+        wait_until(lambda: old.left() == 0, 20, "the old installation's results acknowledged")
+    finally:
+        old.close()
+    new = Pi(broker, tmp_path / "wiped.sqlite")  # the same patient, a fresh state directory
+    try:
+        new.client.start()
+        assert new.client.wait_connected(10)
+        wait_until(lambda: new.client.sender.acknowledged(PATIENT) == 5, 10, "the retained acknowledgement")
+        new.produce(3)
+        wait_until(lambda: new.left() == 0, 30, "the new results acknowledged")
+    finally:
+        new.close()
+    assert new.made == [6, 7, 8]
+    assert stored(engine) == list(range(1, 9))
+    assert stored_ids(engine) == (8, 8)
