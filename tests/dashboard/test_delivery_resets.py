@@ -132,3 +132,24 @@ def test_a_reinstalled_pi_numbers_on_above_what_the_dashboard_has_and_its_outbox
     assert new.made == [6, 7, 8]
     assert stored(engine) == list(range(1, 9))
     assert stored_ids(engine) == (8, 8)
+
+
+def test_a_pi_restarting_with_a_full_outbox_delivers_it_all_once(engine, broker, ingest, tmp_path):
+    """3,000 results waiting (the Pi was offline for weeks), a third of them marked delivered by
+    the previous run's PUBACKs but lost by the broker: all stored once, the outbox empties."""
+    path = tmp_path / "outbox.sqlite"
+    with Outbox(path) as box:
+        for _ in range(3000):
+            box.put_sequenced(PATIENT, Pi._rep)
+        box.mark_delivered([row.id for row in box.pending(limit=1000)])
+        assert box.awaiting_storage() == 1000
+    pi = Pi(broker, path)
+    started = time.monotonic()
+    try:
+        pi.client.start()
+        wait_until(lambda: pi.left() == 0, 120, "the outbox to empty")
+    finally:
+        pi.close()
+    assert stored(engine) == list(range(1, 3001))
+    assert stored_ids(engine) == (3000, 3000)
+    assert time.monotonic() - started < 60
