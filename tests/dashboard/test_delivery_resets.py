@@ -153,3 +153,60 @@ def test_a_pi_restarting_with_a_full_outbox_delivers_it_all_once(engine, broker,
     assert stored(engine) == list(range(1, 3001))
     assert stored_ids(engine) == (3000, 3000)
     assert time.monotonic() - started < 60
+
+
+_INGEST = """
+import sys, time
+from hipsense.dashboard.db import make_engine
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.ingest import IngestService
+from hipsense.publish.mqtt import MqttSettings
+port, url = int(sys.argv[1]), sys.argv[2]
+user, password = sys.argv[3] or None, sys.argv[4] or None
+settings = MqttSettings(host="127.0.0.1", port=port, client_id="hipsense-dashboard-killed", username=user,
+                        password=password, clean_start=False, session_expiry_s=3600, reconnect_min_s=1,
+                        reconnect_max_s=1)
+service = IngestService(EventStore(make_engine(url)), settings)
+service.start()
+print("started", flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def test_a_dashboard_killed_mid_ingest_again_and_again_loses_and_doubles_nothing(engine, broker, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
+
+    url = engine.url.render_as_string(hide_password=False)
+    auth = [DASHBOARD_USER, DASHBOARD_PASSWORD] if broker.authenticated else ["", ""]
+
+    def start_dashboard():
+        process = subprocess.Popen([sys.executable, "-c", _INGEST, str(broker.port), url, *auth],
+                                   stdout=subprocess.PIPE, text=True)
+        assert process.stdout.readline().strip() == "started"
+        return process
+
+    pi = Pi(broker, tmp_path / "outbox.sqlite")
+    dashboard = start_dashboard()
+    try:
+        time.sleep(1.0)  # its subscription
+        pi.client.start()
+        assert pi.client.wait_connected(10)
+        for _ in range(4):
+            pi.produce(50)  # the dashboard is storing some of these when it dies
+            dashboard.kill()
+            dashboard.wait(10)
+            dashboard.stdout.close()
+            pi.produce(10)  # queued for its persistent session meanwhile
+            dashboard = start_dashboard()
+        wait_until(lambda: len(stored(engine)) >= 240 and pi.left() == 0, 90, "everything stored and acknowledged")
+    finally:
+        pi.close()
+        dashboard.kill()
+        dashboard.wait(10)
+        dashboard.stdout.close()
+    assert stored(engine) == list(range(1, 241))
+    assert stored_ids(engine) == (240, 240)
