@@ -103,9 +103,12 @@ def gravity_step(
     """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3), ``gyr_rad_s`` (m, 3) or None."""
     m = len(t_s)
     ts = np.asarray(t_s, dtype=float).tolist()
-    acc = np.asarray(acc_ms2, dtype=float).reshape(m, 3).tolist()
-    gyr = None if gyr_rad_s is None else np.asarray(gyr_rad_s, dtype=float).reshape(m, 3).tolist()
-    state, out_g, out_w, out_tilt = gravity_lists(settings, state, ts, acc, gyr)
+    acc = np.asarray(acc_ms2, dtype=float).reshape(m, 3)
+    if gyr_rad_s is None:
+        rows = acc.tolist()
+    else:
+        rows = np.concatenate((acc, np.asarray(gyr_rad_s, dtype=float).reshape(m, 3)), axis=1).tolist()
+    state, out_g, out_w, out_tilt = gravity_lists(settings, state, ts, rows, gyr_rad_s is not None)
     g_arr = np.array(out_g, dtype=float).reshape(m, 3)
     return state, GravityOutput(
         np.asarray(t_s, dtype=float), g_arr, np.array(out_w, dtype=float), np.array(out_tilt, dtype=float),
@@ -117,12 +120,14 @@ def gravity_lists(
     settings: GravitySettings,
     state: GravityState,
     ts: list[float],
-    acc: list,
-    gyr: list | None,
+    rows: list,
+    has_gyro: bool,
 ) -> tuple[GravityState, list[tuple[float, float, float]], list[float], list[float]]:
-    """:func:`gravity_step` on plain lists (rows of 3), for a caller that chains kernels
-    without numpy between them (``pipeline``). Returns the new state and, per sample, ``g``,
+    """:func:`gravity_step` on plain lists, for a caller that chains kernels without numpy
+    between them (``pipeline``): ``rows`` are ``[ax, ay, az, gx, gy, gz]`` per sample, or
+    ``[ax, ay, az]`` without a gyroscope. Returns the new state and, per sample, ``g``,
     ``speed_dps`` and ``tilt_rate_dps``."""
+    gyr = True if has_gyro else None  # only tested against None below: the rates are in the rows
     state = shallow_copy(state)
     m = len(ts)
     # plain lists, turned into arrays once by the caller: numpy item assignment costs more per sample
@@ -148,7 +153,10 @@ def gravity_lists(
     deg = 180.0 / math.pi
     for i in range(m):
         t = ts[i]
-        ax, ay, az = acc[i]
+        if gyr is None:
+            ax, ay, az = rows[i]
+        else:
+            ax, ay, az, rx, ry, rz = rows[i]
         an = math.sqrt(ax * ax + ay * ay + az * az)
         if an > 1e-6:
             ux, uy, uz = ax / an, ay / an, az / an
@@ -160,7 +168,7 @@ def gravity_lists(
             # first sample, or after a gap: start from the accelerometer direction
             gx, gy, gz = ux, uy, uz
             still_s = 0.0
-            w_mean = None if gyr is None else tuple(gyr[i])
+            w_mean = None if gyr is None else (rx, ry, rz)
             u_mean = (ux, uy, uz, an)
             out_g.append((gx, gy, gz))
             out_w.append(0.0)
@@ -182,7 +190,6 @@ def gravity_lists(
         if ku > 1.0:
             ku = 1.0
         if gyr is not None:
-            rx, ry, rz = gyr[i]
             wx, wy, wz = rx - bx, ry - by, rz - bz
             wn = math.sqrt(wx * wx + wy * wy + wz * wz)
             # predict: dg/dt = g × ω

@@ -88,25 +88,21 @@ class ThighPipeline:
         t_s = np.asarray(t_s, dtype=float).reshape(-1)
         if len(x) != len(t_s):
             raise ValueError(f"x must be (n, k) with n == len(t_s); got {x.shape} and {t_s.shape}")
+        ts, rows = t_s.tolist(), x.tolist()
         # NaN and inf survive a sum: one cheap test per chunk, the exact mask only when it fails
-        if not math.isfinite(float(x.sum()) + float(t_s.sum())):
+        if not math.isfinite(sum(ts) + sum(map(sum, rows))):
             finite = np.isfinite(t_s) & np.all(np.isfinite(x), axis=1)
             # a NaN would poison every filter state after it: drop the sample, count it
             out.n_invalid = int((~finite).sum())
             t_s, x, acc = t_s[finite], x[finite], acc[finite]
+            ts, rows = t_s.tolist(), x.tolist()
         if "impacts" in s.counters:
             self._impacts, io = detect_impacts_step(s.impacts, self._impacts, t_s, acc)
             out.impacts = io.impacts
         # The chain runs on plain lists from here (converted once): resample → gravity; numpy
         # arrays are made once, for the rep kernel and the output.
-        self._resampler, grid_t, grid_x, out.gaps, _ = resample_lists(s.resampler, self._resampler, t_s.tolist(),
-                                                                      x.tolist())
-        if self.has_gyro:
-            grid_acc = [row[0:3] for row in grid_x]
-            grid_gyr: list | None = [row[3:6] for row in grid_x]
-        else:
-            grid_acc, grid_gyr = grid_x, None
-        self._gravity, g, speed, tilt = gravity_lists(s.gravity, self._gravity, grid_t, grid_acc, grid_gyr)
+        self._resampler, grid_t, grid_x, out.gaps, _ = resample_lists(s.resampler, self._resampler, ts, rows)
+        self._gravity, g, speed, tilt = gravity_lists(s.gravity, self._gravity, grid_t, grid_x, self.has_gyro)
         m = len(grid_t)
         out.t_s = np.array(grid_t, dtype=float)
         out.g_sf = np.array(g, dtype=float).reshape(m, 3)
