@@ -97,16 +97,31 @@ def count_confidence(
     ``alternating``: reps alternate sides, so consistency is judged on every other rep.
     ``min_rom_deg``: the counter's smallest accepted rep, for the size score.
     """
+    starts = np.asarray(starts_s, dtype=float)
+    ends = np.asarray(ends_s, dtype=float)
+    t = np.asarray(t_s, dtype=float)
+    angle = np.asarray(angle_deg, dtype=float)
+    spreads = [gap_spread(t, angle, end, nxt) for end, nxt in zip(ends[:-1], starts[1:])]
+    return confidence_from_parts(starts_s, roms_deg, spreads, alternating=alternating, min_rom_deg=min_rom_deg)
+
+
+def confidence_from_parts(
+    starts_s: Sequence[float],
+    roms_deg: Sequence[float],
+    gap_spreads_deg: Sequence[float | None],
+    *,
+    alternating: bool = False,
+    min_rom_deg: float | None = None,
+) -> CountConfidence:
+    """The confidence from the reps and the spread of the angle in each gap between them
+    (:func:`gap_spread`): what a streaming tracker keeps of a set, rep by rep."""
     n = len(roms_deg)
     if n < MIN_REPS:
         return NOTHING
     starts = np.asarray(starts_s, dtype=float)
-    ends = np.asarray(ends_s, dtype=float)
     roms = np.asarray(roms_deg, dtype=float)
-    t = np.asarray(t_s, dtype=float)
-    angle = np.asarray(angle_deg, dtype=float)
-
-    noise = _rest_noise(starts, ends, t, angle)
+    spreads = [s for s in gap_spreads_deg if s is not None]
+    noise = float(np.median(spreads)) if spreads else None
     signal = float(np.percentile(roms, 25))
     snr = None if noise is None else signal / max(noise, 1e-6)
     detect = 0.0 if snr is None else _ramp(snr, SNR_NOISE, SNR_CLEAR)
@@ -119,16 +134,15 @@ def count_confidence(
     return CountConfidence(min(detect, amp, tempo, size), detect, amp, tempo, size, snr, noise)
 
 
-def _rest_noise(starts: np.ndarray, ends: np.ndarray, t: np.ndarray, angle: np.ndarray) -> float | None:
-    """Median over the gaps between consecutive reps of 1.4826 × MAD of the angle there."""
-    spreads = []
-    for end, nxt in zip(ends[:-1], starts[1:]):
-        lo, hi = np.searchsorted(t, [end, nxt], side="right")
-        gap = angle[lo:hi]
-        gap = gap[np.isfinite(gap)]
-        if len(gap) >= 5:  # a few samples cannot give a spread
-            spreads.append(1.4826 * float(np.median(np.abs(gap - np.median(gap)))))
-    return float(np.median(spreads)) if spreads else None
+def gap_spread(t_s: np.ndarray, angle_deg: np.ndarray, after_s: float, before_s: float) -> float | None:
+    """1.4826 × MAD of the angle between one rep's end and the next one's start (None: fewer
+    than five samples there, too few to give a spread)."""
+    lo, hi = np.searchsorted(t_s, [after_s, before_s], side="right")
+    gap = angle_deg[lo:hi]
+    gap = gap[np.isfinite(gap)]
+    if len(gap) < 5:
+        return None
+    return 1.4826 * float(np.median(np.abs(gap - np.median(gap))))
 
 
 def _consistency(values: np.ndarray) -> float:

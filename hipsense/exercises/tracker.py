@@ -62,8 +62,17 @@ from hipsense.signal.pipeline import PipelineOutput, PipelineSettings, ThighPipe
 from hipsense.signal.reps import RepEvent, RepSettings
 from hipsense.signal.steps import StepEvent
 
+from .confidence import confidence_from_parts, gap_spread
 from .spec import ExerciseSpec
 
+
+
+# The count's confidence judges the angle's sway between reps over at most the last 30 s of each
+# gap (plenty to see it, and a gap longer than a set's rest ends the set anyway), kept for
+# 300 s: longer than a rep (``max_rep_s`` 120 s) and the one after it, which a small rep may
+# wait for before it is emitted.
+_GAP_WINDOW_S = 30.0
+_TRACE_KEEP_S = 300.0
 
 @dataclass(frozen=True)
 class TrackerSettings:
@@ -122,6 +131,10 @@ class SetResult:
     # the sample on which the tracker decided the set was over (rested long enough, posture
     # change, or the last sample at flush): where the close falls among reps and cues
     decided_t_s: float = math.nan
+    # how far the count can be trusted, 0..1 (``confidence.py``: reps standing above the
+    # angle's sway between them, alike, at a steady pace); None for counters without a rest
+    # pose (circles, landings, steps). Below ``CONFIDENT`` the count is shown as "not sure".
+    count_confidence: float | None = None
 
 
 @dataclass
@@ -223,6 +236,11 @@ class ExerciseTracker:
         self._last_t: float | None = None
         # excursion counters have a rest pose to come back to; the others are judged on speed
         self._rest_by_angle = "reps" in MEASURE_COUNTERS[spec.measure]
+        # for the count's confidence: the angle of the last _TRACE_KEEP_S (the pipeline's own
+        # output arrays, kept by reference: (last t, t, angle) per push) and the spread of the
+        # angle in each gap between the set's reps, worked out as each rep arrives
+        self._trace: collections.deque[tuple[float, np.ndarray, np.ndarray]] = collections.deque()
+        self._gap_spreads: list[float | None] = []
         self._live_hold = self._countdown = None
         if self.hold_target_s > 0 and self._rest_by_angle:
             self._live_hold_settings = LiveHoldSettings(min_level_deg=max(spec.thresholds.min_rom_deg, 1.0))
@@ -246,6 +264,11 @@ class ExerciseTracker:
 
     def _consume(self, p: PipelineOutput) -> TrackerOutput:
         out = TrackerOutput()
+        if self._rest_by_angle and len(p.t_s):
+            last = float(p.t_s[-1])
+            self._trace.append((last, p.t_s, p.angle_deg))
+            while self._trace[0][0] < last - _TRACE_KEEP_S:
+                self._trace.popleft()
         results = [self._rep_result(ev) for ev in p.reps]
         results += [self._cycle_result(ev) for ev in p.cycles]
         results += [self._step_result(ev) for ev in p.steps]
@@ -407,6 +430,9 @@ class ExerciseTracker:
     def _add(self, rep: RepResult, out: TrackerOutput) -> None:
         if not self._set_reps:
             self._set_index += 1
+            self._gap_spreads = []
+        elif self._rest_by_angle:
+            self._gap_spreads.append(self._gap_spread(self._set_reps[-1].end_t_s, rep.start_t_s))
         self._rested_s = self._rested_after(rep.end_t_s)  # a set's rest counts from its last rep
         rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
@@ -428,9 +454,30 @@ class ExerciseTracker:
                 median_hold_s=statistics.median(r.hold_s for r in reps),
                 flagged_reps=sum(1 for r in reps if r.flags),
                 decided_t_s=when,
+                count_confidence=self._count_confidence(reps),
             )
         )
         self._set_reps = []
+
+    def _gap_spread(self, after_s: float, before_s: float) -> float | None:
+        """The angle's spread between two reps, over at most the last ``_GAP_WINDOW_S`` of the
+        gap (so a stream keeps a bounded trace and gives what one batch gives)."""
+        after_s = max(after_s, before_s - _GAP_WINDOW_S)
+        pieces = [(t, a) for last, t, a in self._trace if last >= after_s and t[0] <= before_s]
+        if not pieces:
+            return None
+        t = np.concatenate([t for t, _ in pieces])
+        angle = np.concatenate([a for _, a in pieces])
+        return gap_spread(t, angle, after_s, before_s)
+
+    def _count_confidence(self, reps: list[RepResult]) -> float | None:
+        if not self._rest_by_angle:
+            return None
+        conf = confidence_from_parts(
+            [r.start_t_s for r in reps], [r.rom_deg for r in reps], self._gap_spreads,
+            alternating=self.spec.motion.bidirectional, min_rom_deg=self.pipeline.settings.reps.min_rom_deg,
+        )
+        return conf.confidence
 
 
 def track(

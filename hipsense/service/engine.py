@@ -39,6 +39,7 @@ import numpy as np
 from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.samples import ImuSamples
 from hipsense.exercises.catalogue import get_exercise
+from hipsense.exercises.confidence import CONFIDENT
 from hipsense.exercises.tracker import (
     ExerciseTracker,
     RepResult,
@@ -54,7 +55,7 @@ from hipsense.service.holds import HoldResult, HoldTimer
 from hipsense.service.live_angle import AngleReading, CalibratedAngle, excursion_reading, load_sensor_calibration
 from hipsense.service.logs import fields
 from hipsense.service.memory import release_free_memory
-from hipsense.service.plan import ClosedSet, Plan, PlanLine
+from hipsense.service.plan import UNCERTAIN_COUNT, ClosedSet, Plan, PlanLine
 from hipsense.service.results import ResultPublisher
 from hipsense.service.state import SessionStateStore
 from hipsense.service.switching import ExerciseSwitcher
@@ -249,7 +250,13 @@ class SessionEngine:
         now = max([self.timebase.now(), *(c.last_t_s for c in self.channels if c.last_t_s is not None)])
         if now - self.last_result_t_s > self.settings.idle_end_s:
             log.info("session idle; ending it", extra=fields(session_id=self.session_id, idle_s=now - self.last_result_t_s))
-            self.end_session(reason="idle")
+            # the end of the session is the end of its trackers' streams: a rep still waiting
+            # (a first rep for the second, a small one for one of its size) counts now, and
+            # each open set is closed with its count's confidence
+            for channel in self.channels:
+                self._flush_tracker(channel)
+            if self.session_id is not None:
+                self.end_session(reason="idle")
 
     def shutdown(self) -> None:
         """Flush everything buffered and end the session (SIGTERM)."""
@@ -563,6 +570,8 @@ class SessionEngine:
         self._save_state_if_apart()
 
     def _on_set_end(self, key: tuple[str, str], tracked: SetResult) -> None:
+        if tracked.count_confidence is not None and tracked.count_confidence < CONFIDENT:
+            self.plan.flag_open_set(*key, UNCERTAIN_COUNT)  # the therapist sees "not sure"
         self._close_set(*key)
 
     def _close_set(self, exercise: str, side: str) -> None:
@@ -611,7 +620,7 @@ class SessionEngine:
         self.publisher.session(
             session_id=self.session_id, t_start=self.session_t_start, t_end=max(t_end, self.session_t_start),
             exercises=self.plan.summaries(), prescription_version=self.plan.prescription_version,
-            adherence=adherence, flags=flags,
+            adherence=adherence, flags=(*flags, UNCERTAIN_COUNT) if self.plan.uncertain_counts else flags,
             state=self.state.changes(None) if self.state is not None and self.state.atomic else None)
         self.last_summary = {"reps": sum(s.reps for s in self.plan.summaries()), "adherence": adherence}
         self.sessions_done += 1

@@ -24,6 +24,10 @@ from hipsense.protocol import ExerciseSummary, Prescription
 __all__ = ["ClosedSet", "OpenSet", "Plan", "PlanLine", "Tally"]
 
 
+#: a set flag: the tracker's count confidence (``exercises/confidence.py``) was below
+#: ``CONFIDENT`` — the thigh did not show the reps clearly, so the number may be wrong
+UNCERTAIN_COUNT = "uncertain_count"
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlanLine:
     """One exercise on one side, as prescribed. ``reps`` is None for a timed exercise."""
@@ -63,6 +67,7 @@ class Tally:
     rom_sum: float = 0.0
     rom_n: int = 0
     rom_max: float | None = None
+    uncertain_sets: int = 0  # sets whose count the tracker could not trust ("uncertain_count")
     open: OpenSet | None = None
 
 
@@ -173,6 +178,12 @@ class Plan:
         current = self.tally(exercise, side).open
         return 0 if current is None else current.reps
 
+    def flag_open_set(self, exercise: str, side: str, flag: str) -> None:
+        """Mark the open set of (exercise, side), if any (e.g. its count is uncertain)."""
+        current = self.tally(exercise, side).open
+        if current is not None:
+            current.flags = sorted({*current.flags, flag})
+
     def close_set(self, exercise: str, side: str) -> ClosedSet | None:
         """Close the open set of (exercise, side), if any, and count it."""
         tally = self.tally(exercise, side)
@@ -180,12 +191,19 @@ class Plan:
         if current is None or (current.reps == 0 and current.holds == 0):
             return None
         tally.sets_done += 1
+        if UNCERTAIN_COUNT in current.flags:
+            tally.uncertain_sets += 1
         return ClosedSet(
             exercise=exercise, side=side, set_index=current.set_index, reps=current.reps, holds=current.holds,
             hold_s_total=current.hold_s_total, t_start=float(current.t_start or 0.0),
             t_end=float(current.t_end or current.t_start or 0.0), line=self.line_for(exercise, side),
             flags=tuple(current.flags if self.line_for(exercise, side) else sorted({*current.flags, "not_prescribed"})),
         )
+
+    @property
+    def uncertain_counts(self) -> bool:
+        """Some set of this session was counted without confidence."""
+        return any(t.uncertain_sets for t in self.tallies.values())
 
     def close_all(self) -> list[ClosedSet]:
         """Close every open set (end of session)."""

@@ -112,3 +112,27 @@ def test_any_chunking_of_long_holds_gives_identical_reps_and_sets(sizes, seed):
     pieces = _in_pieces(spec, tracker_settings, d.t_s, d.acc_ms2, d.gyr_rad_s, sizes)
     assert pieces.reps == batch.reps
     assert pieces.sets == batch.sets
+
+
+def test_a_set_s_count_confidence_is_the_evaluation_s_streamed_or_batched():
+    # the tracker keeps, rep by rep, what the confidence needs (the angle's spread in each gap
+    # between reps), so the number the therapist gets is the one `hipsense eval mex` scores
+    from pathlib import Path
+
+    from hipsense.evaluation.mex import read_mex_file
+    from hipsense.evaluation.mex_counts import count_recording
+    from hipsense.exercises.confidence import CONFIDENT
+
+    data = Path(__file__).resolve().parents[1] / "data" / "mex" / "act"
+    seen = set()
+    for name, exercise in (("07/02_act_1", "bridge"), ("10/03_act_1", "pelvic_tilt"), ("10/04_act_2", "clam_shells")):
+        t, acc = read_mex_file(data / f"{name}.csv.gz")
+        expected = count_recording(exercise, t, acc).confidence["confidence"]
+        for chunk in (4, 37, len(t)):
+            tr = ExerciseTracker(get_exercise(exercise), TrackerSettings(), has_gyro=False)
+            sets = [s for a in range(0, len(t), chunk) for s in tr.push(t[a:a + chunk], acc[a:a + chunk]).sets]
+            sets += tr.flush().sets
+            assert len(sets) == 1
+            assert sets[0].count_confidence == pytest.approx(expected, abs=1e-4), (name, chunk)
+        seen.add(expected >= CONFIDENT)
+    assert seen == {True, False}  # a clear set and sets the thigh barely shows

@@ -50,6 +50,8 @@ def describe_event(event: StoredEvent, catalogue) -> str:
     elif event.kind == "set":
         target = f"/{data['reps_target']}" if data["reps_target"] is not None else ""
         text = f"{what}{side} set {data['set_index']} done: {data['reps']}{target} reps"
+        if UNCERTAIN_COUNT in (data.get("flags") or []):
+            text += f" ({flag_text(UNCERTAIN_COUNT)})"
     elif event.kind == "session" and skip_reason(data["flags"]) is not None:
         return f"skipped today: {skip_reason(data['flags'])}"
     elif event.kind == "session":
@@ -58,6 +60,22 @@ def describe_event(event: StoredEvent, catalogue) -> str:
         text = f"pain {data['moment']}: {data['score']}/10"
     flags = data.get("flags") or []
     return text + (f" [{', '.join(flags)}]" if flags else "")
+
+
+#: the set and session flag the Pi adds when the thigh did not show the reps clearly
+UNCERTAIN_COUNT = "uncertain_count"
+_FLAG_TEXT = {
+    UNCERTAIN_COUNT: "count not sure: the thigh sensor did not show the reps clearly",
+    "interrupted": "interrupted",
+    "not_prescribed": "not prescribed",
+    "wrong_side": "wrong side",
+    "sensor_gap": "sensor gap",
+}
+
+
+def flag_text(flag: str) -> str:
+    """A flag in words for the therapist (unknown flags as they are: readers must tolerate them)."""
+    return _FLAG_TEXT.get(flag, flag.replace("_", " "))
 
 
 def sortable_time(instant: dt.datetime) -> str:

@@ -26,6 +26,7 @@ def make_templates(context: DashboardContext) -> Jinja2Templates:
     env.filters["number"] = formatting.number
     env.filters["sortable_time"] = formatting.sortable_time
     env.filters["skip_reason"] = formatting.skip_reason
+    env.filters["flag_text"] = formatting.flag_text
     env.filters["exercise_name"] = lambda e: formatting.exercise_name(e, context.catalogue)
     env.globals["timedelta"] = datetime.timedelta
     env.globals["clinic_zone"] = context.clock.zone.key
