@@ -23,6 +23,14 @@ def uci_s1_e3():
     return read_uci_file(DATA / "uci-pt" / "s1" / "e3" / "u3" / "test.txt.gz")
 
 
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory):
+    """A throw-away CA and a server certificate for 127.0.0.1 (tests/pki.py), for the TLS tests."""
+    from tests.pki import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
 @pytest.fixture
 def broker_patients() -> dict[str, str]:
     """The Pi accounts (patient id → password) the test broker knows; a folder's conftest may
@@ -34,7 +42,7 @@ def broker_patients() -> dict[str, str]:
 def broker(tmp_path: Path, broker_patients: dict[str, str]):
     """A running Mosquitto with its own config and per-patient ACL on a free port; stopped by
     PID at teardown. Skipped (with the reason) where no mosquitto binary is installed."""
-    from tests.protocol.broker import MOSQUITTO, Mosquitto
+    from tests.mosquitto import MOSQUITTO, Mosquitto
 
     if MOSQUITTO is None:
         pytest.skip("mosquitto binary not found (apt-get install mosquitto); MQTT tests need a real broker")

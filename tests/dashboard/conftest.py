@@ -12,7 +12,7 @@ import pytest
 
 from hipsense.dashboard.db import make_engine, migrate
 from hipsense.dashboard.db.tables import metadata
-from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
+from tests.mosquitto import DASHBOARD_PASSWORD, DASHBOARD_USER
 
 PG_ADMIN_URL = os.environ.get("HIPSENSE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PATIENTS = {"p-0001": "pi-secret-1", "p-0002": "pi-secret-2", "p-0003": "pi-secret-3"}

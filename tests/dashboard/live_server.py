@@ -12,7 +12,7 @@ import uvicorn
 
 from hipsense import protocol as p
 from hipsense.dashboard.event_store import EventStore
-from tests.protocol.broker import free_port
+from tests.mosquitto import free_port
 
 SESSION_EXERCISES = [("clam_shells", "left"), ("clam_shells", "right"), ("bridge", "both")]
 

@@ -1,4 +1,5 @@
-"""A real Mosquitto running the SHIPPED deploy/server/mosquitto/hipsense.conf.
+"""A real Mosquitto running the SHIPPED deploy/server/mosquitto/hipsense.conf (the process
+harness is :class:`tests.mosquitto.MosquittoProcess`, the same as the other MQTT tests').
 
 The only changes to the file: paths under /etc/mosquitto/hipsense/ point into a temporary
 directory and ``listener 8883`` becomes a free port on 127.0.0.1; then the few lines Debian's
@@ -9,20 +10,16 @@ operator makes them: ``hipsense provision add`` for patients, a ``$7$`` line for
 
 from __future__ import annotations
 
-import getpass
 import re
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from hipsense.cli import main as cli
 from hipsense.provision import hash_password
-from tests.deploy.pki import Pki
-from tests.protocol.broker import MOSQUITTO, free_port, wait_for_port  # noqa: F401 (re-exported)
+from tests.mosquitto import MOSQUITTO, MosquittoProcess  # noqa: F401 (MOSQUITTO re-exported)
+from tests.pki import Pki
 
 REPO = Path(__file__).resolve().parents[2]
 SHIPPED_CONF = REPO / "deploy" / "server" / "mosquitto" / "hipsense.conf"
@@ -33,20 +30,19 @@ DASHBOARD_USER = "dashboard"
 SECOND_DASHBOARD_USER = "dashboard-2"
 
 
-def render_test_config(shipped: str, broker_dir: Path, port: int, log_file: Path) -> str:
+def render_test_config(shipped: str, broker_dir: Path, port: int) -> str:
+    """The shipped config with its paths in ``broker_dir`` and its listener on 127.0.0.1:``port``."""
     text = shipped.replace(PROD_DIR, f"{broker_dir}/")
     text, n = re.subn(r"(?m)^listener 8883$", f"listener {port} 127.0.0.1", text)
     assert n == 1, "the shipped config must have exactly one `listener 8883` line"
-    return text + (f"\n# test harness: what Debian's /etc/mosquitto/mosquitto.conf adds\n"
-                   f"persistence true\npersistence_location {broker_dir}/\n"
-                   f"log_dest file {log_file}\nuser {getpass.getuser()}\n")
+    return text
 
 
-class DeployedBroker:
+class DeployedBroker(MosquittoProcess):
     """Broker files in ``workdir/broker``, provisioning state in ``workdir/state``."""
 
     def __init__(self, workdir: Path, pki: Pki, *, dashboard_password: str) -> None:
-        self.workdir = workdir
+        super().__init__(workdir)
         self.pki = pki
         self.broker_dir = workdir / "broker"
         self.state_dir = workdir / "state"
@@ -57,9 +53,11 @@ class DeployedBroker:
         (self.broker_dir / "passwd").write_text("".join(
             f"{user}:{hash_password(dashboard_password)}\n" for user in (DASHBOARD_USER, SECOND_DASHBOARD_USER)))
         (self.broker_dir / "passwd").chmod(0o600)
-        self.port = free_port()
-        self.log_file = workdir / "mosquitto.log"
-        self.process: subprocess.Popen | None = None
+
+    def config(self) -> str:
+        return (render_test_config(SHIPPED_CONF.read_text(), self.broker_dir, self.port)
+                + "\n# test harness: what Debian's /etc/mosquitto/mosquitto.conf adds\n"
+                + self.harness_lines(self.broker_dir))
 
     @property
     def env(self) -> dict[str, str]:
@@ -82,46 +80,3 @@ class DeployedBroker:
                                           "--dashboard-user", SECOND_DASHBOARD_USER], env=self.env)
         assert result.exit_code == 0, result.output
         return result.output
-
-    def start(self) -> None:
-        conf = self.workdir / "mosquitto.conf"
-        conf.write_text(render_test_config(SHIPPED_CONF.read_text(), self.broker_dir, self.port, self.log_file))
-        self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.PIPE)
-        try:
-            wait_for_port(self.port)
-        except TimeoutError:
-            self.process.kill()
-            _, err = self.process.communicate()
-            raise RuntimeError(f"mosquitto did not start: {err.decode(errors='replace')}\n{self.log_text()}") from None
-
-    def reload(self) -> None:
-        """What `systemctl reload mosquitto` does: SIGHUP, then wait for the log to say it re-read."""
-        before = self.log_text().count("Reloading config")
-        self.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 5
-        while self.log_text().count("Reloading config") <= before:
-            if time.monotonic() > deadline:
-                raise TimeoutError("mosquitto did not log a config reload")
-            time.sleep(0.02)
-
-    def restart(self, down_s: float = 0.0) -> None:
-        """``systemctl restart mosquitto``: SIGTERM (which saves the persistence file), start again."""
-        self.stop()
-        time.sleep(down_s)
-        self.start()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        if self.process is not None and self.process.stderr:
-            self.process.stderr.close()
-        self.process = None
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""

@@ -1,4 +1,5 @@
-"""Fixtures for the deployment tests: certificates, and real brokers running the shipped config.
+"""Fixtures for the deployment tests: real brokers running the shipped config (the certificates,
+``pki``, are tests/conftest.py's).
 
 ``broker`` is shared by a module's tests (starting Mosquitto and provisioning two patients
 costs ~0.2 s, but the isolation tests only read the broker's state); tests that change the
@@ -13,12 +14,6 @@ from dataclasses import dataclass
 import pytest
 
 from tests.deploy.broker import MOSQUITTO, DeployedBroker
-from tests.deploy.pki import Pki, make_pki
-
-
-@pytest.fixture(scope="session")
-def pki(tmp_path_factory) -> Pki:
-    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @dataclass

@@ -66,7 +66,7 @@ def test_plaintext_mqtt_to_the_tls_port_is_refused(deployment):
 
 def test_a_client_that_does_not_trust_the_ca_does_not_connect(deployment, tmp_path):
     """The Pi checks the broker too: a stranger's CA (a man in the middle) fails the handshake."""
-    from tests.deploy.pki import make_pki
+    from tests.pki import make_pki
 
     stranger = make_pki(tmp_path / "stranger", ca_name="someone else's CA")
     assert connect_result(deployment.broker.port, ca=stranger.ca_cert, username=deployment.a[0],
@@ -107,7 +107,7 @@ def test_revocation_is_not_in_force_before_the_reload(fresh_deployment):
 def test_a_new_server_certificate_is_served_after_a_reload(fresh_deployment, tmp_path):
     """Certificate rotation as the README describes it: replace the files, SIGHUP, no restart.
     (A certificate from a different CA makes the switch visible to a client.)"""
-    from tests.deploy.pki import make_pki
+    from tests.pki import make_pki
 
     dep = fresh_deployment
     new = make_pki(tmp_path / "new", ca_name="next CA")

@@ -24,7 +24,7 @@ from hipsense.dashboard.web import DashboardContext, create_app
 from hipsense.dashboard.web.auth import SecurityHeaders
 from tests.dashboard.live_server import LiveServer
 from tests.dashboard.web_helpers import PASSWORD
-from tests.protocol.broker import free_port, wait_for_port
+from tests.mosquitto import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
 

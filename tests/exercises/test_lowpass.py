@@ -1,7 +1,7 @@
 """The recogniser's numpy low-pass is scipy's butter(2) + filtfilt(padtype="odd"), to 1e-9.
 
 scipy is the reference here, in the tests only: the service itself must not import it
-(tests/test_import_cost.py).
+(tests/service/test_import_cost.py).
 """
 
 from __future__ import annotations

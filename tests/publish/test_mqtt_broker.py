@@ -20,7 +20,7 @@ from hipsense.protocol import MessageKind
 from hipsense.publish import Outbox
 from hipsense.publish.mqtt import MqttClient, MqttSettings
 from hipsense.publish.prescriptions import PrescriptionStore
-from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
+from tests.mosquitto import DASHBOARD_PASSWORD, DASHBOARD_USER
 from tests.protocol.conftest import PI_PASSWORD, PI_PATIENT
 from tests.protocol.samples import SESSION, at, sample_prescription
 
@@ -248,20 +248,19 @@ def test_falls_back_to_mqtt311_when_the_broker_refuses_mqtt5(broker, tmp_path):
 
 
 def test_tls_with_a_ca_file(tmp_path):
-    import shutil
-
     from hipsense.publish.mqtt import TlsSettings
-    from tests.protocol.broker import MOSQUITTO, Mosquitto, make_tls_files
+    from tests.mosquitto import MOSQUITTO, Mosquitto
+    from tests.pki import make_pki
 
-    if MOSQUITTO is None or shutil.which("openssl") is None:
-        pytest.skip("needs the mosquitto and openssl binaries")
+    if MOSQUITTO is None:
+        pytest.skip("needs the mosquitto binary")
     workdir = tmp_path / "tls-broker"
     workdir.mkdir()
-    tls_files = make_tls_files(workdir)
-    server = Mosquitto(workdir, patients={PI_PATIENT: PI_PASSWORD}, tls_files=tls_files)
+    pki = make_pki(workdir / "pki")
+    server = Mosquitto(workdir, patients={PI_PATIENT: PI_PASSWORD}, tls=pki)
     server.start()
     try:
-        tls = TlsSettings(ca_file=tls_files["ca"])
+        tls = TlsSettings(ca_file=pki.ca_cert)
         received = DedupingSubscriber()
         dashboard = MqttClient(settings_for(server, user=DASHBOARD_USER, client_id="dash-tls", tls=tls))
         dashboard.subscribe(p.subscription_filter(MessageKind.REP, PI_PATIENT), received)
@@ -274,9 +273,7 @@ def test_tls_with_a_ca_file(tmp_path):
         outbox.close()
 
         # A client that does not trust the broker's CA never connects.
-        other = tmp_path / "other-ca"
-        other.mkdir()
-        stranger_ca = make_tls_files(other)["ca"]
+        stranger_ca = make_pki(tmp_path / "other-ca").ca_cert
         stranger = MqttClient(settings_for(server, user=PI_PATIENT, client_id="pi-untrusting", tls=TlsSettings(ca_file=stranger_ca)))
         with stranger:
             assert not stranger.wait_connected(1.5)
@@ -346,7 +343,7 @@ def test_delivery_latency_from_outbox_to_subscriber(broker, tmp_path):
 def test_an_unreachable_broker_is_logged_with_the_reason_and_the_retry_cadence_once(caplog):
     """A closed port: `hipsense run` and `dashboard serve` (both this client) say why and how
     often they retry, once, not once per attempt (on the code before issue 11: nothing at all)."""
-    from tests.protocol.broker import free_port
+    from tests.mosquitto import free_port
 
     port = free_port()  # nothing listens there
     client = MqttClient(MqttSettings(host="127.0.0.1", port=port, client_id="nobody-home", reconnect_min_s=1,

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from hipsense import protocol as p
-from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER, Mosquitto
+from tests.mosquitto import DASHBOARD_PASSWORD, DASHBOARD_USER, Mosquitto
 
 PATIENT, PASSWORD = "p-0001", "pi-secret"
 SPEED = 20.0  # the 236 s recording in about 12 s

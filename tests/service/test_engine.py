@@ -285,34 +285,6 @@ def test_the_live_angle_is_calibrated_flexion_when_the_sensor_was_calibrated(tmp
     assert all(("abduction_deg" in d) is calibrated for d in docs)
 
 
-def test_an_uncalibrated_service_never_imports_scipy():
-    import subprocess
-    import sys
-
-    code = ("import sys, hipsense.service.service, hipsense.service.sensors, hipsense.service.engine;"
-            "print('scipy' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
-
-
-def test_the_recogniser_is_loaded_only_for_a_plan_that_needs_it(tmp_path):
-    import subprocess
-    import sys
-
-    code = f"""
-import sys
-from tests.service.test_engine import Rig, rx
-from pathlib import Path
-rig = Rig(Path({str(tmp_path)!r}), None, recognition=True)  # no prescription yet
-rig.engine.on_prescription(rx())  # straight-leg raise: not a recogniser class
-before = 'hipsense.exercises.recognition' in sys.modules
-rig.engine.on_prescription(rx(version=2, exercise="bridge", sides=("both",)))
-print(before, 'hipsense.exercises.recognition' in sys.modules)
-"""
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=str(Path(__file__).resolve().parents[2])).stdout.split()
-    assert out == ["False", "True"]
-
-
 @pytest.mark.parametrize("blocks_of", ["acc_only", "acc_and_gyro_apart"])
 def test_a_sensor_without_gyroscope_blocks_is_counted_on_tilt(tmp_path, uci, blocks_of):
     """MEx-like accelerometer-only blocks, and the separate ACC and GYRO blocks of a Polar or a

@@ -13,7 +13,7 @@ import pytest
 from hipsense.protocol import build_rep_event
 from hipsense.service.config import ConfigError, HomeAssistantConfig, load_config
 from hipsense.service.homeassistant import HomeAssistantBridge, HomePublisher
-from tests.protocol.broker import MOSQUITTO, Mosquitto
+from tests.mosquitto import MOSQUITTO, Mosquitto
 
 
 class Sink:

@@ -1,6 +1,7 @@
-"""What the Pi's service imports: never scipy, even with the recogniser working.
+"""What the Pi's service imports: never scipy, even with the recogniser working; the recogniser
+only when the plan needs it. Every probe runs in a fresh interpreter (:func:`fresh`).
 
-Run in a fresh interpreter, as ``hipsense run`` would be: the command-line module, the service
+The main probe runs as ``hipsense run`` would: the command-line module, the service
 and everything it imports when running (MQTT, BLE, the sensor links), then the session engine
 with a calibrated sensor, recognition on and a bridge prescribed (a class of the recognition
 model), fed 30 s of a real recording so that windows are actually recognised. scipy costs
@@ -17,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fresh(code: str, *args: str) -> str:
+    """Run ``code`` in a new interpreter from the repository root; its last line of output."""
+    out = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
 
 SERVICE_RUN = """
 import datetime as dt, json, sys, tempfile
@@ -64,10 +72,7 @@ def test_the_service_with_the_recogniser_imports_no_scipy(uci_s1_e3, tmp_path):
     t, acc, gyr = uci_s1_e3
     data = tmp_path / "uci.npz"
     np.savez(data, t=np.asarray(t, float), acc=np.asarray(acc, float), gyr=np.asarray(gyr, float))
-    out = subprocess.run([sys.executable, "-c", SERVICE_RUN, str(data)], capture_output=True, text=True,
-                         cwd=REPO, timeout=120)
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    report = json.loads(fresh(SERVICE_RUN, str(data)))
     assert report["recogniser_loaded"] and report["recognised"] is not None, report  # it did run
     assert report["live"] > 0
     assert report["scipy"] == [], f"scipy entered the service's imports: {report['scipy'][:10]}"
@@ -75,5 +80,23 @@ def test_the_service_with_the_recogniser_imports_no_scipy(uci_s1_e3, tmp_path):
 
 def test_the_check_would_see_scipy():
     """The probe is not blind: importing scipy.signal in the same way is reported."""
-    code = "import sys, scipy.signal; print(any(n.startswith('scipy.') for n in sys.modules))"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "True"
+    assert fresh("import sys, scipy.signal; print(any(n.startswith('scipy.') for n in sys.modules))") == "True"
+
+
+def test_an_uncalibrated_service_never_imports_scipy():
+    code = "import sys, hipsense.service.service, hipsense.service.sensors, hipsense.service.engine; print('scipy' in sys.modules)"
+    assert fresh(code) == "False"
+
+
+def test_the_recogniser_is_loaded_only_for_a_plan_that_needs_it(tmp_path):
+    code = f"""
+import sys
+from tests.service.test_engine import Rig, rx
+from pathlib import Path
+rig = Rig(Path({str(tmp_path)!r}), None, recognition=True)  # no prescription yet
+rig.engine.on_prescription(rx())  # straight-leg raise: not a recogniser class
+before = 'hipsense.exercises.recognition' in sys.modules
+rig.engine.on_prescription(rx(version=2, exercise="bridge", sides=("both",)))
+print(before, 'hipsense.exercises.recognition' in sys.modules)
+"""
+    assert fresh(code).split() == ["False", "True"]

@@ -1,4 +1,5 @@
-"""Throw-away certificates for the deployment tests: a CA and a server certificate for 127.0.0.1.
+"""Throw-away certificates for the tests that run TLS (deployment, MQTT): a CA and a server
+certificate for 127.0.0.1.
 
 Made with the ``cryptography`` package (EC P-256: key generation takes milliseconds, where
 RSA would cost a noticeable part of the time budget).
