@@ -178,7 +178,7 @@ def test_a_dashboard_killed_mid_ingest_again_and_again_loses_and_doubles_nothing
     import subprocess
     import sys
 
-    from tests.protocol.broker import DASHBOARD_PASSWORD, DASHBOARD_USER
+    from tests.mosquitto import DASHBOARD_PASSWORD, DASHBOARD_USER
 
     url = engine.url.render_as_string(hide_password=False)
     auth = [DASHBOARD_USER, DASHBOARD_PASSWORD] if broker.authenticated else ["", ""]
