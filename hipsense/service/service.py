@@ -158,7 +158,8 @@ class Service:
         voice = Voice(make_speaker(cfg.service.voice))
         engine = SessionEngine(
             sensor_sides=[s.side for s in cfg.sensors], publisher=publisher, voice=voice, timebase=timebase,
-            settings=cfg.session, state=SessionStateStore(state_dir / "session.json", outbox=outbox), prescription=store.current,
+            settings=cfg.session, state=SessionStateStore(state_dir / "session.json", outbox=outbox),
+            prescription=store.current,
             batch_s=min(0.25, 1.0 / cfg.service.live_rate_hz),
         )
 

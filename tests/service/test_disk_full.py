@@ -110,3 +110,19 @@ def test_a_status_that_cannot_be_stored_does_not_stop_the_processing_thread(tmp_
     _free(rig)
     store_status(rig.outbox, "p-0001", rig.engine, rig.timebase, notify=lambda: notified.append(1))
     assert [r.topic for r in rig.outbox.pending()] == ["hipsense/v1/p-0001/status"] and notified == [1]
+
+
+def test_a_result_the_schema_refuses_is_not_held_but_its_numbering_is_kept(tmp_path, caplog):
+    from hipsense.service.state import SessionStateStore
+
+    rig = Rig(tmp_path, rx())
+    store = SessionStateStore(outbox=rig.outbox)
+    doc = {"session_id": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W", "t_start": 1.7e9, "saved_at": 1.7e9, "tallies": []}
+    with caplog.at_level(logging.ERROR):
+        stored = rig.publisher.rep(session_id=doc["session_id"], exercise="straight_leg_raise", side="right",
+                                   set_index=1, rep_index=1, t_start=1.7e9, t_end=1.7e9 + 2, rom_deg=float("nan"),
+                                   hold_s=1.0, peak_speed_dps=30.0, duration_s=2.0, flags=(),
+                                   state=store.changes(doc))
+    assert stored is None and rig.publisher.failed == 1 and rig.publisher.held == 0  # a bug, not a full disk
+    assert "rep not published" in caplog.text and rig.messages() == []
+    assert store.load()["session_id"] == doc["session_id"]  # a restart numbers on after it
