@@ -210,3 +210,37 @@ def test_a_dashboard_killed_mid_ingest_again_and_again_loses_and_doubles_nothing
         dashboard.stdout.close()
     assert stored(engine) == list(range(1, 241))
     assert stored_ids(engine) == (240, 240)
+
+
+def test_a_pi_whose_outbox_was_corrupt_numbers_on_above_and_the_dashboard_skips_the_gap(engine, broker, ingest,
+                                                                                     tmp_path):
+    from hipsense.publish import open_outbox
+
+    old = Pi(broker, tmp_path / "outbox.sqlite")
+    try:
+        old.client.start()
+        assert old.client.wait_connected(10)
+        old.produce(5)
+        wait_until(lambda: old.left() == 0, 20, "the first results acknowledged")
+        old.client.sender.stop()  # results 6..8 never leave the Pi before its SD card fails
+        old.produce(3)
+    finally:
+        old.close()
+    (tmp_path / "outbox.sqlite").write_bytes(b"\x00 what a failing card leaves " * 1000)
+    recovered = open_outbox(tmp_path / "outbox.sqlite")
+    recovered.close()
+    new = Pi(broker, tmp_path / "outbox.sqlite")
+    try:
+        floor = new.outbox.last_sequence(PATIENT)
+        assert floor > 10**12
+        new.client.start()
+        assert new.client.wait_connected(10)
+        # what `hipsense run` does on every connect: the status says below which seq it holds nothing
+        new.outbox.put_envelope(p.build_status(PATIENT, online=True,
+                                               outbox_first_seq=new.outbox.first_unconfirmed_seq(PATIENT)))
+        new.produce(3)
+        wait_until(lambda: new.left() == 0, 30, "the new results acknowledged past the gap")
+    finally:
+        new.close()
+    assert stored(engine) == [1, 2, 3, 4, 5, floor + 1, floor + 2, floor + 3]  # 6..8 are in the kept file only
+    assert stored_ids(engine) == (8, 8)
