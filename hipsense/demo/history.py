@@ -268,7 +268,7 @@ def history_messages(patient: HistoryPatient, sets: Sequence[CountedSet], *, now
                                          round(hold_total, 1), max(roms) if roms else None,
                                          sum(roms) / len(roms) if roms else None)],
             prescription_version=1, adherence=min(1.0, len(roms) / target),
-            flags=() if len(day.sets) >= patient.sets else ("incomplete",)))
+            flags=() if len(day.sets) >= patient.sets else (p.Flag.INCOMPLETE,)))
         if day.pain_after is not None:
             out.append(p.build_pain_checkin(patient.patient_id, seq=next_seq(), score=day.pain_after,
                                             moment="after", t=end + dt.timedelta(minutes=3), session_id=session_id))

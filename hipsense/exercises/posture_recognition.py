@@ -30,6 +30,7 @@ import numpy as np
 
 from .recognition import UNKNOWN, Recognition
 from .spec import ExerciseSpec
+from .vocabulary import Measure
 
 G_MS2 = 9.80665
 
@@ -134,7 +135,7 @@ def recognise_by_posture(
         ep = _posture_error_deg(down, spec, side)
         posture_errors.append(ep)
         s = -0.5 * (ep / settings.posture_sigma_deg) ** 2
-        moves = spec.motion.kind != "none" and spec.measure != "timed"
+        moves = spec.motion.kind != "none" and spec.measure != Measure.TIMED
         # circles have no single axis to turn about
         compare_axis = moves and spec.motion.kind != "circle"
         if axis is not None:
@@ -143,11 +144,11 @@ def recognise_by_posture(
                 s += -0.5 * (math.degrees(math.acos(cos)) / settings.axis_sigma_deg) ** 2
             elif not moves:
                 s += -0.5 * 2.0**2  # it moves, but this exercise barely does
-        elif moves and spec.measure != "holds":
+        elif moves and spec.measure != Measure.HOLDS:
             s += -0.5 * 1.0**2  # still: a moving exercise is less likely (a stretch is still)
         if axis is not None and moves and round_motion != (spec.motion.kind == "circle"):
             s += -0.5 * 2.0**2  # circling for a one-axis exercise, or the other way round
-        if landings != (spec.measure == "impacts"):
+        if landings != (spec.measure == Measure.IMPACTS):
             s += -0.5 * 2.0**2  # landings where none belong, or a jump exercise without any
         log_scores.append(s)
     ls = np.array(log_scores)

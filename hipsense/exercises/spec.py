@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hipsense.errors import ConfigError
+from hipsense.exercises.vocabulary import Measure
 
 __all__ = [
     "DATASETS",
@@ -68,7 +69,7 @@ POSTURES = ("standing", "supine", "prone", "side_lying", "seated", "quadruped", 
 #   impacts  jumps: one landing spike = one rep
 #   steps    walking: one step of the instrumented leg = one rep
 #   timed    the thigh barely moves; reported as time spent, honestly not counted
-MEASURES = ("reps", "holds", "cycles", "impacts", "steps", "timed")
+MEASURES = tuple(Measure)
 MOTIONS = ("flexion", "extension", "abduction", "adduction", "rotation", "circle", "none")
 # Dose sides:
 #   each         the dose is per leg: all reps on one side, then switch
@@ -84,8 +85,8 @@ SENSOR_LEGS = ("moving", "either", "left", "right")
 DIRECTIONS = ("clockwise", "counterclockwise")
 DATASETS = ("uci-pt", "mex-thigh", "cmu-exercise")
 
-_DOSE_UNITS = {"reps": "reps", "holds": "holds", "cycles": "circles each way",
-               "impacts": "jumps", "steps": "steps", "timed": "reps (timed)"}
+_DOSE_UNITS = {Measure.REPS: "reps", Measure.HOLDS: "holds", Measure.CYCLES: "circles each way",
+               Measure.IMPACTS: "jumps", Measure.STEPS: "steps", Measure.TIMED: "reps (timed)"}
 _ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 _UNIT_TOLERANCE = 1e-3
 
@@ -320,7 +321,7 @@ class ExerciseSpec:
     source: str
     posture: str
     sensor_leg: str
-    measure: str
+    measure: Measure  # a plain string is taken and kept as its Measure
     rest_gravity_thigh: tuple[float, float, float]
     motion: Motion
     dose: Dose
@@ -339,6 +340,7 @@ class ExerciseSpec:
             self._validate()
         except ExerciseSpecError as error:
             raise error.within(self.id) from None
+        object.__setattr__(self, "measure", Measure(self.measure))
 
     def _validate(self) -> None:
         _text("name", self.name)
@@ -361,13 +363,13 @@ class ExerciseSpec:
             if not isinstance(ref, DatasetRef):
                 raise ExerciseSpecError("must be DatasetRef values", field="datasets")
         # Cross-field rules: the counter relies on these being coherent.
-        if self.measure == "cycles" and self.motion.kind != "circle":
+        if self.measure == Measure.CYCLES and self.motion.kind != "circle":
             raise ExerciseSpecError("measure 'cycles' needs motion kind 'circle'", field="measure")
-        if self.measure == "timed" and self.thresholds.min_rom_deg != 0:
+        if self.measure == Measure.TIMED and self.thresholds.min_rom_deg != 0:
             # A timed exercise is not counted, so a rep threshold would be a false promise.
             raise ExerciseSpecError("a timed exercise has min_rom_deg = 0",
                                     field="thresholds.min_rom_deg")
-        if self.measure == "holds" and self.thresholds.hold_min_s is None:
+        if self.measure == Measure.HOLDS and self.thresholds.hold_min_s is None:
             raise ExerciseSpecError("measure 'holds' needs a hold_min_s",
                                     field="thresholds.hold_min_s")
         if self.thresholds.min_rom_deg > self.motion.rom_deg_max:

@@ -61,10 +61,11 @@ from hipsense.signal.impacts import ImpactEvent, ImpactSettings
 from hipsense.signal.pipeline import PipelineOutput, PipelineSettings, ThighPipeline
 from hipsense.signal.reps import RepEvent, RepSettings
 from hipsense.signal.steps import StepEvent
+from hipsense.signal.vocabulary import RestReason
 
 from .confidence import confidence_from_parts, gap_spread
 from .spec import ExerciseSpec
-
+from .vocabulary import FormFlag, Measure, RepKind
 
 
 # The count's confidence judges the angle's sway between reps over at most the last 30 s of each
@@ -108,8 +109,8 @@ class RepResult:
     rom_deg: float
     hold_s: float
     peak_speed_dps: float
-    flags: tuple[str, ...]
-    kind: str = "rep"  # "rep" | "hold" | "cycle" | "impact" | "step" (from the measure)
+    flags: tuple[str, ...]  # FormFlag values
+    kind: RepKind = RepKind.REP  # from the measure
     direction: str | None = None  # cycles: "counterclockwise" | "clockwise" (see below)
 
     @property
@@ -158,12 +159,12 @@ def is_short_hold(hold_s: float, target_s: float | None, settings: TrackerSettin
 _LATE_EVENT_S = 2.0
 
 MEASURE_COUNTERS = {
-    "reps": frozenset({"reps"}),
-    "holds": frozenset({"reps"}),
-    "cycles": frozenset({"cycles"}),
-    "impacts": frozenset({"impacts"}),
-    "steps": frozenset({"steps"}),
-    "timed": frozenset(),
+    Measure.REPS: frozenset({"reps"}),
+    Measure.HOLDS: frozenset({"reps"}),
+    Measure.CYCLES: frozenset({"cycles"}),
+    Measure.IMPACTS: frozenset({"impacts"}),
+    Measure.STEPS: frozenset({"steps"}),
+    Measure.TIMED: frozenset(),
 }
 
 
@@ -190,7 +191,7 @@ def rep_settings_for(
     return replace(
         base,
         # a stretch held for long is the exercise, not a new posture
-        reanchor_s=max(60.0 if spec.measure == "holds" else base.reanchor_s, 2.0 * hold + 5.0),
+        reanchor_s=max(60.0 if spec.measure == Measure.HOLDS else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
         min_rep_s=min(spec.thresholds.min_rep_s, base.min_rep_s),
         # shuffling into position is far smaller than the exercise's movement
@@ -280,7 +281,7 @@ class ExerciseTracker:
         # Everything in time order: a rep on the sample it ends on, a posture change on its
         # own; the samples between them are watched for a rest that closes the set.
         events: list[tuple[float, int, RepResult | None]] = [(r.end_t_s, 0, r) for r in results]
-        events += [(r.t_s, 1, None) for r in p.rests if r.reason == "posture_change"]
+        events += [(r.t_s, 1, None) for r in p.rests if r.reason == RestReason.POSTURE_CHANGE]
         events.sort(key=lambda e: (e[0], e[1]))
         t = p.t_s
         done = 0
@@ -378,38 +379,38 @@ class ExerciseTracker:
         flags: list[str] = []
         too_fast_s = self.spec.thresholds.too_fast_s
         if too_fast_s is not None and ev.duration_s < too_fast_s:
-            flags.append("too_fast")
+            flags.append(FormFlag.TOO_FAST)
         if self.hold_target_s > 0:
-            if ev.hold_s < s.skipped_hold_s and "too_fast" not in flags:
-                flags.append("too_fast")
+            if ev.hold_s < s.skipped_hold_s and FormFlag.TOO_FAST not in flags:
+                flags.append(FormFlag.TOO_FAST)
             if is_short_hold(ev.hold_s, self.hold_target_s, s):
-                flags.append("short_hold")
+                flags.append(FormFlag.SHORT_HOLD)
         ref = self._reference_rom()
         if ref is not None:
             if ev.rom_deg < s.low_rom_fraction * ref:
-                flags.append("low_rom")
+                flags.append(FormFlag.LOW_ROM)
             if ev.rom_deg < 0.5 * ref:
-                flags.append("incomplete")
+                flags.append(FormFlag.INCOMPLETE)
         if len(self._first_roms) < s.reference_reps:
             self._first_roms.append(ev.rom_deg)
-        kind = "hold" if self.spec.measure == "holds" else "rep"
+        kind = RepKind.HOLD if self.spec.measure == Measure.HOLDS else RepKind.REP
         return self._result(ev.start_t_s, ev.end_t_s, ev.rom_deg, ev.hold_s, ev.peak_speed_dps, flags, kind)
 
     def _cycle_result(self, ev: CycleEvent) -> RepResult:
         flags = []
         too_fast_s = self.spec.thresholds.too_fast_s
         if too_fast_s is not None and ev.duration_s < too_fast_s:
-            flags.append("too_fast")
+            flags.append(FormFlag.TOO_FAST)
         direction = "counterclockwise" if ev.direction > 0 else "clockwise"
         # a cone of angular radius r spans 2r degrees across: report that as the ROM
-        return self._result(ev.start_t_s, ev.end_t_s, 2 * ev.radius_deg, 0.0, 0.0, flags, "cycle", direction)
+        return self._result(ev.start_t_s, ev.end_t_s, 2 * ev.radius_deg, 0.0, 0.0, flags, RepKind.CYCLE, direction)
 
     def _impact_result(self, evs: list[ImpactEvent]) -> RepResult:
         start, end = evs[0].t_s, evs[-1].t_s
-        return self._result(start, end, 0.0, 0.0, 0.0, [], "impact")
+        return self._result(start, end, 0.0, 0.0, 0.0, [], RepKind.IMPACT)
 
     def _step_result(self, ev: StepEvent) -> RepResult:
-        return self._result(ev.start_t_s, ev.end_t_s, 0.0, 0.0, ev.peak_speed_dps, [], "step")
+        return self._result(ev.start_t_s, ev.end_t_s, 0.0, 0.0, ev.peak_speed_dps, [], RepKind.STEP)
 
     def _result(self, start, end, rom, hold, peak, flags, kind, direction=None) -> RepResult:  # noqa: ANN001
         return RepResult(

@@ -39,6 +39,7 @@ from hipsense.protocol.topics import (
     validate_patient_id,
 )
 from hipsense.protocol.validation import SCHEMA_VERSION, load_schema
+from hipsense.protocol.vocabulary import Flag, Side
 
 __all__ = [
     "DELIVERY",
@@ -51,12 +52,14 @@ __all__ = [
     "Delivery",
     "Envelope",
     "ExerciseSummary",
+    "Flag",
     "Importance",
     "Message",
     "MessageKind",
     "PrescribedExercise",
     "Prescription",
     "ProtocolError",
+    "Side",
     "build_hold_event",
     "build_live",
     "build_pain_checkin",

@@ -35,6 +35,7 @@ from hipsense.protocol.ids import ULID_PATTERN, new_message_id
 from hipsense.protocol.timestamps import Instant, format_timestamp, to_utc_datetime
 from hipsense.protocol.topics import MessageKind
 from hipsense.protocol.validation import SCHEMA_VERSION
+from hipsense.protocol.vocabulary import Side
 
 # The limits of common.json and the kinds' files (the tests hold the two together).
 MAX_SEQ = 9007199254740991
@@ -42,8 +43,8 @@ MAX_INDEX = 10000
 MAX_COUNT = 100000
 MAX_SECONDS = 86400.0
 MAX_FLAGS = 16
-SIDES = ("left", "right", "both")
-SENSOR_SIDES = ("left", "right")
+SIDES = tuple(Side)
+SENSOR_SIDES = (Side.LEFT, Side.RIGHT)  # a sensor, and live data, are on one thigh
 _EXERCISE = re.compile(r"[a-z][a-z0-9_]{1,63}")
 _SESSION_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")
 _FLAG = re.compile(r"[a-z][a-z0-9_]{1,31}")

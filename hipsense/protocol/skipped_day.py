@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from hipsense.protocol.vocabulary import Flag
+
 __all__ = ["SKIPPED", "SKIP_REASONS", "skip_flags", "skip_reason"]
 
-SKIPPED = "skipped"
+SKIPPED = Flag.SKIPPED
 # reason -> words, as the patient reads them on the Pi and the therapist on the dashboard
 SKIP_REASONS: dict[str, str] = {
     "pain": "too much pain",

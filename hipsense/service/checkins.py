@@ -25,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hipsense.protocol import Envelope, ExerciseSummary, new_session_id
+from hipsense.protocol import Envelope, ExerciseSummary, Flag, new_session_id
 from hipsense.protocol.skipped_day import SKIP_REASONS, skip_flags
 
 __all__ = ["SKIP_REASONS", "CheckInError", "CheckIns", "TodayBook"]
@@ -83,7 +83,7 @@ class TodayBook:
                 else:
                     day.sets[key] = day.sets.get(key, 0) + 1
             elif kind == "session":
-                if "skipped" in doc["flags"]:
+                if Flag.SKIPPED in doc["flags"]:
                     day.skipped = next((f[5:] for f in doc["flags"] if f.startswith("skip_")), "other")
                 else:
                     day.sessions += 1

@@ -32,7 +32,7 @@ import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -48,7 +48,8 @@ from hipsense.exercises.tracker import (
     TrackerSettings,
     is_short_hold,
 )
-from hipsense.protocol import Prescription, new_session_id
+from hipsense.exercises.vocabulary import Measure, RepKind
+from hipsense.protocol import Flag, Prescription, new_session_id
 from hipsense.publish import OutboxError
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
@@ -265,7 +266,7 @@ class SessionEngine:
                 self._process(channel)
             self._flush_tracker(channel)
         if self.session_id is not None:
-            self.end_session(reason="shutdown", flags=("interrupted",) if not self.plan.complete else ())
+            self.end_session(reason="shutdown", flags=(Flag.INTERRUPTED,) if not self.plan.complete else ())
         if self.publisher.held:
             self.publisher.retry_held()
         if self.publisher.held:
@@ -393,7 +394,7 @@ class SessionEngine:
     @staticmethod
     def _timed(key: tuple[str, str], line: PlanLine | None) -> bool:
         """Timed by the hold timer: a timed line of an exercise the thigh cannot count."""
-        return line is not None and line.timed and get_exercise(key[0]).measure == "timed"
+        return line is not None and line.timed and get_exercise(key[0]).measure == Measure.TIMED
 
     def _recognise(self, t: np.ndarray, acc: np.ndarray) -> None:
         if self.switcher is None:
@@ -497,7 +498,7 @@ class SessionEngine:
                 self.voice.countdown(item.seconds_left)
             elif kind == 2:
                 self._on_set_end(key, item)
-            elif line is not None and line.timed and item.kind == "hold":
+            elif line is not None and line.timed and item.kind == RepKind.HOLD:
                 self._on_tracked_hold(channel, key, item, line)
             else:
                 self._on_rep(channel, key, item, line)
@@ -516,9 +517,9 @@ class SessionEngine:
         flags = list(base)
         exercise, side = key
         if self.plan.lines and self.plan.line_for(exercise, side) is None:
-            flags.append("wrong_side" if exercise in self.plan.prescribed_exercises() else "not_prescribed")
+            flags.append(Flag.WRONG_SIDE if exercise in self.plan.prescribed_exercises() else Flag.NOT_PRESCRIBED)
         if any(g_start < end and g_end > start for g_start, g_end in channel.gaps):
-            flags.append("sensor_gap")
+            flags.append(Flag.SENSOR_GAP)
         return list(dict.fromkeys(flags))
 
     def _on_rep(self, channel: _Channel, key: tuple[str, str], rep: RepResult, line: PlanLine | None) -> None:
@@ -528,7 +529,7 @@ class SessionEngine:
         flags = self._flags(channel, key, rep.start_t_s, rep.end_t_s, rep.flags)
         set_index, rep_index = self.plan.record_rep(
             exercise, side, rom_deg=rep.rom_deg, hold_s=rep.hold_s, t_start=to_utc(rep.start_t_s),
-            t_end=to_utc(rep.end_t_s), flags=tuple(f for f in flags if f in ("sensor_gap",)))
+            t_end=to_utc(rep.end_t_s), flags=tuple(f for f in flags if f == Flag.SENSOR_GAP))
         self.last_result_t_s = rep.end_t_s
         log.info("rep", extra=fields(exercise=exercise, side=side, set=set_index, rep=rep_index,
                                      rom_deg=round(rep.rom_deg, 1), hold_s=round(rep.hold_s, 1), flags=flags))
@@ -542,7 +543,7 @@ class SessionEngine:
     def _on_hold(self, channel: _Channel, hold: HoldResult, line: PlanLine) -> None:
         """A hold of a timed exercise, from the hold timer: one hold a set."""
         exercise, side = line.exercise, channel.key[1] if channel.key else line.side
-        flags = ["short_hold"] if is_short_hold(hold.hold_s, line.hold_s) else []
+        flags = [Flag.SHORT_HOLD] if is_short_hold(hold.hold_s, line.hold_s) else []
         self._publish_hold(channel, (exercise, side), line, start=hold.start_t_s, end=hold.end_t_s,
                            hold_s=hold.hold_s, angle_deg=hold.mean_angle_deg, base_flags=flags)
         # nothing else tells where a set of a timed exercise ends: one hold is one set
@@ -603,7 +604,7 @@ class SessionEngine:
             state=self._state_changes())
         self._save_state_if_apart()
 
-    def end_session(self, *, reason: str, flags: Sequence[str] = ()) -> None:
+    def end_session(self, *, reason: Literal["idle", "shutdown", "complete"], flags: Sequence[str] = ()) -> None:
         """Close open sets and publish the summary; the next activity starts a new session."""
         if self.session_id is None:
             return

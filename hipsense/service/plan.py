@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from hipsense.protocol import ExerciseSummary, Prescription
+from hipsense.protocol import ExerciseSummary, Flag, Prescription
 
 __all__ = ["ClosedSet", "OpenSet", "Plan", "PlanLine", "Tally"]
 
@@ -197,7 +197,7 @@ class Plan:
             exercise=exercise, side=side, set_index=current.set_index, reps=current.reps, holds=current.holds,
             hold_s_total=current.hold_s_total, t_start=float(current.t_start or 0.0),
             t_end=float(current.t_end or current.t_start or 0.0), line=self.line_for(exercise, side),
-            flags=tuple(current.flags if self.line_for(exercise, side) else sorted({*current.flags, "not_prescribed"})),
+            flags=tuple(current.flags if self.line_for(exercise, side) else sorted({*current.flags, Flag.NOT_PRESCRIBED})),
         )
 
     @property

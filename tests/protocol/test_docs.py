@@ -32,3 +32,11 @@ def test_documented_limits_match_the_code():
     assert f"deeper than {p.MAX_JSON_DEPTH} levels" in text
     assert f"larger than {p.MAX_PAYLOAD_BYTES // 1024} KiB" in text
     assert f"expires after {p.LIVE_EXPIRY_S} s" in text
+
+
+def test_the_documented_flags_and_sides_are_the_vocabulary():
+    text = " ".join(DOC.read_text().split())
+    known = re.search(r"Known values are (.*?)\. Readers must tolerate", text)[1]
+    assert set(re.findall(r"`(\w+)`", known)) == set(p.Flag) - {p.Flag.SKIPPED}  # skipped: its own paragraph
+    assert "the flags `skipped` and `skip_<reason>`" in text
+    assert "`side` is `left`, `right` or `both`" in text and list(p.Side) == ["left", "right", "both"]

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, func, select
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.db.tables import device_status, events
 from hipsense.dashboard.reading.events import StoredEvent, load_events
+from hipsense.protocol import Flag
 
 LIVE_RECENT_S = 120
 RESULT_RECENT = dt.timedelta(minutes=5)
@@ -132,11 +133,11 @@ def patient_overview(
     recent = load_events(engine, patient, start=now - dt.timedelta(days=14), kinds=("session", "pain"))
     summaries = [e for e in recent if e.kind == "session"]
     pains = [e for e in recent if e.kind == "pain"]
-    skipped_ids = [s.message_id for s in summaries if "skipped" in s.data["flags"]]
+    skipped_ids = [s.message_id for s in summaries if Flag.SKIPPED in s.data["flags"]]
     last_result = _last_result_time(engine, patient, skipped_ids)
     online = _is_online(engine, patient)
     todays = [s for s in summaries if s.t_start >= today_start]
-    worked = [s for s in todays if "skipped" not in s.data["flags"]]
+    worked = [s for s in todays if Flag.SKIPPED not in s.data["flags"]]
     done_today = bool(worked) or bool(load_events(engine, patient, start=today_start, kinds=("set",)))
     live = last_live(patient, LIVE_RECENT_S)
     # Summaries arrive last and end with the session's last result: nothing happened since.
