@@ -34,6 +34,8 @@ class Flag(enum.StrEnum):
     WRONG_SIDE = "wrong_side"
     NOT_PRESCRIBED = "not_prescribed"
     SENSOR_GAP = "sensor_gap"
+    UNCERTAIN_COUNT = "uncertain_count"
+    """Sets and sessions: the count could not be trusted (the thigh did not show the reps clearly)."""
     # a session summary's
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"

@@ -26,7 +26,7 @@ __all__ = ["ClosedSet", "OpenSet", "Plan", "PlanLine", "Tally"]
 
 #: a set flag: the tracker's count confidence (``exercises/confidence.py``) was below
 #: ``CONFIDENT`` — the thigh did not show the reps clearly, so the number may be wrong
-UNCERTAIN_COUNT = "uncertain_count"
+UNCERTAIN_COUNT = Flag.UNCERTAIN_COUNT
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlanLine:

@@ -10,6 +10,7 @@ import datetime as dt
 
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.reading.events import StoredEvent
+from hipsense.protocol import Flag
 from hipsense.protocol.skipped_day import skip_reason
 
 
@@ -63,13 +64,13 @@ def describe_event(event: StoredEvent, catalogue) -> str:
 
 
 #: the set and session flag the Pi adds when the thigh did not show the reps clearly
-UNCERTAIN_COUNT = "uncertain_count"
+UNCERTAIN_COUNT = Flag.UNCERTAIN_COUNT
 _FLAG_TEXT = {
-    UNCERTAIN_COUNT: "count not sure: the thigh sensor did not show the reps clearly",
-    "interrupted": "interrupted",
-    "not_prescribed": "not prescribed",
-    "wrong_side": "wrong side",
-    "sensor_gap": "sensor gap",
+    Flag.UNCERTAIN_COUNT: "count not sure: the thigh sensor did not show the reps clearly",
+    Flag.INTERRUPTED: "interrupted",
+    Flag.NOT_PRESCRIBED: "not prescribed",
+    Flag.WRONG_SIDE: "wrong side",
+    Flag.SENSOR_GAP: "sensor gap",
 }
 
 
