@@ -16,11 +16,13 @@ class PublishError(HipsenseError):
 
 
 class OutboxError(PublishError):
-    """The durable outbox cannot be opened or written (disk full, corrupt file, bad path)."""
+    """The durable outbox cannot be opened or written (disk full, corrupt file, bad path).
+    ``corrupt``: SQLite says the file is damaged (see ``Outbox.recover``)."""
 
-    def __init__(self, message: str, *, path: str | None = None) -> None:
+    def __init__(self, message: str, *, path: str | None = None, corrupt: bool = False) -> None:
         super().__init__(message)
         self.path = path
+        self.corrupt = corrupt
 
 
 class MqttError(PublishError):

@@ -34,7 +34,9 @@ State kept with the results
 
 A corrupt file
     :func:`open_outbox` (what the service opens it with) keeps a corrupt file aside, reads
-    back what it can without leaving a gap, and starts a new outbox; see there.
+    back what it can without leaving a gap, and starts a new outbox; see there. Found while
+    running (an :class:`OutboxError` with ``corrupt``), :meth:`Outbox.recover` does the same
+    in place; the result publisher and the sender call it.
 
 Threads
     One connection guarded by a lock, so a producer thread, a sender thread and acks from
@@ -44,13 +46,14 @@ Threads
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from hipsense.protocol import Envelope, Importance
@@ -163,6 +166,10 @@ class Outbox:
         self.limits = limits or OutboxLimits()
         self._clock = clock
         self._lock = threading.Lock()
+        self._connect()
+
+    def _connect(self) -> None:
+        """Open the file (create it, upgrade its schema) and read the counts."""
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10.0)
             mode = self._db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
@@ -185,7 +192,7 @@ class Outbox:
                 self._db.close()
             if isinstance(exc, OutboxError):
                 raise
-            raise OutboxError(f"cannot open outbox {self.path}: {exc}", path=str(self.path)) from exc
+            raise _error(self.path, exc, "cannot open outbox") from exc
 
     # -- writing -------------------------------------------------------------------------
 
@@ -237,11 +244,8 @@ class Outbox:
 
     def read_state(self, name: str) -> bytes | None:
         """The state document ``name`` (None if there is none)."""
-        with self._lock:
-            try:
-                row = self._db.execute("SELECT doc FROM state WHERE name = ?", (name,)).fetchone()
-            except sqlite3.Error as exc:
-                raise OutboxError(f"outbox {self.path}: {exc}", path=str(self.path)) from exc
+        with self._lock, self._reading():
+            row = self._db.execute("SELECT doc FROM state WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
     def write_state(self, state: Mapping[str, bytes | None]) -> None:
@@ -252,7 +256,7 @@ class Outbox:
     def last_sequence(self, stream: str) -> int:
         """Return the last sequence number handed out for ``stream`` (0 if none; the floor of
         an outbox made after a corrupt one, see :func:`open_outbox`)."""
-        with self._lock:
+        with self._lock, self._reading():
             return self._last(stream)
 
     # -- reading and acknowledging ------------------------------------------------------------
@@ -261,7 +265,7 @@ class Outbox:
         """Return up to ``limit`` rows to send, oldest first: not yet delivered to the broker
         (or released again). Expired rows are deleted, not returned."""
         now = self._clock()
-        with self._lock:
+        with self._lock, self._reading():
             self._delete_expired(now)
             rows = self._db.execute(
                 "SELECT id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq "
@@ -302,7 +306,7 @@ class Outbox:
         whether they are stored: it is ignored, and -1 returned, rather than deleting results
         nobody stored.
         """
-        with self._lock:
+        with self._lock, self._reading():
             last = self._last(stream)
             if seq > last:
                 if self._db.execute("SELECT 1 FROM outbox WHERE stream = ? AND seq IS NOT NULL LIMIT 1",
@@ -331,7 +335,7 @@ class Outbox:
         """The lowest seq of ``stream`` still held, or the next one to be handed out if none:
         nothing below it will ever be sent (again). Published in the status, so that a
         dashboard can acknowledge past a gap no one can fill (docs/mqtt.md)."""
-        with self._lock:
+        with self._lock, self._reading():
             row = self._db.execute("SELECT MIN(seq) FROM outbox WHERE stream = ? AND seq IS NOT NULL",
                                    (stream,)).fetchone()
             if row[0] is not None:
@@ -340,7 +344,7 @@ class Outbox:
 
     def awaiting_storage(self) -> int:
         """Rows the broker took that no end-to-end acknowledgement covers yet."""
-        with self._lock:
+        with self._lock, self._reading():
             return self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
 
     def ack(self, row_id: int) -> None:
@@ -363,7 +367,7 @@ class Outbox:
 
     def stats(self) -> OutboxStats:
         """Return pending and dropped counts."""
-        with self._lock:
+        with self._lock, self._reading():
             counters = dict(self._db.execute("SELECT name, value FROM counters").fetchall())
             pending = dict(self._counts)
             awaiting = self._db.execute("SELECT COUNT(*) FROM outbox WHERE delivered_at IS NOT NULL").fetchone()[0]
@@ -377,7 +381,7 @@ class Outbox:
     def check_integrity(self, *, quick: bool = False) -> str:
         """Run SQLite's integrity check (``quick``: the faster one, without index contents);
         return ``"ok"`` or the first problem found."""
-        with self._lock:
+        with self._lock, self._reading():
             return self._db.execute("PRAGMA quick_check" if quick else "PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
@@ -390,7 +394,69 @@ class Outbox:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    # -- a file that turns out corrupt while running ---------------------------------------------
+
+    def recover(self) -> bool:
+        """The file turned out corrupt while running (an :class:`OutboxError` with ``corrupt``):
+        do what :func:`open_outbox` does at start, in place, so every thread holding this
+        outbox goes on with the new file. Returns False (and changes nothing) if SQLite's quick
+        check finds the file sound after all."""
+        with self._lock:
+            try:
+                verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+            except sqlite3.Error as exc:
+                verdict = str(exc)
+            if verdict == "ok":
+                return False
+            try:
+                self._db.close()
+            except sqlite3.Error:
+                pass
+            aside = _set_aside(self.path, self._clock())
+            self._connect()
+            self._adopt(aside, verdict)
+        return True
+
+    def _adopt(self, aside: Path, problem: str) -> None:
+        """(Lock held, a fresh file open.) Read back what ``aside``, the corrupt file, held."""
+        salvaged = _salvage(aside)
+        base = int(self._clock() * 1000)
+        with self._transaction():
+            if salvaged is not None:
+                rows, sequences, state = salvaged
+                self._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
+                self._db.executemany(
+                    "INSERT INTO outbox (id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)  # their ids too: a PUBACK in flight still finds its row
+                self._write_state(dict(state))
+            else:
+                self._bump_counter("sequence_floor", base)
+            # New rows get ids above any the old file used: a late PUBACK for one of its rows
+            # must never remove a new one.
+            if self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'outbox'",
+                                (base,)).rowcount == 0:
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (base,))
+        self._counts = self._count_rows()
+        if salvaged is not None:
+            log.error("outbox %s was corrupt (%s): kept as %s; its %d result(s) waiting, its sequence numbers and "
+                      "its state were read back into a new outbox, nothing is lost", self.path, problem, aside,
+                      len(salvaged[0]))
+        else:
+            self._seq_floor = base
+            log.error("outbox %s was corrupt (%s) and could not be read back: kept as %s (recover by hand with "
+                      "`sqlite3 %s .recover`); results it held that the dashboard had not stored are only there. "
+                      "New results are numbered from %d on, above any number it used", self.path, problem, aside,
+                      aside, base + 1)
+
     # -- internals (call with self._lock held) -----------------------------------------------
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """sqlite3 errors of a read become OutboxError (``corrupt`` when the file is damaged)."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise _error(self.path, exc) from exc
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self)
@@ -484,7 +550,7 @@ class _Transaction:
         try:
             self._outbox._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise OutboxError(f"outbox {self._outbox.path}: {exc}", path=str(self._outbox.path)) from exc
+            raise _error(self._outbox.path, exc) from exc
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         outbox = self._outbox
@@ -496,14 +562,17 @@ class _Transaction:
                 exc = commit_exc
         self._rollback()
         if isinstance(exc, sqlite3.Error):
-            raise OutboxError(f"outbox {outbox.path}: {exc}", path=str(outbox.path)) from exc
+            raise _error(outbox.path, exc) from exc
 
     def _rollback(self) -> None:
         outbox = self._outbox
-        if outbox._db.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
-            outbox._db.execute("ROLLBACK")
-        # The in-memory counts were updated optimistically inside the transaction.
-        outbox._counts = outbox._count_rows()
+        try:
+            if outbox._db.in_transaction:  # SQLite may already have rolled back (disk full, I/O error)
+                outbox._db.execute("ROLLBACK")
+            # The in-memory counts were updated optimistically inside the transaction.
+            outbox._counts = outbox._count_rows()
+        except sqlite3.Error:  # a damaged file: the error being raised already says so
+            pass
 
 
 # -- a corrupt outbox -------------------------------------------------------------------------
@@ -530,47 +599,30 @@ def open_outbox(path: str | os.PathLike[str], *, limits: OutboxLimits | None = N
     Any other failure (permissions, I/O error, WAL impossible) raises :class:`OutboxError`.
     """
     path = Path(path)
-    problem: str | None = None
     try:
         outbox = Outbox(path, limits=limits, clock=clock)
     except OutboxError as exc:
-        cause = exc.__cause__
-        if not (isinstance(cause, sqlite3.Error) and getattr(cause, "sqlite_errorname", "") in _CORRUPT):
+        if not exc.corrupt:
             raise
-        problem = str(cause)
+        problem = str(exc.__cause__)
     else:
         try:
-            verdict = outbox.check_integrity(quick=True)
-        except sqlite3.Error as exc:
-            verdict = str(exc)
-        if verdict == "ok":
+            problem = outbox.check_integrity(quick=True)
+        except OutboxError as exc:
+            problem = str(exc.__cause__)
+        if problem == "ok":
             return outbox
         outbox.close()
-        problem = verdict
     aside = _set_aside(path, clock())
-    salvaged = _salvage(aside)
     outbox = Outbox(path, limits=limits, clock=clock)
-    if salvaged is not None:
-        rows, sequences, state = salvaged
-        with outbox._lock, outbox._transaction():
-            outbox._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
-            outbox._db.executemany(
-                "INSERT INTO outbox (topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq) "
-                "VALUES (?,?,?,?,?,?,?,?,?)", rows)
-            outbox._write_state(dict(state))
-        outbox._counts = outbox._count_rows()
-        log.error("outbox %s was corrupt (%s): kept as %s; its %d result(s) waiting and its sequence numbers were "
-                  "read back into a new outbox, nothing is lost", path, problem, aside, len(rows))
-    else:
-        floor = int(clock() * 1000)
-        with outbox._lock, outbox._transaction():
-            outbox._bump_counter("sequence_floor", floor)
-        outbox._seq_floor = floor
-        log.error("outbox %s was corrupt (%s) and could not be read back: kept as %s (recover by hand with "
-                  "`sqlite3 %s .recover`); results it held that the dashboard had not stored are only there. "
-                  "New results are numbered from %d on, above any number it used", path, problem, aside, aside,
-                  floor + 1)
+    with outbox._lock:
+        outbox._adopt(aside, problem)
     return outbox
+
+
+def _error(path: Path, exc: sqlite3.Error, what: str = "outbox") -> OutboxError:
+    corrupt = getattr(exc, "sqlite_errorname", "") in _CORRUPT
+    return OutboxError(f"{what} {path}: {exc}", path=str(path), corrupt=corrupt)
 
 
 def _set_aside(path: Path, now: float) -> Path:
@@ -596,7 +648,7 @@ def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
         return None
     try:
         rows = db.execute(
-            "SELECT topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq FROM outbox "
+            "SELECT id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq FROM outbox "
             "WHERE seq IS NOT NULL ORDER BY seq").fetchall()
         sequences = db.execute("SELECT stream, last FROM sequences").fetchall()
         try:
@@ -612,7 +664,7 @@ def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
         db.close()
     last = dict(sequences)
     for row in rows:  # a row beyond its sequence, or without one, is not a state to trust
-        stream, seq = row[7], row[8]
+        stream, seq = row[8], row[9]
         if stream not in last or not isinstance(seq, int) or seq > last[stream]:
             log.error("the corrupt outbox %s has a result (%r, %r) its sequences do not cover", path, stream, seq)
             return None

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from hipsense.publish.errors import OutboxError
 from hipsense.publish.outbox import Outbox, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,11 @@ class OutboxSender:
             self._wake.clear()
             try:
                 self.drain_once()
+            except OutboxError as exc:
+                if exc.corrupt and self._recover():
+                    continue
+                log.error("outbox sender pass failed (%s); retrying", exc)
+                self._stopping.wait(1.0)
             except Exception:  # a full disk must not kill delivery for good; retry next pass
                 log.exception("outbox sender pass failed; retrying")
                 self._stopping.wait(1.0)
@@ -263,6 +269,17 @@ class OutboxSender:
         # Progress: the dashboard is storing. Wait the base time again before any resend.
         self._storage_wait_s = self._storage_timeout_s
         self._release_at = self._clock() + self._storage_wait_s
+
+    def _recover(self) -> bool:
+        """The outbox file is damaged: set it aside and go on in a new one (what it held and
+        could be read back keeps its row ids; in-flight rows are handed out again)."""
+        try:
+            recovered = self._outbox.recover()
+        except OutboxError as exc:
+            log.error("cannot set the corrupt outbox aside: %s", exc)
+            return False
+        self._inflight_by_mid.clear()
+        return recovered
 
     def _release_unconfirmed_if_due(self, now: float) -> None:
         if self._release_at is None or now < self._release_at:

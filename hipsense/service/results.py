@@ -86,7 +86,8 @@ class ResultPublisher:
 
         If the outbox cannot be written (disk full or failing) the result is held in memory, in
         order, and stored with its state as soon as a write succeeds again (the next result or
-        :meth:`retry_held`), so a full disk costs nothing as long as the process lives. With
+        :meth:`retry_held`), so a full disk costs nothing as long as the process lives. A file
+        SQLite finds damaged is set aside and replaced at once (:meth:`Outbox.recover`). With
         ``hold=False`` (a patient's answer on the page, who is told to try again) it fails at once.
         """
         if not hold:
@@ -116,11 +117,19 @@ class ResultPublisher:
         """Store the results held in memory, oldest first, until one cannot be; call now and
         then (the engine's tick). Returns the envelopes stored, by ``id()`` of their item."""
         stored: dict[int, Envelope] = {}
+        recovered = False
         while self._held:
             item = self._held[0]
             try:
                 envelope = self._put(item, raise_outbox_error=True)
             except OutboxError as exc:
+                if exc.corrupt and not recovered:  # the file is damaged: set it aside, go on in a new one
+                    recovered = True
+                    try:
+                        if self.outbox.recover():
+                            continue
+                    except OutboxError as recover_exc:
+                        log.error("cannot set the corrupt outbox aside: %s", recover_exc)
                 if self._unwritable_since is None:
                     self._unwritable_since = self._clock()
                     log.error("%s not stored yet: %s; kept in memory (%d waiting) and stored when the outbox can be "

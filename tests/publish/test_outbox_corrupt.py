@@ -152,3 +152,41 @@ def test_an_outbox_that_cannot_be_opened_is_a_one_line_error_not_a_traceback(tmp
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1
     assert "Error: cannot run: cannot open outbox" in run.stderr and "Traceback" not in run.stderr, run.stderr
+
+
+def test_the_sender_finding_a_damaged_file_sets_it_aside_and_goes_on(tmp_path, caplog):
+    """The sender's pass is often the first to read a page the card damaged."""
+    import threading
+
+    from hipsense.publish.sender import OutboxSender
+
+    path = tmp_path / "outbox.sqlite"
+    held = _outbox_with_results(path)
+    box = Outbox(path)
+    sent: list[int] = []
+    ready = threading.Event()
+
+    class Transport:
+        def is_connected(self) -> bool:
+            return ready.is_set()
+
+        def send_row(self, row, now):
+            sent.append(row.seq)
+            return len(sent)
+
+    with box._lock:  # the card returns garbage for the page of the index the sender reads
+        box._db.close()
+        _scribble(path, _page_of(path, "outbox_undelivered"))
+        box._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    sender = OutboxSender(box, Transport(), poll_s=0.05)
+    with caplog.at_level(logging.ERROR):
+        sender.start()
+        ready.set()
+        deadline = time.monotonic() + 10
+        while len(sent) < len(held) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sender.stop()
+    assert sorted(set(sent)) == [3, 4, 5]  # what was held, read back and sent
+    assert len(_aside(path)) == 1 and "nothing is lost" in caplog.text
+    assert box.check_integrity() == "ok"
+    box.close()
