@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from hipsense import __version__
 from hipsense.device.events import LinkEvent
+from hipsense.device.joining import AccGyroJoiner
 from hipsense.device.samples import ImuSamples
 from hipsense.protocol import Prescription, build_status
 from hipsense.publish import Outbox, OutboxError, PrescriptionStore, open_outbox
@@ -249,11 +250,19 @@ class Service:
             return None
 
     async def _read(self, index: int, link: SensorLink, worker: EngineWorker) -> None:
-        async for item in link.decoded():
-            if isinstance(item, ImuSamples):
-                worker.submit("samples", (index, item))
-            elif isinstance(item, LinkEvent):
-                worker.submit("event", (index, item, link.address))
+        # Polar and MetaMotion send acceleration and angular rate apart: joined here, or the
+        # engine would count them on the accelerometer alone (see device/joining.py).
+        joiner = AccGyroJoiner()
+        try:
+            async for item in link.decoded():
+                if isinstance(item, ImuSamples):
+                    for block in joiner.push(item):
+                        worker.submit("samples", (index, block))
+                elif isinstance(item, LinkEvent):
+                    worker.submit("event", (index, item, link.address))
+        finally:
+            for block in joiner.flush():
+                worker.submit("samples", (index, block))
 
     async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect,

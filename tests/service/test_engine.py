@@ -299,3 +299,33 @@ def test_a_sensor_without_gyroscope_blocks_is_counted_on_tilt(tmp_path, uci, blo
     reps = rig.of(MessageKind.REP)
     assert [m.data["rep_index"] for m in reps] == list(range(1, 11)) * 3
     assert rig.engine.channels[0].has_gyro is False
+
+
+def test_split_streams_joined_by_the_service_count_as_blocks_with_both(tmp_path, uci):
+    """What ``hipsense run`` hands the engine from a Polar or a MetaMotion (device/joining.py):
+    the same reps, to the degree, as from a sensor that sends both in one block."""
+    from hipsense.device.joining import AccGyroJoiner
+
+    t, acc, gyr = uci
+    (tmp_path / "combined").mkdir()
+    (tmp_path / "split").mkdir()
+    combined, split = Rig(tmp_path / "combined", rx()), Rig(tmp_path / "split", rx())
+    combined.feed(t, acc, gyr)
+    joiner = AccGyroJoiner()
+    pending_gyro: list[ImuSamples] = []
+    for block in blocks(t, acc, gyr, per_block=26):  # ~1 s frames (UCI is 25 Hz); GYRO a frame behind
+        arrived = [ImuSamples(t_s=block.t_s, acc_ms2=block.acc_ms2), *pending_gyro]
+        pending_gyro = [ImuSamples(t_s=block.t_s, gyr_rad_s=block.gyr_rad_s)]
+        for item in arrived:
+            for joined in joiner.push(item):
+                split.engine.on_samples(0, joined)
+    for joined in [b for item in pending_gyro for b in joiner.push(item)] + joiner.flush():
+        split.engine.on_samples(0, joined)
+    for rig in (combined, split):
+        rig.engine.shutdown()
+    assert split.engine.channels[0].has_gyro is True
+
+    def reps(rig):
+        return [(m.data["rom_deg"], m.data["t_start"], m.data["t_end"], m.data["flags"]) for m in rig.of(MessageKind.REP)]
+
+    assert len(reps(split)) == 30 and reps(split) == reps(combined)
