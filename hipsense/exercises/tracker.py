@@ -434,6 +434,9 @@ class ExerciseTracker:
             self._gap_spreads = []
         elif self._rest_by_angle:
             self._gap_spreads.append(self._gap_spread(self._set_reps[-1].end_t_s, rep.start_t_s))
+        # the next gap starts at this rep's end: nothing before it is needed again
+        while self._trace and self._trace[0][0] < rep.end_t_s:
+            self._trace.popleft()
         self._rested_s = self._rested_after(rep.end_t_s)  # a set's rest counts from its last rep
         rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
