@@ -97,7 +97,14 @@ class ResultPublisher:
                 log.error("%s not stored: the outbox cannot be written (%d result(s) waiting)", what, len(self._held),
                           extra=fields(kind=what))
                 return None
-            return self._put(_Held(what, build, state))
+            try:
+                return self._put(_Held(what, build, state), raise_outbox_error=True)
+            except OutboxError as exc:
+                if exc.corrupt and self._recover():
+                    return self._put(_Held(what, build, state))
+                self.failed += 1
+                log.error("%s not stored: %s", what, exc, extra=fields(kind=what))
+                return None
         item = _Held(what, build, state)
         if len(self._held) >= self.max_held:
             self.failed += 1
@@ -125,11 +132,8 @@ class ResultPublisher:
             except OutboxError as exc:
                 if exc.corrupt and not recovered:  # the file is damaged: set it aside, go on in a new one
                     recovered = True
-                    try:
-                        if self.outbox.recover():
-                            continue
-                    except OutboxError as recover_exc:
-                        log.error("cannot set the corrupt outbox aside: %s", recover_exc)
+                    if self._recover():
+                        continue
                 if self._unwritable_since is None:
                     self._unwritable_since = self._clock()
                     log.error("%s not stored yet: %s; kept in memory (%d waiting) and stored when the outbox can be "
@@ -143,6 +147,13 @@ class ResultPublisher:
                         extra=fields(waited_s=round(self._clock() - self._unwritable_since, 1)))
             self._unwritable_since = None
         return stored
+
+    def _recover(self) -> bool:
+        try:
+            return self.outbox.recover()
+        except OutboxError as exc:
+            log.error("cannot set the corrupt outbox aside: %s", exc)
+            return False
 
     def _put(self, item: _Held, *, raise_outbox_error: bool = False) -> Envelope | None:
         try:
@@ -165,7 +176,10 @@ class ResultPublisher:
         self.stored += 1
         self._notify()
         for observer in self.on_stored:
-            observer(item.what, envelope)
+            try:
+                observer(item.what, envelope)
+            except Exception:  # stored is stored: an observer's bug must not store it again, nor stop counting
+                log.exception("%s stored, but an observer of stored results failed", item.what)
         log.info("%s stored", item.what, extra=fields(kind=item.what, seq=envelope.seq, id=envelope.message_id))
         return envelope
 

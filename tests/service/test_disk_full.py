@@ -126,3 +126,20 @@ def test_a_result_the_schema_refuses_is_not_held_but_its_numbering_is_kept(tmp_p
     assert stored is None and rig.publisher.failed == 1 and rig.publisher.held == 0  # a bug, not a full disk
     assert "rep not published" in caplog.text and rig.messages() == []
     assert store.load()["session_id"] == doc["session_id"]  # a restart numbers on after it
+
+
+def test_an_observer_that_fails_neither_stores_a_result_twice_nor_stops_the_counting(tmp_path, uci, caplog):
+    """E.g. the Home Assistant bridge or the patient page's book raising on a result."""
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+
+    def broken(kind, envelope):
+        raise RuntimeError("observer bug")
+
+    rig.publisher.on_stored.append(broken)
+    with caplog.at_level(logging.ERROR):
+        rig.feed(t, acc, gyr, stop=int(np.searchsorted(t, 100.0)))
+    messages = rig.messages()
+    assert [m.seq for m in messages] == list(range(1, len(messages) + 1)) and len(messages) >= 11
+    _check_whole(messages)
+    assert "an observer of stored results failed" in caplog.text
