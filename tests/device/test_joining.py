@@ -83,3 +83,17 @@ def test_blocks_with_both_pass_through_and_gaps_are_handed_on_at_once():
 def test_wait_must_be_positive():
     with pytest.raises(ValueError):
         AccGyroJoiner(wait_s=0)
+
+
+def test_a_link_drop_does_not_turn_the_rest_into_accelerometer_only():
+    """The GYRO frame that would have covered the last ACC frame before a drop never comes; the
+    streams come back 10 s later. Every block handed on still has its angular rate."""
+    t, acc, gyr = _motion(1040)
+    before, after = _split(t[:260], acc[:260], gyr[:260]), _split(t[520:] + 10, acc[520:], gyr[520:])
+    dropped_gyro = [b for b in before if b.gyr_rad_s is not None][-1]
+    out = _run(AccGyroJoiner(), [b for b in before if b is not dropped_gyro] + after)
+    assert all(b.gyr_rad_s is not None for b in out)
+    assert sum(b.n for b in out) == 260 + 520
+    joined = np.concatenate([b.gyr_rad_s for b in out])
+    np.testing.assert_allclose(joined[:234], gyr[:234], atol=1e-12)  # covered: exact
+    np.testing.assert_array_equal(joined[234:260], np.tile(gyr[233], (26, 1)))  # the last value held
