@@ -702,14 +702,18 @@ class SessionEngine:
     def _resume(self) -> None:
         if self.state is None:
             return
-        doc = self.state.load()
+        try:
+            doc = self.state.load()
+        except (OSError, OutboxError) as exc:  # counting must start all the same; a new session it is
+            log.error("cannot read the session in progress: %s", exc)
+            return
         if doc is None:
             return
         age = self.timebase.utc_now() - float(doc.get("saved_at", 0))
         if age > self.settings.resume_within_s:
             log.info("previous session too old to resume; it stays unfinished", extra=fields(
                 session_id=doc.get("session_id"), age_s=round(age)))
-            self.state.clear()
+            self._guarded(self.state.clear)  # on a full disk this fails (logged) and is tried again next start
             return
         try:
             self.plan.load_tallies(doc["tallies"])

@@ -4,9 +4,10 @@ Every rep, hold, set, session summary and pain check-in is built with its sequen
 committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`) before the
 sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
 A result's ``state`` (the session's numbering after it, see ``service/state.py``) is committed
-in that same transaction.
-A result the outbox cannot take (disk full) is held in memory, in order, and stored as soon as
-it can be (:meth:`ResultPublisher.retry_held`). Live angles are never stored; they go to the MQTT client's live path when connected and are
+in that same transaction. A result the outbox cannot take (disk full) is held in memory, in
+order, and stored as soon as it can be (:meth:`ResultPublisher.retry_held`).
+
+Live angles are never stored; they go to the MQTT client's live path when connected and are
 dropped otherwise.
 
 Instants arrive as UTC epoch seconds (see :mod:`hipsense.service.timebase`).

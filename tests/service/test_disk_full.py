@@ -143,3 +143,32 @@ def test_an_observer_that_fails_neither_stores_a_result_twice_nor_stops_the_coun
     assert [m.seq for m in messages] == list(range(1, len(messages) + 1)) and len(messages) >= 11
     _check_whole(messages)
     assert "an observer of stored results failed" in caplog.text
+
+
+def test_the_engine_starts_on_a_full_disk_with_an_old_session_to_forget(tmp_path, uci, caplog):
+    from hipsense.publish import Outbox
+    from hipsense.service.config import SessionConfig
+    from hipsense.service.engine import SessionEngine
+    from hipsense.service.results import ResultPublisher
+    from hipsense.service.state import SessionStateStore
+    from hipsense.service.timebase import Timebase
+    from hipsense.service.voice import Voice
+    from tests.service.fakes import RecordingSpeaker
+
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    rig.feed(t, acc, gyr, stop=int(np.searchsorted(t, 40.0)))  # a session in progress, saved
+    rig.outbox.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+
+    def full(state):  # SQLite deletes in place, so a filled file would take it: fail it as a full WAL does
+        raise OutboxError(f"outbox {outbox.path}: database or disk is full")
+
+    outbox.write_state = full
+    with caplog.at_level(logging.ERROR):
+        engine = SessionEngine(  # a day later: the session is too old to resume, and cannot be cleared
+            sensor_sides=["right"], publisher=ResultPublisher("p-0001", outbox), voice=Voice(RecordingSpeaker()),
+            timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9 + 86_400),
+            settings=SessionConfig(recognition=False),
+            state=SessionStateStore(outbox=outbox), prescription=rx())
+    assert engine.session_id is None and "session state not saved" in caplog.text
