@@ -41,7 +41,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from hipsense.errors import ConfigError
-from hipsense.exercises.vocabulary import Measure
+from hipsense.exercises.vocabulary import ONE_THIGH, Measure, Thigh
 
 __all__ = [
     "DATASETS",
@@ -178,7 +178,7 @@ def _mirror_axial(v: tuple[float, float, float]) -> tuple[float, float, float]:
 
 
 def _check_side(side: str) -> None:
-    if side not in ("left", "right"):
+    if side not in ONE_THIGH:
         raise ValueError(f"side must be 'left' or 'right' (got {side!r})")
 
 
@@ -302,13 +302,13 @@ class DatasetRef:
 
     dataset: str
     recording: str  # e.g. "e3" (UCI) or "02" (MEx)
-    sensor_side: str = "either"  # which thigh the data set's sensor was on
+    sensor_side: Thigh = Thigh.EITHER  # which thigh the data set's sensor was on
     note: str = ""
 
     def __post_init__(self) -> None:
         _one_of("dataset", self.dataset, DATASETS)
         _text("recording", self.recording)
-        _one_of("sensor_side", self.sensor_side, ("left", "right", "either"))
+        _one_of("sensor_side", self.sensor_side, tuple(Thigh))
         _text("note", self.note, allow_empty=True)
 
 

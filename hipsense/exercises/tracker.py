@@ -65,7 +65,7 @@ from hipsense.signal.vocabulary import RestReason
 
 from .confidence import confidence_from_parts, gap_spread
 from .spec import ExerciseSpec
-from .vocabulary import FormFlag, Measure, RepKind
+from .vocabulary import FormFlag, Measure, RepKind, Thigh
 
 
 # The count's confidence judges the angle's sway between reps over at most the last 30 s of each
@@ -79,7 +79,7 @@ _TRACE_KEEP_S = 300.0
 class TrackerSettings:
     hold_target_s: float | None = None  # from the prescription; None: the exercise's default
     reps_target: int | None = None
-    side: str = "either"  # "left" | "right" | "either": which thigh wears this sensor
+    side: Thigh = Thigh.EITHER  # which thigh wears this sensor
     baseline_rom_deg: float | None = None  # from calibration reference reps
     set_rest_s: float = 20.0
     # Resting, for excursion counters: below this fraction of the last rep's range — the rep

@@ -1,5 +1,5 @@
-"""The words of the exercise layer, each defined once: how an exercise is measured, what kind of
-repetition the tracker counted, and the form flags it puts on one.
+"""The words of the exercise layer, each defined once: how an exercise is measured, which thigh
+wears the sensor, what kind of repetition the tracker counted, and the form flags it puts on one.
 
 String-valued enums (:class:`enum.StrEnum`): a member equals its string, so the catalogue (TOML),
 its JSON export, the MQTT results and the tests read exactly as before. The form flags travel in
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["FormFlag", "Measure", "RepKind"]
+__all__ = ["ONE_THIGH", "FormFlag", "Measure", "RepKind", "Thigh"]
 
 
 class Measure(enum.StrEnum):
@@ -30,6 +30,19 @@ class Measure(enum.StrEnum):
     """Steps (walking, step-ups)."""
     TIMED = "timed"
     """Nothing a thigh can count (press-ups): timed, one hold a set."""
+
+
+class Thigh(enum.StrEnum):
+    """Which thigh wears a sensor (the tracker's ``side``, the service's ``sensor.side``)."""
+
+    LEFT = "left"
+    RIGHT = "right"
+    EITHER = "either"
+    """One sensor that the patient moves to the leg being trained."""
+
+
+ONE_THIGH = (Thigh.LEFT, Thigh.RIGHT)
+"""The thighs a sensor can be on at a given moment (what ``either`` resolves to)."""
 
 
 class RepKind(enum.StrEnum):

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from hipsense.errors import ConfigError
+from hipsense.exercises.vocabulary import ONE_THIGH, Thigh
 
 __all__ = [
     "DEFAULT_CONFIG_PATH",
@@ -40,7 +41,7 @@ __all__ = [
 
 DEFAULT_CONFIG_PATH = Path("/etc/hipsense/hipsense.toml")
 DEFAULT_STATE_DIR = Path("/var/lib/hipsense")
-SENSOR_SIDES = ("left", "right", "either")
+SENSOR_SIDES = tuple(Thigh)
 _ADDRESS = re.compile(r"^([0-9A-Fa-f]{2}:){5}[0-9A-Fa-f]{2}$|^[0-9A-Fa-f-]{36}$")  # MAC, or macOS UUID
 _HOSTNAME = re.compile(r"^[A-Za-z0-9.:_-]{1,253}$")
 
@@ -69,7 +70,7 @@ class SensorConfig:
 
     type: str = "witmotion"  # a key of hipsense.device.decoders.DECODERS
     address: str | None = None
-    side: str = "either"
+    side: Thigh = Thigh.EITHER
     rate_hz: int | None = None  # None: the sensor type's default_rate_hz (the reader fills it in)
     backend: str = "bluez"  # "bluez" on the Pi, "emulator" for a hardware-free run
     gyroscope: bool = True  # False: the accelerometer alone (sensor types that allow it); counted on tilt
@@ -339,7 +340,7 @@ class _Reader:
         sensors = [self.sensor("sensor")]
         if "second_sensor" in self.raw:
             sensors.append(self.sensor("second_sensor"))
-            if {sensors[0].side, sensors[1].side} != {"left", "right"}:
+            if {sensors[0].side, sensors[1].side} != set(ONE_THIGH):
                 self.fail("second_sensor.side", "with two sensors, one must be side = \"left\" and the other \"right\"")
         service = self.service()
         return ServiceConfig(
@@ -396,7 +397,7 @@ class _Reader:
         address = self.text(f"{section}.address", t.get("address"))
         if address is not None and not _ADDRESS.match(address):
             self.fail(f"{section}.address", f"{address!r} is not a Bluetooth address like F1:57:00:00:00:01")
-        side = self.choice(f"{section}.side", t.get("side", "either"), SENSOR_SIDES)
+        side = self.choice(f"{section}.side", t.get("side", Thigh.EITHER), SENSOR_SIDES)
         backend = self.choice(f"{section}.backend", t.get("backend", "bluez"), ("bluez", "emulator"))
         if backend == "emulator":
             from hipsense.device.emulator import EMULATORS

@@ -48,7 +48,7 @@ from hipsense.exercises.tracker import (
     TrackerSettings,
     is_short_hold,
 )
-from hipsense.exercises.vocabulary import Measure, RepKind
+from hipsense.exercises.vocabulary import ONE_THIGH, Measure, RepKind, Thigh
 from hipsense.protocol import Flag, Prescription, new_session_id
 from hipsense.publish import OutboxError
 from hipsense.service.config import SessionConfig
@@ -100,7 +100,7 @@ class _Channel:
     """One sensor: where it is, its buffered samples and its counting state."""
 
     index: int
-    side: str  # "left", "right" or "either" (moved by the patient)
+    side: Thigh
     batch_s: float
     pending: list[ImuSamples] = dataclasses.field(default_factory=list)
     has_gyro: bool | None = None
@@ -277,7 +277,7 @@ class SessionEngine:
         """``sensors`` for the status message (a moved sensor reports the side it is on now)."""
         out = []
         for channel in self.channels:
-            side = channel.side if channel.side in ("left", "right") else self._last_side
+            side = channel.side if channel.side in ONE_THIGH else self._last_side
             entry: dict[str, Any] = {"side": side, "connected": channel.connected}
             if channel.battery_pct is not None:
                 entry["battery_pct"] = channel.battery_pct
@@ -315,7 +315,7 @@ class SessionEngine:
         if target is None:
             return
         exercise, side = target
-        if side in ("left", "right"):
+        if side in ONE_THIGH:
             self._last_side = side
         log.info("active exercise", extra=fields(exercise=exercise, side=side, override=self.override))
         if not announce:
@@ -333,7 +333,7 @@ class SessionEngine:
         exercise, side = self.active
         if side == "both":  # bilateral: one sensor counts, or every rep would count twice
             return (exercise, "both") if channel.index == 0 else None
-        if channel.side == "either":
+        if channel.side == Thigh.EITHER:
             return (exercise, side)
         return (exercise, channel.side)
 
@@ -445,7 +445,7 @@ class SessionEngine:
             # usual hold only when nothing is prescribed
             hold_target_s=(line.hold_s if line else None),
             reps_target=(line.reps if line else None),
-            side=side if side in ("left", "right") else "either",
+            side=side if side in ONE_THIGH else Thigh.EITHER,
             set_rest_s=self.settings.set_rest_s,
             baseline_rom_deg=self._baseline_rom(channel, exercise),
         )
@@ -648,7 +648,7 @@ class SessionEngine:
             reading = excursion_reading(channel.tap.t_s, channel.tap.angle_deg) if channel.tap is not None else None
         if reading is None or not self.publisher.wants_live():
             return  # no angle yet (the excursion is NaN until the pipeline has a rest posture)
-        side = key[1] if key[1] in ("left", "right") else self._last_side
+        side = key[1] if key[1] in ONE_THIGH else self._last_side
         self.publisher.live(
             t=self.timebase.to_utc(reading.t_s), side=side, thigh_angle_deg=reading.thigh_angle_deg,
             abduction_deg=reading.abduction_deg, exercise=key[0], session_id=self.session_id,
