@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .stream import shallow_copy
+from .vocabulary import RestReason
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,7 @@ class RestEvent:
 
     t_s: float
     g_sf: tuple[float, float, float]
-    reason: str  # "initial" | "posture_change" | "rest_shift" (a small move of the rest pose)
+    reason: RestReason
 
 
 @dataclass
@@ -309,7 +310,7 @@ def segment_reps_step(
         if st.anchor is None:
             if not signed or still_for >= s.rest_init_s:
                 st.anchor = _unit(st.still_sum)
-                out.rests.append(RestEvent(t, st.anchor, "initial"))
+                out.rests.append(RestEvent(t, st.anchor, RestReason.INITIAL))
                 st.rest_t_s, st.valley_deg = t, 0.0
             continue
         if not signed and dt > 0:
@@ -334,13 +335,13 @@ def segment_reps_step(
             shift = math.acos(max(-1.0, min(1.0, new[0] * ax + new[1] * ay + new[2] * az))) * deg
             st.anchor = new
             st.rest_t_s, st.valley_deg = t, 0.0
-            reason = "rest_shift"
+            reason = RestReason.REST_SHIFT
             if st.amp_deg == 0.0 or shift >= s.rest_shift_fraction * st.amp_deg:
                 # farther than the set's reps go: a new posture (got into position, rolled
                 # over, re-strapped the sensor). How big reps are and which way they go is
                 # learned again. A smaller shift is the leg coming to rest a little elsewhere:
                 # wiping the memory there let drift and shuffles count as reps.
-                reason = "posture_change"
+                reason = RestReason.POSTURE_CHANGE
                 st.amp_deg, st.counted, st.pending, st.first = s.reference_rise_deg, False, None, None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
