@@ -8,10 +8,11 @@ times: the two streams run at one rate, so this moves the angular rate by less t
 period. Without it the service counted these sensors on the accelerometer alone (their
 gyroscope blocks were dropped), which on UCI is exact 0.69 / MAE 0.44 instead of 0.81 / 0.19.
 
-What passes through unchanged: blocks that carry both (WitMotion, Movella DOT), and the blocks
-of a sensor that sends no angular rate (a Polar H10, ``gyroscope = false``): once the
+The service uses one only for a sensor that sends the two apart and is configured to stream
+its gyroscope (``service.read_sensor``); an accelerometer-only sensor's blocks go straight on.
+What passes through unchanged: blocks that carry both (WitMotion, Movella DOT). Once the
 accelerometer has gone on for ``wait_s`` past a block with no angular rate near it, that block
-goes on alone (also when the gyroscope stops while the accelerometer goes on). When the link
+goes on alone (a gyroscope that never starts, or stops while the accelerometer goes on). When the link
 drops, the end of the last accelerometer block before the drop may never be covered: it is
 joined with the last angular rate held over it, so one drop does not turn the rest of the
 session into accelerometer-only counting. The price is latency: an accelerometer block waits

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hipsense import __version__
-from hipsense.device.events import LinkEvent
+from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.joining import AccGyroJoiner
 from hipsense.device.samples import ImuSamples
 from hipsense.protocol import Prescription, build_status
@@ -47,7 +47,7 @@ from hipsense.service.voice import Voice, make_speaker
 if TYPE_CHECKING:  # the link (and bleak) is imported where links are opened: service.sensors
     from hipsense.device.ble import SensorLink
 
-__all__ = ["EngineWorker", "Service", "run_service", "store_status"]
+__all__ = ["EngineWorker", "Service", "read_sensor", "run_service", "store_status"]
 
 log = logging.getLogger("hipsense.service")
 
@@ -250,19 +250,7 @@ class Service:
             return None
 
     async def _read(self, index: int, link: SensorLink, worker: EngineWorker) -> None:
-        # Polar and MetaMotion send acceleration and angular rate apart: joined here, or the
-        # engine would count them on the accelerometer alone (see device/joining.py).
-        joiner = AccGyroJoiner()
-        try:
-            async for item in link.decoded():
-                if isinstance(item, ImuSamples):
-                    for block in joiner.push(item):
-                        worker.submit("samples", (index, block))
-                elif isinstance(item, LinkEvent):
-                    worker.submit("event", (index, item, link.address))
-        finally:
-            for block in joiner.flush():
-                worker.submit("samples", (index, block))
+        await read_sensor(index, link, worker, gyroscope=self.config.sensors[index].gyroscope)
 
     async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect,
@@ -305,6 +293,36 @@ class Service:
         client.notify_outbox()
         while time.monotonic() < deadline and outbox.stats().pending_total > 0:
             time.sleep(0.05)
+
+
+async def read_sensor(index: int, link: SensorLink, worker: EngineWorker, *, gyroscope: bool) -> None:
+    """Hand sensor ``index``'s decoded stream to the worker, in order.
+
+    Polar and MetaMotion send acceleration and angular rate apart: when such a sensor streams
+    its gyroscope (``sensor.gyroscope``), its blocks are joined here (device/joining.py), or the
+    engine would count them on the accelerometer alone. Every other block goes straight on: a
+    joiner would only hold an accelerometer-only sensor's blocks for its wait (voice, countdown
+    and live angle that much late). A dropped link hands on what the joiner holds before the
+    DISCONNECTED event: the engine sees the samples before the news, and the last block before
+    a drop that never recovers is not held forever.
+    """
+    joiner = AccGyroJoiner() if gyroscope and type(link.decoder).streams_apart else None
+
+    def release(blocks: list[ImuSamples]) -> None:
+        for block in blocks:
+            worker.submit("samples", (index, block))
+
+    try:
+        async for item in link.decoded():
+            if isinstance(item, ImuSamples):
+                release(joiner.push(item) if joiner is not None else [item])
+            elif isinstance(item, LinkEvent):
+                if joiner is not None and item.kind is LinkEventKind.DISCONNECTED:
+                    release(joiner.flush())
+                worker.submit("event", (index, item, link.address))
+    finally:
+        if joiner is not None:
+            release(joiner.flush())
 
 
 def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: Timebase, *,

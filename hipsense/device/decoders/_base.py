@@ -108,6 +108,10 @@ class SensorDecoder(abc.ABC):
     accelerometer_only: ClassVar[dict[str, Any] | None] = None
     """Constructor options that make the sensor stream its accelerometer alone (the service's
     ``gyroscope = false``; counting needs the accelerometer only); None: it always sends both."""
+    streams_apart: ClassVar[bool] = False
+    """True: acceleration and angular rate come in separate blocks, each timed on its own
+    (Polar PMD, MetaMotion), to be joined by :class:`~hipsense.device.joining.AccGyroJoiner`;
+    False: a block carries both (or the sensor has no gyroscope)."""
     full_scale: ClassVar[tuple[float, float] | None] = None
     """(acceleration m/s², angular rate rad/s) limits when the decoder's settings fix them,
     for the calibration's saturation check; None when they depend on options."""

@@ -190,6 +190,7 @@ class MetaMotionDecoder(SensorDecoder):
     rates_hz: ClassVar[tuple[int, ...]] = (25, 50, 100)
     default_rate_hz: ClassVar[int] = 50
     accelerometer_only: ClassVar[dict[str, Any] | None] = {"gyroscope": False}
+    streams_apart: ClassVar[bool] = True
 
     def __init__(
         self,

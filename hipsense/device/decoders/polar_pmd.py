@@ -320,6 +320,7 @@ class PolarPmdDecoder(SensorDecoder):
     rates_hz: ClassVar[tuple[int, ...]] = (52,)
     default_rate_hz: ClassVar[int] = 52
     accelerometer_only: ClassVar[dict[str, Any] | None] = {"streams": ("acc",)}
+    streams_apart: ClassVar[bool] = True
 
     def __init__(
         self,
