@@ -49,6 +49,10 @@ SNR_CLEAR = 10.0
 #: robust coefficient of variation at which a consistency score reaches 0
 CV_IRREGULAR = 0.6
 MIN_REPS = 3
+#: the rest noise of a gap between two reps is judged on at most its last 30 s (plenty to see the
+#: sway; a longer rest ends the set anyway), so a streaming tracker keeps a bounded trace and
+#: gives what one batch gives
+GAP_WINDOW_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -135,8 +139,9 @@ def confidence_from_parts(
 
 
 def gap_spread(t_s: np.ndarray, angle_deg: np.ndarray, after_s: float, before_s: float) -> float | None:
-    """1.4826 × MAD of the angle between one rep's end and the next one's start (None: fewer
-    than five samples there, too few to give a spread)."""
+    """1.4826 × MAD of the angle between one rep's end and the next one's start, over at most the
+    gap's last ``GAP_WINDOW_S`` (None: fewer than five samples there, too few to give a spread)."""
+    after_s = max(after_s, before_s - GAP_WINDOW_S)
     lo, hi = np.searchsorted(t_s, [after_s, before_s], side="right")
     gap = angle_deg[lo:hi]
     gap = gap[np.isfinite(gap)]

@@ -63,16 +63,14 @@ from hipsense.signal.reps import RepEvent, RepSettings
 from hipsense.signal.steps import StepEvent
 from hipsense.signal.vocabulary import RestReason
 
-from .confidence import confidence_from_parts, gap_spread
+from .confidence import GAP_WINDOW_S, confidence_from_parts, gap_spread
 from .spec import ExerciseSpec
 from .vocabulary import FormFlag, Measure, RepKind, Thigh
 
 
-# The count's confidence judges the angle's sway between reps over at most the last 30 s of each
-# gap (plenty to see it, and a gap longer than a set's rest ends the set anyway), kept for
-# 300 s: longer than a rep (``max_rep_s`` 120 s) and the one after it, which a small rep may
-# wait for before it is emitted.
-_GAP_WINDOW_S = 30.0
+# The count's confidence judges the angle's sway between reps over at most the last
+# ``GAP_WINDOW_S`` of each gap; the trace is kept for 300 s at most: longer than a rep
+# (``max_rep_s`` 120 s) and the one after it, which a small rep may wait for.
 _TRACE_KEEP_S = 300.0
 
 @dataclass(frozen=True)
@@ -202,6 +200,14 @@ def rep_settings_for(
         # reps that go both ways from rest (side to side) have no single "up" to project on
         signed=base.signed and not spec.motion.bidirectional,
     )
+
+
+@dataclass(frozen=True)
+class _Samples:
+    """Samples watched again for rest (the part of ``PipelineOutput`` rest watching reads)."""
+
+    t_s: np.ndarray
+    angle_deg: np.ndarray
 
 
 class ExerciseTracker:
@@ -434,13 +440,39 @@ class ExerciseTracker:
             self._gap_spreads = []
         elif self._rest_by_angle:
             self._gap_spreads.append(self._gap_spread(self._set_reps[-1].end_t_s, rep.start_t_s))
+        late = self._rest_by_angle and self._prev_t is not None and rep.end_t_s <= self._prev_t
+        replay = self._rest_before(rep.end_t_s) if late else None
         # the next gap starts at this rep's end: nothing before it is needed again
         while self._trace and self._trace[0][0] < rep.end_t_s:
             self._trace.popleft()
-        self._rested_s = self._rested_after(rep.end_t_s)  # a set's rest counts from its last rep
+        if replay is None:
+            self._rested_s = self._rested_after(rep.end_t_s)  # a set's rest counts from its last rep
         rep = replace(rep, set_index=self._set_index, rep_index=len(self._set_reps) + 1)
         self._set_reps.append(rep)
         out.reps.append(rep)
+        if replay is not None:
+            # a rep that reached the tracker after samples past its end were watched (a first
+            # rep that waited for the second, a small one for one of its size): watch them again
+            # as if it had come on time, so the set's rest, and where the set ends, are what one
+            # batch gives
+            self._rested_s, self._prev_t, t_after, angle_after = replay
+            self._recent.clear()
+            self._watch_rest(_Samples(t_after, angle_after), 0, len(t_after), out)
+
+    def _rest_before(self, end_t_s: float) -> tuple[float | None, float | None, np.ndarray, np.ndarray]:
+        """For a rep arriving late: the rest state a batch had on reaching ``end_t_s`` (resting at
+        the sample before it, by the set's last rep so far; that sample's time), and the samples
+        watched since, from the angle trace."""
+        t = np.concatenate([c for _, c, _ in self._trace]) if self._trace else np.empty(0)
+        angle = np.concatenate([a for _, _, a in self._trace]) if self._trace else np.empty(0)
+        k = int(np.searchsorted(t, end_t_s, side="left"))
+        j = int(np.searchsorted(t, self._prev_t, side="right"))
+        rested = None
+        if k > 0 and self._set_reps:
+            band = self.settings.rest_band_fraction * self._set_reps[-1].rom_deg
+            rested = 0.0 if angle[k - 1] < band else None
+        prev = float(t[k - 1]) if k > 0 else None
+        return rested, prev, t[k:j], angle[k:j]
 
     def _close_set(self, out: TrackerOutput, when: float) -> None:
         reps = self._set_reps
@@ -464,9 +496,9 @@ class ExerciseTracker:
         self._set_reps = []
 
     def _gap_spread(self, after_s: float, before_s: float) -> float | None:
-        """The angle's spread between two reps, over at most the last ``_GAP_WINDOW_S`` of the
-        gap (so a stream keeps a bounded trace and gives what one batch gives)."""
-        after_s = max(after_s, before_s - _GAP_WINDOW_S)
+        """The angle's spread between two reps (``gap_spread``: over at most the gap's last
+        ``GAP_WINDOW_S``, so a stream keeps a bounded trace and gives what one batch gives)."""
+        after_s = max(after_s, before_s - GAP_WINDOW_S)
         pieces = [(t, a) for last, t, a in self._trace if last >= after_s and t[0] <= before_s]
         if not pieces:
             return None

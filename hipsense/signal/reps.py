@@ -137,8 +137,9 @@ class RepSettings:
     # direction than across it (within 45 deg, cos 45 = 0.707). Settling moves the thigh
     # some other way (on MEx the first excursions that were not reps went 50-145 deg off the
     # next rep; first reps 0-32 deg). A first rep with no second after ``reanchor_s``
-    # (longer than any hold), or at the end of the stream, counts on its own. A first rep
-    # of the usual range counts at once.
+    # (longer than any hold), or at the end of the stream, counts on its own; one followed
+    # by a posture change before that does not (it was part of getting into or out of
+    # position). A first rep of the usual range counts at once.
     first_rep_sure_deg: float = 0.0
     same_way_cos: float = 0.7071
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
@@ -342,6 +343,7 @@ def segment_reps_step(
                 # learned again. A smaller shift is the leg coming to rest a little elsewhere:
                 # wiping the memory there let drift and shuffles count as reps.
                 reason = RestReason.POSTURE_CHANGE
+                # (a small first rep still waiting goes too: it was getting into position)
                 st.amp_deg, st.counted, st.pending, st.first = s.reference_rise_deg, False, None, None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)

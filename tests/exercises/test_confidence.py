@@ -59,3 +59,16 @@ def test_regular_humps_at_the_counters_smallest_rep_are_not_trusted():
     c = count_confidence(*args, min_rom_deg=1.8)
     assert c.size < 0.2 and not c.confident
     assert count_confidence(*_set([10, 11, 10, 9.5, 10.5]), min_rom_deg=1.8).size == 1.0
+
+
+def test_a_long_gap_is_judged_on_its_last_window_only():
+    # the tracker keeps a bounded trace, so the evaluation judges a gap the same way: a 40 s gap
+    # whose first 10 s the leg was still settling (wild) and whose last 30 s were quiet
+    from hipsense.exercises.confidence import GAP_WINDOW_S, gap_spread
+
+    rng = np.random.default_rng(0)
+    t = np.arange(0.0, 40.0, 0.02)
+    angle = np.where(t < 40.0 - GAP_WINDOW_S, rng.normal(0.0, 5.0, t.size), rng.normal(0.0, 0.2, t.size))
+    quiet = gap_spread(t, angle, 40.0 - GAP_WINDOW_S, 40.0)
+    assert gap_spread(t, angle, 0.0, 40.0) == quiet
+    assert quiet == pytest.approx(0.2, rel=0.15)

@@ -75,3 +75,17 @@ def test_a_first_rep_still_waiting_when_the_sensor_goes_quiet_is_counted_at_shut
     assert len(rig.of(MessageKind.REP)) == 1
     (s,) = rig.of(MessageKind.SET)
     assert s.data["reps"] == 1
+
+
+def test_a_small_first_rep_is_announced_with_the_second(tmp_path, uci_s1_e3):
+    # straight-leg raises of about 20 deg, below the usual 30: the first waits for the second to
+    # show it went the same way (signal/reps.py), so rep 1 (and the voice's count of it) comes with rep 2
+    t, acc, gyr = (np.asarray(a, float) for a in uci_s1_e3)
+    rig = Rig(tmp_path, rx())
+    first_end = int(np.searchsorted(t, 14.0))
+    rig.feed(t, acc, gyr, stop=first_end)
+    assert rig.of(MessageKind.REP) == []
+    rig.feed(t, acc, gyr, start=first_end, stop=int(np.searchsorted(t, 24.0)))
+    reps = rig.of(MessageKind.REP)
+    assert [m.data["rep_index"] for m in reps] == [1, 2]
+    assert reps[0].data["t_end"] < reps[1].data["t_start"]  # each with its own times

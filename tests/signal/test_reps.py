@@ -302,3 +302,14 @@ def test_a_lone_small_first_rep_counts_after_waiting_or_at_the_end():
     st, o = segment_reps_step(SURE, st, t[cut:], g[cut:], speed[cut:])
     assert len(o.reps) == 1  # longer than any hold without a second: a set of one
     assert segment_reps_flush(SURE, st).reps == []
+
+
+def test_a_small_first_rep_then_a_posture_change_was_getting_into_position():
+    # a 10 deg move, then the patient rolls over (90 deg away, still): no rep
+    elev = np.concatenate([_segment(1.0, 0), *_rep(10.0), _ramp(1.5, 0, 90.0), _segment(5.0, 90.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(SURE, t, g, speed)
+    assert [r.reason for r in out.rests] == ["initial", "posture_change"]
+    assert out.reps == []
+    # with the usual range it would not have waited, and counts
+    assert len(segment_reps(replace(SURE, first_rep_sure_deg=0.0), t, g, speed).reps) == 1
