@@ -110,6 +110,9 @@ class RepResult:
     flags: tuple[str, ...]  # FormFlag values
     kind: RepKind = RepKind.REP  # from the measure
     direction: str | None = None  # cycles: "counterclockwise" | "clockwise" (see below)
+    # when the counter let it out (its end, or later for a rep that waited for the next one):
+    # where the voice's count of it falls among the countdown cues
+    decided_t_s: float = math.nan
 
     @property
     def duration_s(self) -> float:
@@ -400,7 +403,8 @@ class ExerciseTracker:
         if len(self._first_roms) < s.reference_reps:
             self._first_roms.append(ev.rom_deg)
         kind = RepKind.HOLD if self.spec.measure == Measure.HOLDS else RepKind.REP
-        return self._result(ev.start_t_s, ev.end_t_s, ev.rom_deg, ev.hold_s, ev.peak_speed_dps, flags, kind)
+        return replace(self._result(ev.start_t_s, ev.end_t_s, ev.rom_deg, ev.hold_s, ev.peak_speed_dps, flags, kind),
+                       decided_t_s=ev.decided_t_s)
 
     def _cycle_result(self, ev: CycleEvent) -> RepResult:
         flags = []

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -488,12 +489,23 @@ class SessionEngine:
         key = channel.key
         line = self.plan.line_for(*key)
         timed = self._timed(key, line)  # timed by the hold timer: nothing counted here
-        events: list[tuple[float, int, Any]] = [(cue.t_s, 0, cue) for cue in out.countdown]
+        results: list[tuple[float, int, Any]] = []
         if not timed:
-            events += [(rep.end_t_s, 1, rep) for rep in out.reps]
-            events += [(s.decided_t_s, 2, s) for s in out.sets]
-        events.sort(key=lambda e: (e[0], e[1]))
-        for _, kind, item in events:
+            results += [(rep.end_t_s, 1, rep) for rep in out.reps]
+            results += [(s.decided_t_s, 2, s) for s in out.sets]
+        results.sort(key=lambda e: (e[0], e[1]))  # the tracker's order: what the plan records
+        # Among the countdown cues, a result falls when the tracker let it out — a rep that
+        # waited for the next one (a small first rep) is counted aloud with that one, after the
+        # cues said meanwhile — and never before a result ahead of it: a running maximum, the
+        # same however the samples were batched.
+        events: list[tuple[float, int, int, Any]] = [(cue.t_s, 0, 0, cue) for cue in out.countdown]
+        said = -math.inf
+        for n, (t, kind, item) in enumerate(results):
+            decided = item.decided_t_s
+            said = max(said, t, decided if decided == decided else t)  # NaN: when it happened
+            events.append((said, kind, n, item))
+        events.sort(key=lambda e: (e[0], e[1], e[2]))
+        for _, kind, _, item in events:
             if kind == 0:
                 self.voice.countdown(item.seconds_left)
             elif kind == 2:

@@ -58,7 +58,7 @@ memory bounded by ``max_rep_s``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -181,6 +181,9 @@ class RepEvent:
     peak_speed_dps: float
     direction_sf: tuple[float, float, float]  # rest→peak, unit vector, sensor frame
     rise_deg: float = 0.0  # peak elevation above the rep's own start (its valley)
+    # the sample on which the kernel let the rep out: its end, or later for one that waited (a
+    # small first rep for the second, a small rep for one of its size); NaN: not said
+    decided_t_s: float = math.nan
 
     @property
     def duration_s(self) -> float:
@@ -305,7 +308,7 @@ def segment_reps_step(
             st.still_since_s, st.still_sum = t, (gx, gy, gz)
         still_for = t - st.still_since_s
         if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
-            out.reps.append(st.first)  # no second rep came: a set of one
+            out.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
             st.first = None
 
         if st.anchor is None:
@@ -487,13 +490,13 @@ def _count(s: RepSettings, st: RepState, rep: RepEvent, out: RepOutput) -> None:
         fx, fy, fz = first.direction_sf
         rx, ry, rz = rep.direction_sf
         if fx * rx + fy * ry + fz * rz >= s.same_way_cos:
-            out.reps.append(first)
+            out.reps.append(replace(first, decided_t_s=st.t_s))
         else:
             st.counted, st.amp_deg = False, s.reference_rise_deg
     if not st.counted and s.signed and rep.rise_deg < s.first_rep_sure_deg:
         st.first = rep
     else:
-        out.reps.append(rep)
+        out.reps.append(replace(rep, decided_t_s=st.t_s))
     st.counted = True
     st.last_rep_end_t_s, st.last_rep_rise_deg = rep.end_t_s, rep.rise_deg
     # the amplitude follows the reps, so a bar set too high by one big rep
@@ -611,7 +614,7 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
     first rep still waiting for a second is a set of one."""
     out = RepOutput()
     if state.first is not None:
-        out.reps.append(state.first)
+        out.reps.append(replace(state.first, decided_t_s=state.t_s))
     return out
 
 
