@@ -116,7 +116,7 @@ def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: li
     engine = SessionEngine(
         sensor_sides=list(sides), publisher=publisher, voice=Voice(SilentSpeaker()),
         timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9),
-        settings=SessionConfig(recognition=True), state=SessionStateStore(workdir / "session.json"),
+        settings=SessionConfig(recognition=True), state=SessionStateStore(outbox=outbox),  # as hipsense run: the state rides in each result's transaction
         prescription=prescription, batch_s=0.1)
     for channel, side in zip(engine.channels, sides):
         # As after `hipsense calibrate`: the live angle is the calibrated flexion (its own

@@ -91,7 +91,7 @@ def proc_rss_mb(pid: int) -> float:
 
 
 def make_tls_files(directory: Path) -> dict[str, Path]:
-    """A throw-away CA and a server certificate for 127.0.0.1 (openssl), as tests/protocol/broker.py."""
+    """A throw-away CA and a server certificate for 127.0.0.1 (openssl), as tests/pki.py makes for the tests."""
     ca_key, ca, key, csr, cert = (directory / n for n in ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt"))
     (directory / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
 
