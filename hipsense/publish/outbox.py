@@ -46,10 +46,12 @@ Threads
 
 from __future__ import annotations
 
+import calendar
 import contextlib
 import dataclasses
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -166,6 +168,10 @@ class Outbox:
         self.limits = limits or OutboxLimits()
         self._clock = clock
         self._lock = threading.Lock()
+        self._seq_floor = 0
+        # (aside, problem, base) while a corrupt file is set aside but its replacement could not
+        # be opened: every call then raises a corrupt OutboxError, so callers recover() again.
+        self._replacing: tuple[Path, str, int] | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -186,7 +192,8 @@ class Outbox:
                 self._db.execute(f"PRAGMA user_version={_SCHEMA_VERSION}")
             self._counts = self._count_rows()
             floor = self._db.execute("SELECT value FROM counters WHERE name = 'sequence_floor'").fetchone()
-            self._seq_floor = int(floor[0]) if floor else 0
+            # Never below a floor already in memory (set before a replacement file was opened).
+            self._seq_floor = max(int(floor[0]) if floor else 0, self._seq_floor)
         except (sqlite3.Error, OutboxError) as exc:
             if hasattr(self, "_db"):
                 self._db.close()
@@ -402,57 +409,100 @@ class Outbox:
         outbox goes on with the new file. Returns False (and changes nothing) if SQLite's quick
         check finds the file sound after all."""
         with self._lock:
-            try:
-                verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
-            except sqlite3.Error as exc:
-                verdict = str(exc)
-            if verdict == "ok":
-                return False
-            try:
-                self._db.close()
-            except sqlite3.Error:
-                pass
-            aside = _set_aside(self.path, self._clock())
-            self._connect()
-            self._adopt(aside, verdict)
+            if self._replacing is not None:  # set aside before, its replacement not opened yet
+                aside, verdict, base = self._replacing
+            else:
+                try:
+                    verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+                except sqlite3.Error as exc:
+                    verdict = str(exc)
+                if verdict == "ok":
+                    return False
+                # Above every number the old file handed out: taken before anything can fail.
+                base = int(self._clock() * 1000)
+                self._seq_floor = max(self._seq_floor, base)
+                try:
+                    self._db.close()
+                except sqlite3.Error:
+                    pass
+                aside = _set_aside(self.path, self._clock())
+                self._replacing = (aside, verdict, base)
+            self._connect()  # if this fails, every call says "corrupt" until a recover() opens one
+            self._replacing = None
+            self._adopt(aside, verdict, base)
         return True
 
-    def _adopt(self, aside: Path, problem: str) -> None:
-        """(Lock held, a fresh file open.) Read back what ``aside``, the corrupt file, held."""
+    def _adopt(self, aside: Path, problem: str, base: int) -> None:
+        """(Lock held, a fresh file open.) Read back what ``aside``, the corrupt file, held.
+
+        ``base`` (Unix ms, taken before the file was set aside) is first committed on its own
+        as the sequence floor, so that if the copy fails (a full or failing card: what damages
+        files) or the process dies, no number the old file used is handed out again. A copy
+        that succeeds puts the old file's own numbering back in the same transaction, so the
+        sequence goes on without a gap. Raises OutboxError if the copy fails (the floor holds,
+        in memory at least).
+        """
         salvaged = _salvage(aside)
-        base = int(self._clock() * 1000)
-        with self._transaction():
+        try:
+            self._apply_floor(base)
             if salvaged is not None:
                 rows, sequences, state = salvaged
-                self._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
-                self._db.executemany(
-                    "INSERT INTO outbox (id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?)", rows)  # their ids too: a PUBACK in flight still finds its row
-                self._write_state(dict(state))
-            else:
-                self._bump_counter("sequence_floor", base)
-            # New rows get ids above any the old file used: a late PUBACK for one of its rows
-            # must never remove a new one.
-            if self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'outbox'",
-                                (base,)).rowcount == 0:
-                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (base,))
-        self._counts = self._count_rows()
+                with self._transaction():
+                    self._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
+                    self._db.executemany(
+                        "INSERT INTO outbox (id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, "
+                        "seq) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)  # their ids too: a PUBACK in flight finds its row
+                    self._write_state(dict(state))
+                    self._db.execute("DELETE FROM counters WHERE name = 'sequence_floor'")
+                self._seq_floor = 0
+        except OutboxError as exc:
+            log.error("outbox %s was corrupt (%s): kept as %s, but what it held could not be copied into the new "
+                      "outbox (%s); results it held that the dashboard had not stored are only there (recover by "
+                      "hand with `sqlite3 %s .recover`). New results are numbered from %d on, above any number it "
+                      "used", self.path, problem, aside, exc, aside, self._seq_floor + 1)
+            raise
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self._counts = self._count_rows()
         if salvaged is not None:
             log.error("outbox %s was corrupt (%s): kept as %s; its %d result(s) waiting, its sequence numbers and "
                       "its state were read back into a new outbox, nothing is lost", self.path, problem, aside,
                       len(salvaged[0]))
         else:
-            self._seq_floor = base
             log.error("outbox %s was corrupt (%s) and could not be read back: kept as %s (recover by hand with "
                       "`sqlite3 %s .recover`); results it held that the dashboard had not stored are only there. "
                       "New results are numbered from %d on, above any number it used", self.path, problem, aside,
                       aside, base + 1)
 
+    def _apply_floor(self, base: int) -> None:
+        """Number from above ``base`` (in memory at once, then committed); new row ids too go
+        above it, so a late PUBACK for a row of an older file never removes a new one."""
+        self._seq_floor = max(self._seq_floor, base)
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO counters (name, value) VALUES ('sequence_floor', ?) "
+                "ON CONFLICT(name) DO UPDATE SET value = MAX(value, excluded.value)", (base,))
+            if self._db.execute("UPDATE sqlite_sequence SET seq = MAX(seq, ?) WHERE name = 'outbox'",
+                                (base,)).rowcount == 0:
+                self._db.execute("INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)", (base,))
+
+    def _is_fresh(self) -> bool:
+        """Nothing numbered yet: no sequence, no floor."""
+        with self._lock, self._reading():
+            return (self._db.execute("SELECT 1 FROM sequences LIMIT 1").fetchone() is None
+                    and self._db.execute("SELECT 1 FROM counters WHERE name = 'sequence_floor'").fetchone() is None)
+
     # -- internals (call with self._lock held) -----------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._replacing is not None:
+            raise OutboxError(f"outbox {self.path}: the corrupt file was set aside as {self._replacing[0]} and its "
+                              "replacement could not be opened yet", path=str(self.path), corrupt=True)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
         """sqlite3 errors of a read become OutboxError (``corrupt`` when the file is damaged)."""
+        self._check_open()
         try:
             yield
         except sqlite3.Error as exc:
@@ -547,6 +597,7 @@ class _Transaction:
         self._outbox = outbox
 
     def __enter__(self) -> None:
+        self._outbox._check_open()
         try:
             self._outbox._db.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
@@ -596,6 +647,12 @@ def open_outbox(path: str | os.PathLike[str], *, limits: OutboxLimits | None = N
       (``outbox_first_seq``) lets the dashboard acknowledge past the gap. What the old file
       held and the dashboard had not stored is only in the kept copy (``sqlite3 FILE .recover``).
 
+    That Unix-ms floor is taken before the file is set aside and committed on its own first: if
+    the copy then fails (a full or failing card, what damages files) the new outbox numbers
+    above it all the same (logged; the old results are only in the kept copy). A sound outbox
+    that has numbered nothing beside a ``*.corrupt-*`` file (a recovery cut short by a crash or
+    by a file that could not be created) gets the floor too, never below that file's time.
+
     Any other failure (permissions, I/O error, WAL impossible) raises :class:`OutboxError`.
     """
     path = Path(path)
@@ -611,13 +668,45 @@ def open_outbox(path: str | os.PathLike[str], *, limits: OutboxLimits | None = N
         except OutboxError as exc:
             problem = str(exc.__cause__)
         if problem == "ok":
+            _floor_after_unfinished_recovery(outbox, clock)
             return outbox
         outbox.close()
+    base = int(clock() * 1000)  # above every number the old file used, taken before anything can fail
     aside = _set_aside(path, clock())
-    outbox = Outbox(path, limits=limits, clock=clock)
+    outbox = Outbox(path, limits=limits, clock=clock)  # if this fails, the next start numbers from the floor below
     with outbox._lock:
-        outbox._adopt(aside, problem)
+        try:
+            outbox._adopt(aside, problem, base)
+        except OutboxError:
+            pass  # logged; the floor holds (in memory at least), so the service can go on
     return outbox
+
+
+def _floor_after_unfinished_recovery(outbox: Outbox, clock: Callable[[], float]) -> None:
+    """A sound outbox that has numbered nothing, next to a corrupt file set aside: the
+    recovery may have stopped before the new file got its floor (a failing card, a crash), and
+    numbering from 1 would reuse numbers the dashboard holds. Number from Unix ms, and from no
+    lower than the newest such file's time (the clock of a Pi without RTC may start behind)."""
+    stamps = [_aside_time_ms(p) for p in outbox.path.parent.glob(f"{outbox.path.name}.corrupt-*")
+              if not p.name.endswith(("-wal", "-shm"))]
+    if not stamps or not outbox._is_fresh():
+        return
+    base = max([int(clock() * 1000), *(s for s in stamps if s is not None)])
+    with outbox._lock:
+        try:
+            outbox._apply_floor(base)
+        except OutboxError as exc:
+            log.error("cannot save the sequence floor of %s: %s (held in memory)", outbox.path, exc)
+    log.warning("outbox %s is new beside a corrupt one set aside: new results are numbered from %d on, above any "
+                "number that one used", outbox.path, base + 1)
+
+
+def _aside_time_ms(path: Path) -> int | None:
+    """The end of the second in which a corrupt file was set aside (its name says it), in ms."""
+    match = re.search(r"\.corrupt-(\d{8}T\d{6}Z)", path.name)
+    if match is None:
+        return None
+    return (calendar.timegm(time.strptime(match.group(1), "%Y%m%dT%H%M%SZ")) + 1) * 1000
 
 
 def _error(path: Path, exc: sqlite3.Error, what: str = "outbox") -> OutboxError:

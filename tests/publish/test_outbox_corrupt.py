@@ -3,6 +3,7 @@ service that runs (before, ``hipsense run`` died at start with a traceback, for 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -190,3 +191,99 @@ def test_the_sender_finding_a_damaged_file_sets_it_aside_and_goes_on(tmp_path, c
     assert len(_aside(path)) == 1 and "nothing is lost" in caplog.text
     assert box.check_integrity() == "ok"
     box.close()
+
+
+# -- a recovery that fails half-way (the card that damaged the file is often full or failing) --
+
+
+def _disk_full(*_args, **_kwargs):
+    exc = sqlite3.OperationalError("database or disk is full")
+    exc.sqlite_errorcode, exc.sqlite_errorname = 13, "SQLITE_FULL"
+    raise exc
+
+
+def _damaged_index(path: Path) -> None:
+    _scribble(path, _page_of(path, "outbox_by_importance"))
+
+
+def test_a_copy_that_fails_while_running_never_reuses_a_number(tmp_path, monkeypatch):
+    """The insert of what the old file held fails (SQLITE_FULL): the running outbox, and the
+    restarted one, go on above every number the old file used, never from 1 again."""
+    path = tmp_path / "outbox.sqlite"
+    _outbox_with_results(path)  # seq 1..5 handed out, the dashboard holds 1..2
+    box = Outbox(path)
+    with box._lock:  # the card returns garbage for a page, found while running
+        box._db.close()
+        _damaged_index(path)
+        box._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    with monkeypatch.context() as full:
+        full.setattr(Outbox, "_write_state", _disk_full)  # the copy's insert, inside _adopt
+        with pytest.raises(OutboxError):
+            box.recover()
+    used = [box.put_sequenced(PATIENT, _rep)[1].seq for _ in range(2)]  # the disk has room again
+    assert min(used) > 5
+    box.close()
+    with open_outbox(path) as again:  # a restart
+        assert again.put_sequenced(PATIENT, _rep)[1].seq == max(used) + 1
+    assert len(_aside(path)) == 1
+
+
+def test_a_copy_that_fails_at_start_never_reuses_a_number(tmp_path, monkeypatch, caplog):
+    path = tmp_path / "outbox.sqlite"
+    _outbox_with_results(path)
+    _damaged_index(path)
+    box = None
+    with monkeypatch.context() as full, caplog.at_level(logging.ERROR):
+        full.setattr(Outbox, "_write_state", _disk_full)
+        with contextlib.suppress(OutboxError):  # a service stopped here is restarted by systemd
+            box = open_outbox(path, clock=lambda: NOW)
+    if box is not None:
+        assert box.put_sequenced(PATIENT, _rep)[1].seq == int(NOW * 1000) + 1
+        assert "could not be copied" in caplog.text and ".recover" in caplog.text
+        box.close()
+    with open_outbox(path, clock=lambda: NOW) as again:  # (the next) start
+        assert again.put_sequenced(PATIENT, _rep)[1].seq > 5
+    assert len(_aside(path)) == 1
+
+
+def _recovery_whose_new_file_cannot_be_opened(path: Path, monkeypatch) -> Outbox:
+    """A running outbox whose file is found damaged, set aside, and whose new file cannot be
+    opened (_connect fails): calls then say "corrupt", so the publisher and the sender call
+    recover() again, rather than failing until a restart."""
+    _outbox_with_results(path)  # seq 1..5, the dashboard holds 1..2
+    box = Outbox(path)
+    with box._lock:
+        box._db.close()
+        _damaged_index(path)
+        box._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def cannot_open(self):
+        raise OutboxError("cannot open outbox: disk I/O error", path=str(self.path))
+
+    with monkeypatch.context() as failing:
+        failing.setattr(Outbox, "_connect", cannot_open)
+        with pytest.raises(OutboxError):
+            box.recover()
+        with pytest.raises(OutboxError) as raised:
+            box.put_sequenced(PATIENT, _rep)
+    assert raised.value.corrupt
+    return box
+
+
+def test_a_new_file_that_could_not_be_opened_is_opened_by_the_next_recovery(tmp_path, monkeypatch):
+    box = _recovery_whose_new_file_cannot_be_opened(tmp_path / "outbox.sqlite", monkeypatch)
+    assert box.recover() is True
+    assert [row.seq for row in box.pending()] == [3, 4, 5]  # read back after all
+    assert box.put_sequenced(PATIENT, _rep)[1].seq == 6
+    box.close()
+
+
+def test_a_restart_after_a_recovery_cut_short_numbers_above_the_file_set_aside(tmp_path, monkeypatch):
+    path = tmp_path / "outbox.sqlite"
+    _recovery_whose_new_file_cannot_be_opened(path, monkeypatch).close()
+    with open_outbox(path) as restarted:  # a new, empty file beside the one set aside
+        assert restarted.last_sequence(PATIENT) > 5
+        assert restarted.put_sequenced(PATIENT, _rep)[1].seq > 5
+    with open_outbox(path) as again:  # and the floor is kept
+        assert again.last_sequence(PATIENT) > 5
+    assert len(_aside(path)) == 1
