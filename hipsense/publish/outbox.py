@@ -446,15 +446,18 @@ class Outbox:
         try:
             self._apply_floor(base)
             if salvaged is not None:
-                rows, sequences, state = salvaged
+                rows, sequences, state, counters = salvaged
                 with self._transaction():
                     self._db.executemany("INSERT INTO sequences (stream, last) VALUES (?, ?)", sequences)
                     self._db.executemany(
                         "INSERT INTO outbox (id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, "
                         "seq) VALUES (?,?,?,?,?,?,?,?,?,?)", rows)  # their ids too: a PUBACK in flight finds its row
                     self._write_state(dict(state))
+                    # Its numbering, floor included (a file made after an unreadable one numbers
+                    # from Unix ms, perhaps with no result stored yet), instead of ``base``.
                     self._db.execute("DELETE FROM counters WHERE name = 'sequence_floor'")
-                self._seq_floor = 0
+                    self._db.executemany("INSERT OR REPLACE INTO counters (name, value) VALUES (?, ?)", counters)
+                self._seq_floor = int(dict(counters).get("sequence_floor", 0))
         except OutboxError as exc:
             log.error("outbox %s was corrupt (%s): kept as %s, but what it held could not be copied into the new "
                       "outbox (%s); results it held that the dashboard had not stored are only there (recover by "
@@ -728,9 +731,9 @@ def _set_aside(path: Path, now: float) -> Path:
     return aside
 
 
-def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
-    """Every result row, the sequences and the state of a corrupt file, or None if any of it
-    cannot be read."""
+def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple], list[tuple]] | None:
+    """Every result row, the sequences, the state and the counters (the sequence floor among
+    them) of a corrupt file, or None if any of it cannot be read."""
     try:
         db = sqlite3.connect(path, isolation_level=None)
     except sqlite3.Error:
@@ -740,6 +743,7 @@ def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
             "SELECT id, topic, payload, qos, retain, expiry_s, importance, created_at, stream, seq FROM outbox "
             "WHERE seq IS NOT NULL ORDER BY seq").fetchall()
         sequences = db.execute("SELECT stream, last FROM sequences").fetchall()
+        counters = db.execute("SELECT name, value FROM counters").fetchall()
         try:
             state = db.execute("SELECT name, doc FROM state").fetchall()
         except sqlite3.OperationalError as exc:
@@ -757,4 +761,7 @@ def _salvage(path: Path) -> tuple[list[tuple], list[tuple], list[tuple]] | None:
         if stream not in last or not isinstance(seq, int) or seq > last[stream]:
             log.error("the corrupt outbox %s has a result (%r, %r) its sequences do not cover", path, stream, seq)
             return None
-    return rows, sequences, state
+    if not all(isinstance(value, int) for _, value in counters):
+        log.error("the corrupt outbox %s has counters that are not numbers", path)
+        return None
+    return rows, sequences, state, counters

@@ -287,3 +287,22 @@ def test_a_restart_after_a_recovery_cut_short_numbers_above_the_file_set_aside(t
     with open_outbox(path) as again:  # and the floor is kept
         assert again.last_sequence(PATIENT) > 5
     assert len(_aside(path)) == 1
+
+
+def test_a_floor_survives_a_second_corruption_that_is_read_back(tmp_path):
+    """Corrupt and unreadable (numbering from Unix ms), then corrupt again with its tables
+    readable before any result was stored under the floor: the floor is read back too, so the
+    numbering does not start from 1 again."""
+    path = tmp_path / "outbox.sqlite"
+    path.write_bytes(b"not a database, something else entirely " * 200)
+    with open_outbox(path, clock=lambda: NOW) as first:
+        floor = first.last_sequence(PATIENT)
+        assert floor == int(NOW * 1000)
+        first._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    _damaged_index(path)
+    with open_outbox(path, clock=lambda: NOW + 3600) as second:
+        assert second.last_sequence(PATIENT) == floor
+        assert second.put_sequenced(PATIENT, _rep)[1].seq == floor + 1
+    with open_outbox(path, clock=lambda: NOW + 7200) as restarted:
+        assert restarted.put_sequenced(PATIENT, _rep)[1].seq == floor + 2
+    assert len(_aside(path)) == 2
