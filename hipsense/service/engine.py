@@ -156,6 +156,7 @@ class SessionEngine:
         self.last_result_t_s: float | None = None  # sample time
         self.active: tuple[str, str] | None = None  # (exercise, side) being done
         self.override = False  # the active exercise came from recognition, not the plan
+        self._state_waits_for_held = False  # a state write apart put off until held results are stored
         # Results of an exercise the recogniser knows are held until it has seen the patient
         # do it (its first window, 15 s): a patient who does clams when bridges are planned
         # gets every rep counted as a clam, not the first ones as bridges.
@@ -220,7 +221,7 @@ class SessionEngine:
         self._warm_recogniser()
         self.override = False
         self._choose_active(announce=True)
-        self._save_state()
+        self._save_state_after_held()
 
     def _warm_recogniser(self) -> None:
         """Import the recogniser now if the plan will need it, not in the middle of a set.
@@ -245,6 +246,9 @@ class SessionEngine:
         not be written, and ends a session after ``idle_end_s`` without results."""
         if self.publisher.held:
             self.publisher.retry_held()
+        if self._state_waits_for_held and not self.publisher.held:
+            self._state_waits_for_held = False
+            self._save_state()
         if self.session_id is None or self.last_result_t_s is None:
             return
         # The sample clock, not just the last sample: a sensor switched off mid-session must
@@ -695,6 +699,19 @@ class SessionEngine:
         result is refused)."""
         if self.state is not None and not self.state.atomic:
             self._save_state()
+
+    def _save_state_after_held(self) -> None:
+        """Save the state on its own, but never before results held in memory (a full disk):
+        each is stored with the state of its moment, so a write apart committed first would be
+        ahead of the results stored (a crash then numbers on after reps never stored) and then
+        overwritten by their older states. So store them first; if some still cannot be, the
+        write waits for them (the tick saves it once they are stored)."""
+        if self.publisher.held:
+            self.publisher.retry_held()
+        if self.publisher.held:
+            self._state_waits_for_held = True
+            return
+        self._save_state()
 
     def _save_state(self) -> None:
         doc = self._state_doc()

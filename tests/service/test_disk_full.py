@@ -172,3 +172,41 @@ def test_the_engine_starts_on_a_full_disk_with_an_old_session_to_forget(tmp_path
             settings=SessionConfig(recognition=False),
             state=SessionStateStore(outbox=outbox), prescription=rx())
     assert engine.session_id is None and "session state not saved" in caplog.text
+
+
+def test_a_new_prescription_never_saves_the_state_ahead_of_results_held_in_memory(tmp_path, uci):
+    """The disk has room again, but the held results wait for the next tick when a prescription
+    arrives: its state write must not commit the held reps' numbering before they are stored
+    (a crash then left a state that numbers on after reps never stored)."""
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    assert rig.publisher.held > 0
+    _free(rig)
+    rig.engine.on_prescription(rx(version=2))  # before any tick
+    rig.outbox.close()  # SIGKILL: what was still held in memory is gone
+    again = Rig(tmp_path, rx(version=2))
+    again.feed(t, acc, gyr, start=b)
+    again.feed(t[-1] + 0.04 * np.arange(1, 750), np.repeat(acc[-1:], 749, 0), np.zeros((749, 3)))  # rest 30 s
+    _check_whole(again.messages())
+
+
+def test_a_new_prescription_on_a_full_disk_saves_the_state_after_the_held_results(tmp_path, uci, monkeypatch):
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    saved = []
+    real_save = rig.engine.state.save
+    monkeypatch.setattr(rig.engine.state, "save", lambda doc: saved.append(doc) or real_save(doc))
+    rig.engine.on_prescription(rx(version=2))
+    assert rig.publisher.held > 0 and saved == []  # not written apart while results wait in memory
+    _free(rig)
+    rig.engine.tick()
+    assert rig.publisher.held == 0 and len(saved) == 1  # after them, in order
+    assert rig.engine.state.load()["tallies"] == rig.engine.plan.tallies_to_json()
