@@ -59,11 +59,19 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from hipsense.protocol import Envelope, Importance
+from hipsense.protocol.builders import MAX_SEQ
 from hipsense.publish.errors import OutboxError
 
 log = logging.getLogger(__name__)
 
 _SCHEMA_VERSION = 3
+# An acknowledgement that moves the numbering (see confirm_stored) is refused if it is within
+# this of MAX_SEQ (results would soon fail in the builder) or this far above the highest number
+# any numbering here could have reached: the last number handed out, or now in Unix ms (a floor
+# after a corrupt file; the status's outbox_first_seq comes from these numbers too) - a million
+# results is years of exercise.
+_ACK_JUMP_MAX = 10**6
+_SEQ_HEADROOM = 10**9
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so
@@ -311,11 +319,19 @@ class Outbox:
         acknowledgements cover them) and 0 is returned. If it holds some, they may carry
         numbers the dashboard already has from before, so the acknowledgement cannot tell
         whether they are stored: it is ignored, and -1 returned, rather than deleting results
-        nobody stored.
+        nobody stored. An acknowledgement no numbering of this Pi could have reached (near
+        MAX_SEQ, or far above both the last number and the Unix-ms floor a corrupt file gives)
+        is refused the same way (logged), so one bogus message cannot stop every later result.
         """
         with self._lock, self._reading():
             last = self._last(stream)
             if seq > last:
+                reachable = max(last, int(self._clock() * 1000)) + _ACK_JUMP_MAX
+                if seq > min(reachable, MAX_SEQ - _SEQ_HEADROOM):
+                    log.error("refusing the acknowledgement of %s up to seq %d: implausible, no numbering here "
+                              "reaches it (last %d; a jump may go up to %d)", stream, seq, last,
+                              min(reachable, MAX_SEQ - _SEQ_HEADROOM))
+                    return -1
                 if self._db.execute("SELECT 1 FROM outbox WHERE stream = ? AND seq IS NOT NULL LIMIT 1",
                                     (stream,)).fetchone() is not None:
                     return -1

@@ -260,9 +260,9 @@ class OutboxSender:
         forgotten = self._outbox.confirm_stored(stream, seq)
         if forgotten < 0:
             self.stats.ignored_acks += 1
-            log.warning("ignoring the acknowledgement of %s up to seq %d: this outbox has not reached it and "
-                        "holds results that may carry numbers stored before (was its state directory wiped?)",
-                        stream, seq)
+            log.warning("ignoring the acknowledgement of %s up to seq %d: this outbox has not reached it, and "
+                        "holds results that may carry numbers stored before (was its state directory wiped?) or "
+                        "no numbering here could have reached it (see above)", stream, seq)
             return
         self._stored_seq[stream] = seq
         self.stats.confirmed += forgotten

@@ -254,3 +254,32 @@ def test_an_acknowledgement_beyond_a_fresh_outbox_moves_its_numbering_above_it(t
             box.put_sequenced(PATIENT, build)
         assert box.confirm_stored(PATIENT, 500) == -1  # they may carry numbers stored before: kept
         assert len(box.pending()) == 3 and box.put_sequenced(PATIENT, build)[1].seq == 4
+
+
+def test_an_acknowledgement_no_numbering_could_have_reached_is_refused(tmp_path, caplog):
+    """One bogus acknowledgement near MAX_SEQ (or far beyond any number a Pi hands out: counting
+    from 1, or from a Unix-ms floor after a corrupt file) must not move the numbering there:
+    every later result would fail in the builder, or the status floor push the dashboard's
+    acknowledgement past results never sent."""
+    import logging
+
+    from hipsense.protocol.builders import MAX_SEQ
+
+    now = 1_760_000_000.0
+    template = every_kind()[MessageKind.REP]
+
+    def build(seq):
+        return dataclasses.replace(template, seq=seq)
+
+    with Outbox(tmp_path / "fresh.db", clock=lambda: now) as box, caplog.at_level(logging.WARNING):
+        assert box.confirm_stored(PATIENT, MAX_SEQ) == -1
+        assert box.confirm_stored(PATIENT, MAX_SEQ - 1000) == -1
+        assert box.confirm_stored(PATIENT, int(now * 1000) + 10**8) == -1
+        assert "implausible" in caplog.text
+        assert box.put_sequenced(PATIENT, build)[1].seq == 1  # numbering untouched, results still build
+        # An acknowledgement from before a corrupt file's Unix-ms floor (the dashboard moved to it
+        # through that Pi's status) is plausible: the numbering moves above it.
+        box.confirm_stored(PATIENT, 1)
+        floor_ack = int((now - 86_400) * 1000) + 37
+        assert box.confirm_stored(PATIENT, floor_ack) == 0
+        assert box.put_sequenced(PATIENT, build)[1].seq == floor_ack + 1
