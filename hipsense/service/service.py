@@ -162,6 +162,7 @@ class Service:
             settings=cfg.session, state=SessionStateStore(state_dir / "session.json", outbox=outbox),
             prescription=store.current,
             batch_s=min(0.25, 1.0 / cfg.service.live_rate_hz),
+            gyroscopes=[s.gyroscope for s in cfg.sensors],
         )
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O

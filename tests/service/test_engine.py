@@ -32,7 +32,7 @@ def rx(version=1, sides=("right",), sets=3, reps=10, exercise="straight_leg_rais
 
 
 class Rig:
-    def __init__(self, tmp_path, prescription=None, *, sides=("right",), state=True, **session):
+    def __init__(self, tmp_path, prescription=None, *, sides=("right",), state=True, gyroscopes=None, **session):
         self.outbox = Outbox(tmp_path / "outbox.sqlite")
         self.live: list[p.Envelope] = []
         self.speaker = RecordingSpeaker()
@@ -43,7 +43,7 @@ class Rig:
         self.engine = SessionEngine(
             sensor_sides=list(sides), publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
             settings=SessionConfig(**{"recognition": False, **session}), prescription=prescription,
-            state=SessionStateStore(outbox=self.outbox) if state else None)
+            state=SessionStateStore(outbox=self.outbox) if state else None, gyroscopes=gyroscopes)
 
     def feed(self, t, acc, gyr, start=0, stop=None, sensor=0):
         for block in blocks(t[start:stop], acc[start:stop], gyr[start:stop]):
@@ -329,3 +329,88 @@ def test_split_streams_joined_by_the_service_count_as_blocks_with_both(tmp_path,
         return [(m.data["rom_deg"], m.data["t_start"], m.data["t_end"], m.data["flags"]) for m in rig.of(MessageKind.REP)]
 
     assert len(reps(split)) == 30 and reps(split) == reps(combined)
+
+
+def _set_one(uci):
+    t, acc, gyr = uci
+    stop = int(np.searchsorted(t, 100.0))  # the first set (10 reps) and its rest
+    return t[:stop], acc[:stop], gyr[:stop]
+
+
+def _rep_roms(rig):
+    return [m.data["rom_deg"] for m in rig.of(MessageKind.REP)]
+
+
+@pytest.mark.parametrize("gyroscopes", [[True], None], ids=["configured", "unknown"])
+def test_a_gyroscope_that_starts_late_counts_the_set_with_it(tmp_path, uci, gyroscopes):
+    """A Polar's GYRO stream starts 4 s after its ACC (the first rep is under way by then): the
+    joiner hands the first seconds on without angular rate. One set, every rep, and counted
+    with the gyroscope from then on (not on tilt for the rest of the exercise)."""
+    from hipsense.device.joining import AccGyroJoiner
+
+    t, acc, gyr = _set_one(uci)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "late").mkdir()
+    reference = Rig(tmp_path / "ref", rx(sets=1))
+    reference.feed(t, acc, gyr)
+    rig = Rig(tmp_path / "late", rx(sets=1), gyroscopes=gyroscopes)
+    joiner, pending_gyro = AccGyroJoiner(), []
+    for block in blocks(t, acc, gyr, per_block=13):  # ~0.5 s frames, GYRO a frame behind
+        arrived = [ImuSamples(t_s=block.t_s, acc_ms2=block.acc_ms2), *pending_gyro]
+        late = block.t_s >= t[0] + 4.0
+        pending_gyro = [ImuSamples(t_s=block.t_s[late], gyr_rad_s=block.gyr_rad_s[late])] if late.any() else []
+        for item in arrived:
+            for joined in joiner.push(item):
+                rig.engine.on_samples(0, joined)
+    for joined in [b for item in pending_gyro for b in joiner.push(item)] + joiner.flush():
+        rig.engine.on_samples(0, joined)
+    assert rig.engine.channels[0].has_gyro is True
+    assert rig.engine.channels[0].tracker.pipeline.has_gyro is True
+    rig.engine.shutdown()
+    assert [m.data["reps"] for m in rig.of(MessageKind.SET)] == [10]
+    np.testing.assert_allclose(_rep_roms(rig), _rep_roms(reference), atol=1.0)
+
+
+def test_a_gyroscope_hiccup_mid_set_neither_splits_the_set_nor_drops_the_gyroscope(tmp_path, uci):
+    """2 s of blocks without angular rate in the middle of a set (GYRO frames late or lost
+    beyond what the joiner bridges): bridged, not a reason to rebuild the tracker on tilt."""
+    t, acc, gyr = _set_one(uci)
+    (tmp_path / "ref").mkdir()
+    (tmp_path / "hiccup").mkdir()
+    reference = Rig(tmp_path / "ref", rx(sets=1))
+    reference.feed(t, acc, gyr)
+    rig = Rig(tmp_path / "hiccup", rx(sets=1), gyroscopes=[True])
+    for block in blocks(t, acc, gyr):
+        hiccup = 40.0 <= block.t_s[0] < 42.0  # between the 4th and the 6th rep
+        rig.engine.on_samples(0, ImuSamples(t_s=block.t_s, acc_ms2=block.acc_ms2,
+                                            gyr_rad_s=None if hiccup else block.gyr_rad_s))
+    with_gyro = rig.engine.channels[0].tracker.pipeline.has_gyro
+    rig.engine.shutdown()
+    assert [m.data["reps"] for m in rig.of(MessageKind.SET)] == [10]
+    assert with_gyro is True
+    roms, reference_roms = _rep_roms(rig), _rep_roms(reference)
+    assert sum(abs(a - b) < 0.05 for a, b in zip(roms, reference_roms)) >= 7  # those after it: within a degree
+    np.testing.assert_allclose(roms, reference_roms, atol=1.0)
+
+
+def test_a_gyroscope_that_stops_is_dropped_only_after_a_sustained_absence_and_comes_back(tmp_path, uci):
+    """No angular rate from the middle of set 2 for 40 s, then again: the sensor counts as
+    accelerometer-only after GYRO_ABSENT_S, as sending it again once it does; no set is split
+    on the way (the tracker goes on with the accelerometer's tilt)."""
+    from hipsense.service.engine import GYRO_ABSENT_S
+
+    t, acc, gyr = uci
+    rig = Rig(tmp_path, rx(), gyroscopes=[True])
+    seen: list[bool | None] = []
+    for block in blocks(t, acc, gyr):
+        absent = 120.0 <= block.t_s[0] < 160.0
+        rig.engine.on_samples(0, ImuSamples(t_s=block.t_s, acc_ms2=block.acc_ms2,
+                                            gyr_rad_s=None if absent else block.gyr_rad_s))
+        if 120.0 + GYRO_ABSENT_S - 1 <= block.t_s[0] < 120.0 + GYRO_ABSENT_S - 0.5:
+            seen.append(rig.engine.channels[0].has_gyro)
+        if 125.0 + GYRO_ABSENT_S <= block.t_s[0] < 159.0:
+            seen.append(rig.engine.channels[0].has_gyro)
+    assert True in seen[:3] and seen[-1] is False
+    assert rig.engine.channels[0].has_gyro is True
+    rig.engine.shutdown()
+    assert [m.data["reps"] for m in rig.of(MessageKind.SET)] == [10, 10, 10]
