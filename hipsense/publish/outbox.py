@@ -178,8 +178,9 @@ class Outbox:
         self._lock = threading.Lock()
         self._seq_floor = 0
         # (aside, problem, base) while a corrupt file is set aside but its replacement could not
-        # be opened: every call then raises a corrupt OutboxError, so callers recover() again.
-        self._replacing: tuple[Path, str, int] | None = None
+        # be opened (aside None: it could not be set aside, nor reopened): every call then raises
+        # a corrupt OutboxError, so callers recover() again.
+        self._replacing: tuple[Path | None, str, int] | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -425,7 +426,8 @@ class Outbox:
         outbox goes on with the new file. Returns False (and changes nothing) if SQLite's quick
         check finds the file sound after all."""
         with self._lock:
-            if self._replacing is not None:  # set aside before, its replacement not opened yet
+            aside: Path | None = None
+            if self._replacing is not None:  # a recovery cut short: go on with it
                 aside, verdict, base = self._replacing
             else:
                 try:
@@ -441,7 +443,16 @@ class Outbox:
                     self._db.close()
                 except sqlite3.Error:
                     pass
-                aside = _set_aside(self.path, self._clock())
+            if aside is None:
+                try:
+                    aside = _set_aside(self.path, self._clock())
+                except OSError as exc:  # e.g. a failing card remounted read-only
+                    self._replacing = (None, verdict, base)  # calls say "corrupt": recover() tries again
+                    with contextlib.suppress(OutboxError):
+                        self._connect()  # meanwhile go on with the damaged file, above the floor
+                        self._replacing = None
+                    raise OutboxError(f"cannot set the corrupt outbox {self.path} aside: {exc}",
+                                      path=str(self.path)) from exc
                 self._replacing = (aside, verdict, base)
             self._connect()  # if this fails, every call says "corrupt" until a recover() opens one
             self._replacing = None
@@ -515,8 +526,8 @@ class Outbox:
 
     def _check_open(self) -> None:
         if self._replacing is not None:
-            raise OutboxError(f"outbox {self.path}: the corrupt file was set aside as {self._replacing[0]} and its "
-                              "replacement could not be opened yet", path=str(self.path), corrupt=True)
+            raise OutboxError(f"outbox {self.path}: a corrupt file is being replaced (set aside as "
+                              f"{self._replacing[0]}; no new file open yet)", path=str(self.path), corrupt=True)
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:

@@ -306,3 +306,35 @@ def test_a_floor_survives_a_second_corruption_that_is_read_back(tmp_path):
     with open_outbox(path, clock=lambda: NOW + 7200) as restarted:
         assert restarted.put_sequenced(PATIENT, _rep)[1].seq == floor + 2
     assert len(_aside(path)) == 2
+
+
+def test_a_corrupt_file_that_cannot_be_set_aside_leaves_the_outbox_usable(tmp_path, monkeypatch):
+    """Renaming the file fails (a failing card remounted read-only): the outbox goes on with
+    the damaged file if it can be reopened, else every call says "corrupt" (before, the
+    connection stayed closed and every call failed as not corrupt until a restart); a later
+    recovery sets it aside."""
+    import hipsense.publish.outbox as outbox_module
+
+    path = tmp_path / "outbox.sqlite"
+    _outbox_with_results(path)
+    box = Outbox(path, clock=lambda: NOW)
+    with box._lock:
+        box._db.close()
+        _damaged_index(path)
+        box._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+
+    def read_only(*_args):
+        raise OSError(30, "Read-only file system")
+
+    with monkeypatch.context() as failing:
+        failing.setattr(outbox_module, "_set_aside", read_only)
+        with pytest.raises(OutboxError, match="cannot set the corrupt outbox"):
+            box.recover()
+    with pytest.raises(OutboxError) as raised:  # (its damaged index cannot even be reopened)
+        box.put_sequenced(PATIENT, _rep)
+    assert raised.value.corrupt  # so the publisher and the sender call recover() again
+    assert box.recover() is True  # the card is writable again
+    assert [row.seq for row in box.pending()] == [3, 4, 5]
+    assert box.put_sequenced(PATIENT, _rep)[1].seq == 6
+    box.close()
+    assert len(_aside(path)) == 1
