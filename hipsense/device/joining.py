@@ -12,7 +12,10 @@ The service uses one only for a sensor that sends the two apart and is configure
 its gyroscope (``service.read_sensor``); an accelerometer-only sensor's blocks go straight on.
 What passes through unchanged: blocks that carry both (WitMotion, Movella DOT). Once the
 accelerometer has gone on for ``wait_s`` past a block with no angular rate near it, that block
-goes on alone (a gyroscope that never starts, or stops while the accelerometer goes on). When the link
+goes on alone (a gyroscope that never starts, or stops while the accelerometer goes on); and
+while the angular rate is more than ``wait_s`` behind (or has never come), the accelerometer's
+blocks go on at once, not ``wait_s`` late: a Polar H10 left at ``gyroscope = true`` waits only
+its first ``wait_s``, and the engine bridges what comes without angular rate. When the link
 drops, the end of the last accelerometer block before the drop may never be covered: it is
 joined with the last angular rate held over it, so one drop does not turn the rest of the
 session into accelerometer-only counting. The price is latency: an accelerometer block waits
@@ -43,6 +46,8 @@ class AccGyroJoiner:
         self._acc: list[ImuSamples] = []  # accelerometer blocks waiting for angular rate
         self._gyr_t: FloatArray = np.empty(0)
         self._gyr: FloatArray = np.empty((0, 3))
+        self._acc_since_s = -np.inf  # the accelerometer has streamed on since (see push)
+        self._acc_until_s: float | None = None  # ... up to here
 
     def push(self, block: ImuSamples) -> list[ImuSamples]:
         """Take one decoded block; return the blocks ready to count, in time order."""
@@ -59,6 +64,11 @@ class AccGyroJoiner:
             if block.gaps:
                 out.append(ImuSamples(t_s=np.empty(0), gaps=block.gaps))
         elif block.acc_ms2 is not None:
+            # since when the accelerometer has streamed on without a break: after a break (a
+            # link drop) the angular rate is waited for again
+            if self._acc_until_s is None or float(block.t_s[0]) - self._acc_until_s > self.wait_s:
+                self._acc_since_s = float(block.t_s[0])
+            self._acc_until_s = float(block.t_s[-1])
             self._acc.append(block)
         out += self._release(force=False)
         return out
@@ -72,8 +82,12 @@ class AccGyroJoiner:
         while self._acc:
             block = self._acc[0]
             t0, t1 = float(block.t_s[0]), float(block.t_s[-1])
-            waited = force or float(self._acc[-1].t_s[-1]) - t1 > self.wait_s
+            newest_s = float(self._acc[-1].t_s[-1])
             gyro_reached_s = float(self._gyr_t[-1]) if len(self._gyr_t) else None
+            # waited for, or no angular rate for wait_s of accelerometer (none at all, or it
+            # stopped): nothing to wait for, the block goes on at once
+            waited = force or newest_s - t1 > self.wait_s or newest_s - max(
+                gyro_reached_s if gyro_reached_s is not None else -np.inf, self._acc_since_s) > self.wait_s
             if gyro_reached_s is not None and gyro_reached_s >= t1:
                 out.append(self._joined(block))
             elif waited and gyro_reached_s is not None and gyro_reached_s >= t0 - self.wait_s:

@@ -97,3 +97,22 @@ def test_a_link_drop_does_not_turn_the_rest_into_accelerometer_only():
     joined = np.concatenate([b.gyr_rad_s for b in out])
     np.testing.assert_allclose(joined[:234], gyr[:234], atol=1e-12)  # covered: exact
     np.testing.assert_array_equal(joined[234:260], np.tile(gyr[233], (26, 1)))  # the last value held
+
+
+def test_without_angular_rate_for_the_wait_the_accelerometer_goes_on_at_once():
+    """A sensor that sends no angular rate though one was expected (a Polar H10 left at
+    gyroscope = true), or whose gyroscope stopped: after the first wait, no block waits."""
+    t, acc, gyr = _motion(1040)
+    joiner = AccGyroJoiner(wait_s=2.0)
+    released_at = {}
+    for a in range(0, len(t), 26):
+        for b in joiner.push(ImuSamples(t_s=t[a:a + 26], acc_ms2=acc[a:a + 26])):
+            released_at[float(b.t_s[0])] = float(t[a + 25])
+    late = {start: at - start for start, at in released_at.items() if start > t[0] + 3.0}
+    assert late and max(late.values()) < 26 / RATE_HZ  # released with the block that brought it
+    # the angular rate comes back (a frame behind): joined again from its second frame on
+    joiner = AccGyroJoiner(wait_s=2.0)
+    out = _run(joiner, [ImuSamples(t_s=t[a:a + 26], acc_ms2=acc[a:a + 26]) for a in range(0, 520, 26)]
+               + _split(t[520:], acc[520:], gyr[520:]))
+    assert sum(b.n for b in out) == 1040
+    assert all(b.gyr_rad_s is not None for b in out if b.t_s[0] >= t[520] + 2 * 26 / RATE_HZ)
