@@ -22,7 +22,7 @@ from sqlalchemy import Connection, Engine, and_, case, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hipsense.dashboard.db.tables import dead_letters, delivery_progress, device_status, events, patients
-from hipsense.protocol import Message, MessageKind, parse_timestamp, parse_topic
+from hipsense.protocol import EventKind, Message, MessageKind, parse_timestamp, parse_topic
 
 # How many sequence numbers one query looks at while advancing a patient's acknowledgement.
 _SEQ_WINDOW = 2000
@@ -116,7 +116,7 @@ def event_row(message: Message, received_at: dt.datetime) -> dict:
     return {
         "message_id": message.message_id,
         "patient": message.patient,
-        "kind": message.kind.value.removeprefix("event/"),
+        "kind": EventKind(message.kind.value.removeprefix("event/")).value,
         "seq": message.seq,
         "session_id": data.get("session_id"),
         "exercise": data.get("exercise"),

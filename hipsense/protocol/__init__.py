@@ -39,7 +39,7 @@ from hipsense.protocol.topics import (
     validate_patient_id,
 )
 from hipsense.protocol.validation import SCHEMA_VERSION, load_schema
-from hipsense.protocol.vocabulary import Flag, Side
+from hipsense.protocol.vocabulary import EventKind, Flag, Side
 
 __all__ = [
     "DELIVERY",
@@ -52,6 +52,7 @@ __all__ = [
     "Delivery",
     "Envelope",
     "ExerciseSummary",
+    "EventKind",
     "Flag",
     "Importance",
     "Message",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["Flag", "Side"]
+__all__ = ["EventKind", "Flag", "Side"]
 
 
 class Side(enum.StrEnum):
@@ -39,3 +39,14 @@ class Flag(enum.StrEnum):
     # a session summary's
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"
+
+
+class EventKind(enum.StrEnum):
+    """What a result is, in one word: the ``event/<kind>`` topic's last part (``MessageKind``),
+    as the Pi's outbox hands results to its observers and the dashboard stores and reads them."""
+
+    REP = "rep"
+    HOLD = "hold"
+    SET = "set"
+    SESSION = "session"
+    PAIN = "pain"

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from hipsense.protocol import (
     Envelope,
+    EventKind,
     ExerciseSummary,
     ProtocolError,
     build_hold_event,
@@ -81,7 +82,7 @@ class ResultPublisher:
 
     # -- results -----------------------------------------------------------------------------
 
-    def _store(self, what: str, build: Callable[[int], Envelope],
+    def _store(self, what: EventKind, build: Callable[[int], Envelope],
                state: Mapping[str, bytes | None] | None = None, *, hold: bool = True) -> Envelope | None:
         """Store one result (with ``state``, see the module docstring); None if it is not stored now.
 
@@ -188,7 +189,7 @@ class ResultPublisher:
             t_start: float, t_end: float, rom_deg: float, hold_s: float, peak_speed_dps: float,
             duration_s: float, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
-        return self._store("rep", lambda seq: build_rep_event(
+        return self._store(EventKind.REP, lambda seq: build_rep_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             rep_index=rep_index, t_start=t_start, t_end=max(t_end, t_start), rom_deg=rom_deg, hold_s=max(hold_s, 0.0),
             peak_speed_dps=max(peak_speed_dps, 0.0), duration_s=max(duration_s, 0.0), flags=flags), state)
@@ -197,7 +198,7 @@ class ResultPublisher:
              t_start: float, t_end: float, hold_s: float, target_hold_s: float | None, mean_angle_deg: float,
              flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
-        return self._store("hold", lambda seq: build_hold_event(
+        return self._store(EventKind.HOLD, lambda seq: build_hold_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             hold_index=hold_index, t_start=t_start, t_end=max(t_end, t_start), hold_s=hold_s,
             target_hold_s=target_hold_s, mean_angle_deg=mean_angle_deg, flags=flags), state)
@@ -206,7 +207,7 @@ class ResultPublisher:
             reps: int, reps_target: int | None, holds: int, hold_s_total: float, target_hold_s: float | None,
             prescribed: bool, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
         flags = tuple(flags)
-        return self._store("set", lambda seq: build_set_event(
+        return self._store(EventKind.SET, lambda seq: build_set_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             t_start=t_start, t_end=max(t_end, t_start), reps=reps, reps_target=reps_target, holds=holds,
             hold_s_total=hold_s_total, target_hold_s=target_hold_s, prescribed=prescribed, flags=flags), state)
@@ -215,7 +216,7 @@ class ResultPublisher:
                 prescription_version: int | None, adherence: float | None, flags: Iterable[str],
                 state: Mapping[str, bytes | None] | None = None, hold: bool = True) -> Envelope | None:
         flags = tuple(flags)
-        return self._store("session", lambda seq: build_session_summary(
+        return self._store(EventKind.SESSION, lambda seq: build_session_summary(
             self.patient, seq=seq, session_id=session_id, t_start=t_start, t_end=max(t_end, t_start),
             exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags), state,
             hold=hold)
@@ -224,7 +225,7 @@ class ResultPublisher:
              exercise: str | None = None) -> Envelope | None:
         """A pain check-in, 0-10 (the payload path; how the patient enters it is up to the caller).
         Not held if the outbox cannot be written: the patient is told and can answer again."""
-        return self._store("pain", lambda seq: build_pain_checkin(
+        return self._store(EventKind.PAIN, lambda seq: build_pain_checkin(
             self.patient, seq=seq, score=score, moment=moment, t=t, session_id=session_id, exercise=exercise),
             hold=False)
 

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from hipsense.dashboard.reading.events import StoredEvent
+from hipsense.protocol import EventKind
 
 HIPSENSE_CODES = "urn:hipsense:fhir:codes"
 MESSAGE_IDS = "urn:hipsense:message-id"
@@ -73,7 +74,7 @@ def observation(event: StoredEvent) -> dict[str, Any]:
                     "identifier": {"system": PATIENT_IDS, "value": event.patient}},
     }
     components: list[dict[str, Any] | None] = []
-    if event.kind == "pain":
+    if event.kind == EventKind.PAIN:
         resource["category"] = _category("survey", "Survey")
         resource["code"] = {"coding": [{"system": LOINC, "code": "72514-3",
                                         "display": "Pain severity - 0-10 verbal numeric rating [Score] - Reported"}],
@@ -83,17 +84,17 @@ def observation(event: StoredEvent) -> dict[str, Any]:
     else:
         resource["category"] = _category("activity", "Activity")
         resource["effectivePeriod"] = {"start": _iso(event.t_start), "end": _iso(event.t_end)}
-        if event.kind == "rep":
+        if event.kind == EventKind.REP:
             resource["code"] = _hipsense_code("exercise-rep", "Exercise repetition", _exercise_text(event))
             resource["valueQuantity"] = _quantity(data["rom_deg"], "deg")
             components = [_component("hold-duration", "Hold duration", data["hold_s"], "s"),
                           _component("peak-angular-speed", "Peak thigh angular speed", data["peak_speed_dps"], "deg/s")]
-        elif event.kind == "hold":
+        elif event.kind == EventKind.HOLD:
             resource["code"] = _hipsense_code("exercise-hold", "Exercise hold", _exercise_text(event))
             resource["valueQuantity"] = _quantity(data["hold_s"], "s")
             components = [_component("target-hold-duration", "Target hold duration", data["target_hold_s"], "s"),
                           _component("mean-thigh-angle", "Mean thigh angle", data["mean_angle_deg"], "deg")]
-        elif event.kind == "set":
+        elif event.kind == EventKind.SET:
             resource["code"] = _hipsense_code("exercise-set", "Exercise set", _exercise_text(event))
             resource["valueQuantity"] = _quantity(data["reps"], "count")
             components = [_component("reps-target", "Prescribed repetitions", data["reps_target"], "count"),

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from hipsense.dashboard.db.tables import events
+from hipsense.protocol import EventKind
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -18,7 +19,7 @@ class StoredEvent:
     row_no: int
     message_id: str
     patient: str
-    kind: str  # rep, hold, set, session, pain
+    kind: EventKind
     seq: int
     session_id: str | None
     exercise: str | None
@@ -30,7 +31,7 @@ class StoredEvent:
 
 def _event(row) -> StoredEvent:
     return StoredEvent(
-        row_no=row.row_no, message_id=row.message_id, patient=row.patient, kind=row.kind, seq=row.seq,
+        row_no=row.row_no, message_id=row.message_id, patient=row.patient, kind=EventKind(row.kind), seq=row.seq,
         session_id=row.session_id, exercise=row.exercise, side=row.side, t_start=row.t_start,
         t_end=row.t_end, data=json.loads(row.payload),
     )
@@ -54,7 +55,7 @@ def load_events(
     if end is not None:
         query = query.where(events.c.t_start < end)
     if kinds is not None:
-        query = query.where(events.c.kind.in_(list(kinds)))
+        query = query.where(events.c.kind.in_([str(k) for k in kinds]))
     if session_id is not None:
         query = query.where(events.c.session_id == session_id)
     query = query.order_by(events.c.t_end, events.c.seq)

@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.db.tables import device_status, events
 from hipsense.dashboard.reading.events import StoredEvent, load_events
-from hipsense.protocol import Flag
+from hipsense.protocol import EventKind, Flag
 
 LIVE_RECENT_S = 120
 RESULT_RECENT = dt.timedelta(minutes=5)
@@ -60,7 +60,7 @@ def _last_result_time(engine: Engine, patient: str, skipped_ids: list[str]) -> d
     of skipped days (``skipped_ids``): saying "skip today" is not exercising."""
     with engine.connect() as connection:
         return connection.scalar(select(func.max(events.c.t_end)).where(
-            events.c.patient == patient, events.c.kind != "pain", events.c.message_id.not_in(skipped_ids)))
+            events.c.patient == patient, events.c.kind != EventKind.PAIN.value, events.c.message_id.not_in(skipped_ids)))
 
 
 def _is_online(engine: Engine, patient: str) -> bool:
@@ -130,15 +130,15 @@ def patient_overview(
     now = clock.now()
     today = clock.today()
     today_start = clock.day_start(today)
-    recent = load_events(engine, patient, start=now - dt.timedelta(days=14), kinds=("session", "pain"))
-    summaries = [e for e in recent if e.kind == "session"]
-    pains = [e for e in recent if e.kind == "pain"]
+    recent = load_events(engine, patient, start=now - dt.timedelta(days=14), kinds=(EventKind.SESSION, EventKind.PAIN))
+    summaries = [e for e in recent if e.kind == EventKind.SESSION]
+    pains = [e for e in recent if e.kind == EventKind.PAIN]
     skipped_ids = [s.message_id for s in summaries if Flag.SKIPPED in s.data["flags"]]
     last_result = _last_result_time(engine, patient, skipped_ids)
     online = _is_online(engine, patient)
     todays = [s for s in summaries if s.t_start >= today_start]
     worked = [s for s in todays if Flag.SKIPPED not in s.data["flags"]]
-    done_today = bool(worked) or bool(load_events(engine, patient, start=today_start, kinds=("set",)))
+    done_today = bool(worked) or bool(load_events(engine, patient, start=today_start, kinds=(EventKind.SET,)))
     live = last_live(patient, LIVE_RECENT_S)
     # Summaries arrive last and end with the session's last result: nothing happened since.
     session_over = bool(summaries) and (last_result is None or max(s.t_end for s in summaries) >= last_result)

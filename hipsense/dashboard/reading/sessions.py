@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from hipsense.dashboard.reading.events import StoredEvent, load_events
 from hipsense.dashboard.reading.prescriptions import prescription_in_force, prescription_versions
-from hipsense.protocol import Prescription
+from hipsense.protocol import EventKind, Prescription
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -74,17 +74,17 @@ def _count(events: list[StoredEvent], prescription: Prescription | None) -> dict
     set_indices: dict[tuple[str, str], set[int]] = defaultdict(set)
     order: list[tuple[str, str]] = []
     for event in events:
-        if event.kind not in ("rep", "hold", "set"):
+        if event.kind not in (EventKind.REP, EventKind.HOLD, EventKind.SET):
             continue
         key = (event.exercise, event.side)
         if key not in set_indices:
             order.append(key)
         set_indices[key].add(event.data["set_index"])
-        if event.kind == "rep":
+        if event.kind == EventKind.REP:
             roms[key].append(event.data["rom_deg"])
             if event.data["hold_s"] > 0:
                 holds[key].append(event.data["hold_s"])
-        elif event.kind == "hold":
+        elif event.kind == EventKind.HOLD:
             holds[key].append(event.data["hold_s"])
     results = {}
     for key in order:
@@ -116,7 +116,7 @@ def build_sessions(events: list[StoredEvent], versions: dict[int, Prescription])
         items.sort(key=lambda e: (e.t_start, e.seq))
         t_start = min(e.t_start for e in items)
         t_end = max(e.t_end for e in items)
-        summary = next((e for e in items if e.kind == "session"), None)
+        summary = next((e for e in items if e.kind == EventKind.SESSION), None)
         counted = _count(items, prescription_in_force(versions, t_start))
         if summary is not None:
             exercises = _from_summary(summary, counted)
@@ -129,7 +129,7 @@ def build_sessions(events: list[StoredEvent], versions: dict[int, Prescription])
         sessions.append(SessionRecord(
             session_id=session_id, t_start=t_start, t_end=t_end, exercises=tuple(exercises),
             adherence=adherence, complete=summary is not None,
-            pain_scores=tuple(e.data["score"] for e in items if e.kind == "pain"), flags=flags,
+            pain_scores=tuple(e.data["score"] for e in items if e.kind == EventKind.PAIN), flags=flags,
         ))
     sessions.sort(key=lambda s: s.t_start, reverse=True)
     return sessions

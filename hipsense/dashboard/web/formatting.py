@@ -10,7 +10,7 @@ import datetime as dt
 
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.reading.events import StoredEvent
-from hipsense.protocol import Flag
+from hipsense.protocol import EventKind, Flag
 from hipsense.protocol.skipped_day import skip_reason
 
 
@@ -41,21 +41,21 @@ def describe_event(event: StoredEvent, catalogue) -> str:
     data = event.data
     what = exercise_name(event.exercise, catalogue)
     side = f" ({event.side})" if event.side else ""
-    if event.kind == "rep":
+    if event.kind == EventKind.REP:
         text = f"{what}{side} set {data['set_index']} rep {data['rep_index']}: ROM {data['rom_deg']:.0f}°"
         if data["hold_s"]:
             text += f", hold {data['hold_s']:.1f} s"
-    elif event.kind == "hold":
+    elif event.kind == EventKind.HOLD:
         target = f" of {data['target_hold_s']:g} s" if data["target_hold_s"] is not None else ""
         text = f"{what}{side} hold {data['hold_index']}: {data['hold_s']:.1f} s{target}"
-    elif event.kind == "set":
+    elif event.kind == EventKind.SET:
         target = f"/{data['reps_target']}" if data["reps_target"] is not None else ""
         text = f"{what}{side} set {data['set_index']} done: {data['reps']}{target} reps"
         if UNCERTAIN_COUNT in (data.get("flags") or []):
             text += f" ({flag_text(UNCERTAIN_COUNT)})"
-    elif event.kind == "session" and skip_reason(data["flags"]) is not None:
+    elif event.kind == EventKind.SESSION and skip_reason(data["flags"]) is not None:
         return f"skipped today: {skip_reason(data['flags'])}"
-    elif event.kind == "session":
+    elif event.kind == EventKind.SESSION:
         text = f"session finished: adherence {percent(data['adherence'])}"
     else:
         text = f"pain {data['moment']}: {data['score']}/10"
