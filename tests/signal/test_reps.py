@@ -313,3 +313,19 @@ def test_a_small_first_rep_then_a_posture_change_was_getting_into_position():
     assert out.reps == []
     # with the usual range it would not have waited, and counts
     assert len(segment_reps(replace(SURE, first_rep_sure_deg=0.0), t, g, speed).reps) == 1
+
+
+def test_a_step_leaves_the_callers_state_as_it_was_though_it_appends_in_place():
+    # the excursion's trace is appended to in place (no copy per chunk); a state stepped a
+    # second time, after another step went on from it, still gives what it gave the first time
+    elev = np.concatenate([_segment(1.0, 0)] + [p for _ in range(3) for p in _rep(20.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    cut = int(2.5 * FS)  # inside the first rep's raise: the trace is being filled
+    st0, _ = segment_reps_step(SURE, segment_reps_init(SURE), t[:cut], g[:cut], speed[:cut])
+    n0 = len(st0.trace_t_s)
+    assert n0 > 0
+    first = segment_reps_step(SURE, st0, t[cut:], g[cut:], speed[cut:])
+    again = segment_reps_step(SURE, st0, t[cut:], g[cut:], speed[cut:])
+    assert first[1].reps == again[1].reps and len(first[1].reps) == 3
+    assert np.array_equal(first[1].angle_deg, again[1].angle_deg, equal_nan=True)
+    assert st0.trace_n == n0
