@@ -254,20 +254,8 @@ class EventStore:
         walking = sorted(patient_ids)
         while walking:  # more than one round only for a run longer than the window
             window = union(above_marks(events, walking), above_marks(dead_letters, walking)).subquery()
-            seqs: dict[str, list[int]] = {}
-            for patient, seq in connection.execute(select(window.c.patient, window.c.seq).order_by(window.c.seq)):
-                seqs.setdefault(patient, []).append(seq)
-            still = []
-            for patient in walking:
-                before = mark = marks[patient]
-                for seq in seqs.get(patient, ()):  # distinct and ascending: contiguous while each is the next
-                    if seq != mark + 1:
-                        break
-                    mark = seq
-                marks[patient] = mark
-                if mark - before == _SEQ_WINDOW:
-                    still.append(patient)
-            walking = still
+            rows = connection.execute(select(window.c.patient, window.c.seq).order_by(window.c.seq))
+            walking = _walk_marks(marks, walking, rows)
         moved = [{"patient": patient, "stored_seq": mark, "updated_at": _now()}
                  for patient, mark in sorted(marks.items()) if mark > known.get(patient, 0)]
         if moved:
@@ -293,20 +281,7 @@ class EventStore:
             while walking:  # more than one round only for a run longer than the window
                 cursor.execute(_PG_ABOVE_MARKS, {"patients": walking, "marks": [marks[p] for p in walking],
                                                  "window": _SEQ_WINDOW})
-                seqs: dict[str, list[int]] = {}
-                for patient, seq in cursor.fetchall():
-                    seqs.setdefault(patient, []).append(seq)
-                still = []
-                for patient in walking:
-                    before = mark = marks[patient]
-                    for seq in seqs.get(patient, ()):  # distinct and ascending: contiguous while each is the next
-                        if seq != mark + 1:
-                            break
-                        mark = seq
-                    marks[patient] = mark
-                    if mark - before == _SEQ_WINDOW:
-                        still.append(patient)
-                walking = still
+                walking = _walk_marks(marks, walking, cursor.fetchall())
             moved = [(patient, mark) for patient, mark in sorted(marks.items()) if mark > known.get(patient, 0)]
             if moved:
                 cursor.execute(_PG_MOVE_MARKS, {"patients": [p for p, _ in moved], "marks": [m for _, m in moved],
@@ -396,3 +371,23 @@ class EventStore:
         insert = self._dialect.insert(device_status).values(values)
         update = {key: insert.excluded[key] for key in ("online", "status_t", "received_at", "payload")}
         connection.execute(insert.on_conflict_do_update(index_elements=["patient"], set_=update))
+
+
+def _walk_marks(marks: dict[str, int], walking: list[str], rows: Iterable[tuple[str, int]]) -> list[str]:
+    """One round of the walk: move each walking patient's mark up through the seqs above it
+    that follow on (``rows``: (patient, seq), distinct and ascending per patient, at most
+    ``_SEQ_WINDOW`` each); return the patients whose window was all contiguous (walk on)."""
+    seqs: dict[str, list[int]] = {}
+    for patient, seq in rows:
+        seqs.setdefault(patient, []).append(seq)
+    still = []
+    for patient in walking:
+        before = mark = marks[patient]
+        for seq in seqs.get(patient, ()):  # contiguous while each is the next
+            if seq != mark + 1:
+                break
+            mark = seq
+        marks[patient] = mark
+        if mark - before == _SEQ_WINDOW:
+            still.append(patient)
+    return still
