@@ -28,6 +28,8 @@ from hipsense.errors import DatasetError
 from hipsense.exercises.catalogue import get_exercise
 from hipsense.exercises.tracker import TrackerSettings, track
 
+from . import baseline as peak_baseline
+
 #: CMU exercise → catalogue id. Exercises a thigh sensor cannot count (Pose, HeelRaise: the
 #: thigh barely moves) and the running drills are left out.
 CMU_EXERCISES = {
@@ -122,6 +124,8 @@ def evaluate_cmu(dataset_dir: Path) -> dict[str, Any]:
             "true": trial.true_count,
             "counted": n,
             "error": n - trial.true_count,
+            # the simple offline peak counter (baseline.py) on the same rebuilt stream
+            "baseline_counted": peak_baseline.count_peaks(trial.t_s, trial.acc_ms2),
         })
     if not sets:
         raise DatasetError(f"{compact} holds none of the CMU exercises hipsense counts")
@@ -137,4 +141,8 @@ def evaluate_cmu(dataset_dir: Path) -> dict[str, Any]:
     for key in ("miss_rate", "false_rate", "f1", "hold_median_s", "hold_within_rate",
                 "fast_flagged_rate", "low_rom_flagged_rate", "recognition_accuracy"):
         summary[key] = None
-    return {"dataset": "cmu", "summary": summary, "sets": sets}
+    baseline = {"method": peak_baseline.METHOD, "parameters": peak_baseline.PARAMETERS,
+                "summary": peak_baseline.score((s["baseline_counted"], s["true"]) for s in sets),
+                "by_exercise": peak_baseline.grouped(sets, "baseline_counted", "exercise")}
+    return {"dataset": "cmu", "summary": summary, "by_exercise": peak_baseline.grouped(sets, "counted", "exercise"),
+            "baseline": baseline, "sets": sets}

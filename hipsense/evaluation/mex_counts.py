@@ -40,6 +40,7 @@ from hipsense.exercises.confidence import CONFIDENT, count_confidence
 from hipsense.exercises.recognition import MEX_CITATION, MEX_EXERCISES
 from hipsense.exercises.tracker import ExerciseTracker, RepResult, TrackerSettings
 
+from . import baseline as peak_baseline
 from .mex import read_mex_file
 
 __all__ = [
@@ -276,6 +277,10 @@ def evaluate_mex_counts(dataset_dir: Path, *, chunk_s: float = CHUNK_S) -> dict[
             "confidence_parts": res.confidence,
             "hold_median_s": _r(statistics.median(r.hold_s for r in res.reps)) if res.reps else None,
             "auto_proposal": ref.auto_reps,
+            # the simple offline peak counter (baseline.py) on the same file; unlike the
+            # auto_proposal, the references were not corrected from it
+            "baseline_counted": peak_baseline.count_peaks(
+                t, acc, both_ways=get_exercise(ref.exercise).motion.bidirectional),
         })
         if ref.number in HOLD_EXERCISES and ref.visibility != "not_visible":
             holds.setdefault(ref.exercise, []).extend(r.hold_s for r in res.reps)
@@ -344,6 +349,7 @@ def evaluate_mex_counts(dataset_dir: Path, *, chunk_s: float = CHUNK_S) -> dict[
         "dataset": "mex",
         "mode": "counts",
         "summary": summary,
+        "baseline": _baseline_block(sets, exercises),
         "by_exercise": by_exercise,
         "by_visibility": by_visibility,
         "by_subject": by_subject,
@@ -366,6 +372,23 @@ def evaluate_mex_counts(dataset_dir: Path, *, chunk_s: float = CHUNK_S) -> dict[
         "chunk_s": chunk_s,
     }
     return report
+
+
+def _baseline_block(sets: list[dict[str, Any]], exercises: list[str]) -> dict[str, Any]:
+    """The simple offline peak counter's figures, beside the product's (same fields: clear files
+    as the headline, uncertain apart; per exercise and per subject)."""
+    def both(mine: list[dict[str, Any]]) -> dict[str, Any]:
+        return {v: _score(_as_counted([s for s in mine if s["visibility"] == v], "baseline_counted"))
+                for v in ("clear", "uncertain")}
+
+    return {
+        "method": peak_baseline.METHOD,
+        "parameters": peak_baseline.PARAMETERS,
+        "summary": both(sets),
+        "by_exercise": {ex: both([s for s in sets if s["exercise"] == ex]) for ex in exercises},
+        "by_subject": {subj: both([s for s in sets if s["subject"] == subj])
+                       for subj in sorted({s["subject"] for s in sets})},
+    }
 
 
 LISTING_COLUMNS = ("file", "exercise", "visibility", "reference", "counted", "answer", "confidence", "proposal")

@@ -25,6 +25,7 @@ from hipsense.exercises.catalogue import get_exercise
 from hipsense.exercises.tracker import ExerciseTracker, RepResult, TrackerSettings, track
 from hipsense.signal.calibration import PersonalRom, fit_personal_rom
 
+from . import baseline as peak_baseline
 from .hold_reference import ReferenceRep, reference_reps, split_reference_blocks
 
 UCI_CITATION = (
@@ -249,6 +250,8 @@ def evaluate_uci(dataset_dir: Path, *, personal: bool = False) -> dict[str, Any]
             "true": rec.true_count,
             "counted": len(reps),
             "error": len(reps) - rec.true_count,
+            # the simple offline peak counter (baseline.py), on the same recording
+            "baseline_counted": peak_baseline.count_peaks(t, acc),
         }
         if personal:
             entry["baseline_rom_deg"] = _r(baseline)
@@ -334,8 +337,21 @@ def evaluate_uci(dataset_dir: Path, *, personal: bool = False) -> dict[str, Any]
         by_subject[subject] = {"sets": len(errs), "exact_rate": _r(errs.count(0) / len(errs)),
                                "within1_rate": _r(sum(e <= 1 for e in errs) / len(errs)),
                                "mae": _r(sum(errs) / len(errs))}
+    for s in sets:
+        s["subject"] = s["id"].split("/")[0]
+    by_exercise = peak_baseline.grouped(sets, "counted", "exercise")
     return {"dataset": "uci-pt", "mode": "personal" if personal else "default", "summary": summary,
-            "by_subject": by_subject, "sets": sets, "citation": UCI_CITATION}
+            "by_subject": by_subject, "by_exercise": by_exercise, "baseline": _baseline_block(sets),
+            "sets": sets, "citation": UCI_CITATION}
+
+
+def _baseline_block(sets: list[dict[str, Any]]) -> dict[str, Any]:
+    """The simple offline peak counter's figures, beside the product's ``summary``,
+    ``by_subject`` and ``by_exercise`` (same fields)."""
+    return {"method": peak_baseline.METHOD, "parameters": peak_baseline.PARAMETERS,
+            "summary": peak_baseline.score((s["baseline_counted"], s["true"]) for s in sets),
+            "by_subject": peak_baseline.grouped(sets, "baseline_counted", "subject"),
+            "by_exercise": peak_baseline.grouped(sets, "baseline_counted", "exercise")}
 
 
 @dataclass(frozen=True)
