@@ -28,8 +28,9 @@ does; each constant in ``RepSettings`` says where its value comes from.
   rest*, and only if it rose ``min_rom_deg``.
 * **which excursions are reps**: one that rises ``count_amp_fraction`` of the set's typical
   rise (the amplitude, which follows the counted reps). A smaller one waits, and counts with
-  the next when that one is within ``similar_ratio`` of its size (a low-range block after full
-  reps; it is emitted then, with its own times). The first rep of a posture has nothing to be
+  the next when that one is within ``similar_ratio`` of its size — its rise from its own start,
+  or the height it reaches from rest (a low-range block after full reps; it is emitted then,
+  with its own times). One still waiting when the rest moves is dropped. The first rep of a posture has nothing to be
   compared with: it must rise ``first_rep_min_deg`` (the tracker sets a third of the
   exercise's smallest usual ROM), so shuffling into position is not a rep. A bounce (right
   after a rep, less than half as high) and a twitch (quicker than ``twitch_s`` and less than
@@ -118,7 +119,9 @@ class RepSettings:
     count_amp_fraction: float = 0.3
     amp_smoothing: float = 0.3
     # A small excursion (below the amplitude bar or the first-rep bar) waits; it counts, with
-    # the next one, when the next is within this factor of its size.
+    # the next one, when the next is within this factor of its size (rise or height). Tremor
+    # and linear acceleration make a rep's measured rise vary by a third around its mean on
+    # the recordings, so reps of one size read within 1.6x of each other.
     similar_ratio: float = 1.6
     # Inside an excursion, down by this fraction of the rise and half-way up again without
     # reaching the exit: the rest moved (see the step).
@@ -346,6 +349,10 @@ def segment_reps_step(
             st.anchor = new
             st.rest_t_s, st.valley_deg = t, 0.0
             reason = RestReason.REST_SHIFT
+            # a small excursion still waiting for one of its size: none came before the leg
+            # rested elsewhere for longer than any hold, so the set it belonged to is over
+            # (kept, it was confirmed by the next set's first small rep: UCI s2 e3)
+            st.pending = None
             if st.amp_deg == 0.0 or shift >= s.rest_shift_fraction * st.amp_deg:
                 # farther than the set's reps go: a new posture (got into position, rolled
                 # over, re-strapped the sensor). How big reps are and which way they go is
@@ -473,10 +480,14 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
         if (
             pending is not None
             and big_enough
-            and max(rise, pending.rise_deg) <= s.similar_ratio * min(rise, pending.rise_deg)
+            and (_alike(rise, pending.rise_deg, s.similar_ratio) or _alike(ev.rom_deg, pending.rom_deg, s.similar_ratio))
         ):
             # two small excursions of a size: a set of small reps (a first low-range
-            # rep after full ones, or a patient whose reps are small), not a shuffle
+            # rep after full ones, or a patient whose reps are small), not a shuffle. Of a
+            # size: rising alike from their own starts, or reaching alike heights from rest —
+            # small reps made without lowering the leg all the way between them start from
+            # wherever it stopped (2-9 deg up on UCI s2 e5), so their rises vary while the
+            # height they reach does not
             counted = [pending, ev]
         elif rise >= s.count_amp_fraction * st.amp_deg and big_enough:
             counted = [ev]
@@ -485,6 +496,10 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
             st.pending = ev  # small next to the set's reps: waits for one of its size
         for rep in counted:
             _count(s, st, rep, out)
+
+
+def _alike(a: float, b: float, ratio: float) -> bool:
+    return max(a, b) <= ratio * min(a, b)
 
 
 def _count(s: RepSettings, st: RepState, rep: RepEvent, out: RepOutput) -> None:

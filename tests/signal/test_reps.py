@@ -329,3 +329,36 @@ def test_a_step_leaves_the_callers_state_as_it_was_though_it_appends_in_place():
     assert first[1].reps == again[1].reps and len(first[1].reps) == 3
     assert np.array_equal(first[1].angle_deg, again[1].angle_deg, equal_nan=True)
     assert st0.trace_n == n0
+
+
+def test_small_reps_made_without_lowering_all_the_way_count_by_the_height_they_reach():
+    # a low-range block where the leg stops 2-6 deg up between small reps (UCI s2 e5): a
+    # small rep from 6 deg waits; the next starts from 2 deg, so it rises almost twice as
+    # much, yet both reach about the same height — two reps of a size, not a shuffle
+    full = [p for _ in range(4) for p in _rep(30.0)]
+    low = [
+        _ramp(1.0, 0, 13), _segment(3.0, 13), _ramp(1.0, 13, 2), _segment(2.0, 2),
+        _ramp(1.0, 2, 13), _segment(3.0, 13), _ramp(1.0, 13, 6), _segment(2.0, 6),
+        _ramp(1.0, 6, 12), _segment(3.0, 12), _ramp(1.0, 12, 2), _segment(2.0, 2),
+        _ramp(1.0, 2, 13), _segment(3.0, 13), _ramp(1.0, 13, 0), _segment(3.0, 0),
+    ]
+    elev = np.concatenate([_segment(2.0, 0)] + full + low)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 8
+    assert [round(r.rom_deg) for r in out.reps[4:]] == [13, 13, 12, 13]
+
+
+def test_a_small_excursion_still_waiting_when_the_rest_moves_is_dropped():
+    # after full reps the leg wobbles up 3.5 deg and back (waits: small next to the set),
+    # then comes to rest 5 deg up for 20 s (a rest shift). The next set's first small rep
+    # is of the wobble's size: it used to confirm it, counting the wobble as a rep
+    full = [p for _ in range(4) for p in _rep(20.0)]
+    after = [_ramp(1.0, 0, 3.5), _ramp(1.0, 3.5, 1.0), _segment(1.0, 1.0), _ramp(1.0, 1.0, 5.0), _segment(20.0, 5.0)]
+    small = [p for _ in range(4) for p in (_ramp(1.0, 5.0, 8.5), _segment(2.0, 8.5), _ramp(1.0, 8.5, 5.0), _segment(2.0, 5.0))]
+    elev = np.concatenate([_segment(2.0, 0)] + full + after + small)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert [r.reason for r in out.rests] == ["initial", "rest_shift"]
+    assert len(out.reps) == 8
+    assert all(r.start_t_s > out.rests[1].t_s for r in out.reps[4:])
