@@ -354,6 +354,9 @@ def _baseline_section(reports: dict[str, dict[str, Any]]) -> list[str]:
     for ds, group, p, bl in rows:
         pc, bc, better = _cmp(p, bl)
         out.append(f"| {ds} | {group} | {pc} | {bc} | {better} |")
+    out += ["", "How much these figures depend on the counter's constants (each moved x0.7 and x1.4; "
+            "`benchmarks/sensitivity.py`), a leave-one-subject-out check and the knife edges found: "
+            "docs/signal.md, \"How robust the constants are\"."]
     return out
 
 
