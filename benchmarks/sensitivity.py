@@ -464,6 +464,42 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+CROPS_S = (2.0, 1.0, 0.5, 0.25)
+
+
+def crop_check(recs: list[Rec]) -> str:
+    """Issue 10's failure mode 1 on our own data: every UCI recording cut to start ``d`` s before
+    its first raise (the independent gyroscope reference's first raise start, hold_reference.py;
+    nothing of a rep is cut, so the truth stays), counted by the product and by the baseline."""
+    rows = {}
+    for rec in recs:
+        if rec.dataset != "uci":
+            continue
+        refs = reference_reps(rec.t, rec.acc, rec.gyr, UCI_RATE_HZ)
+        if not refs:
+            continue
+        first = refs[0].raise_start_s
+        for d in (None, *CROPS_S):
+            keep = slice(None) if d is None else rec.t >= first - d
+            t, acc, gyr = rec.t[keep], rec.acc[keep], rec.gyr[keep]
+            out = track(get_exercise(rec.exercise), t, acc, gyr, TrackerSettings(hold_target_s=UCI_HOLD_S, side="right"))
+            rows.setdefault(d, []).append((rec, len(out.reps), peak_baseline.count_peaks(t, acc)))
+    lines = ["", "Start-crop check (UCI, each recording starting d s before its first raise by the gyroscope "
+             "reference; cells exact / MAE, product | baseline):",
+             "| start | UCI s1 | UCI s2 | changed (id: full -> cropped, true) |", "|---|---|---|---|"]
+    full = {r.id: n for r, n, _ in rows[None]}
+    for d, items in rows.items():
+        cells = []
+        for subj in ("s1", "s2"):
+            mine = [(r, n, b) for r, n, b in items if r.subject == subj]
+            pe = [abs(n - r.true) for r, n, _ in mine]
+            be = [abs(b - r.true) for r, _, b in mine]
+            cells.append(f"{pe.count(0)}/{len(pe)} {sum(pe) / len(pe):.2f} \\| {be.count(0)}/{len(be)} {sum(be) / len(be):.2f}")
+        moved = ", ".join(f"{r.id} {full[r.id]}->{n} ({r.true})" for r, n, _ in items if n != full[r.id])
+        lines.append(f"| {'as recorded' if d is None else f'{d:g} s before'} | {cells[0]} | {cells[1]} | {moved or '–'} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     global _RECS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -471,10 +507,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, choices=(1, 2), help="2: one extra process (shared machine)")
     ap.add_argument("--only", default="", help="comma-separated parameter names (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="write every count and the analysis as JSON here")
+    ap.add_argument("--crop-only", action="store_true", help="only the start-crop check (UCI, ~30 s)")
     args = ap.parse_args(argv)
     t0 = time.time()
     _RECS = load(args.datasets)
     print(f"loaded {len(_RECS)} recordings in {time.time() - t0:.1f} s", file=sys.stderr)
+    if args.crop_only:
+        print(crop_check(_RECS))
+        return 0
     only = {s for s in args.only.split(",") if s}
     cfgs = [Config("default", "", 1.0), Config("baseline-default", "", 1.0)]
     cfgs[1] = Config("baseline", "lowpass_hz", 1.0)  # the baseline at its own defaults
@@ -497,6 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         results[key] = r
     report = analyse(_RECS, results)
     print(render(report))
+    print(crop_check(_RECS))
     cpu = sum(r.get("cpu_s", 0.0) for r in results_list)
     print(f"\n{len(cfgs)} configurations, {cpu:.0f} CPU s, {time.time() - t0:.0f} s wall", file=sys.stderr)
     if args.out:
