@@ -482,8 +482,7 @@ def crop_check(recs: list[Rec]) -> str:
         for d in (None, *CROPS_S):
             keep = slice(None) if d is None else rec.t >= first - d
             t, acc, gyr = rec.t[keep], rec.acc[keep], rec.gyr[keep]
-            out = track(get_exercise(rec.exercise), t, acc, gyr, TrackerSettings(hold_target_s=UCI_HOLD_S, side="right"))
-            rows.setdefault(d, []).append((rec, len(out.reps), peak_baseline.count_peaks(t, acc)))
+            rows.setdefault(d, []).append((rec, _count_product(rec, t, acc, gyr), peak_baseline.count_peaks(t, acc)))
     lines = ["", "Start-crop check (UCI, each recording starting d s before its first raise by the gyroscope "
              "reference; cells exact / MAE, product | baseline):",
              "| start | UCI s1 | UCI s2 | changed (id: full -> cropped, true) |", "|---|---|---|---|"]
@@ -500,6 +499,95 @@ def crop_check(recs: list[Rec]) -> str:
     return "\n".join(lines)
 
 
+END_CROPS_S = (1.0, 0.5, 0.25, 0.0)
+TEMPI = (0.7, 0.85, 1.2, 1.4)
+
+
+def _count_product(rec: Rec, t: np.ndarray, acc: np.ndarray, gyr: np.ndarray | None) -> int:
+    if rec.dataset == "mex":
+        res = count_recording(rec.exercise, t, acc, rec.hold_target_s)
+        return len(res.reps) if res.measurable else 0
+    settings = (TrackerSettings(hold_target_s=UCI_HOLD_S, side="right") if rec.dataset == "uci"
+                else TrackerSettings(impact_require_flight=False))
+    return len(track(get_exercise(rec.exercise), t, acc, gyr, settings).reps)
+
+
+def end_crop_check(recs: list[Rec]) -> str:
+    """Every UCI recording cut to end ``d`` s after its last rep: the later of the gyroscope
+    reference's last lowering end and the product's own last rep end on the whole recording
+    (the reference does not see the smallest low-amplitude reps: UCI e1, s1 e5) — a patient
+    who stops the recording as the leg lands."""
+    rows: dict[float | None, list[tuple[Rec, int, int]]] = {}
+    for rec in recs:
+        if rec.dataset != "uci":
+            continue
+        refs = reference_reps(rec.t, rec.acc, rec.gyr, UCI_RATE_HZ)
+        if not refs:
+            continue
+        reps = track(get_exercise(rec.exercise), rec.t, rec.acc, rec.gyr,
+                     TrackerSettings(hold_target_s=UCI_HOLD_S, side="right")).reps
+        last = max(refs[-1].lower_end_s, reps[-1].end_t_s if reps else -math.inf)
+        for d in (None, *END_CROPS_S):
+            keep = slice(None) if d is None else rec.t <= last + d
+            t, acc, gyr = rec.t[keep], rec.acc[keep], rec.gyr[keep]
+            rows.setdefault(d, []).append((rec, _count_product(rec, t, acc, gyr), peak_baseline.count_peaks(t, acc)))
+    return _crop_table(rows, "End-crop check (UCI, each recording ending d s after its last rep: the later of the "
+                             "reference's last lowering end and the product's last rep end; cells exact / MAE, "
+                             "product | baseline):", "after")
+
+
+def _crop_table(rows: dict[float | None, list[tuple[Rec, int, int]]], title: str, word: str) -> str:
+    lines = ["", title, "| cut | UCI s1 | UCI s2 | changed (id: full -> cut, true) |", "|---|---|---|---|"]
+    full = {r.id: n for r, n, _ in rows[None]}
+    for d, items in rows.items():
+        cells = []
+        for subj in ("s1", "s2"):
+            mine = [(r, n, b) for r, n, b in items if r.subject == subj]
+            pe = [abs(n - r.true) for r, n, _ in mine]
+            be = [abs(b - r.true) for r, _, b in mine]
+            cells.append(f"{pe.count(0)}/{len(pe)} {sum(pe) / len(pe):.2f} \\| {be.count(0)}/{len(be)} {sum(be) / len(be):.2f}")
+        moved = ", ".join(f"{r.id} {full[r.id]}->{n} ({r.true})" for r, n, _ in items if n != full[r.id])
+        lines.append(f"| {'as recorded' if d is None else f'{d:g} s {word}'} | {cells[0]} | {cells[1]} | {moved or '–'} |")
+    return "\n".join(lines)
+
+
+def tempo_check(recs: list[Rec]) -> str:
+    """People move at their own pace: every recording played ``k`` times as slow (k < 1: faster;
+    resampled at its own rate by linear interpolation, angular rate divided by k; rests and
+    holds scale too), counted by the product and by the baseline. The truth stays."""
+    lines = ["", "Tempo check (every recording played k x as long: k < 1 faster, k > 1 slower; cells exact / MAE, "
+             "product | baseline):", "| k | " + " | ".join(v[0] for v in VIEWS) + " |", "|---|" + "---|" * len(VIEWS)]
+    moved: list[str] = []
+    as_recorded: dict[str, int] = {}
+    for k in (1.0, *TEMPI):
+        counts: dict[str, int] = {}
+        base: dict[str, int] = {}
+        for rec in recs:
+            t = rec.t
+            if k == 1.0:
+                tn, acc, gyr = t, rec.acc, rec.gyr
+            else:
+                dt = float(np.median(np.diff(t)))
+                tn = np.arange(t[0], t[0] + (t[-1] - t[0]) * k, dt)
+                src = t[0] + (tn - t[0]) / k
+                acc = np.stack([np.interp(src, t, rec.acc[:, i]) for i in range(3)], axis=1)
+                gyr = None if rec.gyr is None else np.stack(
+                    [np.interp(src, t, rec.gyr[:, i]) for i in range(3)], axis=1) / k
+            key = f"{rec.dataset}:{rec.id}"
+            counts[key] = _count_product(rec, tn, acc, gyr)
+            base[key] = peak_baseline.count_peaks(tn, acc, both_ways=rec.bidirectional)
+        cells = [f"{_fmt(score(recs, counts, ds, subj))} \\| {_fmt(score(recs, base, ds, subj))}"
+                 for _, ds, subj in VIEWS]
+        lines.append(f"| {k:g} | " + " | ".join(cells) + " |")
+        if k == 1.0:
+            as_recorded = counts
+        else:
+            truth = {f"{r.dataset}:{r.id}": r.true for r in recs}
+            moved.append(f"  k {k:g}, product: " + ", ".join(
+                f"{key} {as_recorded[key]}->{n} ({truth[key]})" for key, n in counts.items() if n != as_recorded[key]))
+    return "\n".join(lines + ["", "Recordings whose product count moved with the tempo (id: as recorded -> k, true):"] + moved)
+
+
 def main(argv: list[str] | None = None) -> int:
     global _RECS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -507,13 +595,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, choices=(1, 2), help="2: one extra process (shared machine)")
     ap.add_argument("--only", default="", help="comma-separated parameter names (default: all)")
     ap.add_argument("--out", type=Path, default=None, help="write every count and the analysis as JSON here")
-    ap.add_argument("--crop-only", action="store_true", help="only the start-crop check (UCI, ~30 s)")
+    ap.add_argument("--crop-only", action="store_true",
+                    help="only the start/end-crop and tempo checks (~1 min), not the parameter sweep")
     args = ap.parse_args(argv)
     t0 = time.time()
     _RECS = load(args.datasets)
     print(f"loaded {len(_RECS)} recordings in {time.time() - t0:.1f} s", file=sys.stderr)
     if args.crop_only:
         print(crop_check(_RECS))
+        print(end_crop_check(_RECS))
+        print(tempo_check(_RECS))
         return 0
     only = {s for s in args.only.split(",") if s}
     cfgs = [Config("default", "", 1.0), Config("baseline-default", "", 1.0)]
@@ -538,6 +629,8 @@ def main(argv: list[str] | None = None) -> int:
     report = analyse(_RECS, results)
     print(render(report))
     print(crop_check(_RECS))
+    print(end_crop_check(_RECS))
+    print(tempo_check(_RECS))
     cpu = sum(r.get("cpu_s", 0.0) for r in results_list)
     print(f"\n{len(cfgs)} configurations, {cpu:.0f} CPU s, {time.time() - t0:.0f} s wall", file=sys.stderr)
     if args.out:
