@@ -19,9 +19,15 @@ from hipsense.protocol.parsing import max_payload_bytes, validate_document
 from hipsense.protocol.topics import MessageKind, build_topic
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+"""What ``json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)``
+uses, made once: ``json.dumps`` builds a new encoder on every call with non-default options
+(a third of the cost of encoding a live message; the output is the same)."""
+
+
 def encode_payload(document: Mapping[str, Any]) -> bytes:
     """Return the compact UTF-8 JSON encoding used on the wire."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+    return _ENCODER.encode(document).encode("utf-8")
 
 
 def seal(kind: MessageKind, patient: str, document: Mapping[str, Any], *, validate: bool = False) -> Envelope:

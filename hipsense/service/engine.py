@@ -120,6 +120,7 @@ class _Channel:
     side: Thigh
     batch_s: float
     pending: list[ImuSamples] = dataclasses.field(default_factory=list)
+    pending_t0: float = 0.0  # the first pending sample's time (read only while pending is not empty)
     # the sensor sends angular rate (None: no block yet); a block with it makes this True, and
     # GYRO_ABSENT_S of blocks without it make it False
     has_gyro: bool | None = None
@@ -148,7 +149,7 @@ class _Channel:
     def buffered_s(self) -> float:
         if not self.pending:
             return 0.0
-        return float(self.pending[-1].t_s[-1] - self.pending[0].t_s[0])
+        return float(self.pending[-1].t_s[-1]) - self.pending_t0
 
 
 class SessionEngine:
@@ -209,8 +210,11 @@ class SessionEngine:
         if block.n == 0 or block.acc_ms2 is None:
             return
         self._note_gyro(channel, block)
+        t_s = block.t_s
+        if not channel.pending:
+            channel.pending_t0 = float(t_s[0])
         channel.pending.append(block)
-        if channel.buffered_s() >= channel.batch_s:
+        if float(t_s[-1]) - channel.pending_t0 >= channel.batch_s:  # channel.buffered_s(), inlined
             self._process(channel)
 
     def on_link_event(self, index: int, event: LinkEvent, address: str | None = None) -> None:
@@ -475,7 +479,7 @@ class SessionEngine:
         # prescription, a superman is confidently "a bridge". Something confidently not
         # prescribed is counted as such (flag not_prescribed), not as the planned exercise.
         evaluations = self.switcher.evaluations
-        proposal = self.switcher.push(t, acc, expected=expected, candidates=sorted(self.switcher.known))
+        proposal = self.switcher.push(t, acc, expected=expected, candidates=self.switcher.known_sorted)
         if proposal is None:
             if self.switcher.evaluations > evaluations and self.switcher.last_answer == expected:
                 self._release_held()  # the recogniser sees the planned exercise
@@ -617,6 +621,8 @@ class SessionEngine:
         if not self._confirmed:
             channel.held.append(out)
             return
+        if not (out.reps or out.sets or out.countdown):
+            return  # nothing happened (most chunks): nothing to order or hand on
         key = channel.key
         line = self.plan.line_for(*key)
         timed = self._timed(key, line)  # timed by the hold timer: nothing counted here

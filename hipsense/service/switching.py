@@ -31,6 +31,7 @@ class ExerciseSwitcher:
         self.agree = agree
         self.window_s, self.hop_s = window_s, hop_s
         self.known = model_classes()
+        self.known_sorted = sorted(self.known)  # the usual candidates: all of them
         self._chunks: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque()
         self._next_at: float | None = None
         self._run: list[str] = []
