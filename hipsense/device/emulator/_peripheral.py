@@ -285,8 +285,17 @@ class EmulatedPeripheral(abc.ABC):
             else:
                 next_due_s = sensor_time_s
             per_notification = max(1, self.frames_per_notification())
-            period = per_notification / (max(self.rate_hz, 1.0) * self.speed)
-            await asyncio.sleep(min(max(period, 0.001), 0.05))
+            if self.rate_hz > 0:
+                # Wake when the sample that completes the next notification is due, as a sensor
+                # sends right after its last sample: a fixed sleep of one notification's period
+                # drifts against the sample grid, and each notification then waited for the
+                # next wake-up, 0 to 40 ms at 100 Hz in 4s, a sawtooth on every latency measured
+                # through the emulator (benchmarks/bench_service.py: half its median latency).
+                missing = max(1, per_notification - len(self._pending))
+                wait_s = (next_due_s + (missing - 1) / self.rate_hz - sensor_time_s) / self.speed
+            else:
+                wait_s = per_notification / self.speed
+            await asyncio.sleep(min(max(wait_s, 0.001), 0.05))
 
     async def _flush(self, *, complete_only: bool) -> None:
         per_notification = max(1, self.frames_per_notification())
