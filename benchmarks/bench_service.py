@@ -117,6 +117,7 @@ class Subscriber:
         from paho.mqtt.enums import CallbackAPIVersion
 
         self.live_ms: list[float] = []
+        self.live_arrivals: dict[str, float] = {}  # the message's t (as sent) → arrival, for the stage trace
         self.rep_ms: list[float] = []
         self.reps = 0
         self.lock = threading.Lock()
@@ -136,6 +137,7 @@ class Subscriber:
         with self.lock:
             if message.topic.endswith("/live") and self.measuring:
                 self.live_ms.append((now - _utc(doc["t"])) * 1000)
+                self.live_arrivals[doc["t"]] = now
             elif message.topic.endswith("/event/rep"):
                 self.reps += 1
                 if self.measuring:
@@ -148,6 +150,52 @@ class Subscriber:
 
 def _utc(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+STAGES = (
+    ("sample → queued", 0, 1, "the newest sample's t (fitted sensor clock) to its notification queued by the BLE loop"),
+    ("queued → dequeued", 1, 2, "waiting in the processing thread's queue"),
+    ("dequeued → built", 2, 3, "the engine: batching, counting, live angle, recogniser, the live message"),
+    ("built → publish returned", 3, 4, "paho's publish() on the processing thread"),
+    ("built → on socket", 3, 5, "paho's network thread wakes and writes (TLS) the packet"),
+    ("on socket → subscriber", 5, 6, "broker in and out, TLS, the subscriber's paho"),
+    ("sample → subscriber", 0, 6, "end to end (as the latency above)"),
+)
+
+
+def stage_table(trace: Path, arrivals: dict[str, float]) -> dict[str, list[float]]:
+    """Per stage of the live path: [p50, p99, mean over the slowest 1 % end to end, n] in ms.
+
+    Joins the service's stamps (``HIPSENSE_LIVE_TRACE``, see hipsense/service/livetrace.py) with
+    the subscriber's arrival times on the message's ``t``."""
+    rows = []
+    if trace.exists():
+        for line in trace.read_text().splitlines():
+            t, *stamps = line.split("\t")
+            if t in arrivals and len(stamps) == 5:
+                rows.append([_utc(t), *map(float, stamps), arrivals[t]])
+    if not rows:
+        return {}
+    totals = sorted(row[6] - row[0] for row in rows)
+    tail_from = percentile(totals, 99)
+    tail = [row for row in rows if row[6] - row[0] >= tail_from]
+    out = {}
+    for name, a, b, _ in STAGES:
+        ms = [(row[b] - row[a]) * 1000 for row in rows]
+        out[name] = [statistics.median(ms), percentile(ms, 99),
+                     statistics.mean((row[b] - row[a]) * 1000 for row in tail), len(rows)]
+    return out
+
+
+def print_stages(stages: dict[str, list[float]], title: str = "per stage") -> None:
+    if not stages:
+        print("  (no stage trace: the service wrote none)")
+        return
+    n = int(next(iter(stages.values()))[3])
+    print(f"  {title} ({n} live messages), ms: p50, p99, and the mean over the slowest 1 % end to end")
+    for name, _, _, what in STAGES:
+        p50, p99, tail, _ = stages[name]
+        print(f"    {name:26s} {p50:7.1f} {p99:7.1f} {tail:7.1f}   {what}")
 
 
 def prescription(exercise: str):
@@ -325,7 +373,8 @@ def main() -> None:
         for run in range(args.runs):
             state = workdir / f"state-run-{run}"
             config = _write_config(workdir, port, ca, state)
-            service = _spawn(workdir, config, env, f"service-run-{run}.log")
+            trace_path = workdir / f"live-trace-{run}.tsv"
+            service = _spawn(workdir, config, {**env, "HIPSENSE_LIVE_TRACE": str(trace_path)}, f"service-run-{run}.log")
             baseline = None
             if args.baseline and run == 0:
                 baseline = subprocess.Popen([sys.executable, "-c", BASELINE], cwd=REPO, env=env,
@@ -335,7 +384,7 @@ def main() -> None:
                       "of 100 Hz streaming …", flush=True)
                 time.sleep(args.warmup)
                 with subscriber.lock:
-                    subscriber.live_ms, subscriber.rep_ms = [], []
+                    subscriber.live_ms, subscriber.rep_ms, subscriber.live_arrivals = [], [], {}
                 subscriber.measuring = True
                 pids = [("service", service.pid)] + ([("baseline", baseline.pid)] if baseline else [])
                 start = {name: (time.monotonic(), proc_cpu_s(pid)) for name, pid in pids}
@@ -364,6 +413,8 @@ def main() -> None:
             print(f"  live {r['live']} ({r['live'] / args.duration:.1f}/s), latency p50 {r['p50']:.1f} ms, "
                   f"p99 {r['p99']:.1f} ms, max {r['max']:.1f} ms; rep events {r['reps']}; CPU {r['cpu']:.2f} % of one core; "
                   f"RSS max {r['rss_max']:.1f} MB; scipy loaded: {r['scipy']}")
+            r["stages"] = stage_table(trace_path, dict(subscriber.live_arrivals))
+            print_stages(r["stages"])
             if baseline is not None:
                 print(f"  emulated BLE part alone: CPU {usage['baseline']:.2f} %, RSS max {max(rss['baseline']):.1f} MB")
     finally:
@@ -378,6 +429,8 @@ def main() -> None:
               f"{'TLS' if args.tls else 'plain'} broker, prescription {args.exercise}")
         print(f"latency notification → subscriber, median over runs: p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms, "
               f"max {med['max']:.1f} ms   (floor: p99 ≤ 50 ms with TLS)")
+        print_stages({k: [statistics.median(r["stages"][k][i] for r in per_run) for i in range(4)]
+                      for k in per_run[0]["stages"]}, "per stage, median over runs")
         print(f"service CPU {med['cpu']:.2f} % of one core (emulated sensor and Bumble included), RSS max {med['rss_max']:.1f} MB")
     steps = json.loads(subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, cwd=REPO,
                                       env={**os.environ, **unit_environment()}, check=True).stdout)

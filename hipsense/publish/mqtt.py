@@ -38,6 +38,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
@@ -172,6 +173,7 @@ class MqttClient:
         self._live_throttles: dict[str, LiveThrottle] = {}
         self.rejected_messages = 0
         self.connects = 0  # successful connections so far (1 + reconnects), for operators and tests
+        self.live_trace: Any = None  # a service.livetrace.LiveTrace when the benchmark asks for one
         self.last_connect_error: str | None = None
         self._logged_failure: tuple[str, float] | None = None  # (reason, when), to log it once
         self._refused_mids: dict[int, tuple[ReasonCode, float]] = {}
@@ -251,10 +253,14 @@ class MqttClient:
         throttle = self._live_throttles.setdefault(envelope.topic, LiveThrottle())
         if not throttle.allow(time.monotonic()):
             return False
+        trace = self.live_trace
+        built = time.time() if trace is not None else 0.0
         info = self._client.publish(
             envelope.topic, envelope.payload, qos=envelope.qos, retain=envelope.retain,
             properties=self._properties(envelope.expiry_s),
         )
+        if trace is not None:
+            trace.published(envelope.payload, info.mid, built, time.time())
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def publish(self, envelope: Envelope, *, timeout: float = 10.0) -> None:
@@ -500,6 +506,8 @@ class MqttClient:
         self._connected.clear()
 
     def _on_publish(self, client, userdata, mid: int, reason_code: ReasonCode, properties) -> None:
+        if self.live_trace is not None:
+            self.live_trace.written(mid)
         if reason_code.is_failure:
             with self._lock:  # for publish_bytes, which learns of a refusal only here
                 if len(self._refused_mids) > 1000:

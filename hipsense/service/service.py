@@ -37,6 +37,7 @@ from hipsense.protocol import Prescription, build_status
 from hipsense.publish import Outbox, OutboxError, PrescriptionStore, open_outbox
 from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
+from hipsense.service.livetrace import live_trace_from_environment
 from hipsense.service.logs import fields
 from hipsense.service.results import ResultPublisher
 from hipsense.service.state import SessionStateStore
@@ -63,12 +64,17 @@ class EngineWorker:
 
     def __init__(self, engine: SessionEngine, *, on_status: Callable[[], None] | None = None) -> None:
         self.engine = engine
-        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=QUEUE_MAX_ITEMS)
+        self._queue: queue.Queue[tuple[str, Any, float]] = queue.Queue(maxsize=QUEUE_MAX_ITEMS)
         self._thread = threading.Thread(target=self._run, name="hipsense-engine", daemon=True)
         self._on_status = on_status
         self.heartbeat = time.monotonic()
         self.dropped = 0
         self.failed: BaseException | None = None
+        # wall-clock times the item being processed was queued and taken off the queue (livetrace.py)
+        self.submitted = self.dequeued = 0.0
+
+    def stamps(self) -> tuple[float, float]:
+        return self.submitted, self.dequeued
 
     def start(self) -> None:
         self._thread.start()
@@ -76,7 +82,7 @@ class EngineWorker:
     def submit(self, kind: str, payload: Any = None) -> None:
         """Queue work from any thread (never blocks: a full queue drops and counts)."""
         try:
-            self._queue.put_nowait((kind, payload))
+            self._queue.put_nowait((kind, payload, time.time()))
         except queue.Full:
             self.dropped += 1
             if self.dropped in (1, 100) or self.dropped % 10_000 == 0:
@@ -84,7 +90,7 @@ class EngineWorker:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Process what is queued, then shut the engine down (flush, summary) and end the thread."""
-        self._queue.put(("stop", None))
+        self._queue.put(("stop", None, time.time()))
         self._thread.join(timeout)
 
     @property
@@ -97,9 +103,10 @@ class EngineWorker:
         try:
             while True:
                 try:
-                    kind, payload = self._queue.get(timeout=0.5)
+                    kind, payload, self.submitted = self._queue.get(timeout=0.5)
                 except queue.Empty:
                     kind, payload = "idle", None
+                self.dequeued = time.time()
                 now = time.monotonic()
                 self.heartbeat = now
                 if kind == "samples":
@@ -128,6 +135,7 @@ class Service:
 
     def __init__(self, config: ServiceConfig, *, environ: dict[str, str] | None = None) -> None:
         self.config = config
+        self._environ = environ
         self.notifier = Notifier(environ)
         self._stop = asyncio.Event()
         self.worker: EngineWorker | None = None
@@ -170,6 +178,8 @@ class Service:
 
         worker = EngineWorker(engine, on_status=put_status)
         self.worker = worker
+        trace = live_trace_from_environment(worker.stamps, self._environ)
+        client.live_trace = trace
         engine.on_status_change = lambda: put_status()
         ha = None
         home = None
@@ -232,6 +242,8 @@ class Service:
                 home.stop()
             outbox.close()
             voice.close()
+            if trace is not None:
+                trace.close()
             log.info("stopped", extra=fields(stored=publisher.stored, live_sent=publisher.live_sent,
                                              dropped=worker.dropped))
         return 1 if worker.failed is not None else 0
