@@ -92,8 +92,14 @@ def eval_cmd(dataset: str, directory: str, as_json: bool, counts: bool, listing:
     click.echo(f"data set: {report['dataset']}")
     for key, value in report["summary"].items():
         click.echo(f"  {key:24s} {value}")
+    if "baseline" in report:
+        b = report["baseline"]["summary"]
+        click.echo(f"  {'baseline (offline peaks)':24s} exact {b['exact_rate']}, within ±1 {b['within1_rate']}, "
+                   f"MAE {b['mae']} (hipsense/evaluation/baseline.py)")
     for entry in report["sets"]:
         extra = f" predicted {entry['predicted']}" if "predicted" in entry else ""
+        if "baseline_counted" in entry:
+            extra += f" baseline {entry['baseline_counted']}"
         if "labelled_matched" in entry:
             extra += (
                 f"  hand labels matched {entry['labelled_matched']}/{entry['true']},"

@@ -447,6 +447,9 @@ def render_text(report: dict[str, Any]) -> str:
     a = s["auto_proposal"]
     out.append(f"  the offline proposal on the same clear files: exact {a['exact_rate']}, "
                f"within ±1 {a['within1_rate']}, MAE {a['mae']}")
+    b = report["baseline"]["summary"]["clear"]
+    out.append(f"  the simple offline peak counter (baseline.py) on the same clear files: exact {b['exact_rate']}, "
+               f"within ±1 {b['within1_rate']}, MAE {b['mae']}")
     out.append("  by exercise (clear files; in brackets the offline proposal):")
     for ex, e in report["by_exercise"].items():
         c, p = e["clear"], e["auto_proposal_clear"]

@@ -125,3 +125,16 @@ def test_accuracy_md_shows_where_the_baseline_does_better(reports):
     # a report from before the baseline existed renders without the section
     old = {k: {kk: vv for kk, vv in v.items() if kk != "baseline"} for k, v in reports.items()}
     assert "Against a simple" not in render_markdown(old, evidence(old))
+
+
+def test_the_text_reports_show_the_baseline_too():
+    from click.testing import CliRunner
+
+    from hipsense.cli import main
+
+    res = CliRunner().invoke(main, ["eval", "cmu", str(DATA / "cmu-exercise")])
+    assert res.exit_code == 0, res.output
+    assert "baseline (offline peaks)" in res.output and " baseline " in res.output.splitlines()[-1]
+    res = CliRunner().invoke(main, ["eval", "mex", str(DATA / "mex"), "--counts"])
+    assert res.exit_code == 0, res.output
+    assert "simple offline peak counter" in res.output
