@@ -588,6 +588,54 @@ def tempo_check(recs: list[Rec]) -> str:
     return "\n".join(lines + ["", "Recordings whose product count moved with the tempo (id: as recorded -> k, true):"] + moved)
 
 
+AMPLITUDES = (0.5, 0.7)
+
+
+def scale_amplitude(acc: np.ndarray, gyr: np.ndarray | None, a: float) -> tuple[np.ndarray, np.ndarray | None]:
+    """The same recording with every tilt away from the recording's middle pose (the median
+    accelerometer direction) scaled by ``a``: each sample rotated about the axis ``middle x u``
+    so its angle from the middle becomes ``a`` times what it was (norm kept); angular rate
+    scaled by ``a``. A person who moves ``a`` of the range these people moved."""
+    u = acc / np.maximum(np.linalg.norm(acc, axis=1, keepdims=True), 1e-9)
+    mid = np.median(u, axis=0)
+    mid /= np.linalg.norm(mid)
+    axis = np.cross(mid, u)
+    sin = np.linalg.norm(axis, axis=1)
+    theta = np.arctan2(sin, u @ mid)
+    k = axis / np.maximum(sin, 1e-12)[:, None]
+    phi = ((a - 1.0) * theta)[:, None]  # rotate toward (a < 1) or away from the middle
+    v = acc
+    rotated = (v * np.cos(phi) + np.cross(k, v) * np.sin(phi)
+               + k * np.sum(k * v, axis=1, keepdims=True) * (1 - np.cos(phi)))
+    return rotated, None if gyr is None else gyr * a
+
+
+def amplitude_check(recs: list[Rec]) -> str:
+    lines = ["", "Amplitude check (every tilt from the recording's middle pose scaled by a; cells exact / MAE, "
+             "product | baseline):", "| a | " + " | ".join(v[0] for v in VIEWS) + " |", "|---|" + "---|" * len(VIEWS)]
+    moved: list[str] = []
+    as_recorded: dict[str, int] = {}
+    truth = {f"{r.dataset}:{r.id}": r.true for r in recs}
+    for a in (1.0, *AMPLITUDES):
+        counts: dict[str, int] = {}
+        base: dict[str, int] = {}
+        for rec in recs:
+            acc, gyr = (rec.acc, rec.gyr) if a == 1.0 else scale_amplitude(rec.acc, rec.gyr, a)
+            key = f"{rec.dataset}:{rec.id}"
+            counts[key] = _count_product(rec, rec.t, acc, gyr)
+            base[key] = peak_baseline.count_peaks(rec.t, acc, both_ways=rec.bidirectional)
+        cells = [f"{_fmt(score(recs, counts, ds, subj))} \\| {_fmt(score(recs, base, ds, subj))}"
+                 for _, ds, subj in VIEWS]
+        lines.append(f"| {a:g} | " + " | ".join(cells) + " |")
+        if a == 1.0:
+            as_recorded = counts
+        else:
+            moved.append(f"  a {a:g}, product: " + ", ".join(
+                f"{key} {as_recorded[key]}->{n} ({truth[key]})" for key, n in counts.items() if n != as_recorded[key]))
+    return "\n".join(lines + ["", "Recordings whose product count moved with the amplitude (id: as recorded -> a, true):"]
+                     + moved)
+
+
 def main(argv: list[str] | None = None) -> int:
     global _RECS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -605,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         print(crop_check(_RECS))
         print(end_crop_check(_RECS))
         print(tempo_check(_RECS))
+        print(amplitude_check(_RECS))
         return 0
     only = {s for s in args.only.split(",") if s}
     cfgs = [Config("default", "", 1.0), Config("baseline-default", "", 1.0)]
@@ -631,6 +680,7 @@ def main(argv: list[str] | None = None) -> int:
     print(crop_check(_RECS))
     print(end_crop_check(_RECS))
     print(tempo_check(_RECS))
+    print(amplitude_check(_RECS))
     cpu = sum(r.get("cpu_s", 0.0) for r in results_list)
     print(f"\n{len(cfgs)} configurations, {cpu:.0f} CPU s, {time.time() - t0:.0f} s wall", file=sys.stderr)
     if args.out:
