@@ -200,6 +200,9 @@ def rep_settings_for(
         # ... and one below the usual range waits for the second to show it went the same way
         first_rep_sure_deg=usual_min,
         reference_rise_deg=personal_rom_deg or 0.0,
+        # a still spell this long is a rest, not a hold (a stream that starts just before the
+        # first raise is read two ways until one shows where the rest is)
+        rest_confirm_s=2.0 * hold + 3.0,
         # reps that go both ways from rest (side to side) have no single "up" to project on
         signed=base.signed and not spec.motion.bidirectional,
     )
@@ -274,11 +277,14 @@ class ExerciseTracker:
 
     def _consume(self, p: PipelineOutput) -> TrackerOutput:
         out = TrackerOutput()
+        rest_view: PipelineOutput | _Samples = p
         if self._rest_by_angle and len(p.t_s):
             last = float(p.t_s[-1])
             self._trace.append((last, p.t_s, p.angle_deg))
             while self._trace[0][0] < last - _TRACE_KEEP_S:
                 self._trace.popleft()
+            if len(p.revised_t_s):
+                rest_view = _Samples(p.t_s, self._revise_trace(p.revised_t_s, p.revised_angle_deg))
         results = [self._rep_result(ev) for ev in p.reps]
         results += [self._cycle_result(ev) for ev in p.cycles]
         results += [self._step_result(ev) for ev in p.steps]
@@ -296,18 +302,34 @@ class ExerciseTracker:
         done = 0
         for when, _, rep in events:
             upto = max(done, int(np.searchsorted(t, when, side="left")))
-            self._watch_rest(p, done, upto, out)
+            self._watch_rest(rest_view, done, upto, out)
             done = upto
             if rep is None:
                 self._close_set(out, when)
             else:
                 self._add(rep, out)
-        self._watch_rest(p, done, len(t), out)
+        self._watch_rest(rest_view, done, len(t), out)
         if len(t):
             self._last_t = float(t[-1])
         return out
 
-    def _watch_rest(self, p: PipelineOutput, i: int, j: int, out: TrackerOutput) -> None:
+    def _revise_trace(self, t_rev: np.ndarray, angle_rev: np.ndarray) -> np.ndarray:
+        """The rep kernel read a stream's start again (``PipelineOutput.revised_*``): the kept
+        angle trace takes the new angles, so the rest after reps let out late, and the gaps
+        the count's confidence reads, are judged on them, as one batch would. Returns the
+        latest chunk's angles as revised (its rest is watched on them; the hold countdown
+        already went by what was read at the time)."""
+        for k, (last, t, a) in enumerate(self._trace):
+            if t[-1] < t_rev[0] or t[0] > t_rev[-1]:
+                continue
+            idx = np.minimum(np.searchsorted(t_rev, t), len(t_rev) - 1)
+            hit = t_rev[idx] == t
+            a = a.copy()
+            a[hit] = angle_rev[idx[hit]]
+            self._trace[k] = (last, t, a)
+        return self._trace[-1][2]
+
+    def _watch_rest(self, p: PipelineOutput | _Samples, i: int, j: int, out: TrackerOutput) -> None:
         """Samples ``i:j`` of ``p``: add up the time seen resting since the last rep; close the
         set once it is over ``set_rest_s``. A per-sample recurrence (so the same whatever the
         chunking), in plain Python: chunks are a few samples long, live."""

@@ -55,6 +55,9 @@ class PipelineOutput:
     speed_dps: np.ndarray = field(default_factory=lambda: np.empty(0))
     g_sf: np.ndarray = field(default_factory=lambda: np.empty((0, 3)))
     n_invalid: int = 0  # samples dropped because a value was NaN or infinite
+    # angles given out earlier, read again by the rep kernel (RepOutput.revised_*)
+    revised_t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    revised_angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     def extend(self, other: PipelineOutput) -> None:
         """Append the events of a later output (arrays are left as they are)."""
@@ -112,6 +115,7 @@ class ThighPipeline:
                 s.reps, self._reps, out.t_s, out.g_sf, np.array(tilt, dtype=float), out.speed_dps
             )
             out.reps, out.rests, out.angle_deg = ro.reps, ro.rests, ro.angle_deg
+            out.revised_t_s, out.revised_angle_deg = ro.revised_t_s, ro.revised_angle_deg
         else:
             out.angle_deg = np.full(m, np.nan)
         if "cycles" in s.counters:

@@ -41,6 +41,12 @@ does; each constant in ``RepSettings`` says where its value comes from.
   elsewhere (``rest_shift``): amplitude and direction are kept, so drift and shuffles after it
   are not counted. Farther, it is a new posture (``posture_change``: got into position,
   rolled over, re-strapped the sensor) and both are learned again.
+* **a stream that starts just before the first raise**: if it does not begin in its first
+  long dwell (still for less than ``rest_init_s``, or moving), that dwell may be the first hold (the set read upside
+  down: a rep lost, rests taken for holds) or the rest after a hold the stream began in. Both
+  readings go on; what they count is held back until a still spell longer than any hold
+  (``rest_confirm_s``) at one of the two poses shows the rest, then let out from that reading
+  (read again over the samples kept since). Never shown: the first long dwell, as before.
 * **hold**: from the first to the last moment within ``max(hold_band_deg,
   hold_band_fraction × rise)`` of the rep's own peak with the thigh turning slower than
   ``hold_rate_dps``, read off the excursion's trace at the rep's end — no filter lag, and an
@@ -145,6 +151,19 @@ class RepSettings:
     # position). A first rep of the usual range counts at once.
     first_rep_sure_deg: float = 0.0
     same_way_cos: float = 0.7071
+    # A stream that does not begin in its first long dwell (still for less than
+    # ``rest_init_s``, or moving, and then moving on) began either at rest just before the first
+    # raise (a recording started late: read from the first long dwell, the set is upside down —
+    # a rep lost, the rests taken for holds, every rise measured from a hold) or in a hold, or
+    # a lowering, before the first rest (read from its first pose, the same happens the other
+    # way). Both readings go on; what they count is held back until a still spell of
+    # ``rest_confirm_s`` (longer than any hold: the tracker sets twice the prescribed hold plus
+    # 3 s) near one of the two poses shows which is the rest, and then let out from that
+    # reading. Never shown (``start_wait_s``, or the stream ends): read from the first long
+    # dwell, as before. (UCI recordings cut to start 0.1-0.5 s before the first raise lost 1-5
+    # reps each this way; MEx files start inside a bridge as often.)
+    rest_confirm_s: float = 8.0
+    start_wait_s: float = 180.0
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
     # the set's amplitude starts there instead of being learned from the first reps.
     reference_rise_deg: float = 0.0
@@ -238,6 +257,15 @@ class RepState:
     first: RepEvent | None = None  # the posture's first rep, waiting for the second to go its way
     last_rep_end_t_s: float | None = None  # the last counted rep: when it ended ...
     last_rep_rise_deg: float = 0.0  # ... and how high it rose
+    first_t_s: float | None = None  # the stream's first sample
+    anchor_since_s: float = 0.0  # when the dwell that became the rest anchor began
+    # the stream did not begin in its first long dwell (``rest_confirm_s``): the other reading,
+    # anchored at its first pose, waiting to be run on the samples since (``start_buf``) if it proves
+    # right; until then what this reading finds is held back (``start_held``)
+    start_alt: RepState | None = None
+    start_buf: list[tuple[float, float, float, float, float, float]] | None = None
+    start_buf_n: int = 0  # how many ``start_buf`` entries are this state's (as ``trace_n``)
+    start_held: RepOutput | None = None
 
 
 @dataclass
@@ -245,6 +273,11 @@ class RepOutput:
     reps: list[RepEvent] = field(default_factory=list)
     rests: list[RestEvent] = field(default_factory=list)
     angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))  # (m,) NaN before rest
+    # angles already given out, read again (a stream's start read two ways, see the module
+    # doc): the samples' times and their angles from the reading that proved right. For whoever
+    # judges rest after the fact; ``angle_deg`` stays what was read at the time
+    revised_t_s: np.ndarray = field(default_factory=lambda: np.empty(0))
+    revised_angle_deg: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 def segment_reps_init(settings: RepSettings) -> RepState:
@@ -273,6 +306,10 @@ def segment_reps_step(
     if len(st.trace_t_s) != st.trace_n:
         n = st.trace_n
         st.trace_t_s, st.trace_deg, st.trace_speed_dps = st.trace_t_s[:n], st.trace_deg[:n], st.trace_speed_dps[:n]
+    if st.start_held is not None:  # (only in a stream's first minutes, see RepSettings.rest_confirm_s)
+        if len(st.start_buf) != st.start_buf_n:  # appended to in place, as the trace is
+            st.start_buf = st.start_buf[:st.start_buf_n]
+        st.start_held = RepOutput(list(st.start_held.reps), list(st.start_held.rests))
     s = settings
     m = len(t_s)
     out = RepOutput()
@@ -291,6 +328,17 @@ def segment_reps_step(
     for i in range(m):
         t = ts[i]
         gx, gy, gz = gs[i]
+        if st.first_t_s is None and signed:
+            # the stream's first sample: until its first long dwell shows that the stream began
+            # in it, the reading from the stream's first pose is kept ready (see RepSettings.rest_confirm_s)
+            st.start_alt = replace(st, anchor=(gx, gy, gz), rest_t_s=t, valley_deg=0.0, first_t_s=t,
+                                   trace_t_s=[], trace_deg=[], trace_speed_dps=[], trace_n=0)
+            st.start_buf, st.start_held = [], RepOutput()
+        if st.start_alt is not None:
+            st.start_buf.append((t, gx, gy, gz, ws[i], ps[i]))
+            if t - st.start_alt.rest_t_s > s.start_wait_s:  # never shown: as read
+                st, _ = _settle_start(s, st, out, t, rest_is_start=False)
+        sink = out if st.start_held is None else st.start_held
         dt = 0.0 if st.t_s is None else t - st.t_s
         if dt < 0 or dt > 1.0:
             dt = 0.0
@@ -312,18 +360,37 @@ def segment_reps_step(
             if n > 0 and (gx * sx + gy * sy + gz * sz) / n >= cos_dwell:
                 st.still_sum = (sx + gx, sy + gy, sz + gz)
             else:
+                if st.anchor is None and st.start_alt is not None and st.still_since_s == st.first_t_s:
+                    # the stream began still, briefly, and moves: that pose is the other
+                    # reading's rest (more exactly than the first sample alone)
+                    st.start_alt = replace(st.start_alt, anchor=_unit(st.still_sum))
                 st.still_since_s = None
+        if st.first_t_s is None:
+            st.first_t_s = t
         if st.still_since_s is None:
             st.still_since_s, st.still_sum = t, (gx, gy, gz)
         still_for = t - st.still_since_s
+        if st.start_alt is not None and still_for >= s.rest_confirm_s and st.anchor is not None:
+            verdict = _rest_shown(s, st)
+            if verdict is not None:
+                st, angle = _settle_start(s, st, out, t, verdict)
+                if verdict:  # the other reading has taken this sample in already
+                    angles[i] = angle
+                    continue
+                sink = out
         if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
-            out.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
+            sink.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
             st.first = None
 
         if st.anchor is None:
             if not signed or still_for >= s.rest_init_s:
-                st.anchor = _unit(st.still_sum)
-                out.rests.append(RestEvent(t, st.anchor, RestReason.INITIAL))
+                st.anchor, st.anchor_since_s = _unit(st.still_sum), st.still_since_s
+                if st.start_alt is not None and st.still_since_s == st.first_t_s:
+                    # the stream began in its first long dwell: at rest, read one way only
+                    out.rests.extend(st.start_held.rests)
+                    st.start_alt = st.start_buf = st.start_held = None
+                    sink = out
+                sink.rests.append(RestEvent(t, st.anchor, RestReason.INITIAL))
                 st.rest_t_s, st.valley_deg = t, 0.0
             continue
         if not signed and dt > 0:
@@ -366,7 +433,7 @@ def segment_reps_step(
             # a new still spell starts here: the next re-anchoring needs its own stillness
             # (else one long spell re-anchors on every sample once the elevation dips below 0)
             st.still_since_s, st.still_sum = t, (gx, gy, gz)
-            out.rests.append(RestEvent(t, st.anchor, reason))
+            sink.rests.append(RestEvent(t, st.anchor, reason))
 
         ax, ay, az = st.anchor
         dot = gx * ax + gy * ay + gz * az
@@ -437,7 +504,7 @@ def segment_reps_step(
             # started: the rest moved (a patient settling into the start position); reps are
             # measured from the trough from now on. The swing that just ended is re-read from
             # the low point it rose from, and is a rep if it came back there.
-            _reinterpret_swing(s, st, out)
+            _reinterpret_swing(s, st, sink)
             st.valley_deg, st.rest_t_s, st.rep_start_t_s = st.trough_deg, st.trough_t_s, st.trough_t_s
             st.peak_deg, st.peak_t_s, st.peak_g, st.trough_deg = lvl, t, (gx, gy, gz), lvl
             st.peak_speed_dps = ps[i]
@@ -453,13 +520,57 @@ def segment_reps_step(
         if ang < exit_level:
             st.in_rep = False
             st.still_since_s = None
-            _decide(s, st, t, rise, out)
+            _decide(s, st, t, rise, sink)
             st.rest_t_s, st.valley_deg = t, ang
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
     out.angle_deg = np.array(angles, dtype=float)
     st.trace_n = len(st.trace_t_s)
+    st.start_buf_n = 0 if st.start_buf is None else len(st.start_buf)
     return st, out
 
+
+
+def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
+    """A still spell longer than any hold, while the stream's start is read two ways: True if
+    it is at the stream's brief first pose (the rest), False if at the first long dwell, None
+    if elsewhere (nothing shown)."""
+    mx, my, mz = _unit(st.still_sum)
+    ax, ay, az = st.start_alt.anchor  # the stream's first pose
+    bx, by, bz = st.anchor  # the first long dwell (or wherever this reading's rest moved)
+    to_a, to_b = mx * ax + my * ay + mz * az, mx * bx + my * by + mz * bz
+    apart = ax * bx + ay * by + az * bz
+    # nearer it than half the way between them (or than the dwell cone, if they are that close)
+    near = min(math.cos(math.radians(s.dwell_deg)), math.cos(0.5 * math.acos(max(-1.0, min(1.0, apart)))))
+    if to_a >= near and to_a > to_b:
+        return True
+    if to_b >= near and to_b > to_a:
+        return False
+    return None
+
+
+def _settle_start(
+    s: RepSettings, st: RepState, out: RepOutput, t: float, rest_is_start: bool
+) -> tuple[RepState, float]:
+    """Ends the wait between the two readings of a stream's start: lets out what the right one
+    found (decided now), and goes on from its state. With the first pose as the rest, that
+    reading runs over the samples kept since (the last one is this one): its angle there."""
+    held, buf, alt = st.start_held, st.start_buf, st.start_alt
+    angle = math.nan
+    if rest_is_start:
+        # the rest is where the leg has just stayed still longest, not the brief first pose
+        # (a moment of the raise may be in that one)
+        alt = replace(alt, anchor=_unit(st.still_sum))
+        b = np.array(buf, dtype=float)
+        st, redo = segment_reps_step(s, alt, b[:, 0], b[:, 1:4], b[:, 4], b[:, 5])
+        out.rests.append(RestEvent(buf[0][0], alt.anchor, RestReason.INITIAL))
+        held, angle = redo, float(redo.angle_deg[-1])
+        out.revised_t_s, out.revised_angle_deg = b[:, 0], redo.angle_deg
+    else:
+        st.start_alt = st.start_buf = st.start_held = None
+        st.start_buf_n = 0
+    out.rests.extend(held.rests)
+    out.reps.extend(replace(r, decided_t_s=t) for r in held.reps)
+    return st, angle
 
 
 def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput) -> None:
@@ -635,6 +746,9 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
     """End of stream: an excursion still open never returned to rest, so it is not a rep; a
     first rep still waiting for a second is a set of one."""
     out = RepOutput()
+    if state.start_held is not None:  # still not told which pose was the rest: as read
+        out.rests.extend(state.start_held.rests)
+        out.reps.extend(replace(r, decided_t_s=state.t_s) for r in state.start_held.reps)
     if state.first is not None:
         out.reps.append(replace(state.first, decided_t_s=state.t_s))
     return out

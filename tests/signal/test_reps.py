@@ -362,3 +362,50 @@ def test_a_small_excursion_still_waiting_when_the_rest_moves_is_dropped():
     assert [r.reason for r in out.rests] == ["initial", "rest_shift"]
     assert len(out.reps) == 8
     assert all(r.start_t_s > out.rests[1].t_s for r in out.reps[4:])
+
+
+def _late_start(first_still_s: float, *, in_hold: bool = False) -> np.ndarray:
+    """Three reps of 20 deg (4 s holds, 1.5 s rests), a 20 s rest, three more. The stream
+    begins ``first_still_s`` before the first raise (at rest), or, with ``in_hold``, that long
+    before the lowering of a hold already under way (that partial rep is not a rep)."""
+    rep = [_ramp(1.0, 0, 20), _segment(4.0, 20), _ramp(1.0, 20, 0), _segment(1.5, 0)]
+    start = [_segment(first_still_s, 20), _ramp(1.0, 20, 0), _segment(1.5, 0)] if in_hold else [_segment(first_still_s, 0)]
+    return np.concatenate(start + rep * 3 + [_segment(20.0, 0)] + rep * 3 + [_segment(3.0, 0)])
+
+
+def test_a_stream_that_starts_just_before_the_first_raise_is_not_read_upside_down():
+    # 0.15 s of rest, then the raise: the first still spell long enough to be a rest anchor is
+    # the first hold. Read from there, the set was upside down (a rep lost, the rests taken for
+    # holds). The 20 s rest after the third rep shows where the rest is: the first three reps
+    # are read again from the stream's first pose, and let out then
+    t, g, speed = _gravity(_late_start(0.15), toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(abs(r.rom_deg - 20.0) < 1.5 for r in out.reps)
+    assert all(2.5 < r.hold_s < 4.5 for r in out.reps)
+    assert out.rests[0].t_s < 1.0 and out.rests[0].g_sf[2] > np.cos(np.radians(1.0))  # the stream's first pose
+    down = 0.15 + 3 * 7.5 - 1.5  # the leg back at rest after the third rep ...
+    shown = down + RepSettings().rest_confirm_s  # ... and still there for rest_confirm_s
+    assert all(shown - 1.0 < r.decided_t_s < shown + 1.0 for r in out.reps[:3])
+    assert all(r.decided_t_s == r.end_t_s for r in out.reps[3:])  # then as usual
+
+
+def test_a_stream_that_starts_in_a_hold_is_read_from_the_rest_it_comes_down_to():
+    # 0.15 s of a hold, then the lowering: the partial rep is not a rep, and the long rest
+    # confirms the first long dwell as the rest
+    t, g, speed = _gravity(_late_start(0.15, in_hold=True), toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(2.5 < r.hold_s < 4.5 for r in out.reps)
+
+
+def test_a_late_start_read_two_ways_gives_the_same_reps_whatever_the_chunking():
+    t, g, speed = _gravity(_late_start(0.15), toward=(1.0, 0.0, 0.0))
+    whole = segment_reps(RepSettings(), t, g, speed)
+    for n in (1, 7, 50):
+        st, reps = segment_reps_init(RepSettings()), []
+        for i in range(0, len(t), n):
+            st, o = segment_reps_step(RepSettings(), st, t[i:i + n], g[i:i + n], speed[i:i + n])
+            reps += o.reps
+        reps += segment_reps_flush(RepSettings(), st).reps
+        assert reps == whole.reps
