@@ -15,13 +15,21 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import secrets
 import threading
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import Connection, Engine, and_, case, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
-from hipsense.dashboard.db.tables import dead_letters, delivery_progress, device_status, events, patients
+from hipsense.dashboard.db.tables import (
+    dashboard_settings,
+    dead_letters,
+    delivery_progress,
+    device_status,
+    events,
+    patients,
+)
 from hipsense.protocol import EventKind, Message, MessageKind, parse_timestamp, parse_topic
 
 # How many sequence numbers one query looks at while advancing a patient's acknowledgement.
@@ -213,6 +221,17 @@ class EventStore:
             value = connection.execute(
                 select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar()
         return value or 0
+
+    def share_group(self, prefix: str) -> str:
+        """The shared-subscription group of every ingest on this database: ``prefix`` and a
+        random part made by the first instance and kept in the database (revision 0004), so
+        that no Pi can guess it and join the group (the broker would drop what it hands the Pi)."""
+        with self.engine.begin() as connection:
+            insert = self._dialect.insert(dashboard_settings).on_conflict_do_nothing(index_elements=["name"])
+            connection.execute(insert, {"name": "share_group", "value": secrets.token_hex(16)})
+            value = connection.execute(select(dashboard_settings.c.value)
+                                       .where(dashboard_settings.c.name == "share_group")).scalar_one()
+        return f"{prefix}-{value}"
 
     def ping(self) -> None:
         """Raise if the database cannot be reached (tells a refused message from an outage)."""

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from hipsense.dashboard.clinic_time import ClinicClock
 from hipsense.dashboard.db import make_engine, migrate
 from hipsense.dashboard.event_store import EventStore
-from hipsense.dashboard.ingest import SHARE_GROUP, IngestService
+from hipsense.dashboard.ingest import IngestService
 from hipsense.dashboard.live_hub import LiveHub
 from hipsense.dashboard.web import DashboardContext, create_app
 from hipsense.protocol import Envelope
@@ -101,7 +101,7 @@ def serve(options: ServeOptions) -> None:
     hub = LiveHub()
     ingest = None
     if options.broker_host:
-        ingest = IngestService(EventStore(engine), mqtt_settings(options), hub=hub, share_group=SHARE_GROUP)
+        ingest = IngestService(EventStore(engine), mqtt_settings(options), hub=hub)
         ingest.start()
     else:
         log.warning("no --broker: pages only, nothing is ingested and prescriptions cannot be sent")

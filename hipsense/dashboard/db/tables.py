@@ -121,6 +121,17 @@ delivery_progress = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# Values every dashboard instance on this database must share and no Pi may know (revision
+# 0004): ``share_group``, the name of the shared subscription the instances split results
+# through. A Pi that knew it could join the group, and Mosquitto would drop the results it
+# hands that Pi (its ACL denies the read) instead of giving them to a dashboard.
+dashboard_settings = Table(
+    "dashboard_settings",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 # Messages that could not be stored: refused by validation (malformed, implausible dates) or by
 # the database. Kept with the reason for the operator (the monitoring page lists them), so one
 # bad message never stops the rest. ``patient`` comes from the topic (the broker's ACL vouches

@@ -19,7 +19,12 @@ Nothing halts intake:
 Subscriptions (see docs/dashboard.md):
 
 * results, ``$share/<group>/hipsense/v1/+/event/#``: shared, so N dashboard instances split
-  the work; each message is stored by one of them (and once, thanks to the unique id);
+  the work; each message is stored by one of them (and once, thanks to the unique id). The
+  group is ``hipsense-dashboard-<random>``, the random part kept in the database
+  (:meth:`EventStore.share_group`): Mosquitto checks a member's read ACL only when it hands it
+  a message, and drops the message for the whole group if the member may not read it, so a
+  Pi's credentials that joined a group named in this source would have the broker throw away
+  a share of every patient's results;
 * ``hipsense/v1/+/status``: not shared, because a broker sends retained messages to shared
   subscriptions never, and each instance wants every Pi's current state at start;
 * ``hipsense/v1/+/live``: not shared, because every instance serves pages that show it. Live
@@ -52,6 +57,7 @@ from hipsense.publish.mqtt import Ack, MqttClient, MqttSettings, shared_filter
 log = logging.getLogger(__name__)
 
 SHARE_GROUP = "hipsense-dashboard"
+"""The prefix of the results' shared-subscription group; the rest is a secret in the database."""
 _RETRY_MAX_S = 5.0
 
 
@@ -95,7 +101,7 @@ class IngestService:
         mqtt: MqttSettings,
         *,
         hub: LiveHub | None = None,
-        share_group: str = SHARE_GROUP,
+        share_group: str | None = None,
         batch_max: int = 500,
         linger_s: float = 0.005,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
@@ -111,7 +117,7 @@ class IngestService:
         self._stopping = threading.Event()
         self._connected_once = False
         self._writer = threading.Thread(target=self._write_loop, name="hipsense-dashboard-writer", daemon=True)
-        self.client.subscribe_deferred(shared_filter(share_group, subscription_filter()), self.receive)
+        self.share_group = share_group  # None: EventStore.share_group's, read when connecting
         self.client.subscribe_deferred(subscription_filter(MessageKind.STATUS), self.receive)
         self.client.subscribe_deferred(subscription_filter(MessageKind.LIVE), self.receive, qos=0)
 
@@ -122,6 +128,9 @@ class IngestService:
         the broker connection, which retries in the background until the broker is there."""
         self._writer.start()
         if connect:
+            if self.share_group is None:
+                self.share_group = self.store.share_group(SHARE_GROUP)
+            self.client.subscribe_deferred(shared_filter(self.share_group, subscription_filter()), self.receive)
             self.client.start()
             self._connected_once = True
 
