@@ -32,7 +32,8 @@ does; each constant in ``RepSettings`` says where its value comes from.
   or the height it reaches from rest (a low-range block after full reps; it is emitted then,
   with its own times). One still waiting when the rest moves is dropped. The first rep of a posture has nothing to be
   compared with: it must rise ``first_rep_min_deg`` (the tracker sets a third of the
-  exercise's smallest usual ROM), so shuffling into position is not a rep. A bounce (right
+  exercise's smallest usual ROM), so shuffling into position is not a rep — unless three
+  excursions of a size in a row show a patient whose reps are all that small. A bounce (right
   after a rep, less than half as high) and a twitch (quicker than ``twitch_s`` and less than
   half the amplitude) are not reps; a fast full rep is.
 * **rest shift / posture change**: a dwell away from the anchor for ``reanchor_s`` (longer
@@ -254,6 +255,7 @@ class RepState:
     trough_t_s: float = 0.0  # ... and when
     center_s: float = 0.0  # how long the middle pose has been averaged (signed=False)
     pending: RepEvent | None = None  # a small excursion waiting for one of its size
+    pending_before: RepEvent | None = None  # ... and one of its size before it, both below the first-rep bar
     first: RepEvent | None = None  # the posture's first rep, waiting for the second to go its way
     last_rep_end_t_s: float | None = None  # the last counted rep: when it ended ...
     last_rep_rise_deg: float = 0.0  # ... and how high it rose
@@ -419,7 +421,7 @@ def segment_reps_step(
             # a small excursion still waiting for one of its size: none came before the leg
             # rested elsewhere for longer than any hold, so the set it belonged to is over
             # (kept, it was confirmed by the next set's first small rep: UCI s2 e3)
-            st.pending = None
+            st.pending = st.pending_before = None
             if st.amp_deg == 0.0 or shift >= s.rest_shift_fraction * st.amp_deg:
                 # farther than the set's reps go: a new posture (got into position, rolled
                 # over, re-strapped the sensor). How big reps are and which way they go is
@@ -428,6 +430,7 @@ def segment_reps_step(
                 reason = RestReason.POSTURE_CHANGE
                 # (a small first rep still waiting goes too: it was getting into position)
                 st.amp_deg, st.counted, st.pending, st.first = s.reference_rise_deg, False, None, None
+                st.pending_before = None
                 st.work_dir = None
                 st.mom, st.vsum = (0.0,) * 6, (0.0, 0.0, 0.0)
             # a new still spell starts here: the next re-anchoring needs its own stillness
@@ -587,12 +590,23 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
     if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start_t_s <= s.max_rep_s:
         ev = _rep_event(s, st, t, rise)
         pending, st.pending = st.pending, None
+        earlier, st.pending_before = st.pending_before, None
         big_enough = st.counted or rise >= s.first_rep_min_deg
-        if (
-            pending is not None
-            and big_enough
-            and (_alike(rise, pending.rise_deg, s.similar_ratio) or _alike(ev.rom_deg, pending.rom_deg, s.similar_ratio))
-        ):
+        alike = pending is not None and (
+            _alike(rise, pending.rise_deg, s.similar_ratio) or _alike(ev.rom_deg, pending.rom_deg, s.similar_ratio))
+        if alike and not big_enough:
+            # below the first-rep bar: a patient whose reps are all small (reduced range: with
+            # every tilt halved, MEx bridges of 2.6-3.7 deg never reached the catalogue's 5 deg
+            # bar and whole sets counted 0), or shuffling into position? Repetition tells: a
+            # third excursion of the same size. Two alike are not enough (MEx superman: two
+            # small moves getting onto all fours, 3 files)
+            if earlier is not None and (_alike(rise, earlier.rise_deg, s.similar_ratio)
+                                        or _alike(ev.rom_deg, earlier.rom_deg, s.similar_ratio)):
+                counted = [earlier, pending, ev]
+            else:
+                counted = []
+                st.pending_before, st.pending = pending, ev
+        elif alike and big_enough:
             # two small excursions of a size: a set of small reps (a first low-range
             # rep after full ones, or a patient whose reps are small), not a shuffle. Of a
             # size: rising alike from their own starts, or reaching alike heights from rest —

@@ -409,3 +409,22 @@ def test_a_late_start_read_two_ways_gives_the_same_reps_whatever_the_chunking():
             reps += o.reps
         reps += segment_reps_flush(RepSettings(), st).reps
         assert reps == whole.reps
+
+
+def test_a_patient_whose_reps_are_all_below_the_first_rep_bar_is_counted_from_the_third():
+    # reduced range: every rep rises 3 deg where the exercise's first-rep bar is 5 deg. Two of a
+    # size could be shuffling into position; the third shows repetition, and all count
+    reps = [p for _ in range(6) for p in (_ramp(1.0, 0, 3.0), _segment(2.0, 3.0), _ramp(1.0, 3.0, 0), _segment(2.0, 0))]
+    t, g, speed = _gravity(np.concatenate([_segment(2.0, 0)] + reps), toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(first_rep_min_deg=5.0, first_rep_sure_deg=15.0), t, g, speed)
+    assert len(out.reps) == 6
+    assert out.reps[0].decided_t_s == out.reps[2].end_t_s  # the first three let out on the third
+
+
+def test_two_small_moves_before_a_full_set_are_not_reps():
+    # getting into position: two small moves of a size, then full reps
+    shuffle = [_ramp(1.0, 0, 3.0), _segment(1.0, 3.0), _ramp(1.0, 3.0, 0), _segment(1.0, 0)]
+    elev = np.concatenate([_segment(2.0, 0)] + shuffle * 2 + [p for _ in range(4) for p in _rep(20.0)])
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(first_rep_min_deg=5.0, first_rep_sure_deg=15.0), t, g, speed)
+    assert [round(r.rom_deg) for r in out.reps] == [20] * 4
