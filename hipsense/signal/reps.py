@@ -164,6 +164,11 @@ class RepSettings:
     # dwell, as before. (UCI recordings cut to start 0.1-0.5 s before the first raise lost 1-5
     # reps each this way; MEx files start inside a bridge as often.)
     rest_confirm_s: float = 8.0
+    # Never still for ``rest_init_s`` this long after the stream's start (a patient who moves
+    # on without pausing at rest: MEx 02/04_act_2's clams played 30 % faster counted 2 of 10):
+    # the rest is the longest still moment so far, and the stream is read from its start.
+    # Three seconds hold at least one full rep at any tempo the catalogue allows.
+    rest_wait_s: float = 3.0
     start_wait_s: float = 180.0
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
     # the set's amplitude starts there instead of being learned from the first reps.
@@ -268,6 +273,7 @@ class RepState:
     start_buf: list[tuple[float, float, float, float, float, float]] | None = None
     start_buf_n: int = 0  # how many ``start_buf`` entries are this state's (as ``trace_n``)
     start_held: RepOutput | None = None
+    best_still: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))  # before any rest: longest, sum
 
 
 @dataclass
@@ -362,10 +368,13 @@ def segment_reps_step(
             if n > 0 and (gx * sx + gy * sy + gz * sz) / n >= cos_dwell:
                 st.still_sum = (sx + gx, sy + gy, sz + gz)
             else:
-                if st.anchor is None and st.start_alt is not None and st.still_since_s == st.first_t_s:
-                    # the stream began still, briefly, and moves: that pose is the other
-                    # reading's rest (more exactly than the first sample alone)
-                    st.start_alt = replace(st.start_alt, anchor=_unit(st.still_sum))
+                if st.anchor is None and st.start_alt is not None:
+                    if st.still_since_s == st.first_t_s:
+                        # the stream began still, briefly, and moves: that pose is the other
+                        # reading's rest (more exactly than the first sample alone)
+                        st.start_alt = replace(st.start_alt, anchor=_unit(st.still_sum))
+                    if t - st.still_since_s > st.best_still[0]:  # (see RepSettings.rest_wait_s)
+                        st.best_still = (t - st.still_since_s, st.still_sum)
                 st.still_since_s = None
         if st.first_t_s is None:
             st.first_t_s = t
@@ -385,6 +394,11 @@ def segment_reps_step(
             st.first = None
 
         if st.anchor is None:
+            if st.start_alt is not None and t - st.first_t_s >= s.rest_wait_s and st.best_still[0] > 0:
+                # never still for rest_init_s: the rest is the longest still moment so far,
+                # and the stream is read from there, from its start
+                st, angles[i] = _settle_start(s, st, out, t, True, anchor=_unit(st.best_still[1]))
+                continue
             if not signed or still_for >= s.rest_init_s:
                 st.anchor, st.anchor_since_s = _unit(st.still_sum), st.still_since_s
                 if st.start_alt is not None and st.still_since_s == st.first_t_s:
@@ -552,17 +566,19 @@ def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
 
 
 def _settle_start(
-    s: RepSettings, st: RepState, out: RepOutput, t: float, rest_is_start: bool
+    s: RepSettings, st: RepState, out: RepOutput, t: float, rest_is_start: bool,
+    anchor: tuple[float, float, float] | None = None,
 ) -> tuple[RepState, float]:
     """Ends the wait between the two readings of a stream's start: lets out what the right one
     found (decided now), and goes on from its state. With the first pose as the rest, that
-    reading runs over the samples kept since (the last one is this one): its angle there."""
+    reading runs over the samples kept since (the last one is this one): its angle there.
+    ``anchor``: that reading's rest (default: the still spell that just showed it)."""
     held, buf, alt = st.start_held, st.start_buf, st.start_alt
     angle = math.nan
     if rest_is_start:
         # the rest is where the leg has just stayed still longest, not the brief first pose
         # (a moment of the raise may be in that one)
-        alt = replace(alt, anchor=_unit(st.still_sum))
+        alt = replace(alt, anchor=_unit(st.still_sum) if anchor is None else anchor)
         b = np.array(buf, dtype=float)
         st, redo = segment_reps_step(s, alt, b[:, 0], b[:, 1:4], b[:, 4], b[:, 5])
         out.rests.append(RestEvent(buf[0][0], alt.anchor, RestReason.INITIAL))

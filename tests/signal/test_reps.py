@@ -428,3 +428,18 @@ def test_two_small_moves_before_a_full_set_are_not_reps():
     t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
     out = segment_reps(RepSettings(first_rep_min_deg=5.0, first_rep_sure_deg=15.0), t, g, speed)
     assert [round(r.rom_deg) for r in out.reps] == [20] * 4
+
+
+def test_a_patient_who_never_pauses_half_a_second_at_rest_is_counted_from_the_start():
+    # fast reps at an even 25 deg/s that turn straight round at the top and rest 0.15 s, the
+    # stream starting mid-lowering: no still spell long enough for a rest anchor ever comes;
+    # after rest_wait_s the longest still moment is taken for the rest and the stream is read
+    # from its start
+    def line(t_s, a, b):
+        return np.linspace(a, b, int(t_s * FS), endpoint=False)
+    rep = [line(0.8, 0, 20.0), line(0.8, 20.0, 0), _segment(0.15, 0)]
+    elev = np.concatenate([line(0.4, 10.0, 0), _segment(0.15, 0)] + rep * 8)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 8
+    assert all(r.rise_deg > 15.0 for r in out.reps)
