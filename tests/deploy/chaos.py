@@ -1,0 +1,391 @@
+"""Chaos for the delivery path, end to end: Pis and dashboard ingests as processes that are
+SIGKILLed at random moments, a broker restarted with and without its saved state, and a
+check after every Pi death that the Pi forgot nothing the dashboard's database does not hold.
+
+Shape (the deployed one): Mosquitto runs the SHIPPED config (TLS, passwords, per-patient ACL,
+``use_username_as_clientid``) on a free port; each Pi is a process with the real outbox
+(``open_outbox``, WAL, ``synchronous=FULL``) and the real :class:`MqttClient` with its
+end-to-end acknowledgement, producing results at ~30 a second with their producer state in the
+result's own transaction (as the service engine does) and a status with ``outbox_first_seq``
+on every start (as ``hipsense run`` does); each dashboard instance is a process running the
+real :class:`IngestService` on a fresh SQLite file or PostgreSQL database.
+
+What can happen, at random (seeded; ``HIPSENSE_CHAOS_SEED`` repeats a run):
+
+* a Pi is SIGKILLed from outside at a random instant, or kills itself at a chosen point:
+  right after an outbox commit (before the sender hears of it), right after paho took a
+  packet (before the sender counts it in flight), when the PUBACK arrives (before it is
+  recorded), after it is recorded, or when the dashboard's acknowledgement arrives (before
+  the outbox forgets anything);
+* a Pi's wall clock steps back (up to 2 h) between lives or during one;
+* a dashboard instance is SIGKILLed (mid-batch: after its commit and before its PUBACK and
+  its acknowledgement, or anywhere) and started again;
+* the broker is restarted with its saved state (SIGTERM), or SIGKILLed and its persistence
+  file deleted: sessions, subscriptions, retained acknowledgements and queued results lost,
+  while the Pis keep publishing (the dashboards reconnect 2 s later than the Pis).
+
+After every Pi death: every ``seq`` the Pi handed out is either still in its outbox or in the
+dashboard's ``events`` table (a Pi forgets a result only after the dashboard's database has
+it). At the end, once the chaos stops: every result is stored exactly once (no ``seq`` twice,
+no (set, rep) twice, none missing) and every outbox is empty.
+
+Used by tests/deploy/test_chaos_delivery.py (short, in the default suite) and by
+benchmarks/soak_delivery.py (long, prints figures).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select, text
+
+from hipsense.dashboard.db import make_engine
+from hipsense.dashboard.db.tables import dead_letters, events
+from tests.deploy.broker import DASHBOARD_USER, SECOND_DASHBOARD_USER, DeployedBroker
+
+REPO = Path(__file__).resolve().parents[2]
+
+CRASH_POINTS = ("after_commit", "mid_publish", "at_puback", "after_mark_delivered", "at_stored_ack")
+
+PI_PROGRAM = r"""
+import json, os, signal, sys, threading, time
+cfg = json.loads(sys.argv[1])
+_real_time = time.time
+_offset = [cfg["clock_offset_s"]]
+time.time = lambda: _real_time() + _offset[0]  # the Pi's wall clock, stepped by the test (before any import)
+
+import datetime as dt
+from hipsense import protocol as p
+from hipsense.publish import outbox as outbox_mod, sender as sender_mod
+from hipsense.publish.mqtt import MqttClient, MqttSettings, TlsSettings
+
+crash = cfg.get("crash")
+hits = [0]
+
+def point(name):
+    if crash is not None and crash["point"] == name:
+        hits[0] += 1
+        if hits[0] >= crash["after"]:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+def wrap(cls, method, before=None, after=None):
+    original = getattr(cls, method)
+    def wrapped(*args, **kwargs):
+        if before: point(before)
+        out = original(*args, **kwargs)
+        if after: point(after)
+        return out
+    setattr(cls, method, wrapped)
+
+wrap(outbox_mod.Outbox, "put_sequenced", after="after_commit")
+wrap(MqttClient, "send_row", after="mid_publish")
+wrap(sender_mod.OutboxSender, "published", before="at_puback")
+wrap(outbox_mod.Outbox, "mark_delivered", after="after_mark_delivered")
+wrap(outbox_mod.Outbox, "confirm_stored", before="at_stored_ack")
+
+patient = cfg["patient"]
+outbox = outbox_mod.open_outbox(cfg["outbox"])
+client = MqttClient(MqttSettings(
+    host="127.0.0.1", port=cfg["port"], client_id=f"hipsense-{patient}", username=patient,
+    password=cfg["password"], tls=TlsSettings(ca_file=cfg["ca"]), reconnect_min_s=1, reconnect_max_s=1,
+    storage_timeout_s=1.0, storage_timeout_max_s=2.0, reconnect_grace_s=0.5,
+), patient=patient, outbox=outbox)
+outbox.put_envelope(p.build_status(patient, online=True, t=time.time(),
+                                   outbox_first_seq=outbox.first_unconfirmed_seq(patient)))
+client.start()
+
+state = json.loads(outbox.read_state("chaos") or b'{"n": 0}')
+session = cfg["session"]
+
+def rep(n):
+    def build(seq):
+        end = time.time()
+        return p.build_rep_event(patient, seq=seq, session_id=session, exercise="clam_shells", side="left",
+                                 set_index=1 + n // 50, rep_index=1 + n % 50, t_start=end - 2.0, t_end=end,
+                                 rom_deg=30.0 + n % 7, hold_s=1.0, peak_speed_dps=50.0)
+    return build
+
+step_at = time.monotonic() + cfg["step_after_s"] if cfg.get("step_after_s") is not None else None
+stop_file = cfg["stop_file"]
+while not os.path.exists(stop_file):
+    if step_at is not None and time.monotonic() >= step_at:
+        _offset[0] += cfg["step_s"]  # the clock jumps (back) while the Pi runs
+        step_at = None
+    n = state["n"]
+    state = {"n": n + 1}
+    outbox.put_sequenced(patient, rep(n), state={"chaos": json.dumps(state).encode()})
+    client.notify_outbox()
+    time.sleep(cfg["period_s"])
+# Producing stops; delivery goes on until the test ends this process.
+threading.Event().wait()
+"""
+
+INGEST_PROGRAM = r"""
+import json, signal, sys, threading
+cfg = json.loads(sys.argv[1])
+from hipsense.dashboard.db import make_engine
+from hipsense.dashboard.event_store import EventStore
+from hipsense.dashboard.ingest import IngestService
+from hipsense.publish.mqtt import MqttSettings, TlsSettings
+ingest = IngestService(EventStore(make_engine(cfg["db"])), MqttSettings(
+    host="127.0.0.1", port=cfg["port"], client_id=cfg["user"], username=cfg["user"], password=cfg["password"],
+    tls=TlsSettings(ca_file=cfg["ca"]), clean_start=False, session_expiry_s=3600, reconnect_min_s=2,
+    reconnect_max_s=2))
+stop = threading.Event()
+signal.signal(signal.SIGTERM, lambda *_: stop.set())
+ingest.start()
+stop.wait()
+ingest.stop()
+"""
+
+
+@dataclasses.dataclass
+class Figures:
+    seed: int
+    database: str
+    seconds: float = 0.0
+    produced: dict[str, int] = dataclasses.field(default_factory=dict)
+    stored: dict[str, int] = dataclasses.field(default_factory=dict)
+    events: collections.Counter = dataclasses.field(default_factory=collections.Counter)
+    checks: int = 0  # outbox-or-database checks after a Pi death
+    violations: list[str] = dataclasses.field(default_factory=list)
+    settle_s: float = 0.0
+
+    def summary(self) -> str:
+        made = sum(self.produced.values())
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
+        return (f"seed {self.seed}, {self.database}, {self.seconds:.0f} s of chaos: {made} results produced, "
+                f"{sum(self.stored.values())} stored, {self.checks} checks after a Pi death, "
+                f"{len(self.violations)} violations; settled {self.settle_s:.1f} s after the chaos; {kinds}")
+
+
+class _Process:
+    def __init__(self, program: str, cfg: dict, log: Path) -> None:
+        self.program, self.cfg, self.log = program, cfg, log
+        self.process: subprocess.Popen | None = None
+
+    def start(self, **overrides) -> None:
+        cfg = {**self.cfg, **overrides}
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([sys.executable, "-c", self.program, json.dumps(cfg)], stdout=log,
+                                            stderr=log, cwd=REPO, env=env)
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGKILL)
+            self.process.wait(10)
+
+    def terminate(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Chaos:
+    """Two Pis (the deployment's patients A and B), one or two dashboard instances on ``db_url``."""
+
+    def __init__(self, deployment, workdir: Path, db_url: str, *, instances: int, seed: int) -> None:
+        self.broker: DeployedBroker = deployment.broker
+        self.workdir = workdir
+        self.db_url = db_url
+        self.engine = make_engine(db_url)
+        self.rng = random.Random(seed)
+        self.figures = Figures(seed=seed, database=self.engine.dialect.name)
+        self.stop_file = workdir / "stop-producing"
+        ca = str(self.broker.pki.ca_cert)
+        self.pis: dict[str, _Process] = {}
+        for patient, password in (deployment.a, deployment.b):
+            self.pis[patient] = _Process(PI_PROGRAM, {
+                "patient": patient, "password": password, "port": self.broker.port, "ca": ca,
+                "outbox": str(workdir / f"outbox-{patient}.sqlite"), "session": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W",
+                "period_s": 0.03, "stop_file": str(self.stop_file), "clock_offset_s": 0.0, "crash": None,
+                "step_after_s": None, "step_s": 0.0,
+            }, workdir / f"pi-{patient}.log")
+            self.figures.produced[patient] = 0
+        users = (DASHBOARD_USER, SECOND_DASHBOARD_USER)[:instances]
+        self.ingests = [_Process(INGEST_PROGRAM, {
+            "db": db_url, "port": self.broker.port, "ca": ca, "user": user, "password": deployment.dashboard_password,
+        }, workdir / f"ingest-{user}.log") for user in users]
+        self._clock_offset = {patient: 0.0 for patient in self.pis}
+
+    # -- the run ------------------------------------------------------------------------------
+
+    def run(self, seconds: float, settle_timeout: float = 60.0) -> Figures:
+        started = time.monotonic()
+        for ingest in self.ingests:
+            ingest.start()
+        for patient in self.pis:
+            self._start_pi(patient)
+        try:
+            while time.monotonic() - started < seconds:
+                time.sleep(self.rng.uniform(0.3, 1.2))
+                self._reap_pis()
+                self._one_blow()
+            self.figures.seconds = time.monotonic() - started
+            self._reap_pis()
+            self._settle(settle_timeout)
+        finally:
+            self.close()
+        return self.figures
+
+    def _one_blow(self) -> None:
+        action = self.rng.choices(
+            ["kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step"], weights=[6, 3, 1, 1, 1])[0]
+        self.figures.events[action] += 1
+        if action == "kill_pi":
+            patient = self.rng.choice(sorted(self.pis))
+            self.pis[patient].kill()
+            self._after_pi_death(patient)
+            time.sleep(self.rng.uniform(0.0, 0.4))
+            self._start_pi(patient)
+        elif action == "kill_ingest":
+            ingest = self.rng.choice(self.ingests)
+            ingest.kill()
+            time.sleep(self.rng.uniform(0.0, 1.0))
+            ingest.start()
+        elif action == "broker_restart":
+            self.broker.restart()  # SIGTERM saves sessions, subscriptions, retained and queued messages
+        elif action == "broker_lost":
+            self.broker.stop(signal.SIGKILL)  # nothing saved since the last autosave ...
+            for saved in self.broker.broker_dir.glob("mosquitto.db*"):
+                saved.unlink()  # ... and not even that: as a broker without persistence
+            time.sleep(self.rng.uniform(0.0, 0.5))
+            self.broker.start()
+        elif action == "clock_step":
+            patient = self.rng.choice(sorted(self.pis))
+            self.pis[patient].kill()
+            self._after_pi_death(patient)
+            self._clock_offset[patient] -= self.rng.uniform(60, 7200)
+            self._start_pi(patient, step_after_s=self.rng.uniform(0.2, 1.0), step_s=-self.rng.uniform(60, 3600))
+
+    def _start_pi(self, patient: str, **overrides) -> None:
+        crash = None
+        if self.rng.random() < 0.5:
+            crash = {"point": self.rng.choice(CRASH_POINTS), "after": self.rng.randint(1, 20)}
+        self.pis[patient].start(crash=crash, clock_offset_s=self._clock_offset[patient], **overrides)
+
+    def _reap_pis(self) -> None:
+        """A Pi that killed itself at its crash point: check, and start it again (systemd's Restart=)."""
+        for patient, pi in self.pis.items():
+            if pi.process is not None and not pi.alive():
+                code = pi.process.returncode
+                if code != -signal.SIGKILL:
+                    self.figures.violations.append(f"{patient}: the Pi process ended by itself with {code} "
+                                                   f"(see {pi.log})")
+                self.figures.events["pi_crash_point"] += 1
+                pi.kill()
+                self._after_pi_death(patient)
+                self._start_pi(patient)
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _outbox(self, patient: str) -> tuple[int, set[int]]:
+        path = self.pis[patient].cfg["outbox"]
+        if not os.path.exists(path):
+            return 0, set()
+        db = sqlite3.connect(path, timeout=10)
+        try:
+            row = db.execute("SELECT last FROM sequences WHERE stream = ?", (patient,)).fetchone()
+            held = {seq for (seq,) in db.execute("SELECT seq FROM outbox WHERE stream = ? AND seq IS NOT NULL",
+                                                 (patient,))}
+        finally:
+            db.close()
+        return (row[0] if row else 0), held
+
+    def stored_seqs(self, patient: str) -> list[int]:
+        with self.engine.connect() as connection:
+            return list(connection.execute(select(events.c.seq).where(events.c.patient == patient)).scalars())
+
+    def _after_pi_death(self, patient: str) -> None:
+        """The Pi is dead, its outbox frozen: whatever it no longer holds must be in the database."""
+        last, held = self._outbox(patient)
+        stored = set(self.stored_seqs(patient))  # read after the outbox: the database only grows
+        missing = sorted(set(range(1, last + 1)) - held - stored)
+        self.figures.checks += 1
+        if missing:
+            self.figures.violations.append(f"{patient}: forgotten by the Pi but not in the database: {missing[:20]}"
+                                           f"{' ...' if len(missing) > 20 else ''} (of 1..{last})")
+
+    def _settle(self, timeout: float) -> None:
+        self.stop_file.write_text("")
+        for pi in self.pis.values():  # no crash points now: let delivery finish
+            pi.kill()
+        for patient in self.pis:
+            self._after_pi_death(patient)
+            self.pis[patient].start(crash=None, clock_offset_s=self._clock_offset[patient])
+        for ingest in self.ingests:
+            if not ingest.alive():
+                ingest.start()
+        begun = time.monotonic()
+        while time.monotonic() - begun < timeout:
+            done = True
+            for patient in self.pis:
+                last, held = self._outbox(patient)
+                if held or len(set(self.stored_seqs(patient))) < last:
+                    done = False
+            if done:
+                break
+            time.sleep(0.2)
+        self.figures.settle_s = time.monotonic() - begun
+
+    def verdict(self) -> dict[str, object]:
+        """What must hold at the end, per patient: every seq once, none missing, (set, rep) once,
+        nothing dead-lettered, nothing left in the outbox."""
+        out: dict[str, object] = {}
+        for patient in self.pis:
+            last, held = self._outbox(patient)
+            with self.engine.connect() as connection:
+                rows = connection.execute(select(events.c.seq, events.c.payload).where(events.c.patient == patient)).all()
+                dead = connection.execute(select(dead_letters.c.seq).where(dead_letters.c.patient == patient)).all()
+            seqs = collections.Counter(seq for seq, _ in rows)
+            keys = collections.Counter((json.loads(payload)["set_index"], json.loads(payload)["rep_index"])
+                                       for _, payload in rows)
+            self.figures.produced[patient] = last
+            self.figures.stored[patient] = len(rows)
+            out[patient] = {
+                "produced": last,
+                "missing": sorted(set(range(1, last + 1)) - set(seqs))[:20],
+                "seq_twice": sorted(s for s, n in seqs.items() if n > 1)[:20],
+                "rep_twice": sorted(k for k, n in keys.items() if n > 1)[:20],
+                "dead_lettered": len(dead),
+                "left_in_outbox": len(held),
+            }
+        return out
+
+    def close(self) -> None:
+        for pi in self.pis.values():
+            pi.kill()
+        for ingest in self.ingests:
+            ingest.terminate()
+        if self.broker.process is None:
+            self.broker.start()  # the fixture stops it
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def database_url(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+def ping(engine) -> None:
+    with engine.connect() as connection:
+        connection.execute(text("SELECT 1"))
