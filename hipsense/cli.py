@@ -550,13 +550,24 @@ def dashboard_serve(db_url, broker, broker_user, broker_password, broker_ca, cli
 @click.option("--patient", default=None, help="Only this patient's.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 10_000))
 @click.option("--payloads", is_flag=True, help="Print each payload too (it may hold health data).")
-def dashboard_dead_letters(db_url, patient, limit, payloads) -> None:
+@click.option("--retry", is_flag=True,
+              help="First store every dead-lettered result that passes validation now (e.g. once a wrong clock, "
+                   "the Pi's or this server's, is right again); its Pi has forgotten it, this is its only copy.")
+def dashboard_dead_letters(db_url, patient, limit, payloads, retry) -> None:
     """Messages ingest could not store, newest first, with the reason (the rest kept flowing)."""
+    import datetime as dt
+
     from hipsense.dashboard.db import make_engine, migrate
+    from hipsense.dashboard.event_store import EventStore
     from hipsense.dashboard.reading.dead_letters import count_dead_letters, latest_dead_letters
 
     engine = make_engine(db_url)
     migrate(engine)
+    if retry:
+        store = EventStore(engine)
+        stored, refused = store.retry_dead_letters(dt.datetime.now(dt.timezone.utc), patient=patient)
+        store.close()
+        click.echo(f"retried: {stored} result(s) stored, {refused} dead letter(s) still refused")
     rows = latest_dead_letters(engine, limit, patient=patient)
     click.echo(f"{count_dead_letters(engine)} dead letter(s) in total; the newest {len(rows)}:")
     for row in rows:

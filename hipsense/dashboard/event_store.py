@@ -30,7 +30,16 @@ from hipsense.dashboard.db.tables import (
     events,
     patients,
 )
-from hipsense.protocol import EventKind, Message, MessageKind, parse_timestamp, parse_topic
+from hipsense.protocol import (
+    EventKind,
+    Message,
+    MessageKind,
+    ProtocolError,
+    parse_message,
+    parse_timestamp,
+    parse_topic,
+    refuse_implausible_instants,
+)
 
 # How many sequence numbers one query looks at while advancing a patient's acknowledgement.
 _SEQ_WINDOW = 2000
@@ -221,6 +230,46 @@ class EventStore:
             value = connection.execute(
                 select(delivery_progress.c.stored_seq).where(delivery_progress.c.patient == patient)).scalar()
         return value or 0
+
+    def retry_dead_letters(self, now: dt.datetime, *, patient: str | None = None) -> tuple[int, int]:
+        """Store the dead-lettered results that pass validation now; return (stored, still refused).
+
+        A result refused for its instants (a Pi's clock, or this server's, more than a day off)
+        was acknowledged to its Pi as handled, and the Pi forgot it: the dead letter is its only
+        copy. Once the clock is right it is a valid result like any other. Each one that now
+        passes is stored (once: a copy already stored is a duplicate) and its dead letter
+        removed; the rest stay, with their reason. Status messages are left as they are.
+        """
+        query = select(dead_letters.c.row_no, dead_letters.c.topic, dead_letters.c.payload).order_by(
+            dead_letters.c.row_no)
+        if patient is not None:
+            query = query.where(dead_letters.c.patient == patient)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        stored = refused = 0
+        for row_no, topic, payload in rows:
+            try:
+                message = parse_message(topic, payload.encode("utf-8"))
+                refuse_implausible_instants(message.data, now=now, topic=topic)
+            except ProtocolError:
+                refused += 1
+                continue
+            if not message.kind.is_event:
+                refused += 1
+                continue
+            try:
+                self.write_batch([message])
+            except Exception as exc:
+                from hipsense.dashboard.ingest.service import refused_by_database
+
+                if not refused_by_database(exc):
+                    raise
+                refused += 1
+                continue
+            with self.engine.begin() as connection:  # stored (durably): the dead letter may go
+                connection.execute(dead_letters.delete().where(dead_letters.c.row_no == row_no))
+            stored += 1
+        return stored, refused
 
     def share_group(self, prefix: str) -> str:
         """The shared-subscription group of every ingest on this database: ``prefix`` and a

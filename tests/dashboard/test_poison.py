@@ -238,3 +238,32 @@ def test_the_operator_lists_dead_letters_with_their_reason(sqlite_engine, tmp_pa
     result = CliRunner().invoke(cli, ["dashboard", "dead-letters", "--db", url])
     assert result.exit_code == 0, result.output
     assert "1 dead letter(s)" in result.output and "p-0001  seq 7" in result.output and "before 2020" in result.output
+
+
+def test_results_refused_for_a_wrong_clock_are_stored_once_it_is_right(engine):
+    """This server's clock 3 days behind: every Pi's results look 'more than a day ahead', are
+    dead-lettered and acknowledged as handled (their Pis forget them). The dead letter is
+    their only copy; once the clock is right, the operator stores them (``--retry``)."""
+    from click.testing import CliRunner
+
+    from hipsense.cli import main as cli
+
+    now = dt.datetime.now(dt.timezone.utc)
+    service = IngestService(EventStore(engine), MqttSettings(host="127.0.0.1", port=1),  # fed directly
+                            clock=lambda: now - dt.timedelta(days=3))
+    service.start(connect=False)
+    good, old = rep("p-0001", 1, now - dt.timedelta(minutes=5)), rep("p-0001", 2, dt.datetime(2019, 12, 31,
+                                                                                                tzinfo=dt.timezone.utc))
+    for message in (good, old):
+        service.receive(message.topic, message.payload, lambda: None)
+    assert service.drain(10)
+    service.stop()
+    assert EventStore(engine).stored_seq("p-0001") == 2  # acknowledged: the Pi forgets both
+    assert _rows(engine, events, events.c.seq) == []
+    url = engine.url.render_as_string(hide_password=False)
+    for _ in range(2):  # a second retry changes nothing
+        result = CliRunner().invoke(cli, ["dashboard", "dead-letters", "--retry", "--db", url])
+        assert result.exit_code == 0, result.output
+    assert _rows(engine, events, events.c.seq) == [(1,)]
+    assert _rows(engine, dead_letters, dead_letters.c.seq) == [(2,)]  # before 2020: still refused
+    assert "0 result(s) stored, 1 dead letter(s) still refused" in result.output
