@@ -187,6 +187,7 @@ class SessionEngine:
         self.active: tuple[str, str] | None = None  # (exercise, side) being done
         self.override = False  # the active exercise came from recognition, not the plan
         self._state_waits_for_held = False  # a state write apart put off until held results are stored
+        self._told_not_saved = False  # the patient was told results wait in memory (a full disk)
         # Results of an exercise the recogniser knows are held until it has seen the patient
         # do it (its first window, 15 s): a patient who does clams when bridges are planned
         # gets every rep counted as a clam, not the first ones as bridges.
@@ -275,9 +276,16 @@ class SessionEngine:
 
     def tick(self) -> None:
         """Call now and then (about once a second): stores results held while the outbox could
-        not be written, and ends a session after ``idle_end_s`` without results."""
+        not be written (telling the patient once when results start to wait in memory, and once
+        when they are saved again), and ends a session after ``idle_end_s`` without results."""
         if self.publisher.held:
             self.publisher.retry_held()
+        if bool(self.publisher.held) != self._told_not_saved:  # once when it starts, once when it ends
+            self._told_not_saved = bool(self.publisher.held)
+            if self._told_not_saved:
+                self.voice.results_not_saved()
+            else:
+                self.voice.results_saved_again()
         if self._state_waits_for_held and not self.publisher.held:
             self._state_waits_for_held = False
             self._save_state()

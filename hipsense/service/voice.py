@@ -134,5 +134,15 @@ class Voice:
     def sensor_connected(self) -> None:
         self.speaker.say("Sensor connected.")
 
+    def results_not_saved(self) -> None:
+        """The results cannot be written (a full or failing memory card): they wait in memory,
+        and a power cut loses them. Only the patient can keep the Pi on and call for help; the
+        dashboard sees no gap (results are numbered only when stored)."""
+        self.speaker.say("Your results cannot be saved: the memory card is full. "
+                         "Keep me switched on and call your clinic.")
+
+    def results_saved_again(self) -> None:
+        self.speaker.say("Your results are saved again.")
+
     def close(self) -> None:
         self.speaker.close()

@@ -59,6 +59,10 @@ def test_results_counted_while_the_disk_is_full_are_stored_once_there_is_room(tm
     assert rig.publisher.held > 0  # results could not be written ...
     assert "database or disk is full" in caplog.text  # ... and the log says why
     assert rig.speaker.phrases.count("Set 1 of 3 done. Rest.") == 1  # the patient still hears the counts
+    # ... and is told, once, that the results wait in memory (a power cut would lose them, and the
+    # dashboard sees no gap: results are numbered when stored), and once when they are saved
+    warnings = [phrase for phrase in rig.speaker.phrases if "cannot be saved" in phrase]
+    assert len(warnings) == 1 and "call your clinic" in warnings[0]
     _free(rig)
     rig.feed(t, acc, gyr, start=b)
     rig.feed(t[-1] + 0.04 * np.arange(1, 750), np.repeat(acc[-1:], 749, 0), np.zeros((749, 3)))  # rest 30 s
@@ -69,6 +73,7 @@ def test_results_counted_while_the_disk_is_full_are_stored_once_there_is_room(tm
     assert len([m for m in messages if m.kind is MessageKind.REP]) == 30  # every rep, none lost
     assert [m.data["reps"] for m in messages if m.kind is MessageKind.SET] == [10, 10, 10]
     assert rig.publisher.failed == 0 and rig.publisher.held == 0
+    assert rig.speaker.phrases.count("Your results are saved again.") == 1
 
 
 def test_held_results_are_stored_by_the_tick_and_a_restart_resumes_after_them(tmp_path, uci):
