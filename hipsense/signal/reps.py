@@ -169,6 +169,11 @@ class RepSettings:
     # the rest is the longest still moment so far, and the stream is read from its start.
     # Three seconds hold at least one full rep at any tempo the catalogue allows.
     rest_wait_s: float = 3.0
+    # A stream read two ways to its end without a still spell longer than any hold: the rest
+    # is the pose the leg stayed still at longest, if clearly longest — half as long again
+    # (on the UCI templates cut to start late the rest's longest spell was 1.7-3x the hold's;
+    # MEx clams 09/04_act_1, no clear rest, 1.2x); else the first long dwell, as before.
+    still_longer: float = 1.5
     start_wait_s: float = 180.0
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
     # the set's amplitude starts there instead of being learned from the first reps.
@@ -274,6 +279,8 @@ class RepState:
     start_buf_n: int = 0  # how many ``start_buf`` entries are this state's (as ``trace_n``)
     start_held: RepOutput | None = None
     best_still: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))  # before any rest: longest, sum
+    # while read two ways: the longest still spell at the first pose (and its sum), at the other
+    start_longest: tuple[float, tuple[float, float, float], float] = (0.0, (0.0, 0.0, 0.0), 0.0)
 
 
 @dataclass
@@ -381,14 +388,20 @@ def segment_reps_step(
         if st.still_since_s is None:
             st.still_since_s, st.still_sum = t, (gx, gy, gz)
         still_for = t - st.still_since_s
-        if st.start_alt is not None and still_for >= s.rest_confirm_s and st.anchor is not None:
-            verdict = _rest_shown(s, st)
-            if verdict is not None:
+        if st.start_alt is not None and st.anchor is not None:
+            verdict = _rest_shown(s, st)  # which of the two poses this still spell is at
+            if verdict is not None and still_for >= s.rest_confirm_s:
                 st, angle = _settle_start(s, st, out, t, verdict)
                 if verdict:  # the other reading has taken this sample in already
                     angles[i] = angle
                     continue
                 sink = out
+            elif verdict is not None:  # the longest still spell at each, for the stream's end
+                a_s, a_sum, b_s = st.start_longest
+                if verdict and still_for > a_s:
+                    st.start_longest = (still_for, st.still_sum, b_s)
+                elif not verdict and still_for > b_s:
+                    st.start_longest = (a_s, a_sum, still_for)
         if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
             sink.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
             st.first = None
@@ -776,7 +789,16 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
     """End of stream: an excursion still open never returned to rest, so it is not a rep; a
     first rep still waiting for a second is a set of one."""
     out = RepOutput()
-    if state.start_held is not None:  # still not told which pose was the rest: as read
+    if state.start_held is not None:
+        # never shown by a still spell longer than any hold: the rest is the pose the leg
+        # stayed still at longest (the rests between a template's groups of reps outlast its
+        # holds; a file that starts inside a bridge rests longer than it bridges)
+        a_s, a_sum, b_s = state.start_longest
+        if a_s > settings.still_longer * b_s:
+            st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=_unit(a_sum))
+            tail = segment_reps_flush(settings, st)
+            out.reps.extend(tail.reps)
+            return out
         out.rests.extend(state.start_held.rests)
         out.reps.extend(replace(r, decided_t_s=state.t_s) for r in state.start_held.reps)
     if state.first is not None:

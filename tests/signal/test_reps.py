@@ -443,3 +443,16 @@ def test_a_patient_who_never_pauses_half_a_second_at_rest_is_counted_from_the_st
     out = segment_reps(RepSettings(), t, g, speed)
     assert len(out.reps) == 8
     assert all(r.rise_deg > 15.0 for r in out.reps)
+
+
+def test_a_late_start_with_no_long_rest_is_read_from_where_the_leg_stayed_still_longest():
+    # a template-like session: no still spell longer than any hold ever comes, so the stream
+    # is read two ways to its end; the 7 s rest between the two groups outlasts the 4 s holds
+    # by half again: that pose is the rest
+    rep = [_ramp(1.0, 0, 20), _segment(4.0, 20), _ramp(1.0, 20, 0), _segment(1.5, 0)]
+    elev = np.concatenate([_segment(0.15, 0)] + rep * 3 + [_segment(5.5, 0)] + rep * 3)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(2.5 < r.hold_s < 4.5 for r in out.reps)
+    assert all(r.decided_t_s == t[-1] for r in out.reps)  # let out at the stream's end
