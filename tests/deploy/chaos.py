@@ -22,7 +22,9 @@ What can happen, at random (seeded; ``HIPSENSE_CHAOS_SEED`` repeats a run):
   its acknowledgement, or anywhere) and started again;
 * the broker is restarted with its saved state (SIGTERM), or SIGKILLed and its persistence
   file deleted: sessions, subscriptions, retained acknowledgements and queued results lost,
-  while the Pis keep publishing (the dashboards reconnect 2 s later than the Pis).
+  while the Pis keep publishing (the dashboards reconnect 2 s later than the Pis);
+* the database goes away for 0.5-2 s: PostgreSQL cuts every ingest connection again and again
+  (a restart, a failover), SQLite's file is held by another writer.
 
 After every Pi death: every ``seq`` the Pi handed out is either still in its outbox or in the
 dashboard's ``events`` table (a Pi forgets a result only after the dashboard's database has
@@ -248,7 +250,8 @@ class Chaos:
 
     def _one_blow(self) -> None:
         action = self.rng.choices(
-            ["kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step"], weights=[6, 3, 1, 1, 1])[0]
+            ["kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step", "database_away"],
+            weights=[6, 3, 1, 1, 1, 1])[0]
         self.figures.events[action] += 1
         if action == "kill_pi":
             patient = self.rng.choice(sorted(self.pis))
@@ -269,12 +272,31 @@ class Chaos:
                 saved.unlink()  # ... and not even that: as a broker without persistence
             time.sleep(self.rng.uniform(0.0, 0.5))
             self.broker.start()
+        elif action == "database_away":
+            self._database_away(self.rng.uniform(0.5, 2.0))
         elif action == "clock_step":
             patient = self.rng.choice(sorted(self.pis))
             self.pis[patient].kill()
             self._after_pi_death(patient)
             self._clock_offset[patient] -= self.rng.uniform(60, 7200)
             self._start_pi(patient, step_after_s=self.rng.uniform(0.2, 1.0), step_s=-self.rng.uniform(60, 3600))
+
+    def _database_away(self, seconds: float) -> None:
+        """PostgreSQL: every ingest connection cut (as by a server restart or a failover), again
+        and again for ``seconds``. SQLite: the file locked by another writer for ``seconds``."""
+        if self.engine.dialect.name == "postgresql":
+            until = time.monotonic() + seconds
+            with self.engine.connect() as connection:
+                while time.monotonic() < until:
+                    connection.execute(text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+                    time.sleep(0.1)
+            return
+        with self.engine.connect() as connection:
+            connection.exec_driver_sql("BEGIN EXCLUSIVE")
+            time.sleep(seconds)
+            connection.exec_driver_sql("ROLLBACK")
 
     def _start_pi(self, patient: str, **overrides) -> None:
         crash = None
