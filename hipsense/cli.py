@@ -578,6 +578,37 @@ def dashboard_dead_letters(db_url, patient, limit, payloads, retry) -> None:
             click.echo(f"    {row.payload[:2000]}")
 
 
+@dashboard.command("import-outbox")
+@_dashboard_db_option
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--patient", required=True, help="The patient whose Pi the file came from (only their results are taken).")
+def dashboard_import_outbox(db_url, file, patient) -> None:
+    """Store the results held in a Pi's outbox FILE set aside as corrupt (outbox.sqlite.corrupt-*),
+    which the Pi can no longer send; each once, validated as ingest validates them."""
+    from hipsense.dashboard.db import make_engine, migrate
+    from hipsense.dashboard.event_store import EventStore
+    from hipsense.dashboard.outbox_import import import_outbox_file
+    from hipsense.protocol import validate_patient_id
+
+    try:
+        validate_patient_id(patient)
+    except Exception as exc:
+        raise click.BadParameter(str(exc), param_hint="--patient") from None
+    engine = make_engine(db_url)
+    migrate(engine)
+    store = EventStore(engine)
+    try:
+        result = import_outbox_file(store, file, patient)
+    finally:
+        store.close()
+    how = "read" if result.damaged_ranges is None else (
+        f"read around the damage ({result.damaged_ranges} range(s) of rows on damaged pages not readable)")
+    click.echo(f"{file}: {result.read} row(s) {how}; {result.stored} result(s) stored, {result.duplicates} "
+               f"already stored, {len(result.refused)} refused")
+    for reason in result.refused[:20]:
+        click.echo(f"    refused: {reason}")
+
+
 @dashboard.command("add-user")
 @_dashboard_db_option
 @click.argument("username")
