@@ -10,7 +10,8 @@ result's own transaction (as the service engine does) and a status with ``outbox
 on every start (as ``hipsense run`` does); each dashboard instance is a process running the
 real :class:`IngestService` on a fresh SQLite file or PostgreSQL database.
 
-What can happen, at random (seeded; ``HIPSENSE_CHAOS_SEED`` repeats a run):
+What can happen (each kind of blow once first, in random order, then at random; seeded:
+``HIPSENSE_CHAOS_SEED`` repeats a run):
 
 * a Pi is SIGKILLed from outside at a random instant, or kills itself at a chosen point:
   right after an outbox commit (before the sender hears of it), right after paho took a
@@ -57,6 +58,7 @@ from tests.deploy.broker import DASHBOARD_USER, SECOND_DASHBOARD_USER, DeployedB
 
 REPO = Path(__file__).resolve().parents[2]
 
+BLOWS = ("kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step", "database_away")
 CRASH_POINTS = ("after_commit", "mid_publish", "at_puback", "after_mark_delivered", "at_stored_ack")
 
 PI_PROGRAM = r"""
@@ -162,13 +164,15 @@ class Figures:
     checks: int = 0  # outbox-or-database checks after a Pi death
     violations: list[str] = dataclasses.field(default_factory=list)
     settle_s: float = 0.0
+    resends: int = 0  # times a Pi sent again what the broker took but the dashboard did not acknowledge
 
     def summary(self) -> str:
         made = sum(self.produced.values())
         kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.events.items()))
         return (f"seed {self.seed}, {self.database}, {self.seconds:.0f} s of chaos: {made} results produced, "
                 f"{sum(self.stored.values())} stored, {self.checks} checks after a Pi death, "
-                f"{len(self.violations)} violations; settled {self.settle_s:.1f} s after the chaos; {kinds}")
+                f"{len(self.violations)} violations; {self.resends} re-sends for want of an acknowledgement; "
+                f"settled {self.settle_s:.1f} s after the chaos; {kinds}")
 
 
 class _Process:
@@ -227,6 +231,7 @@ class Chaos:
             "db": db_url, "port": self.broker.port, "ca": ca, "user": user, "password": deployment.dashboard_password,
         }, workdir / f"ingest-{user}.log") for user in users]
         self._clock_offset = {patient: 0.0 for patient in self.pis}
+        self._first_blows: list[str] = []
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -249,9 +254,11 @@ class Chaos:
         return self.figures
 
     def _one_blow(self) -> None:
-        action = self.rng.choices(
-            ["kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step", "database_away"],
-            weights=[6, 3, 1, 1, 1, 1])[0]
+        if not self._first_blows:  # every kind of blow once (in random order), then at random
+            self._first_blows = list(BLOWS)
+            self.rng.shuffle(self._first_blows)
+            self._first_blows.append("")
+        action = self._first_blows.pop(0) if self._first_blows[0] else self.rng.choices(BLOWS, weights=[6, 3, 1, 1, 1, 1])[0]
         self.figures.events[action] += 1
         if action == "kill_pi":
             patient = self.rng.choice(sorted(self.pis))
@@ -367,6 +374,8 @@ class Chaos:
                 break
             time.sleep(0.2)
         self.figures.settle_s = time.monotonic() - begun
+        self.figures.resends = sum(pi.log.read_text(errors="replace").count("not acknowledged as stored; sending them")
+                                   for pi in self.pis.values() if pi.log.exists())
 
     def verdict(self) -> dict[str, object]:
         """What must hold at the end, per patient: every seq once, none missing, (set, rep) once,

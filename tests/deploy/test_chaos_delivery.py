@@ -16,7 +16,7 @@ import random
 import pytest
 
 from tests.dashboard.conftest import engine, postgres_url  # noqa: F401 - fixtures
-from tests.deploy.chaos import Chaos, database_url
+from tests.deploy.chaos import BLOWS, Chaos, database_url
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,7 @@ def test_every_result_is_stored_once_through_kills_and_broker_losses(fresh_deplo
     print("\n" + figures.summary())
     assert figures.violations == [], figures.summary()
     assert figures.checks >= 3, figures.summary()  # the chaos did strike
+    assert [blow for blow in BLOWS if not figures.events[blow]] == [], figures.summary()  # every kind of it
     for patient, outcome in verdict.items():
         assert outcome["produced"] > 50, (patient, outcome, figures.summary())
         assert (outcome["missing"], outcome["seq_twice"], outcome["rep_twice"], outcome["dead_lettered"],
