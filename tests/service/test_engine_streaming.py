@@ -125,3 +125,30 @@ def test_no_countdown_without_a_prescribed_hold(tmp_path, uci_s1_e3):
     _feed_in_blocks(rig, t[:stop], acc[:stop], gyr[:stop], [4])
     assert all(r is None for r in _live_holds(rig))
     assert [p for p in rig.speaker.phrases if p.isdigit()] == [str(i) for i in range(1, 11)]  # counts only
+
+
+def test_a_session_that_starts_just_before_the_first_raise_is_the_same_in_any_blocks(tmp_path_factory):
+    """A real session (UCI s1 e4, side-lying hip abduction, 3 x 10 with 5 s holds) cut to start
+    0.1 s before its first raise: the counter reads it two ways until the rest between the first
+    two sets shows which pose is the rest, then lets the first set's reps out at once. The engine
+    gives the same results and words in any blocks, and the sets of the whole session."""
+    from importlib import resources
+
+    from hipsense.evaluation.uci import read_uci_file
+    from hipsense.exercises.tracker import TrackerSettings, track
+
+    with resources.as_file(resources.files("hipsense") / "data" / "uci_s1_e4_test.txt.gz") as path:
+        t, acc, gyr = read_uci_file(path)
+    spec = get_exercise("side_lying_hip_abduction")
+    first = track(spec, t, acc, gyr, TrackerSettings(hold_target_s=5.0)).reps[0].start_t_s
+    k = int(np.searchsorted(t, first - 0.1))
+    t, acc, gyr = t[k:], acc[k:], gyr[k:]
+    plan = rx(exercise="side_lying_hip_abduction")
+    results = []
+    for sizes in ([4], [13, 1, 37]):
+        rig = Rig(tmp_path_factory.mktemp("late"), plan)
+        _feed_in_blocks(rig, t, acc, gyr, sizes)
+        results.append((_results(rig), rig.speaker.phrases))
+    assert results[0] == results[1]
+    sets = [d for kind, d in results[0][0] if kind == "event/set"]
+    assert [(s["set_index"], s["reps"]) for s in sets] == [(1, 10), (2, 10), (3, 10)]
