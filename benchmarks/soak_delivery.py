@@ -84,7 +84,7 @@ def main() -> int:
                 finally:
                     deployment.broker.stop()
             bad = figures.violations or any(
-                v["missing"] or v["seq_twice"] or v["rep_twice"] or v["dead_lettered"] or v["left_in_outbox"]
+                v["missing"] or v["seq_twice"] or v["rep_twice"] or v["dead_lettered"] or v["gaps"] or v["left_in_outbox"]
                 for v in verdict.values())
             failed |= bool(bad)
             print(f"run {run + 1} {figures.summary()}")

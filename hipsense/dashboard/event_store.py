@@ -19,12 +19,13 @@ import secrets
 import threading
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import Connection, Engine, and_, case, or_, select, union
+from sqlalchemy import Connection, Engine, and_, case, func, or_, select, union
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hipsense.dashboard.db.tables import (
     dashboard_settings,
     dead_letters,
+    delivery_gaps,
     delivery_progress,
     device_status,
     events,
@@ -218,11 +219,32 @@ class EventStore:
                 floors = {m.patient: int(m.data["outbox_first_seq"]) - 1 for m in messages
                           if m.kind is MessageKind.STATUS and "outbox_first_seq" in m.data}
                 involved |= set(floors)
+                if floors:
+                    self._record_gaps(connection, floors)
                 acks = self._advance(connection, involved, floors) if involved else {}
                 return dataclasses.replace(result, dead_lettered=dead, acks=acks)
             except Exception:
                 self._close()  # a broken connection is replaced on the next try
                 raise
+
+    def _record_gaps(self, connection: Connection, floors: dict[str, int]) -> None:
+        """Before a Pi's status moves its acknowledgement past numbers that never arrived, write
+        down how many (``delivery_gaps``): they will never come, and someone must be told."""
+        for patient, floor in sorted(floors.items()):
+            mark = connection.execute(select(delivery_progress.c.stored_seq)
+                                      .where(delivery_progress.c.patient == patient)).scalar() or 0
+            if floor <= mark:
+                continue
+            have = union(
+                select(events.c.seq).where(events.c.patient == patient, events.c.seq > mark, events.c.seq <= floor),
+                select(dead_letters.c.seq).where(dead_letters.c.patient == patient, dead_letters.c.seq > mark,
+                                                 dead_letters.c.seq <= floor)).subquery()
+            missing = floor - mark - connection.execute(select(func.count()).select_from(have)).scalar_one()
+            if missing > 0:
+                insert = self._dialect.insert(delivery_gaps).on_conflict_do_nothing(
+                    index_elements=["patient", "after_seq"])
+                connection.execute(insert, {"patient": patient, "after_seq": mark, "before_seq": floor + 1,
+                                            "missing": missing, "detected_at": _now()})
 
     def stored_seq(self, patient: str) -> int:
         """The highest seq of ``patient`` stored without a gap (0 if none)."""

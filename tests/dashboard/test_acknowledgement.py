@@ -58,3 +58,24 @@ def test_two_instances_never_move_the_mark_back(engine):
     first, second = EventStore(engine), EventStore(engine)
     first.write_batch(reps("p-0001", 1, 2, 3))
     assert second.write_batch(reps("p-0001", 2)).acks == {"p-0001": 3}
+
+
+def test_results_that_will_never_arrive_are_written_down_when_the_mark_moves_past_them(engine):
+    """Before, the floor moved the mark past 3 and 4 and nobody on the dashboard's side learnt
+    that two results were gone; now the gap is kept (the monitoring page shows it)."""
+    from sqlalchemy import select
+
+    from hipsense.dashboard.db.tables import delivery_gaps
+
+    store = EventStore(engine)
+    store.write_batch(reps("p-0001", 1, 2, 5, 6))
+    for _ in range(2):  # the Pi sends its status after every connect: written down once
+        store.write_batch([parsed(p.build_status("p-0001", online=True, t=T0, outbox_first_seq=5))])
+    # a floor that skips nothing (the Pi holds nothing and numbers on) writes nothing
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=T0, outbox_first_seq=7))])
+    store.write_batch(reps("p-0002", 1, 2))
+    store.write_batch([parsed(p.build_status("p-0002", online=True, t=T0, outbox_first_seq=3))])
+    with engine.connect() as connection:
+        gaps = [tuple(r) for r in connection.execute(select(
+            delivery_gaps.c.patient, delivery_gaps.c.after_seq, delivery_gaps.c.before_seq, delivery_gaps.c.missing))]
+    assert gaps == [("p-0001", 2, 5, 2)]

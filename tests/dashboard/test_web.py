@@ -329,3 +329,23 @@ def test_todays_results_put_a_session_summary_after_its_reps(dashboard):
     # newest first: the pain check-in, the summary, then the reps it summarises
     kinds = [chunk.split('"', 1)[0] for chunk in items.split('class="kind-')[1:]]
     assert kinds[:2] == ["pain", "session"] and set(kinds[2:]) == {"rep"}, kinds
+
+
+def test_the_therapist_sees_results_that_did_not_reach_the_records(dashboard, engine):
+    """Dead letters were said to be on the monitoring page and were not (the CLI only); results
+    that will never arrive were nowhere. Now the therapist sees both, for their own patients."""
+    from hipsense.dashboard.event_store import dead_letter
+
+    _, context, _ = dashboard
+    store = EventStore(engine)
+    late = rep("p-0001", 9, NOW + dt.timedelta(days=3))
+    store.write_batch([], [dead_letter(late.topic, late.payload, "t_end is more than a day ahead")])
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=8))])  # 5..7 gone
+    other = rep("p-0002", 5, NOW + dt.timedelta(days=3))
+    store.write_batch([], [dead_letter(other.topic, other.payload, "ben's patient's")])
+    app = create_app(context)
+    page = logged_in(app, "ana").get("/monitoring").text
+    assert "Results that did not reach the records" in page
+    assert "more than a day ahead" in page and "<strong>3</strong> after no. 4" in page
+    assert "ben&#39;s patient" not in page and "ben's patient" not in page
+    assert "more than a day ahead" not in logged_in(app, "ben").get("/monitoring").text

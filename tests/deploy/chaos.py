@@ -53,7 +53,7 @@ from pathlib import Path
 from sqlalchemy import select, text
 
 from hipsense.dashboard.db import make_engine
-from hipsense.dashboard.db.tables import dead_letters, events
+from hipsense.dashboard.db.tables import dead_letters, delivery_gaps, events
 from tests.deploy.broker import DASHBOARD_USER, SECOND_DASHBOARD_USER, DeployedBroker
 
 REPO = Path(__file__).resolve().parents[2]
@@ -386,6 +386,8 @@ class Chaos:
             with self.engine.connect() as connection:
                 rows = connection.execute(select(events.c.seq, events.c.payload).where(events.c.patient == patient)).all()
                 dead = connection.execute(select(dead_letters.c.seq).where(dead_letters.c.patient == patient)).all()
+                gaps = connection.execute(select(delivery_gaps.c.after_seq).where(
+                    delivery_gaps.c.patient == patient)).all()
             seqs = collections.Counter(seq for seq, _ in rows)
             keys = collections.Counter((json.loads(payload)["set_index"], json.loads(payload)["rep_index"])
                                        for _, payload in rows)
@@ -397,6 +399,7 @@ class Chaos:
                 "seq_twice": sorted(s for s, n in seqs.items() if n > 1)[:20],
                 "rep_twice": sorted(k for k, n in keys.items() if n > 1)[:20],
                 "dead_lettered": len(dead),
+                "gaps": len(gaps),  # results the dashboard was told will never arrive
                 "left_in_outbox": len(held),
             }
         return out

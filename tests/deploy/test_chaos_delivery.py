@@ -38,4 +38,4 @@ def test_every_result_is_stored_once_through_kills_and_broker_losses(fresh_deplo
     for patient, outcome in verdict.items():
         assert outcome["produced"] > 50, (patient, outcome, figures.summary())
         assert (outcome["missing"], outcome["seq_twice"], outcome["rep_twice"], outcome["dead_lettered"],
-                outcome["left_in_outbox"]) == ([], [], [], 0, 0), (patient, outcome, figures.summary())
+                outcome["gaps"], outcome["left_in_outbox"]) == ([], [], [], 0, 0, 0), (patient, outcome, figures.summary())

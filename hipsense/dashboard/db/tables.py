@@ -132,6 +132,23 @@ dashboard_settings = Table(
     Column("value", Text, nullable=False),
 )
 
+# Results that will never arrive (revision 0005): a Pi's status said it holds nothing below
+# ``before_seq`` (outbox_first_seq) while ``missing`` numbers after ``after_seq`` (the
+# acknowledgement then) had not arrived: dropped at its outbox's hard cap, or only in an outbox
+# file it set aside as corrupt (hipsense dashboard import-outbox). The acknowledgement moves
+# past them; this is what tells the therapist and the operator.
+delivery_gaps = Table(
+    "delivery_gaps",
+    metadata,
+    Column("row_no", RowNumber, primary_key=True, autoincrement=True),
+    Column("patient", String(64), nullable=False),
+    Column("after_seq", BigInteger, nullable=False),
+    Column("before_seq", BigInteger, nullable=False),
+    Column("missing", BigInteger, nullable=False),
+    Column("detected_at", UtcDateTime, nullable=False),
+    UniqueConstraint("patient", "after_seq"),
+)
+
 # Messages that could not be stored: refused by validation (malformed, implausible dates) or by
 # the database. Kept with the reason for the operator (the monitoring page lists them), so one
 # bad message never stops the rest. ``patient`` comes from the topic (the broker's ACL vouches
