@@ -36,6 +36,9 @@ class Flag(enum.StrEnum):
     SENSOR_GAP = "sensor_gap"
     UNCERTAIN_COUNT = "uncertain_count"
     """Sets and sessions: the count could not be trusted (the thigh did not show the reps clearly)."""
+    CLOCK_UNSYNCED = "clock_unsynced"
+    """The Pi's clock was not synchronised (no NTP yet) when the result was stamped: its date may
+    be off by as long as the Pi was without power or network (no battery clock)."""
     # a session summary's
     INTERRUPTED = "interrupted"
     SKIPPED = "skipped"

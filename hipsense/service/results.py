@@ -25,6 +25,7 @@ from hipsense.protocol import (
     Envelope,
     EventKind,
     ExerciseSummary,
+    Flag,
     ProtocolError,
     build_hold_event,
     build_live,
@@ -65,6 +66,7 @@ class ResultPublisher:
         live_rate_hz: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         max_held: int = MAX_HELD,
+        clock_synced: Callable[[], bool | None] | None = None,
     ) -> None:
         self.patient = patient
         self.outbox = outbox
@@ -77,6 +79,9 @@ class ResultPublisher:
         self.live_sent = 0
         self.on_stored: list[Callable[[str, Envelope], None]] = []  # e.g. Home Assistant totals
         self.max_held = max_held
+        # Whether the wall clock is synchronised (None: cannot tell); a result stamped while it
+        # is not carries the flag clock_unsynced, so that its date is not taken at face value.
+        self._clock_synced = clock_synced
         self._held: collections.deque[_Held] = collections.deque()
         self._unwritable_since: float | None = None
 
@@ -185,10 +190,16 @@ class ResultPublisher:
         log.info("%s stored", item.what, extra=fields(kind=item.what, seq=envelope.seq, id=envelope.message_id))
         return envelope
 
+    def _flags(self, flags: Iterable[str]) -> tuple[str, ...]:
+        flags = tuple(flags)
+        if self._clock_synced is not None and self._clock_synced() is False and Flag.CLOCK_UNSYNCED not in flags:
+            flags += (Flag.CLOCK_UNSYNCED.value,)
+        return flags
+
     def rep(self, *, session_id: str, exercise: str, side: str, set_index: int, rep_index: int,
             t_start: float, t_end: float, rom_deg: float, hold_s: float, peak_speed_dps: float,
             duration_s: float, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
-        flags = tuple(flags)
+        flags = self._flags(flags)
         return self._store(EventKind.REP, lambda seq: build_rep_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             rep_index=rep_index, t_start=t_start, t_end=max(t_end, t_start), rom_deg=rom_deg, hold_s=max(hold_s, 0.0),
@@ -197,7 +208,7 @@ class ResultPublisher:
     def hold(self, *, session_id: str, exercise: str, side: str, set_index: int, hold_index: int,
              t_start: float, t_end: float, hold_s: float, target_hold_s: float | None, mean_angle_deg: float,
              flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
-        flags = tuple(flags)
+        flags = self._flags(flags)
         return self._store(EventKind.HOLD, lambda seq: build_hold_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             hold_index=hold_index, t_start=t_start, t_end=max(t_end, t_start), hold_s=hold_s,
@@ -206,7 +217,7 @@ class ResultPublisher:
     def set(self, *, session_id: str, exercise: str, side: str, set_index: int, t_start: float, t_end: float,
             reps: int, reps_target: int | None, holds: int, hold_s_total: float, target_hold_s: float | None,
             prescribed: bool, flags: Iterable[str], state: Mapping[str, bytes | None] | None = None) -> Envelope | None:
-        flags = tuple(flags)
+        flags = self._flags(flags)
         return self._store(EventKind.SET, lambda seq: build_set_event(
             self.patient, seq=seq, session_id=session_id, exercise=exercise, side=side, set_index=set_index,
             t_start=t_start, t_end=max(t_end, t_start), reps=reps, reps_target=reps_target, holds=holds,
@@ -215,7 +226,7 @@ class ResultPublisher:
     def session(self, *, session_id: str, t_start: float, t_end: float, exercises: Sequence[ExerciseSummary],
                 prescription_version: int | None, adherence: float | None, flags: Iterable[str],
                 state: Mapping[str, bytes | None] | None = None, hold: bool = True) -> Envelope | None:
-        flags = tuple(flags)
+        flags = self._flags(flags)
         return self._store(EventKind.SESSION, lambda seq: build_session_summary(
             self.patient, seq=seq, session_id=session_id, t_start=t_start, t_end=max(t_end, t_start),
             exercises=exercises, prescription_version=prescription_version, adherence=adherence, flags=flags), state,

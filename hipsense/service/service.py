@@ -42,6 +42,7 @@ from hipsense.service.logs import fields
 from hipsense.service.results import ResultPublisher
 from hipsense.service.state import SessionStateStore
 from hipsense.service.systemd import Notifier
+from hipsense.service.clocksync import clock_synchronized
 from hipsense.service.timebase import Timebase
 from hipsense.service.voice import Voice, make_speaker
 
@@ -163,7 +164,10 @@ class Service:
         client = MqttClient(mqtt_settings(cfg), patient=patient, outbox=outbox, software_version=__version__)
         self.client = client
         publisher = ResultPublisher(patient, outbox, notify=client.notify_outbox, send_live=client.publish_live,
-                                    live_rate_hz=cfg.service.live_rate_hz)
+                                    live_rate_hz=cfg.service.live_rate_hz,
+                                    # a replayed recording (the demo, the tests) is not stamped from a patient's clock
+                                    clock_synced=None if scale != 1.0 or any(
+                                        s.backend == "emulator" for s in cfg.sensors) else clock_synchronized)
         voice = Voice(make_speaker(cfg.service.voice))
         engine = SessionEngine(
             sensor_sides=[s.side for s in cfg.sensors], publisher=publisher, voice=voice, timebase=timebase,

@@ -60,6 +60,8 @@ def describe_event(event: StoredEvent, catalogue) -> str:
     else:
         text = f"pain {data['moment']}: {data['score']}/10"
     flags = data.get("flags") or []
+    if Flag.CLOCK_UNSYNCED in flags:
+        text += f" ({flag_text(Flag.CLOCK_UNSYNCED)})"
     return text + (f" [{', '.join(flags)}]" if flags else "")
 
 
@@ -71,6 +73,7 @@ _FLAG_TEXT = {
     Flag.NOT_PRESCRIBED: "not prescribed",
     Flag.WRONG_SIDE: "wrong side",
     Flag.SENSOR_GAP: "sensor gap",
+    Flag.CLOCK_UNSYNCED: "date uncertain: the Pi's clock was not set",
 }
 
 
