@@ -168,6 +168,7 @@ class MqttClient:
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._subscriptions: dict[str, _Subscription] = {}
+        self._dropped_filters: list[str] = []  # unsubscribed on every connect (see drop_subscription)
         self._mqtt5 = settings.prefer_mqtt5
         self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
         self._live_throttles: dict[str, LiveThrottle] = {}
@@ -358,6 +359,12 @@ class MqttClient:
 
         self._add_subscription(topic_filter, qos, on_message)
 
+    def drop_subscription(self, topic_filter: str) -> None:
+        """Unsubscribe from ``topic_filter`` on every (re)connect: a filter an older version
+        subscribed to, which a persistent session would otherwise keep for ever."""
+        with self._lock:
+            self._dropped_filters.append(topic_filter)
+
     def _on_stored(self, message: Message) -> None:
         if self._sender is not None:
             self._sender.stored(message.patient, int(message.data["seq"]))
@@ -494,6 +501,9 @@ class MqttClient:
             client.publish(self._status_topic, online.payload, qos=1, retain=True, properties=self._properties(None))
         with self._lock:
             subscriptions = [(topic, sub.qos) for topic, sub in self._subscriptions.items()]
+            dropped = [topic for topic in self._dropped_filters if topic not in self._subscriptions]
+        if dropped:
+            client.unsubscribe(dropped)
         if subscriptions:
             client.subscribe(subscriptions)
         self._connected.set()

@@ -78,3 +78,49 @@ def test_instances_on_one_database_share_one_group_that_is_not_the_public_name(e
     first, second = EventStore(engine).share_group(SHARE_GROUP), EventStore(engine).share_group(SHARE_GROUP)
     assert first == second  # two instances split the results between them
     assert first.startswith(f"{SHARE_GROUP}-") and len(first) > len(SHARE_GROUP) + 20
+
+
+def test_an_upgraded_dashboard_leaves_the_public_group_its_session_kept(fresh_deployment, engine):  # noqa: F811
+    """A dashboard from before the secret group had a persistent session subscribed to
+    ``$share/hipsense-dashboard/...``; the broker keeps it across reconnects. Upgraded, it
+    would get every result twice (once per group) and stay in a group any Pi can join."""
+    deployment = fresh_deployment  # an account whose session holds no other group
+    broker = deployment.broker
+    b_id, b_password = deployment.b
+    settings = MqttSettings(
+        host="127.0.0.1", port=broker.port, client_id=f"dash-{secrets.token_hex(3)}", username=SECOND_DASHBOARD_USER,
+        password=deployment.dashboard_password, tls=TlsSettings(ca_file=broker.pki.ca_cert), clean_start=False,
+        session_expiry_s=600)
+    old = Probe(broker.port, ca=broker.pki.ca_cert, username=SECOND_DASHBOARD_USER,
+                password=deployment.dashboard_password, client_id=settings.client_id)
+    old.client.connect("127.0.0.1", broker.port, clean_start=False, properties=_session_expiry(600))
+    old.client.loop_start()
+    assert old.wait(lambda: old.connack is not None) and old.connack == 0
+    assert old.subscribe(f"$share/{SHARE_GROUP}/{ROOT}/+/event/#") == [1]
+    old.close()
+    ingest = IngestService(EventStore(engine), settings)
+    b = Probe(broker.port, ca=broker.pki.ca_cert, username=b_id, password=b_password, client_id="pi-b-upgrade")
+    with ingest:
+        assert ingest.wait_connected(10)
+        try:
+            assert b.connect() == 0
+            for seq in range(1, 11):
+                rep = _rep(b_id, seq)
+                assert b.publish(rep.topic, rep.payload) == 0
+            deadline = dt.datetime.now() + dt.timedelta(seconds=5)
+            while len(_seqs(engine, b_id)) < 10 and dt.datetime.now() < deadline:
+                ingest.drain(1)
+            ingest.drain(2)
+        finally:
+            b.close()
+    assert _seqs(engine, b_id) == list(range(1, 11))
+    assert ingest.stats.duplicates == 0  # each result came once, not once per group
+
+
+def _session_expiry(seconds: int):
+    from paho.mqtt.packettypes import PacketTypes
+    from paho.mqtt.properties import Properties
+
+    properties = Properties(PacketTypes.CONNECT)
+    properties.SessionExpiryInterval = seconds
+    return properties

@@ -131,6 +131,9 @@ class IngestService:
             if self.share_group is None:
                 self.share_group = self.store.share_group(SHARE_GROUP)
             self.client.subscribe_deferred(shared_filter(self.share_group, subscription_filter()), self.receive)
+            # Before revision 0004 the group was the public SHARE_GROUP: a persistent session
+            # would keep that subscription too (every result twice, and a group any Pi can join).
+            self.client.drop_subscription(shared_filter(SHARE_GROUP, subscription_filter()))
             self.client.start()
             self._connected_once = True
 
