@@ -65,6 +65,7 @@ memory bounded by ``max_rep_s``.
 
 from __future__ import annotations
 
+import array
 import math
 from dataclasses import dataclass, field, replace
 
@@ -174,7 +175,7 @@ class RepSettings:
     # (on the UCI templates cut to start late the rest's longest spell was 1.7-3x the hold's;
     # MEx clams 09/04_act_1, no clear rest, 1.2x); else the first long dwell, as before.
     still_longer: float = 1.5
-    start_wait_s: float = 180.0
+    start_wait_s: float = 600.0
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
     # the set's amplitude starts there instead of being learned from the first reps.
     reference_rise_deg: float = 0.0
@@ -275,8 +276,9 @@ class RepState:
     # anchored at its first pose, waiting to be run on the samples since (``start_buf``) if it proves
     # right; until then what this reading finds is held back (``start_held``)
     start_alt: RepState | None = None
-    start_buf: list[tuple[float, float, float, float, float, float]] | None = None
-    start_buf_n: int = 0  # how many ``start_buf`` entries are this state's (as ``trace_n``)
+    # (t, g x y z, speed, peak speed) per sample, flat: 48 bytes a sample, 2.9 MB for 10 min at 100 Hz
+    start_buf: array.array | None = None
+    start_buf_n: int = 0  # how many ``start_buf`` values are this state's (as ``trace_n``)
     start_held: RepOutput | None = None
     best_still: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))  # before any rest: longest, sum
     # while read two ways: the longest still spell at the first pose (and its sum), at the other
@@ -348,9 +350,9 @@ def segment_reps_step(
             # in it, the reading from the stream's first pose is kept ready (see RepSettings.rest_confirm_s)
             st.start_alt = replace(st, anchor=(gx, gy, gz), rest_t_s=t, valley_deg=0.0, first_t_s=t,
                                    trace_t_s=[], trace_deg=[], trace_speed_dps=[], trace_n=0)
-            st.start_buf, st.start_held = [], RepOutput()
+            st.start_buf, st.start_held = array.array("d"), RepOutput()
         if st.start_alt is not None:
-            st.start_buf.append((t, gx, gy, gz, ws[i], ps[i]))
+            st.start_buf.extend((t, gx, gy, gz, ws[i], ps[i]))
             if t - st.start_alt.rest_t_s > s.start_wait_s:  # never shown: as read
                 st, _ = _settle_start(s, st, out, t, rest_is_start=False)
         sink = out if st.start_held is None else st.start_held
@@ -569,11 +571,12 @@ def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
     bx, by, bz = st.anchor  # the first long dwell (or wherever this reading's rest moved)
     to_a, to_b = mx * ax + my * ay + mz * az, mx * bx + my * by + mz * bz
     apart = ax * bx + ay * by + az * bz
-    # nearer it than half the way between them (or than the dwell cone, if they are that close)
+    # nearer it than half the way between them (or than the dwell cone, if they are that close:
+    # near both, the two poses are one, and the reading from the stream's start sees more)
     near = min(math.cos(math.radians(s.dwell_deg)), math.cos(0.5 * math.acos(max(-1.0, min(1.0, apart)))))
-    if to_a >= near and to_a > to_b:
+    if to_a >= near and (to_a > to_b or to_b >= near):
         return True
-    if to_b >= near and to_b > to_a:
+    if to_b >= near:
         return False
     return None
 
@@ -592,9 +595,9 @@ def _settle_start(
         # the rest is where the leg has just stayed still longest, not the brief first pose
         # (a moment of the raise may be in that one)
         alt = replace(alt, anchor=_unit(st.still_sum) if anchor is None else anchor)
-        b = np.array(buf, dtype=float)
+        b = np.array(buf, dtype=float).reshape(-1, 6)
         st, redo = segment_reps_step(s, alt, b[:, 0], b[:, 1:4], b[:, 4], b[:, 5])
-        out.rests.append(RestEvent(buf[0][0], alt.anchor, RestReason.INITIAL))
+        out.rests.append(RestEvent(buf[0], alt.anchor, RestReason.INITIAL))
         held, angle = redo, float(redo.angle_deg[-1])
         out.revised_t_s, out.revised_angle_deg = b[:, 0], redo.angle_deg
     else:
