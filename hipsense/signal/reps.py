@@ -416,8 +416,11 @@ def segment_reps_step(
                 continue
             if not signed or still_for >= s.rest_init_s:
                 st.anchor, st.anchor_since_s = _unit(st.still_sum), st.still_since_s
-                if st.start_alt is not None and st.still_since_s == st.first_t_s:
-                    # the stream began in its first long dwell: at rest, read one way only
+                if st.start_alt is not None and (
+                    st.still_since_s == st.first_t_s or _apart_deg(st.start_alt.anchor, st.anchor) >= s.posture_change_deg
+                ):
+                    # the stream began in its first long dwell (at rest), or its first pose is
+                    # farther from it than any rep goes (getting into position): one reading
                     out.rests.extend(st.start_held.rests)
                     st.start_alt = st.start_buf = st.start_held = None
                     sink = out
@@ -555,11 +558,32 @@ def segment_reps_step(
             _decide(s, st, t, rise, sink)
             st.rest_t_s, st.valley_deg = t, ang
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
+            if st.start_alt is not None and _went_elsewhere(s, st):
+                # read two ways, and this excursion from the first long dwell did not go to
+                # the stream's first pose: that pose is neither the rest nor the reps' top (a
+                # patient who started the session while getting into position): as read
+                st, _ = _settle_start(s, st, out, t, rest_is_start=False)
+                sink = out
     out.angle_deg = np.array(angles, dtype=float)
     st.trace_n = len(st.trace_t_s)
     st.start_buf_n = 0 if st.start_buf is None else len(st.start_buf)
     return st, out
 
+
+
+def _apart_deg(a: tuple[float, float, float], b: tuple[float, float, float]) -> float:
+    return math.degrees(math.acos(max(-1.0, min(1.0, a[0] * b[0] + a[1] * b[1] + a[2] * b[2]))))
+
+
+def _went_elsewhere(s: RepSettings, st: RepState) -> bool:
+    """The excursion that just ended (read from the first long dwell) went at least as far from
+    it as the stream's first pose is, and peaked far from that pose (more than the two poses
+    are apart): somewhere else."""
+    first, dwell = st.start_alt.anchor, st.anchor
+    apart = _apart_deg(first, dwell)
+    # (the poses more than two dwell cones apart: nearer, the first long dwell may be a pause
+    # early in the first raise, not where the reps start — UCI s1 e5 template cut 0.5 s early)
+    return apart > 2.0 * s.dwell_deg and _apart_deg(st.peak_g, dwell) >= apart and _apart_deg(st.peak_g, first) > apart
 
 
 def _rest_shown(s: RepSettings, st: RepState) -> bool | None:

@@ -456,3 +456,20 @@ def test_a_late_start_with_no_long_rest_is_read_from_where_the_leg_stayed_still_
     assert len(out.reps) == 6
     assert all(2.5 < r.hold_s < 4.5 for r in out.reps)
     assert all(r.decided_t_s == t[-1] for r in out.reps)  # let out at the stream's end
+
+
+def test_a_session_started_while_getting_into_position_counts_from_the_first_rep_at_once():
+    # the stream starts with the leg 15 deg off to one side, settling into the rest; the reps go
+    # 20 deg the other way. The first long dwell is the rest (the first rep went elsewhere than
+    # the stream's first pose): no wait for a long rest, the reps are let out as they end
+    settle = np.linspace(15.0, 0.0, int(1.0 * FS))
+    a, b = np.array([0.0, 0.0, 1.0]), np.array([0.0, 1.0, 0.0])
+    g_settle = np.cos(np.radians(settle))[:, None] * a + np.sin(np.radians(settle))[:, None] * b
+    elev = np.concatenate([_segment(2.0, 0)] + [p for _ in range(3) for p in _rep(20.0)])
+    _, g_reps, _ = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    g = np.concatenate([g_settle, g_reps])
+    t = np.arange(len(g)) / FS
+    speed = np.degrees(np.concatenate([[0.0], np.arccos(np.clip(np.sum(g[1:] * g[:-1], axis=1), -1, 1))])) * FS
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 3
+    assert all(r.decided_t_s == r.end_t_s for r in out.reps)
