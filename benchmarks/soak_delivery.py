@@ -5,7 +5,11 @@ this runs it for longer, over several seeds, against the shipped broker config a
 database (SQLite with one dashboard instance, PostgreSQL with two):
 
     python benchmarks/soak_delivery.py --seconds 120 --runs 3 [--database sqlite|postgresql|both]
-        [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--seed N]
+        [--pg postgresql://postgres@127.0.0.1:5432/postgres] [--seed N] [--service]
+
+``--service``: patient A's Pi is ``hipsense run`` itself (the emulated sensor looping the shipped
+UCI session at 20x), SIGKILLed at random moments (mid-set, mid-hold, mid-publish); at the end it
+is stopped with SIGTERM (the session summary) and every set must count the reps stored for it.
 
 Per run it prints the seed, results produced and stored, the blows dealt (Pi kills from outside
 and at crash points, dashboard kills, broker restarts and losses, clock steps), the checks
@@ -65,6 +69,10 @@ def main() -> int:
     parser.add_argument("--database", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument("--keep", type=Path, default=None, help="Work in this directory and keep it (logs).")
+    parser.add_argument("--service", action="store_true",
+                        help="Patient A's Pi is `hipsense run` itself (emulated sensor looping a real session at "
+                             "20x), SIGKILLed at random; its sets must count the reps stored for them.")
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.database == "both" else [args.database]
     failed = False
@@ -72,19 +80,22 @@ def main() -> int:
         for kind in kinds:
             seed = args.seed if args.seed is not None else random.SystemRandom().randrange(10**6)
             with tempfile.TemporaryDirectory(prefix="hipsense-soak-") as tmp:
-                workdir = Path(tmp)
+                workdir = Path(tmp) if args.keep is None else args.keep / f"run{run + 1}-{kind}"
+                workdir.mkdir(parents=True, exist_ok=True)
                 pki = make_pki(workdir / "pki")
                 deployment = start_deployment(workdir / "deploy", pki)
                 try:
                     with database(kind, workdir, args.pg) as url:
-                        chaos = Chaos(deployment, workdir, url, instances=2 if kind == "postgresql" else 1, seed=seed)
+                        chaos = Chaos(deployment, workdir, url, instances=2 if kind == "postgresql" else 1, seed=seed,
+                                      service=args.service)
                         figures = chaos.run(args.seconds, settle_timeout=120.0)
                         verdict = chaos.verdict()
                         chaos.dispose()
                 finally:
                     deployment.broker.stop()
             bad = figures.violations or any(
-                v["missing"] or v["seq_twice"] or v["rep_twice"] or v["dead_lettered"] or v["gaps"] or v["left_in_outbox"]
+                v["missing"] or v["seq_twice"] or v["rep_twice"] or v["set_twice"] or v["set_miscounted"]
+                or v["dead_lettered"] or v["gaps"] or v["left_in_outbox"]
                 for v in verdict.values())
             failed |= bool(bad)
             print(f"run {run + 1} {figures.summary()}")

@@ -134,6 +134,32 @@ while not os.path.exists(stop_file):
 threading.Event().wait()
 """
 
+SERVICE_PROGRAM = r"""
+import json, os, signal, sys, threading
+cfg = json.loads(sys.argv[1])
+# `hipsense run` as systemd runs it; the test's crash points and clock steps are for the other Pi.
+# When the chaos ends (the stop file), the sensor stops: SIGTERM, which ends the session and
+# stores its summary, as `systemctl stop` would; delivery then goes on in a new process.
+if os.path.exists(cfg["stop_file"]):
+    from hipsense.publish import open_outbox
+    from hipsense.service.config import load_config
+    from hipsense.service.service import mqtt_settings
+    from hipsense.publish.mqtt import MqttClient
+    config = load_config(cfg["config"])
+    outbox = open_outbox(cfg["outbox"])
+    client = MqttClient(mqtt_settings(config), patient=config.mqtt.patient_id, outbox=outbox)
+    client.start()
+    threading.Event().wait()
+from hipsense.service.service import run_service
+def stop_when_told():
+    import time
+    while not os.path.exists(cfg["stop_file"]):
+        time.sleep(0.2)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=stop_when_told, daemon=True).start()
+sys.exit(run_service(cfg["config"]))
+"""
+
 INGEST_PROGRAM = r"""
 import json, signal, sys, threading
 cfg = json.loads(sys.argv[1])
@@ -179,8 +205,10 @@ class _Process:
     def __init__(self, program: str, cfg: dict, log: Path) -> None:
         self.program, self.cfg, self.log = program, cfg, log
         self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
 
     def start(self, **overrides) -> None:
+        self.started_at = time.monotonic()
         cfg = {**self.cfg, **overrides}
         env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         with open(self.log, "a") as log:
@@ -208,7 +236,8 @@ class _Process:
 class Chaos:
     """Two Pis (the deployment's patients A and B), one or two dashboard instances on ``db_url``."""
 
-    def __init__(self, deployment, workdir: Path, db_url: str, *, instances: int, seed: int) -> None:
+    def __init__(self, deployment, workdir: Path, db_url: str, *, instances: int, seed: int,
+                 service: bool = False) -> None:
         self.broker: DeployedBroker = deployment.broker
         self.workdir = workdir
         self.db_url = db_url
@@ -216,9 +245,15 @@ class Chaos:
         self.rng = random.Random(seed)
         self.figures = Figures(seed=seed, database=self.engine.dialect.name)
         self.stop_file = workdir / "stop-producing"
+        self._dashboard_password = deployment.dashboard_password
         ca = str(self.broker.pki.ca_cert)
         self.pis: dict[str, _Process] = {}
-        for patient, password in (deployment.a, deployment.b):
+        self.service = service
+        for index, (patient, password) in enumerate((deployment.a, deployment.b)):
+            if service and index == 0:  # patient A's Pi is `hipsense run` itself
+                self.pis[patient] = self._service_process(patient, password, workdir / f"service-{patient}")
+                self.figures.produced[patient] = 0
+                continue
             self.pis[patient] = _Process(PI_PROGRAM, {
                 "patient": patient, "password": password, "port": self.broker.port, "ca": ca,
                 "outbox": str(workdir / f"outbox-{patient}.sqlite"), "session": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W",
@@ -232,6 +267,33 @@ class Chaos:
         }, workdir / f"ingest-{user}.log") for user in users]
         self._clock_offset = {patient: 0.0 for patient in self.pis}
         self._first_blows: list[str] = []
+
+    def _service_process(self, patient: str, password: str, workdir: Path) -> _Process:
+        """``hipsense run`` with an emulated WitMotion looping the shipped UCI session (straight-leg
+        raises, 3 x 10 with 5 s holds) at 20x, TLS to the deployed broker with the patient's
+        account, and a prescription for it retained on the broker."""
+        import datetime as dt
+
+        from hipsense import protocol as p
+        from tests.deploy.probe import Probe
+
+        workdir.mkdir(parents=True, exist_ok=True)
+        config = workdir / "hipsense.toml"
+        config.write_text(
+            f'[mqtt]\nhost = "127.0.0.1"\nport = {self.broker.port}\npatient_id = "{patient}"\n'
+            f'username = "{patient}"\npassword = "{password}"\ntls_ca_file = "{self.broker.pki.ca_cert}"\n'
+            f'[sensor]\nbackend = "emulator"\nside = "right"\n'
+            f'[service]\nstate_dir = "{workdir / "state"}"\nvoice = "off"\n'
+            f'[session]\nidle_end_s = 60\n[emulator]\nspeed = 20.0\nloop = true\n')
+        rx = p.build_prescription(patient, version=1, updated_at=dt.datetime.now(dt.timezone.utc), exercises=[
+            p.PrescribedExercise(order=1, exercise="straight_leg_raise", sets=3, reps=10, hold_s=5, sides=("right",))])
+        probe = Probe(self.broker.port, ca=self.broker.pki.ca_cert, username=DASHBOARD_USER,
+                      password=self._dashboard_password, client_id="chaos-prescriber")
+        assert probe.connect() == 0
+        assert probe.publish(rx.topic, rx.payload, retain=True) == 0
+        probe.close()
+        return _Process(SERVICE_PROGRAM, {"config": str(config), "outbox": str(workdir / "state" / "outbox.sqlite"),
+                                          "stop_file": str(self.stop_file)}, workdir / "service.log")
 
     # -- the run ------------------------------------------------------------------------------
 
@@ -262,6 +324,9 @@ class Chaos:
         self.figures.events[action] += 1
         if action == "kill_pi":
             patient = self.rng.choice(sorted(self.pis))
+            pi = self.pis[patient]
+            if pi.program is SERVICE_PROGRAM and time.monotonic() - pi.started_at < self.rng.uniform(2.0, 8.0):
+                patient = next(p for p in sorted(self.pis) if p != patient)  # let `hipsense run` count a little
             self.pis[patient].kill()
             self._after_pi_death(patient)
             time.sleep(self.rng.uniform(0.0, 0.4))
@@ -282,7 +347,7 @@ class Chaos:
         elif action == "database_away":
             self._database_away(self.rng.uniform(0.5, 2.0))
         elif action == "clock_step":
-            patient = self.rng.choice(sorted(self.pis))
+            patient = self.rng.choice(sorted(p for p in self.pis if self.pis[p].program is PI_PROGRAM))
             self.pis[patient].kill()
             self._after_pi_death(patient)
             self._clock_offset[patient] -= self.rng.uniform(60, 7200)
@@ -306,6 +371,9 @@ class Chaos:
             connection.exec_driver_sql("ROLLBACK")
 
     def _start_pi(self, patient: str, **overrides) -> None:
+        if self.pis[patient].program is SERVICE_PROGRAM:
+            self.pis[patient].start()
+            return
         crash = None
         if self.rng.random() < 0.5:
             crash = {"point": self.rng.choice(CRASH_POINTS), "after": self.rng.randint(1, 20)}
@@ -355,11 +423,21 @@ class Chaos:
 
     def _settle(self, timeout: float) -> None:
         self.stop_file.write_text("")
-        for pi in self.pis.values():  # no crash points now: let delivery finish
+        for patient, pi in self.pis.items():  # no crash points now: let delivery finish
+            if pi.program is SERVICE_PROGRAM and pi.process is not None:
+                try:
+                    code = pi.process.wait(30)  # SIGTERM by itself: the session summary is stored
+                except subprocess.TimeoutExpired:
+                    code = None
+                if code != 0:
+                    self.figures.violations.append(f"{patient}: `hipsense run` did not stop cleanly ({code}; {pi.log})")
             pi.kill()
         for patient in self.pis:
             self._after_pi_death(patient)
-            self.pis[patient].start(crash=None, clock_offset_s=self._clock_offset[patient])
+            if self.pis[patient].program is SERVICE_PROGRAM:
+                self.pis[patient].start()
+            else:
+                self.pis[patient].start(crash=None, clock_offset_s=self._clock_offset[patient])
         for ingest in self.ingests:
             if not ingest.alive():
                 ingest.start()
@@ -389,8 +467,13 @@ class Chaos:
                 gaps = connection.execute(select(delivery_gaps.c.after_seq).where(
                     delivery_gaps.c.patient == patient)).all()
             seqs = collections.Counter(seq for seq, _ in rows)
-            keys = collections.Counter((json.loads(payload)["set_index"], json.loads(payload)["rep_index"])
-                                       for _, payload in rows)
+            docs = [json.loads(payload) for _, payload in rows]
+            reps = [d for d in docs if "rep_index" in d]
+            keys = collections.Counter((d["session_id"], d["exercise"], d["side"], d["set_index"], d["rep_index"])
+                                       for d in reps)
+            sets = [d for d in docs if "reps" in d and "set_index" in d and "rep_index" not in d]
+            set_keys = collections.Counter((d["session_id"], d["exercise"], d["side"], d["set_index"]) for d in sets)
+            per_set = collections.Counter((d["session_id"], d["exercise"], d["side"], d["set_index"]) for d in reps)
             self.figures.produced[patient] = last
             self.figures.stored[patient] = len(rows)
             out[patient] = {
@@ -398,6 +481,13 @@ class Chaos:
                 "missing": sorted(set(range(1, last + 1)) - set(seqs))[:20],
                 "seq_twice": sorted(s for s, n in seqs.items() if n > 1)[:20],
                 "rep_twice": sorted(k for k, n in keys.items() if n > 1)[:20],
+                "set_twice": sorted(k for k, n in set_keys.items() if n > 1)[:20],
+                # a set counts exactly the reps stored for it
+                "set_miscounted": [k for k in set_keys if per_set[k] != next(
+                    d["reps"] for d in sets if (d["session_id"], d["exercise"], d["side"], d["set_index"]) == k)][:20],
+                "kinds": dict(collections.Counter(
+                    "rep" if "rep_index" in d else "set" if "reps" in d and "set_index" in d
+                    else "hold" if "hold_index" in d else "session" if "adherence" in d else "other" for d in docs)),
                 "dead_lettered": len(dead),
                 "gaps": len(gaps),  # results the dashboard was told will never arrive
                 "left_in_outbox": len(held),
