@@ -32,7 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hipsense.dashboard.db import make_engine, migrate  # noqa: E402
-from tests.deploy.chaos import Chaos  # noqa: E402
+from tests.deploy.chaos import BAD_OUTCOMES, Chaos  # noqa: E402
 from tests.deploy.conftest import start_deployment  # noqa: E402
 from tests.pki import make_pki  # noqa: E402
 
@@ -93,10 +93,7 @@ def main() -> int:
                         chaos.dispose()
                 finally:
                     deployment.broker.stop()
-            bad = figures.violations or any(
-                v["missing"] or v["seq_twice"] or v["rep_twice"] or v["set_twice"] or v["set_miscounted"]
-                or v["dead_lettered"] or v["gaps"] or v["left_in_outbox"]
-                for v in verdict.values())
+            bad = figures.violations or any(v[key] for v in verdict.values() for key in BAD_OUTCOMES)
             failed |= bool(bad)
             print(f"run {run + 1} {figures.summary()}")
             print(f"  verdict: {json.dumps(verdict)}")

@@ -58,6 +58,9 @@ from tests.deploy.broker import DASHBOARD_USER, SECOND_DASHBOARD_USER, DeployedB
 
 REPO = Path(__file__).resolve().parents[2]
 
+# What must be empty (or 0) for every patient at the end (Chaos.verdict).
+BAD_OUTCOMES = ("missing", "seq_twice", "rep_twice", "set_twice", "session_twice", "set_miscounted", "dead_lettered",
+                "gaps", "left_in_outbox")
 BLOWS = ("kill_pi", "kill_ingest", "broker_restart", "broker_lost", "clock_step", "database_away")
 CRASH_POINTS = ("after_commit", "mid_publish", "at_puback", "after_mark_delivered", "at_stored_ack")
 
@@ -482,6 +485,8 @@ class Chaos:
                 "seq_twice": sorted(s for s, n in seqs.items() if n > 1)[:20],
                 "rep_twice": sorted(k for k, n in keys.items() if n > 1)[:20],
                 "set_twice": sorted(k for k, n in set_keys.items() if n > 1)[:20],
+                "session_twice": sorted(k for k, n in collections.Counter(
+                    d["session_id"] for d in docs if "adherence" in d).items() if n > 1)[:20],
                 # a set counts exactly the reps stored for it
                 "set_miscounted": [k for k in set_keys if per_set[k] != next(
                     d["reps"] for d in sets if (d["session_id"], d["exercise"], d["side"], d["set_index"]) == k)][:20],
