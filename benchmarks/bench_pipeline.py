@@ -3,6 +3,7 @@
     python benchmarks/bench_pipeline.py                # one hour of data, 3 runs per case
     python benchmarks/bench_pipeline.py --minutes 10   # shorter
     python benchmarks/bench_pipeline.py --profile      # plus where the time goes (cProfile)
+    python benchmarks/bench_pipeline.py --parts        # plus each part's share (that part a no-op)
 
 Headline: the service path. ``SessionEngine.on_samples`` is fed 4-sample notifications, as
 the BLE link hands them over, with everything the service does per sample switched on: the
@@ -165,6 +166,34 @@ def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+PARTS = {
+    # part → (object, attribute, no-op). Without the calibrated angle there is no live message
+    # either (the live view has no reading), so its share includes the live messages'.
+    "calibrated live angle + live messages": ("hipsense.service.live_angle:CalibratedAngle", "push",
+                                              lambda self, *a: None),
+    "recogniser (switcher.push)": ("hipsense.service.switching:ExerciseSwitcher", "push", lambda self, *a, **k: None),
+    "live messages (_live)": ("hipsense.service.engine:SessionEngine", "_live", lambda self, *a: None),
+    "results (_handle)": ("hipsense.service.engine:SessionEngine", "_handle", lambda self, *a: None),
+}
+
+
+def service_run_without(part: str | None, t: np.ndarray, acc: np.ndarray, gyr: np.ndarray) -> float:
+    """:func:`service_run` for one sensor with ``part`` (a key of PARTS, or None) made a no-op."""
+    if part is None:
+        return service_run(t, acc, gyr, 1)[0]
+    import importlib
+
+    where, attribute, no_op = PARTS[part]
+    module, name = where.split(":")
+    owner = getattr(importlib.import_module(module), name)
+    original = getattr(owner, attribute)
+    setattr(owner, attribute, no_op)
+    try:
+        return service_run(t, acc, gyr, 1)[0]
+    finally:
+        setattr(owner, attribute, original)
+
+
 # -- the tracker alone --------------------------------------------------------------------------
 
 
@@ -208,6 +237,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="minutes of 100 Hz data per run (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (default 3; the median is reported)")
     parser.add_argument("--profile", action="store_true", help="profile one one-sensor service run and print the top")
+    parser.add_argument("--parts", action="store_true",
+                        help="also run the one-sensor service path with each part a no-op (CPU time; for instruction "
+                             "counts run service_run_without under callgrind, see docs/performance.md)")
     args = parser.parse_args()
 
     t, acc, gyr = data_at_100hz(args.minutes)
@@ -232,6 +264,14 @@ def main() -> None:
         if delays:
             print(f"{'':42s} reps: {len(delays)}; event after the counter's own rep end: median "
                   f"{np.median(delays):.3f} s, max {np.max(delays):.3f} s (not the true return to rest)")
+
+    if args.parts:
+        print("\nthe one-sensor service path with one part a no-op (CPU µs per sample, median of the runs):")
+        whole = statistics.median(service_run_without(None, t, acc, gyr) for _ in range(args.repeats))
+        print(f"  {'whole':42s} {whole / len(t) * 1e6:6.2f}")
+        for part in PARTS:
+            cpu = statistics.median(service_run_without(part, t, acc, gyr) for _ in range(args.repeats))
+            print(f"  {'without ' + part:42s} {cpu / len(t) * 1e6:6.2f}   → the part: {(whole - cpu) / len(t) * 1e6:5.2f}")
 
     if args.profile:
         profile = cProfile.Profile()

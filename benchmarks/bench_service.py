@@ -17,6 +17,14 @@ the broker and paho again. Both ends read the same host clock. Rep events are re
 from the end of the rep (the moment the leg is back at rest) to arrival: that includes the
 counter's own confirmation delay, which is algorithmic, not transport.
 
+Per stage: the service is started with ``HIPSENSE_LIVE_TRACE`` (hipsense/service/livetrace.py)
+and stamps each live message's newest notification as queued by the BLE loop, as taken by the
+processing thread, the message built, paho's publish() returned and the packet written to the
+socket; joined with the subscriber's arrival on the message's ``t``, each run prints p50 and
+p99 per stage and, for the slowest 1 % end to end, the mean of each stage (what the tail is
+made of). "sample → queued" is the link: the fitted sample time is the lower envelope of
+receive times (device/clock.py), so it holds the link's jitter above its fastest delivery.
+
 TLS: by default the broker listens with TLS only (a throw-away CA and server certificate made
 with openssl, as in production where the Pi talks to the clinic's broker over 8883), the service
 verifies it with ``tls_ca_file`` and the subscriber too.
