@@ -581,7 +581,8 @@ def dashboard_dead_letters(db_url, patient, limit, payloads, retry) -> None:
 @dashboard.command("import-outbox")
 @_dashboard_db_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--patient", required=True, help="The patient whose Pi the file came from (only their results are taken).")
+@click.option("--patient", required=True,
+              help="The patient whose Pi the file came from (only their results are taken).")
 def dashboard_import_outbox(db_url, file, patient) -> None:
     """Store the results held in a Pi's outbox FILE set aside as corrupt (outbox.sqlite.corrupt-*),
     which the Pi can no longer send; each once, validated as ingest validates them."""

@@ -79,7 +79,8 @@ def _read_around_damage(db: sqlite3.Connection) -> tuple[list[tuple[str, bytes]]
             return fallback
         return fallback if value is None else int(value)
 
-    high = max(bound("SELECT MAX(id) FROM outbox", 0), bound("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'", 0))
+    high = max(bound("SELECT MAX(id) FROM outbox", 0),
+               bound("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'", 0))
     low = bound("SELECT MIN(id) FROM outbox", 1)
     found: dict[int, tuple[str, bytes]] = {}
     lost = queries = 0

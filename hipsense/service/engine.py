@@ -761,15 +761,21 @@ class SessionEngine:
             state=self._state_changes())
         self._save_state_if_apart()
 
-    def end_session(self, *, reason: Literal["idle", "shutdown", "complete"], flags: Sequence[str] = ()) -> None:
-        """Close open sets and publish the summary; the next activity starts a new session."""
+    def end_session(self, *, reason: Literal["idle", "shutdown", "complete", "stale"], flags: Sequence[str] = (),
+                    t_end_utc: float | None = None) -> None:
+        """Close open sets and publish the summary; the next activity starts a new session.
+        ``stale``: a session from before a restart, too old to resume, ended at ``t_end_utc``."""
         if self.session_id is None:
             return
         for key in list(self.plan.tallies):  # one at a time: each set is stored with the state after it
             closed = self.plan.close_set(*key)
             if closed is not None:
                 self._publish_set(closed)
-        t_end = self.timebase.to_utc(self.last_result_t_s) if self.last_result_t_s is not None else self.timebase.utc_now()
+        if t_end_utc is not None:
+            t_end = t_end_utc
+        else:
+            t_end = (self.timebase.to_utc(self.last_result_t_s) if self.last_result_t_s is not None
+                     else self.timebase.utc_now())
         assert self.session_t_start is not None
         adherence = self.plan.adherence()
         log.info("session ended", extra=fields(session_id=self.session_id, reason=reason, adherence=adherence))
@@ -786,7 +792,7 @@ class SessionEngine:
         self.plan.tallies = {}
         if self.state is not None and not self.state.atomic:
             self._guarded(self.state.clear)
-        if reason != "shutdown":
+        if reason not in ("shutdown", "stale"):
             self.override = False
             self._choose_active(announce=False)
 
@@ -880,11 +886,7 @@ class SessionEngine:
         if doc is None:
             return
         age = self.timebase.utc_now() - float(doc.get("saved_at", 0))
-        if age > self.settings.resume_within_s:
-            log.info("previous session too old to resume; it stays unfinished", extra=fields(
-                session_id=doc.get("session_id"), age_s=round(age)))
-            self._guarded(self.state.clear)  # on a full disk this fails (logged) and is tried again next start
-            return
+        stale = age > self.settings.resume_within_s
         try:
             self.plan.load_tallies(doc["tallies"])
             self.session_id = str(doc["session_id"])
@@ -894,6 +896,17 @@ class SessionEngine:
             log.warning("cannot resume the previous session: %s", exc)
             self.plan.tallies = {}
             self.session_id = self.session_t_start = None
+            if stale:
+                self._guarded(self.state.clear)
+            return
+        if stale:
+            # Not left unfinished: its open sets and its summary (the therapist's adherence for that
+            # day) would never be sent. Ended now with what it saved, dated when it last saved.
+            log.info("previous session too old to resume; ending it with what it saved", extra=fields(
+                session_id=self.session_id, age_s=round(age)))
+            ends = [float(doc.get("saved_at", 0))] + [
+                t.open.t_end for t in self.plan.tallies.values() if t.open is not None and t.open.t_end is not None]
+            self.end_session(reason="stale", flags=(Flag.INTERRUPTED,), t_end_utc=max(ends))
             return
         self.last_result_t_s = self.timebase.now()
         log.info("resumed session", extra=fields(session_id=self.session_id, age_s=round(age, 1)))

@@ -323,7 +323,10 @@ class Chaos:
             self._first_blows = list(BLOWS)
             self.rng.shuffle(self._first_blows)
             self._first_blows.append("")
-        action = self._first_blows.pop(0) if self._first_blows[0] else self.rng.choices(BLOWS, weights=[6, 3, 1, 1, 1, 1])[0]
+        if self._first_blows[0]:
+            action = self._first_blows.pop(0)
+        else:
+            action = self.rng.choices(BLOWS, weights=[6, 3, 1, 1, 1, 1])[0]
         self.figures.events[action] += 1
         if action == "kill_pi":
             patient = self.rng.choice(sorted(self.pis))
@@ -465,7 +468,8 @@ class Chaos:
         for patient in self.pis:
             last, held = self._outbox(patient)
             with self.engine.connect() as connection:
-                rows = connection.execute(select(events.c.seq, events.c.payload).where(events.c.patient == patient)).all()
+                rows = connection.execute(
+                    select(events.c.seq, events.c.payload).where(events.c.patient == patient)).all()
                 dead = connection.execute(select(dead_letters.c.seq).where(dead_letters.c.patient == patient)).all()
                 gaps = connection.execute(select(delivery_gaps.c.after_seq).where(
                     delivery_gaps.c.patient == patient)).all()

@@ -11,7 +11,7 @@ import logging
 import numpy as np
 import pytest
 
-from hipsense.protocol import Importance, MessageKind
+from hipsense.protocol import Importance, MessageKind, parse_message
 from hipsense.publish import OutboxError
 from tests.service.test_crash_windows import _check_whole
 from tests.service.test_engine import Rig, rx
@@ -150,7 +150,7 @@ def test_an_observer_that_fails_neither_stores_a_result_twice_nor_stops_the_coun
     assert "an observer of stored results failed" in caplog.text
 
 
-def test_the_engine_starts_on_a_full_disk_with_an_old_session_to_forget(tmp_path, uci, caplog):
+def test_the_engine_starts_on_a_full_disk_with_an_old_session_to_end(tmp_path, uci, caplog):
     from hipsense.publish import Outbox
     from hipsense.service.config import SessionConfig
     from hipsense.service.engine import SessionEngine
@@ -166,17 +166,25 @@ def test_the_engine_starts_on_a_full_disk_with_an_old_session_to_forget(tmp_path
     rig.outbox.close()
     outbox = Outbox(tmp_path / "outbox.sqlite")
 
-    def full(state):  # SQLite deletes in place, so a filled file would take it: fail it as a full WAL does
+    def full(*_args, **_kwargs):  # SQLite deletes in place, so a filled file would take it: fail it as a full WAL does
         raise OutboxError(f"outbox {outbox.path}: database or disk is full")
 
     outbox.write_state = full
+    put_sequenced = outbox.put_sequenced
+    outbox.put_sequenced = full  # the whole card is full: results cannot be stored either
+    publisher = ResultPublisher("p-0001", outbox)
     with caplog.at_level(logging.ERROR):
-        engine = SessionEngine(  # a day later: the session is too old to resume, and cannot be cleared
-            sensor_sides=["right"], publisher=ResultPublisher("p-0001", outbox), voice=Voice(RecordingSpeaker()),
+        engine = SessionEngine(  # a day later: the session is too old to resume; it is ended (its set, its summary)
+            sensor_sides=["right"], publisher=publisher, voice=Voice(RecordingSpeaker()),
             timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9 + 86_400),
             settings=SessionConfig(recognition=False),
             state=SessionStateStore(outbox=outbox), prescription=rx())
-    assert engine.session_id is None and "session state not saved" in caplog.text
+    assert engine.session_id is None and "not stored yet" in caplog.text
+    assert publisher.held >= 1  # the summary (and the open set) wait in memory ...
+    outbox.put_sequenced = put_sequenced
+    engine.tick()  # ... and are stored once there is room
+    kinds = [parse_message(r.topic, r.payload).kind for r in outbox.pending(limit=10_000)]
+    assert publisher.held == 0 and kinds[-1] is MessageKind.SESSION
 
 
 def test_a_new_prescription_never_saves_the_state_ahead_of_results_held_in_memory(tmp_path, uci):

@@ -414,3 +414,39 @@ def test_a_gyroscope_that_stops_is_dropped_only_after_a_sustained_absence_and_co
     assert rig.engine.channels[0].has_gyro is True
     rig.engine.shutdown()
     assert [m.data["reps"] for m in rig.of(MessageKind.SET)] == [10, 10, 10]
+
+
+
+def test_a_session_too_old_to_resume_is_ended_with_what_it_saved(tmp_path, uci):
+    """A power cut in the middle of set 2 and the Pi back a day later: the session was left
+    unfinished, so set 2's event and the summary (the therapist's adherence for that day) were
+    never sent. Now the restart ends it: set 2 closed with the reps stored for it, and a summary
+    flagged interrupted, dated when the session last saved."""
+    t = uci[0]
+    first = Rig(tmp_path, rx())
+    first.feed(*uci, stop=int(np.searchsorted(t, 120.0)))
+    session_id = first.engine.session_id
+    last_rep = first.of(MessageKind.REP)[-1]
+    first.outbox.close()  # the power cut: no shutdown
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    engine = SessionEngine(
+        sensor_sides=["right"], publisher=ResultPublisher(PATIENT, outbox), voice=Voice(RecordingSpeaker()),
+        timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9 + 86_400),
+        settings=SessionConfig(recognition=False), state=SessionStateStore(outbox=outbox), prescription=rx())
+    assert engine.session_id is None
+    messages = [p.parse_message(r.topic, r.payload) for r in outbox.pending(limit=10_000)]
+    reps = [m for m in messages if m.kind is MessageKind.REP]
+    sets = [m for m in messages if m.kind is MessageKind.SET]
+    (summary,) = [m for m in messages if m.kind is MessageKind.SESSION]
+    assert summary.data["session_id"] == session_id and summary.data["flags"] == ["interrupted"]
+    assert [s.data["set_index"] for s in sets] == [1, 2]  # set 2, open at the power cut, is closed
+    per_set = collections.Counter(m.data["set_index"] for m in reps)
+    assert {s.data["set_index"]: s.data["reps"] for s in sets} == dict(per_set)
+    assert summary.data["exercises"][0]["reps"] == len(reps) and 0 < summary.data["adherence"] < 1
+    assert summary.data["t_end"] >= last_rep.data["t_end"]  # when it stopped, not a day later
+    assert p.parse_timestamp(summary.data["t_end"]).timestamp() < 1.7e9 + 3600
+    assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+    outbox.close()
+    again = Rig(tmp_path, rx())  # and a later start does not end it a second time
+    assert again.engine.session_id is None
+    assert [m.message_id for m in again.of(MessageKind.SESSION)] == [summary.message_id]
