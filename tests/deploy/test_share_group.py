@@ -124,3 +124,43 @@ def _session_expiry(seconds: int):
     properties = Properties(PacketTypes.CONNECT)
     properties.SessionExpiryInterval = seconds
     return properties
+
+
+def test_a_pis_credentials_cannot_store_or_acknowledge_results_for_another_patient(deployment, engine):  # noqa: F811
+    """Through the shipped broker and the real ingest: A's credentials publish B's results on A's
+    own topics (the payload claims B), on B's topics (the ACL refuses), and B's acknowledgement;
+    B gets no result, its acknowledgement does not move, and the forgeries are A's dead letters."""
+    from hipsense.dashboard.db.tables import dead_letters
+    from tests.deploy.probe import NOT_AUTHORIZED
+
+    broker = deployment.broker
+    (a_id, a_password), (b_id, _) = deployment.a, deployment.b
+    ingest = IngestService(EventStore(engine), MqttSettings(
+        host="127.0.0.1", port=broker.port, client_id=f"dash-{secrets.token_hex(3)}", username=DASHBOARD_USER,
+        password=deployment.dashboard_password, tls=TlsSettings(ca_file=broker.pki.ca_cert), clean_start=False,
+        session_expiry_s=600))
+    attacker = Probe(broker.port, ca=broker.pki.ca_cert, username=a_id, password=a_password, client_id="pi-a-forge")
+    with ingest:
+        assert ingest.wait_connected(10)
+        try:
+            assert attacker.connect() == 0
+            for seq in (1, 2, 3):
+                forged = _rep(b_id, seq)
+                own_topic = forged.topic.replace(f"/{b_id}/", f"/{a_id}/")
+                assert attacker.publish(own_topic, forged.payload) == 0  # the broker takes it: A's own topic
+                assert attacker.publish(forged.topic, forged.payload) == NOT_AUTHORIZED
+            ack = p.build_stored_ack(b_id, 3)
+            assert attacker.publish(ack.topic, ack.payload, retain=True) == NOT_AUTHORIZED
+            control = _rep(a_id, 1)
+            assert attacker.publish(control.topic, control.payload) == 0
+            deadline = dt.datetime.now() + dt.timedelta(seconds=5)
+            while _seqs(engine, a_id) != [1] and dt.datetime.now() < deadline:
+                ingest.drain(1)
+            ingest.drain(2)
+        finally:
+            attacker.close()
+    assert _seqs(engine, a_id) == [1] and _seqs(engine, b_id) == []
+    assert EventStore(engine).stored_seq(b_id) == 0
+    with engine.connect() as connection:
+        letters = connection.execute(select(dead_letters.c.patient, dead_letters.c.reason)).all()
+    assert len(letters) == 3 and {patient for patient, _ in letters} == {a_id}
