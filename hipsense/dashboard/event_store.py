@@ -24,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hipsense.dashboard.db.tables import (
     dashboard_settings,
+    prescriptions,
     dead_letters,
     delivery_gaps,
     delivery_progress,
@@ -292,6 +293,15 @@ class EventStore:
                 connection.execute(dead_letters.delete().where(dead_letters.c.row_no == row_no))
             stored += 1
         return stored, refused
+
+    def current_prescriptions(self) -> list[tuple[str, bytes]]:
+        """(patient, payload) of each patient's newest prescription the broker confirmed."""
+        newest = select(prescriptions.c.patient, func.max(prescriptions.c.version).label("version")).where(
+            prescriptions.c.confirmed).group_by(prescriptions.c.patient).subquery()
+        query = select(prescriptions.c.patient, prescriptions.c.payload).join(newest, and_(
+            prescriptions.c.patient == newest.c.patient, prescriptions.c.version == newest.c.version))
+        with self.engine.connect() as connection:
+            return [(patient, payload.encode("utf-8")) for patient, payload in connection.execute(query)]
 
     def share_group(self, prefix: str) -> str:
         """The shared-subscription group of every ingest on this database: ``prefix`` and a

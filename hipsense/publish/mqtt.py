@@ -169,6 +169,8 @@ class MqttClient:
         self._connected = threading.Event()
         self._subscriptions: dict[str, _Subscription] = {}
         self._dropped_filters: list[str] = []  # unsubscribed on every connect (see drop_subscription)
+        # Called on paho's thread after every successful connect (keep them short: set an event).
+        self.on_connected: list[Callable[[], None]] = []
         self._mqtt5 = settings.prefer_mqtt5
         self._status_topic = build_topic(MessageKind.STATUS, patient) if patient else None
         self._live_throttles: dict[str, LiveThrottle] = {}
@@ -509,6 +511,11 @@ class MqttClient:
         self._connected.set()
         if self._sender:
             self._sender.connected()
+        for hook in list(self.on_connected):
+            try:
+                hook()
+            except Exception:  # must not kill paho's network thread
+                log.exception("an on_connected hook failed")
 
     def _on_disconnect(self, client, userdata, flags, reason_code: ReasonCode, properties) -> None:
         if self._connected.is_set():

@@ -44,10 +44,13 @@ from collections.abc import Callable
 from hipsense.dashboard.event_store import BatchResult, DeadLetter, EventStore, dead_letter, dead_letter_of
 from hipsense.dashboard.live_hub import LiveHub, Update
 from hipsense.protocol import (
+    Envelope,
+    Importance,
     Message,
     MessageKind,
     ProtocolError,
     build_stored_ack,
+    build_topic,
     parse_message,
     refuse_implausible_instants,
     subscription_filter,
@@ -117,6 +120,11 @@ class IngestService:
         self._stopping = threading.Event()
         self._connected_once = False
         self._writer = threading.Thread(target=self._write_loop, name="hipsense-dashboard-writer", daemon=True)
+        # After every connect the prescriptions are published again (retained): a broker that
+        # lost its state (no persistence, a crash before its autosave) lost them too, and a Pi
+        # without a cached one (a new install) would wait for one for ever.
+        self._republish = threading.Event()
+        self.client.on_connected.append(self._republish.set)
         self.share_group = share_group  # None: EventStore.share_group's, read when connecting
         self.client.subscribe_deferred(subscription_filter(MessageKind.STATUS), self.receive)
         self.client.subscribe_deferred(subscription_filter(MessageKind.LIVE), self.receive, qos=0)
@@ -205,6 +213,9 @@ class IngestService:
 
     def _write_loop(self) -> None:
         while True:
+            if self._republish.is_set():
+                self._republish.clear()
+                self._republish_prescriptions()
             batch = self._next_batch()
             if not batch:
                 if self._stopping.is_set():
@@ -272,6 +283,21 @@ class IngestService:
             statuses=sum(r.statuses for r in results), patients=frozenset().union(*(r.patients for r in results)),
             dead_lettered=sum(r.dead_lettered for r in results), acks=acks,
         )
+
+    def _republish_prescriptions(self) -> None:
+        try:
+            current = self.store.current_prescriptions()
+        except Exception as exc:  # the database is down: try again shortly
+            log.warning("cannot read the prescriptions to publish them again: %s", exc)
+            self._republish.set()
+            self._stopping.wait(1.0)
+            return
+        for patient, payload in current:
+            self.client.publish_nowait(Envelope(
+                kind=MessageKind.PRESCRIPTION, topic=build_topic(MessageKind.PRESCRIPTION, patient), payload=payload,
+                qos=1, retain=True, expiry_s=None, importance=Importance.STATE))
+        if current:
+            log.info("published the %d current prescription(s) again (retained)", len(current))
 
     def _publish_acks(self, acks: dict[str, int]) -> None:
         """Tell each Pi how far its results are stored (retained, QoS 1, not waited for: the next
