@@ -462,8 +462,12 @@ class SessionEngine:
             for hold in holds:
                 self._on_hold(channel, hold, line)
             out.countdown, channel.hold_remaining_s = self._timed_countdown(channel, line, starts)
-        self._handle(channel, out)
+        # The live angle first: handling the batch's results commits each to the outbox (an
+        # fsync: milliseconds, on an SD card sometimes hundreds), and the angle must not wait
+        # for that (bench_service's stage trace: the slowest live messages were those). Its
+        # rep count then shows a rep of this batch with the next message, a batch (~0.1 s) later.
         self._live(channel, key, line)
+        self._handle(channel, out)
 
     def _timed_countdown(self, channel: _Channel, line: PlanLine,
                          starts: np.ndarray) -> tuple[list[CountdownCue], float | None]:
