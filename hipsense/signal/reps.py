@@ -198,9 +198,12 @@ class RepSettings:
             raise ValueError("min_rom_deg must be >= enter_deg")
         if not 0 <= self.exit_fraction < 1 or not 0 <= self.hold_band_fraction < 1:
             raise ValueError("fractions must be within [0, 1)")
-        for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s", "peak_smooth_s", "dir_tau_s"):
+        for name in ("rest_init_s", "rest_follow_tau_s", "reanchor_s", "speed_smooth_s", "peak_smooth_s", "dir_tau_s",
+                     "rest_confirm_s", "rest_wait_s", "start_wait_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
+        if self.still_longer < 1.0:
+            raise ValueError("still_longer must be >= 1")
 
 
 @dataclass(frozen=True)
