@@ -473,3 +473,12 @@ def test_a_session_started_while_getting_into_position_counts_from_the_first_rep
     out = segment_reps(RepSettings(), t, g, speed)
     assert len(out.reps) == 3
     assert all(r.decided_t_s == r.end_t_s for r in out.reps)
+
+
+def test_settings_that_cannot_be_meant_are_refused():
+    import pytest
+
+    for bad in ({"rest_confirm_s": 0.0}, {"rest_wait_s": -1.0}, {"start_wait_s": 0.0}, {"still_longer": 0.9},
+                {"exit_deg": 0.0}, {"min_rom_deg": 1.0}, {"exit_fraction": 1.0}):
+        with pytest.raises(ValueError):
+            RepSettings(**bad)
