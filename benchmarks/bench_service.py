@@ -437,8 +437,9 @@ def main() -> None:
               f"{'TLS' if args.tls else 'plain'} broker, prescription {args.exercise}")
         print(f"latency notification → subscriber, median over runs: p50 {med['p50']:.1f} ms, p99 {med['p99']:.1f} ms, "
               f"max {med['max']:.1f} ms   (floor: p99 ≤ 50 ms with TLS)")
-        print_stages({k: [statistics.median(r["stages"][k][i] for r in per_run) for i in range(4)]
-                      for k in per_run[0]["stages"]}, "per stage, median over runs")
+        traced = [r["stages"] for r in per_run if r["stages"]]
+        print_stages({k: [statistics.median(stages[k][i] for stages in traced) for i in range(4)]
+                      for k in (traced[0] if traced else {})}, "per stage, median over runs")
         print(f"service CPU {med['cpu']:.2f} % of one core (emulated sensor and Bumble included), RSS max {med['rss_max']:.1f} MB")
     steps = json.loads(subprocess.run([sys.executable, "-c", IMPORTS], capture_output=True, text=True, cwd=REPO,
                                       env={**os.environ, **unit_environment()}, check=True).stdout)
