@@ -111,9 +111,7 @@ class ThighPipeline:
         out.g_sf = np.array(g, dtype=float).reshape(m, 3)
         out.speed_dps = np.array(speed, dtype=float)
         if "reps" in s.counters:
-            self._reps, ro = segment_reps_step(
-                s.reps, self._reps, out.t_s, out.g_sf, np.array(tilt, dtype=float), out.speed_dps
-            )
+            self._reps, ro = segment_reps_step(s.reps, self._reps, grid_t, g, tilt, speed)
             out.reps, out.rests, out.angle_deg = ro.reps, ro.rests, ro.angle_deg
             out.revised_t_s, out.revised_angle_deg = ro.revised_t_s, ro.revised_angle_deg
         else:

@@ -314,7 +314,8 @@ def segment_reps_step(
 ) -> tuple[RepState, RepOutput]:
     """One chunk.
 
-    ``t_s`` (m,) seconds; ``g`` (m, 3) gravity unit vectors; ``speed_dps`` (m,) the angular
+    ``t_s`` (m,) seconds; ``g`` (m, 3) gravity unit vectors (arrays, or plain lists: ``g`` as
+    (x, y, z) per sample); ``speed_dps`` (m,) the angular
     speed that decides stillness (rest, posture changes); ``peak_speed_dps`` (m,) the speed reported as a rep's
     peak (defaults to ``speed_dps``).
     """
@@ -334,10 +335,14 @@ def segment_reps_step(
     m = len(t_s)
     out = RepOutput()
     angles = [math.nan] * m  # an array at the end: numpy item assignment is slow per sample
-    ts = np.asarray(t_s, dtype=float).tolist()
-    gs = np.asarray(g, dtype=float).reshape(m, 3).tolist()
-    ws = np.asarray(speed_dps, dtype=float).tolist()
-    ps = ws if peak_speed_dps is None else np.asarray(peak_speed_dps, dtype=float).tolist()
+    # plain lists as they are (the pipeline chains its kernels on lists: no numpy round trip)
+    ts = t_s if type(t_s) is list else np.asarray(t_s, dtype=float).tolist()
+    gs = g if type(g) is list else np.asarray(g, dtype=float).reshape(m, 3).tolist()
+    ws = speed_dps if type(speed_dps) is list else np.asarray(speed_dps, dtype=float).tolist()
+    if peak_speed_dps is None:
+        ps = ws
+    else:
+        ps = peak_speed_dps if type(peak_speed_dps) is list else np.asarray(peak_speed_dps, dtype=float).tolist()
     deg = 180.0 / math.pi
     # settings as locals: attribute lookups cost, per sample, on a Pi
     inv_speed_tau, inv_peak_tau, inv_follow_tau = 1.0 / s.speed_smooth_s, 1.0 / s.peak_smooth_s, 1.0 / s.rest_follow_tau_s
