@@ -453,8 +453,7 @@ def segment_reps_step(
             st.in_rep = False
             st.trace_t_s, st.trace_deg, st.trace_speed_dps = [], [], []
             new = _unit(st.still_sum)
-            ax, ay, az = st.anchor
-            shift = math.acos(max(-1.0, min(1.0, new[0] * ax + new[1] * ay + new[2] * az))) * deg
+            shift = _apart_deg(new, st.anchor)
             st.anchor = new
             st.rest_t_s, st.valley_deg = t, 0.0
             reason = RestReason.REST_SHIFT
@@ -602,10 +601,9 @@ def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
     ax, ay, az = st.start_alt.anchor  # the stream's first pose
     bx, by, bz = st.anchor  # the first long dwell (or wherever this reading's rest moved)
     to_a, to_b = mx * ax + my * ay + mz * az, mx * bx + my * by + mz * bz
-    apart = ax * bx + ay * by + az * bz
     # nearer it than half the way between them (or than the dwell cone, if they are that close:
     # near both, the two poses are one, and the reading from the stream's start sees more)
-    near = min(math.cos(math.radians(s.dwell_deg)), math.cos(0.5 * math.acos(max(-1.0, min(1.0, apart)))))
+    near = math.cos(math.radians(max(s.dwell_deg, 0.5 * _apart_deg(st.start_alt.anchor, st.anchor))))
     if to_a >= near and (to_a > to_b or to_b >= near):
         return True
     if to_b >= near:
