@@ -39,6 +39,7 @@ from hipsense.protocol.vocabulary import Side
 
 # The limits of common.json and the kinds' files (the tests hold the two together).
 MAX_SEQ = 9007199254740991
+MAX_UNSAVED = 1_000_000  # status.json's bound on unsaved_results
 MAX_INDEX = 10000
 MAX_COUNT = 100000
 MAX_SECONDS = 86400.0
@@ -162,9 +163,12 @@ def build_status(
     software_version: str | None = None,
     sensors: Iterable[Mapping[str, Any]] = (),
     outbox_first_seq: int | None = None,
+    unsaved_results: int | None = None,
 ) -> Envelope:
     """Device status (retained). ``sensors``: ``{"side", "connected"[, "battery_pct"]}`` each;
-    ``outbox_first_seq``: the lowest result seq still in the outbox (see status.json)."""
+    ``outbox_first_seq``: the lowest result seq still in the outbox; ``unsaved_results`` (only
+    while the outbox cannot be written, e.g. a full card): how many results wait outside it
+    (see status.json)."""
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "patient": patient,
                            "state": "online" if _boolean("online", online) else "offline"}
     if t is not None:
@@ -180,6 +184,8 @@ def build_status(
         doc["sensors"] = sensor_list
     if outbox_first_seq is not None:
         doc["outbox_first_seq"] = _integer("outbox_first_seq", outbox_first_seq, 1, MAX_SEQ)
+    if unsaved_results is not None:
+        doc["unsaved_results"] = _integer("unsaved_results", unsaved_results, 0, MAX_UNSAVED)
     return seal(MessageKind.STATUS, patient, doc)
 
 

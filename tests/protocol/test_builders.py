@@ -97,6 +97,30 @@ def test_builder_refuses_invalid_values_before_anything_is_sent():
         p.build_status("maria", online=True)
 
 
+def test_status_tells_how_many_results_wait_outside_a_full_outbox():
+    """unsaved_results (optional, only while the outbox cannot be written): parsed by a reader of
+    this version; a reader from before it refuses the whole status (additionalProperties: false),
+    which is why the Pi sends it only while its card is full: the results travel as events, and
+    the next status without it is accepted again (docs/mqtt.md, Status)."""
+    full = p.build_status(PATIENT, online=True, t=at(0), outbox_first_seq=7, unsaved_results=12)
+    assert p.parse_message(full.topic, full.payload).data["unsaved_results"] == 12
+    assert "unsaved_results" not in json.loads(p.build_status(PATIENT, online=True).payload)
+    assert json.loads(p.build_status(PATIENT, online=True, unsaved_results=0).payload)["unsaved_results"] == 0
+    for bad in (-1, 1_000_001, True, 2.5):
+        with pytest.raises(p.ProtocolError, match="unsaved_results"):
+            p.build_status(PATIENT, online=True, unsaved_results=bad)
+    import jsonschema
+    import referencing
+
+    old_schema = p.load_schema("status.json")
+    del old_schema["properties"]["unsaved_results"]
+    common = p.load_schema("common.json")
+    registry = referencing.Registry().with_resource(common["$id"], referencing.Resource.from_contents(common))
+    old_reader = jsonschema.Draft202012Validator(old_schema, registry=registry)
+    assert old_reader.is_valid(json.loads(p.build_status(PATIENT, online=True, t=at(0), outbox_first_seq=7).payload))
+    assert not old_reader.is_valid(json.loads(full.payload))
+
+
 def test_pain_scope_follows_exercise():
     session = json.loads(every_kind()[p.MessageKind.PAIN].payload)
     assert session["scope"] == "session" and session["exercise"] is None
@@ -153,7 +177,8 @@ _BUILDERS = {
     p.MessageKind.STATUS: (p.build_status, lambda w: _args({
         "online": st.booleans(), "t": _instants, "software_version": st.text(max_size=32),
         "sensors": st.lists(st.fixed_dictionaries({"side": st.sampled_from(["left", "right"]), "connected": st.booleans()},
-                                                  optional={"battery_pct": st.integers(0, 100)}), max_size=2)}, w)),
+                                                  optional={"battery_pct": st.integers(0, 100)}), max_size=2),
+        "unsaved_results": st.none() | st.integers(0, 1_000_000)}, w)),
     p.MessageKind.LIVE: (p.build_live, lambda w: _args({
         "t": _instants, "side": st.sampled_from(["left", "right"]), "thigh_angle_deg": _num(-180, 180),
         "exercise": st.none() | _exercise, "session_id": st.none() | _session, "abduction_deg": st.none() | _num(-90, 90),
