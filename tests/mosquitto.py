@@ -134,6 +134,7 @@ class Mosquitto(MosquittoProcess):
                 "pattern write hipsense/v1/%u/event/#\n"
                 "pattern read hipsense/v1/%u/prescription\n"
                 "pattern read hipsense/v1/%u/stored\n"
+                "pattern read hipsense/v1/_ingest/online\n"
             )
 
     @property

@@ -20,6 +20,7 @@ from hipsense.protocol.builders import (
 )
 from hipsense.protocol.delivery import DELIVERY, LIVE_EXPIRY_S, LIVE_MAX_RATE_HZ, Delivery, Envelope, Importance
 from hipsense.protocol.errors import ProtocolError
+from hipsense.protocol.ingest_online import INGEST_ONLINE_TOPIC, build_ingest_online, parse_ingest_online
 from hipsense.protocol.ids import new_message_id, new_patient_id, new_session_id
 from hipsense.protocol.parsing import MAX_JSON_DEPTH, MAX_PAYLOAD_BYTES, Message, max_payload_bytes, parse_message
 from hipsense.protocol.prescription import (
@@ -43,6 +44,7 @@ from hipsense.protocol.vocabulary import EventKind, Flag, Side
 
 __all__ = [
     "DELIVERY",
+    "INGEST_ONLINE_TOPIC",
     "LIVE_EXPIRY_S",
     "LIVE_MAX_RATE_HZ",
     "MAX_JSON_DEPTH",
@@ -62,6 +64,7 @@ __all__ = [
     "ProtocolError",
     "Side",
     "build_hold_event",
+    "build_ingest_online",
     "build_live",
     "build_pain_checkin",
     "build_prescription",
@@ -77,6 +80,7 @@ __all__ = [
     "new_message_id",
     "new_patient_id",
     "new_session_id",
+    "parse_ingest_online",
     "parse_message",
     "parse_timestamp",
     "parse_topic",

@@ -17,12 +17,15 @@ What it does
     * With an ``outbox``: an :class:`~hipsense.publish.sender.OutboxSender` drains it (paho's
       ``on_publish`` with packet-id tracking). With ``patient`` set too, it subscribes to the
       dashboard's end-to-end acknowledgement (``hipsense/v1/<patient>/stored``) and a result
-      leaves the outbox only when that covers it, not on the broker's PUBACK (docs/mqtt.md).
+      leaves the outbox only when that covers it, not on the broker's PUBACK (docs/mqtt.md);
+      and to the dashboard's "ingest online" announcement, after which what is delivered and
+      unacknowledged is sent again within seconds (:mod:`hipsense.protocol.ingest_online`).
     * Subscriptions with validated messages (:meth:`MqttClient.subscribe`), restored on every
       reconnect; :meth:`MqttClient.follow_prescription` on top of it.
     * For an ingester (the dashboard): shared subscriptions and acknowledgements deferred until
-      the message is stored (:meth:`MqttClient.subscribe_deferred`), and fire-and-forget QoS 1
-      publishing (:meth:`MqttClient.publish_nowait`).
+      the message is stored (:meth:`MqttClient.subscribe_deferred`), fire-and-forget QoS 1
+      publishing (:meth:`MqttClient.publish_nowait`), and a retained announcement after every
+      (re)subscribe (:meth:`MqttClient.announce_on_connect`).
     * Connection failures are logged with their reason and the retry cadence, once per reason
       (and again every ``_REPEAT_LOG_S`` while they last), not once per attempt.
 """
@@ -47,6 +50,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from hipsense.protocol import (
+    INGEST_ONLINE_TOPIC,
     Envelope,
     Message,
     MessageKind,
@@ -54,6 +58,7 @@ from hipsense.protocol import (
     ProtocolError,
     build_status,
     build_topic,
+    parse_ingest_online,
     parse_message,
 )
 from hipsense.publish.errors import MqttError
@@ -105,6 +110,9 @@ class MqttSettings:
     storage_timeout_s: float = 60.0
     storage_timeout_max_s: float = 1800.0
     reconnect_grace_s: float = 5.0
+    # After a new "ingest online" announcement, unacknowledged results go again within this many
+    # seconds (a random delay: every Pi hears it at once).
+    ingest_online_jitter_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 < self.port < 65536:
@@ -113,6 +121,8 @@ class MqttSettings:
             raise ValueError("a persistent session (clean_start=False) needs a fixed client_id")
         if self.inflight_window < 1:
             raise ValueError("inflight_window must be at least 1")
+        if self.ingest_online_jitter_s < 0:
+            raise ValueError("ingest_online_jitter_s must not be negative")
 
 
 MessageHandler = Callable[[Message], None]
@@ -185,10 +195,13 @@ class MqttClient:
             outbox, self, window=settings.inflight_window, await_storage=e2e,
             storage_timeout_s=settings.storage_timeout_s, storage_timeout_max_s=settings.storage_timeout_max_s,
             reconnect_grace_s=settings.reconnect_grace_s,
+            ingest_online_jitter_s=(min(0.5, settings.ingest_online_jitter_s), settings.ingest_online_jitter_s),
         ) if outbox else None
+        self._announcements: list[tuple[str, Callable[[], bytes]]] = []
         self._client = self._build_client()
         if e2e and self._sender is not None:
             self.subscribe(build_topic(MessageKind.STORED, patient), self._on_stored)
+            self._add_subscription(INGEST_ONLINE_TOPIC, 1, self._on_ingest_online)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -367,6 +380,26 @@ class MqttClient:
         with self._lock:
             self._dropped_filters.append(topic_filter)
 
+    def announce_on_connect(self, topic: str, build: Callable[[], bytes]) -> None:
+        """Publish ``build()`` retained (QoS 1) on ``topic`` after every connect, right after the
+        subscriptions are sent (the broker handles a connection's packets in order, so it is
+        subscribed by then): the dashboard's "ingest online" announcement. ``build`` runs on
+        paho's thread."""
+        with self._lock:
+            self._announcements.append((topic, build))
+
+    def _on_ingest_online(self, client: paho.Client, userdata: object, raw: paho.MQTTMessage) -> None:
+        try:
+            epoch = parse_ingest_online(bytes(raw.payload))
+        except ProtocolError as exc:
+            self.rejected_messages += 1
+            log.warning("rejected message: %s", exc)
+        else:
+            if self._sender is not None:
+                # retain set: the broker's stored copy, sent because we just subscribed
+                self._sender.ingest_online(epoch, retained=bool(raw.retain))
+        client.ack(raw.mid, raw.qos)
+
     def _on_stored(self, message: Message) -> None:
         if self._sender is not None:
             self._sender.stored(message.patient, int(message.data["seq"]))
@@ -508,6 +541,13 @@ class MqttClient:
             client.unsubscribe(dropped)
         if subscriptions:
             client.subscribe(subscriptions)
+        with self._lock:
+            announcements = list(self._announcements)
+        for topic, build in announcements:
+            try:
+                client.publish(topic, build(), qos=1, retain=True, properties=self._properties(None))
+            except Exception:  # must not kill paho's network thread
+                log.exception("announcement on %s not published", topic)
         self._connected.set()
         if self._sender:
             self._sender.connected()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import queue
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -51,6 +52,7 @@ class SenderStats:
     confirmed: int = 0  # rows forgotten because the dashboard acknowledged storing them
     released: int = 0  # delivered rows handed out again for want of that acknowledgement
     ignored_acks: int = 0  # acknowledgements beyond this outbox's own sequence
+    ingest_online: int = 0  # new "ingest online" announcements heard (each schedules a resend)
 
 
 @dataclasses.dataclass(slots=True)
@@ -83,6 +85,10 @@ class OutboxSender:
     reconnect_grace_s : float
         After a (re)connect, how long to wait for the retained acknowledgement before sending
         again what it does not cover.
+    ingest_online_jitter_s : (float, float)
+        After a new "ingest online" announcement (:meth:`ingest_online`), delivered rows no
+        acknowledgement covers are sent again after a random delay in this range (seconds):
+        every Pi hears the announcement at the same instant.
     """
 
     def __init__(
@@ -100,6 +106,7 @@ class OutboxSender:
         storage_timeout_s: float = 60.0,
         storage_timeout_max_s: float = 1800.0,
         reconnect_grace_s: float = 5.0,
+        ingest_online_jitter_s: tuple[float, float] = (0.5, 5.0),
     ) -> None:
         self._outbox = outbox
         self._transport = transport
@@ -122,6 +129,12 @@ class OutboxSender:
         self._storage_wait_s = storage_timeout_s  # the current wait, doubled without progress
         self._release_at: float | None = None  # when to send unacknowledged delivered rows again
         self._stored_seq: dict[str, int] = {}
+        self._ingest_epoch: str | None = None  # the newest "ingest online" epoch seen
+        lo, hi = ingest_online_jitter_s
+        if not 0 <= lo <= hi:
+            raise ValueError(f"ingest_online_jitter_s {ingest_online_jitter_s!r} is not a range of seconds")
+        self._ingest_online_jitter_s = (float(lo), float(hi))
+        self._random = random.Random()
         self.stats = SenderStats()
 
     # -- called from other threads ------------------------------------------------------------
@@ -134,6 +147,12 @@ class OutboxSender:
     def stored(self, stream: str, seq: int) -> None:
         """The dashboard acknowledged storing ``stream``'s results up to ``seq`` (any thread)."""
         self._events.put(("stored", stream, seq))
+        self._wake.set()
+
+    def ingest_online(self, epoch: str, *, retained: bool = False) -> None:
+        """A dashboard ingest announced that it (re)subscribed (epoch: new on every subscribe);
+        ``retained``: the broker's stored copy, delivered because this client just subscribed."""
+        self._events.put(("online", epoch, retained))
         self._wake.set()
 
     def connected(self) -> None:
@@ -164,6 +183,11 @@ class OutboxSender:
     def acknowledged(self, stream: str) -> int:
         """The highest seq of ``stream`` the dashboard acknowledged as stored so far (0: none)."""
         return self._stored_seq.get(stream, 0)
+
+    @property
+    def ingest_epoch(self) -> str | None:
+        """The newest "ingest online" epoch heard (None: none yet)."""
+        return self._ingest_epoch
 
     @property
     def inflight(self) -> int:
@@ -234,6 +258,9 @@ class OutboxSender:
             if kind == "connected":
                 self._release_at = self._clock() + self._reconnect_grace_s
                 continue
+            if kind == "online":
+                self._on_ingest_online(str(mid), bool(ok))
+                continue
             entry = self._inflight_by_mid.pop(mid, None)
             if entry is None:
                 continue  # an ack for a packet we no longer track (after forget_inflight)
@@ -253,6 +280,30 @@ class OutboxSender:
             self.stats.acked += len(delivered)
             if self._release_at is None:
                 self._release_at = self._clock() + self._storage_wait_s
+
+    def _on_ingest_online(self, epoch: str, retained: bool) -> None:
+        """A new announcement: what the broker took while no ingest was subscribed went nowhere.
+        Send again what is delivered and unacknowledged, after a random delay of up to
+        ``ingest_online_jitter_s`` (every Pi hears it at once), or at the release already due
+        sooner. Repeats of an epoch (the retained copy on every reconnect) change nothing, and
+        neither does the first retained copy this process hears (the announcement is older than
+        this connection, whose own re-send after ``reconnect_grace_s`` covers it); a first one
+        heard live is news (the broker had lost the retained one, e.g. a restart without state)."""
+        if epoch == self._ingest_epoch:
+            return
+        first = self._ingest_epoch is None
+        self._ingest_epoch = epoch
+        if first and retained:
+            log.info("dashboard ingest online since before this connection (epoch %s)", epoch)
+            return
+        self.stats.ingest_online += 1
+        self._storage_wait_s = self._storage_timeout_s  # a dashboard is back: start the backoff again
+        low, high = self._ingest_online_jitter_s
+        due = self._clock() + self._random.uniform(low, high)
+        if self._release_at is None or due < self._release_at:
+            self._release_at = due
+        log.info("dashboard ingest online (epoch %s%s); results delivered and not acknowledged are sent again "
+                 "within %.1f s", epoch, ", the first this process heard" if first else "", due - self._clock())
 
     def _confirm(self, stream: str, seq: int) -> None:
         if seq <= self._stored_seq.get(stream, 0):

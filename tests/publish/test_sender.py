@@ -115,3 +115,90 @@ def test_client_refusing_a_row_stops_the_pass(tmp_path):
         transport.accept = False
         sender = OutboxSender(box, transport, window=8)
         assert sender.drain_once() == 0 and sender.inflight == 0
+
+
+def _rep(seq: int):
+    from hipsense import protocol as p
+
+    return p.build_rep_event("p-0001", seq=seq, session_id="s1", exercise="clam_shells", side="left", set_index=1,
+                             rep_index=seq, t_start=1.7e9, t_end=1.7e9 + 2, rom_deg=30.0, hold_s=0.0,
+                             peak_speed_dps=50.0)
+
+
+class _SeqTransport(FakeTransport):
+    def send_row(self, row, now):
+        self._mid += 1
+        self.sent.append((self._mid, row.seq))
+        return self._mid
+
+
+def test_a_new_ingest_epoch_sends_the_unacknowledged_again_within_the_jitter_once(tmp_path):
+    """The dashboard's "ingest online" announcement: delivered, unacknowledged results go again
+    after a random delay within the range, not at the storage timeout; the same epoch again (the
+    retained copy on every reconnect) does nothing; the backoff starts over."""
+    with Outbox(tmp_path / "o.db") as box:
+        for _ in range(3):
+            box.put_sequenced("p-0001", _rep)
+        clock = Clock()
+        transport = _SeqTransport()
+        sender = OutboxSender(box, transport, clock=clock, await_storage=True, storage_timeout_s=600.0,
+                              storage_timeout_max_s=1800.0, ingest_online_jitter_s=(1.0, 4.0))
+        sender.drain_once()
+        for mid in (1, 2, 3):
+            sender.published(mid, ok=True)
+        sender.drain_once()
+        assert box.awaiting_storage() == 3 and len(transport.sent) == 3
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K")
+        clock.t = 0.99
+        sender.drain_once()
+        assert len(transport.sent) == 3  # not before the jitter's lower bound
+        clock.t = 4.0
+        sender.drain_once()
+        assert [seq for _, seq in transport.sent[3:]] == [1, 2, 3] and sender.stats.released == 3
+        for mid in (4, 5, 6):
+            sender.published(mid, ok=True)
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K")  # the same epoch again
+        clock.t = 100.0
+        sender.drain_once()
+        assert len(transport.sent) == 6 and sender.stats.ingest_online == 1
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8M")  # a new one: due within 4 s again
+        sender.drain_once()
+        clock.t = 104.0
+        sender.drain_once()
+        assert len(transport.sent) == 9 and sender.stats.ingest_online == 2
+
+
+def test_the_first_retained_announcement_a_process_hears_is_only_noted(tmp_path):
+    """Heard on subscribing (retained): older than this connection, whose reconnect grace sends
+    again anyway. A first one heard live is news (the broker had lost the retained one)."""
+    with Outbox(tmp_path / "o.db") as box:
+        box.put_sequenced("p-0001", _rep)
+        clock = Clock()
+        transport = _SeqTransport()
+        sender = OutboxSender(box, transport, clock=clock, await_storage=True, storage_timeout_s=600.0,
+                              ingest_online_jitter_s=(1.0, 4.0))
+        sender.drain_once()
+        sender.published(1, ok=True)
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K", retained=True)
+        sender.drain_once()
+        clock.t = 10.0
+        sender.drain_once()
+        assert len(transport.sent) == 1 and sender.stats.ingest_online == 0
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8M", retained=True)  # changed while we were away
+        sender.drain_once()
+        clock.t = 14.0
+        sender.drain_once()
+        assert len(transport.sent) == 2
+    with Outbox(tmp_path / "o2.db") as box:
+        box.put_sequenced("p-0001", _rep)
+        clock = Clock()
+        transport = _SeqTransport()
+        sender = OutboxSender(box, transport, clock=clock, await_storage=True, storage_timeout_s=600.0,
+                              ingest_online_jitter_s=(1.0, 4.0))
+        sender.drain_once()
+        sender.published(1, ok=True)
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K", retained=False)
+        sender.drain_once()
+        clock.t = 4.0
+        sender.drain_once()
+        assert len(transport.sent) == 2

@@ -44,11 +44,13 @@ from collections.abc import Callable
 from hipsense.dashboard.event_store import BatchResult, DeadLetter, EventStore, dead_letter, dead_letter_of
 from hipsense.dashboard.live_hub import LiveHub, Update
 from hipsense.protocol import (
+    INGEST_ONLINE_TOPIC,
     Envelope,
     Importance,
     Message,
     MessageKind,
     ProtocolError,
+    build_ingest_online,
     build_stored_ack,
     build_topic,
     parse_message,
@@ -128,6 +130,12 @@ class IngestService:
         self.share_group = share_group  # None: EventStore.share_group's, read when connecting
         self.client.subscribe_deferred(subscription_filter(MessageKind.STATUS), self.receive)
         self.client.subscribe_deferred(subscription_filter(MessageKind.LIVE), self.receive, qos=0)
+        # After every (re)subscribe: "ingest online", with a new epoch. A broker that lost the
+        # subscription (a restart without its state; Mosquitto 2.0 never restores a shared one)
+        # PUBACKed what the Pis sent meanwhile and dropped it; a Pi that hears a new epoch sends
+        # again what no acknowledgement covers within seconds instead of at its storage timeout
+        # (60 s, doubling to 30 min). See hipsense.protocol.ingest_online.
+        self.client.announce_on_connect(INGEST_ONLINE_TOPIC, lambda: build_ingest_online(t=self._clock()))
 
     # -- lifecycle ----------------------------------------------------------------------------
 
