@@ -482,7 +482,15 @@ def segment_reps_step(
         if signed and dt > 0:
             st.dir_dt_s += dt
             if st.dir_dt_s >= dir_every:  # the direction drifts over seconds: 10 Hz is plenty
-                if _learn_direction(s, st, gx - ax, gy - ay, gz - az, st.dir_dt_s):
+                # a still thigh votes only inside an excursion (a hold) or farther from the rest
+                # than a rest shift goes: a leg that settles a few degrees off the rest and stays
+                # there (a pause between blocks) taught the direction its offset and turned it
+                # over before the next block (issue 10, failure mode 2)
+                vx, vy, vz = gx - ax, gy - ay, gz - az
+                off = math.radians(s.rest_shift_fraction * st.amp_deg)
+                if (st.in_rep or not still or vx * vx + vy * vy + vz * vz >= off * off) and _learn_direction(
+                    s, st, vx, vy, vz, st.dir_dt_s
+                ):
                     # valley and peak were measured the wrong way round: start afresh here
                     st.in_rep, st.trace_t_s, st.trace_deg, st.trace_speed_dps = False, [], [], []
                     st.valley_deg, st.rest_t_s = 0.0, t

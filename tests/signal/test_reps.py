@@ -475,6 +475,25 @@ def test_a_session_started_while_getting_into_position_counts_from_the_first_rep
     assert all(r.decided_t_s == r.end_t_s for r in out.reps)
 
 
+def test_a_leg_resting_off_the_anchor_does_not_teach_the_direction_its_offset():
+    # issue 10, failure mode 2 (UCI s1 e1 played from the first raise's onset: 30 -> 32). The
+    # stream begins in a slow creep of the first raise, 3-4 deg up: that brief dwell becomes
+    # the rest, and the leg really rests below it, between reps and in a pause between blocks.
+    # A still leg there voted for the direction with its offset, turned it over before the
+    # second block, and the block's raises read downward: extra and half-size reps. Only a
+    # moving thigh, or one inside an excursion (a hold), votes now.
+    for creep in (3.0, 4.0):
+        for pause in (8.0, 12.0, 14.0):
+            first = [_ramp(0.6, creep, creep + 1.0), _ramp(0.5, creep + 1.0, 12.0), _segment(3.0, 12.0),
+                     _ramp(1.0, 12.0, 0), _segment(3.0, 0)]
+            elev = np.concatenate(first + [p for _ in range(2) for p in _rep(12.0)] + [_segment(pause, 0)]
+                                  + [p for _ in range(3) for p in _rep(12.0)])
+            t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+            out = segment_reps(RepSettings(), t, g, speed)
+            assert len(out.reps) == 6, (creep, pause, [round(r.rom_deg, 1) for r in out.reps])
+            assert min(r.rom_deg for r in out.reps) > 12.0 - creep - 1.0
+
+
 def test_settings_that_cannot_be_meant_are_refused():
     import pytest
 
