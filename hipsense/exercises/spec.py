@@ -284,14 +284,12 @@ class Thresholds:
     too_fast_s: float | None = None  # reps shorter than this are flagged as too fast
     hold_min_s: float | None = None  # a hold shorter than this is flagged as short
     impacts_per_rep: int = 1  # landings per rep (a half jack lands twice: out and back in)
-    # Shortest movement that is a rep. Lying down, a leg put back on the floor bounces for
-    # about half a second: 0.8 s keeps bounces out. Standing, a step-up takes 0.7 s.
-    min_rep_s: float = 0.8
+    # (No per-exercise shortest rep: the rep kernel's bounce guard is one for every exercise,
+    # RepSettings.min_rep_s 0.4 s, and a rebound off the mat is told by its shape, bounce_*.)
 
     def __post_init__(self) -> None:
         _number("min_rom_deg", self.min_rom_deg, minimum=0.0)
         _integer("impacts_per_rep", self.impacts_per_rep, minimum=1)
-        _number("min_rep_s", self.min_rep_s, minimum=0.0)
         _number("too_fast_s", self.too_fast_s, minimum=0.0, optional=True)
         _number("hold_min_s", self.hold_min_s, minimum=0.0, optional=True)
 

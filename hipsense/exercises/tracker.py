@@ -194,7 +194,6 @@ def rep_settings_for(
         # a stretch held for long is the exercise, not a new posture
         reanchor_s=max(60.0 if spec.measure == Measure.HOLDS else base.reanchor_s, 2.0 * hold + 5.0),
         posture_change_deg=max(base.posture_change_deg, 1.2 * spec.motion.rom_deg_max),
-        min_rep_s=min(spec.thresholds.min_rep_s, base.min_rep_s),
         # shuffling into position is far smaller than the exercise's movement
         first_rep_min_deg=usual_min / 3.0,
         # ... and one below the usual range waits for the second to show it went the same way
