@@ -5,7 +5,9 @@ committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`
 sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
 A result's ``state`` (the session's numbering after it, see ``service/state.py``) is committed
 in that same transaction. A result the outbox cannot take (disk full) is held in memory, in
-order, and stored as soon as it can be (:meth:`ResultPublisher.retry_held`).
+order, and stored as soon as it can be (:meth:`ResultPublisher.retry_held`); with a spill file
+(:mod:`hipsense.service.spill`) each one held is copied to RAM-backed storage too, so that a
+restart of the service stores it then instead of losing it.
 
 Live angles are never stored; they go to the MQTT client's live path when connected and are
 dropped otherwise.
@@ -17,11 +19,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from hipsense.protocol import (
+    DELIVERY,
     Envelope,
     EventKind,
     ExerciseSummary,
@@ -33,9 +37,11 @@ from hipsense.protocol import (
     build_rep_event,
     build_session_summary,
     build_set_event,
+    parse_topic,
 )
 from hipsense.publish import LiveThrottle, Outbox, OutboxError
 from hipsense.service.logs import fields
+from hipsense.service.spill import SpillFile
 
 __all__ = ["ResultPublisher"]
 
@@ -46,11 +52,37 @@ MAX_HELD = 10_000
 """Results kept in memory while the outbox cannot be written: days of exercise, a few MB."""
 
 
+SPILL_DONE = "held_spill_done"
+"""The outbox state naming the last spilled result stored (written in its transaction)."""
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class _Held:
     what: str
     build: Callable[[int], Envelope]
     state: Mapping[str, bytes | None] | None
+    spilled: int | None = None  # its number in the spill file, once copied there
+
+
+def _renumbering(template: Envelope) -> Callable[[int], Envelope]:
+    """A result built once (its id fixed), numbered when it is stored."""
+    doc = json.loads(template.payload)
+
+    def build(seq: int) -> Envelope:
+        payload = json.dumps({**doc, "seq": seq}, separators=(",", ":"), ensure_ascii=False,
+                             allow_nan=False).encode("utf-8")
+        return dataclasses.replace(template, payload=payload, seq=seq)
+
+    return build
+
+
+def _envelope(topic: str, payload: bytes) -> Envelope:
+    kind, _ = parse_topic(topic)
+    delivery = DELIVERY[kind]
+    doc = json.loads(payload)
+    return Envelope(kind=kind, topic=topic, payload=payload, qos=delivery.qos, retain=delivery.retain,
+                    expiry_s=delivery.expiry_s, importance=delivery.importance, message_id=doc.get("id"),
+                    seq=doc.get("seq"))
 
 
 class ResultPublisher:
@@ -67,6 +99,7 @@ class ResultPublisher:
         clock: Callable[[], float] = time.monotonic,
         max_held: int = MAX_HELD,
         clock_synced: Callable[[], bool | None] | None = None,
+        spill: SpillFile | None = None,
     ) -> None:
         self.patient = patient
         self.outbox = outbox
@@ -84,6 +117,48 @@ class ResultPublisher:
         self._clock_synced = clock_synced
         self._held: collections.deque[_Held] = collections.deque()
         self._unwritable_since: float | None = None
+        self.unwritable = False  # the last attempt to store a result failed (for the status)
+        self._spill = spill
+        self._spill_next = 1
+        self._spill_used = False  # the file may hold lines (removed once nothing is held)
+        if spill is not None:
+            self._adopt_spill(spill)
+
+    def _adopt_spill(self, spill: SpillFile) -> None:
+        """Results a previous process held (its outbox could not take them): held again, in
+        order, and stored now if the outbox can take them (before the engine reads its state)."""
+        try:
+            raw = self.outbox.read_state(SPILL_DONE)
+            done = int(raw) if raw else 0
+        except (OutboxError, ValueError) as exc:
+            log.error("cannot read which spilled results were stored (%s); importing them all (the dashboard "
+                      "keeps each id once)", exc)
+            done = 0
+        entries = spill.load()
+        self._spill_next = max([done, *(e.n for e in entries)]) + 1
+        fresh = [e for e in entries if e.n > done]
+        self._spill_used = bool(entries)
+        if not fresh:
+            spill.clear()
+            return
+        for entry in fresh:
+            try:
+                template = _envelope(entry.topic, entry.payload)
+            except (ProtocolError, ValueError) as exc:
+                log.error("a spilled %s cannot be read back: %s", entry.what, exc)
+                continue
+            self._held.append(_Held(entry.what, _renumbering(template), entry.state, entry.n))
+        log.warning("%d result(s) a previous run could not store are back from %s", len(self._held), spill.path,
+                    extra=fields(held=len(self._held)))
+        self.retry_held()
+
+    def held_state(self, name: str) -> tuple[bool, bytes | None]:
+        """The newest value of state document ``name`` among the held results, (False, None) if
+        none carries it: what the outbox will hold once they are stored."""
+        for item in reversed(self._held):
+            if item.state is not None and name in item.state:
+                return True, item.state[name]
+        return False, None
 
     # -- results -----------------------------------------------------------------------------
 
@@ -110,6 +185,7 @@ class ResultPublisher:
                 if exc.corrupt and self._recover():
                     return self._put(_Held(what, build, state))
                 self.failed += 1
+                self.unwritable = True
                 log.error("%s not stored: %s", what, exc, extra=fields(kind=what))
                 return None
         item = _Held(what, build, state)
@@ -141,6 +217,8 @@ class ResultPublisher:
                     recovered = True
                     if self._recover():
                         continue
+                self.unwritable = True
+                self._spill_held()
                 if self._unwritable_since is None:
                     self._unwritable_since = self._clock()
                     log.error("%s not stored yet: %s; kept in memory (%d waiting) and stored when the outbox can be "
@@ -149,11 +227,33 @@ class ResultPublisher:
             self._held.popleft()
             if envelope is not None:
                 stored[id(item)] = envelope
+        self.unwritable = False
+        if self._spill_used:
+            self._spill_used = False
+            self._spill.clear()
         if self._unwritable_since is not None:
             log.warning("the outbox can be written again; every result held meanwhile is stored",
                         extra=fields(waited_s=round(self._clock() - self._unwritable_since, 1)))
             self._unwritable_since = None
         return stored
+
+    def _spill_held(self) -> None:
+        """Copy the held results not yet in the spill file there, in order (built once now: the
+        copy and the one in memory have the same id)."""
+        if self._spill is None:
+            return
+        for index, item in enumerate(self._held):
+            if item.spilled is not None:
+                continue
+            try:
+                template = item.build(1)
+            except ProtocolError:
+                continue  # refused again when it is stored (logged then)
+            self._spill_used = True
+            if not self._spill.append(self._spill_next, item.what, template.topic, template.payload, item.state):
+                return  # the rest waits in memory only (logged)
+            self._held[index] = _Held(item.what, _renumbering(template), item.state, self._spill_next)
+            self._spill_next += 1
 
     def _recover(self) -> bool:
         try:
@@ -163,6 +263,8 @@ class ResultPublisher:
             return False
 
     def _put(self, item: _Held, *, raise_outbox_error: bool = False) -> Envelope | None:
+        if item.spilled is not None:  # stored with it: a restart then imports only the lines after it
+            item = dataclasses.replace(item, state={**(item.state or {}), SPILL_DONE: str(item.spilled).encode()})
         try:
             _, envelope = self.outbox.put_sequenced(self.patient, item.build, state=item.state)
         except ProtocolError as exc:  # a measurement the schema refuses (a bug): say so, keep going

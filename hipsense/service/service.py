@@ -40,6 +40,7 @@ from hipsense.service.engine import SessionEngine
 from hipsense.service.livetrace import live_trace_from_environment
 from hipsense.service.logs import fields
 from hipsense.service.results import ResultPublisher
+from hipsense.service.spill import SpillFile, default_spill_path
 from hipsense.service.state import SessionStateStore
 from hipsense.service.systemd import Notifier
 from hipsense.service.clocksync import clock_synchronized
@@ -163,15 +164,21 @@ class Service:
         timebase = Timebase(scale)
         client = MqttClient(mqtt_settings(cfg), patient=patient, outbox=outbox, software_version=__version__)
         self.client = client
+        spill_path = default_spill_path(patient, outbox.path, self._environ)
+        if spill_path is None:
+            log.warning("no RAM-backed directory for results the outbox cannot take (RUNTIME_DIRECTORY, "
+                        "XDG_RUNTIME_DIR, /dev/shm): on a full card they wait in memory only")
         publisher = ResultPublisher(patient, outbox, notify=client.notify_outbox, send_live=client.publish_live,
                                     live_rate_hz=cfg.service.live_rate_hz,
+                                    spill=SpillFile(spill_path) if spill_path is not None else None,
                                     # a replayed recording (the demo, the tests) is not stamped from a patient's clock
                                     clock_synced=None if scale != 1.0 or any(
                                         s.backend == "emulator" for s in cfg.sensors) else clock_synchronized)
         voice = Voice(make_speaker(cfg.service.voice))
         engine = SessionEngine(
             sensor_sides=[s.side for s in cfg.sensors], publisher=publisher, voice=voice, timebase=timebase,
-            settings=cfg.session, state=SessionStateStore(state_dir / "session.json", outbox=outbox),
+            settings=cfg.session,
+            state=SessionStateStore(state_dir / "session.json", outbox=outbox, held=publisher.held_state),
             prescription=store.current,
             batch_s=min(0.25, 1.0 / cfg.service.live_rate_hz),
             gyroscopes=[s.gyroscope for s in cfg.sensors],

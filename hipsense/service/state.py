@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +44,15 @@ class SessionStateStore:
     With an outbox, ``path`` is where a previous version kept it (moved in on opening).
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None, *, outbox: Outbox | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, outbox: Outbox | None = None,
+                 held: Callable[[str], tuple[bool, bytes | None]] | None = None) -> None:
         if path is None and outbox is None:
             raise ValueError("a session state needs a file or an outbox")
         self.path = Path(path) if path is not None else None
         self.outbox = outbox
+        # ResultPublisher.held_state: results held for want of room (a previous run's, from its
+        # spill file) carry newer state than the outbox has; a restart resumes after them.
+        self.held = held
         if outbox is not None and self.path is not None and self.path.exists():
             self._adopt_file(outbox, self.path)
 
@@ -58,7 +62,10 @@ class SessionStateStore:
         return self.outbox is not None
 
     def load(self) -> dict[str, Any] | None:
-        if self.outbox is not None:
+        found, raw = self.held(_NAME) if self.held is not None else (False, None)
+        if found:
+            where = f"results held for the outbox (state {_NAME!r})"
+        elif self.outbox is not None:
             raw = self.outbox.read_state(_NAME)
             where = f"{self.outbox.path} (state {_NAME!r})"
         else:

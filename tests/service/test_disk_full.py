@@ -223,3 +223,100 @@ def test_a_new_prescription_on_a_full_disk_saves_the_state_after_the_held_result
     rig.engine.tick()
     assert rig.publisher.held == 0 and len(saved) == 1  # after them, in order
     assert rig.engine.state.load()["tallies"] == rig.engine.plan.tallies_to_json()
+
+
+# -- held results outlive the process (spill file) ----------------------------------------------
+
+
+class _SpillRig(Rig):
+    """Rig, with the service's spill file (a tmp dir stands in for /run/hipsense, a tmpfs) and
+    the session state read through the held results; ``full`` fills the outbox before the
+    publisher opens it (a restart on a card that is still full)."""
+
+    def __init__(self, tmp_path, prescription, *, full: bool = False):
+        from hipsense.publish import Outbox
+        from hipsense.service.config import SessionConfig
+        from hipsense.service.engine import SessionEngine
+        from hipsense.service.results import ResultPublisher
+        from hipsense.service.spill import SpillFile
+        from hipsense.service.state import SessionStateStore
+        from hipsense.service.timebase import Timebase
+        from hipsense.service.voice import Voice
+        from tests.service.fakes import FakeClock, RecordingSpeaker
+
+        self.outbox = Outbox(tmp_path / "outbox.sqlite")
+        if full:
+            _fill(self)
+        self.live = []
+        self.speaker = RecordingSpeaker()
+        self.clock = FakeClock(0.0)
+        self.spill = SpillFile(tmp_path / "run" / "held-results-p-0001.jsonl")
+        self.publisher = ResultPublisher("p-0001", self.outbox, send_live=lambda e: self.live.append(e) or True,
+                                         clock=self.clock, spill=self.spill)
+        self.timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
+        self.engine = SessionEngine(
+            sensor_sides=["right"], publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
+            settings=SessionConfig(recognition=False), prescription=prescription,
+            state=SessionStateStore(outbox=self.outbox, held=self.publisher.held_state))
+
+
+def _rest(rig, t, acc):
+    rig.feed(t[-1] + 0.04 * np.arange(1, 750), np.repeat(acc[-1:], 749, 0), np.zeros((749, 3)))  # rest 30 s
+
+
+def _whole_session(messages) -> None:
+    assert [m.seq for m in messages] == list(range(1, len(messages) + 1))
+    _check_whole(messages)
+    assert len([m for m in messages if m.kind is MessageKind.REP]) == 30  # every rep, once
+    assert [m.data["reps"] for m in messages if m.kind is MessageKind.SET] == [10, 10, 10]
+    assert len({m.data["id"] for m in messages if "id" in m.data}) == len([m for m in messages if "id" in m.data])
+
+
+def test_results_held_on_a_full_card_survive_a_restart_of_the_service(tmp_path, uci):
+    """The card fills in set 1, the service is killed with results held (SIGKILL: only the spill
+    file on the tmpfs has them) and comes back with room: every result once, numbered on.
+    The full card is SQLite's SQLITE_FULL (max_page_count, what a full card returns), not a
+    real ENOSPC: tests/deploy has the real one with `hipsense run`. Before the spill file, the
+    held results died with the process (25 of 30 reps here, set 1 never closed: sets [15, 10])."""
+    t, acc, gyr = uci
+    rig = _SpillRig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    held = rig.publisher.held
+    assert held > 5 and len(rig.spill.load()) == held
+    rig.outbox.close()  # SIGKILL: memory gone, the spill file stays
+
+    again = _SpillRig(tmp_path, rx())
+    assert again.publisher.held == 0 and not again.spill.path.exists()  # stored at start, file removed
+    again.feed(t, acc, gyr, start=b)
+    _rest(again, t, acc)
+    _whole_session(again.messages())
+
+
+def test_a_restart_on_a_card_still_full_keeps_numbering_after_the_held_results(tmp_path, uci):
+    """Killed twice while the card is full: the second run resumes the session after the held
+    results (their state, not the outbox's older one), spills its own after them, and once
+    there is room every result is stored once, in order."""
+    t, acc, gyr = uci
+    rig = _SpillRig(tmp_path, rx())
+    a, b, c = (int(np.searchsorted(t, s)) for s in (40.0, 100.0, 130.0))  # 130: a plain restart there keeps 3 sets
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    first = rig.publisher.held
+    rig.outbox.close()
+
+    second = _SpillRig(tmp_path, rx(), full=True)
+    assert second.publisher.held == first  # back from the file, still waiting
+    second.feed(t, acc, gyr, start=b, stop=c)
+    assert second.publisher.held > first and len(second.spill.load()) == second.publisher.held
+    second.outbox.close()
+
+    third = _SpillRig(tmp_path, rx())
+    assert third.publisher.held == 0
+    third.feed(t, acc, gyr, start=c)
+    _rest(third, t, acc)
+    _whole_session(third.messages())
+    assert third.spill.load() == []

@@ -1,0 +1,133 @@
+"""Results the outbox cannot take (a full card), copied to RAM-backed storage that outlives the
+process: a restart of the service (a crash, the watchdog, an update) no longer loses them.
+
+While the outbox cannot be written, :class:`~hipsense.service.results.ResultPublisher` holds
+results in memory, in order (up to ``MAX_HELD``). Each one held is also appended to a spill file
+on a tmpfs: systemd's ``RuntimeDirectory`` (``/run/hipsense``, kept across restarts of the
+service by ``RuntimeDirectoryPreserve=yes``, gone at reboot), else ``$XDG_RUNTIME_DIR``, else
+``/dev/shm``. Not the card: it is the card that is full. A power cut still loses them (RAM);
+the voice and the status (``unsaved_results``) say so.
+
+Each line is one result, already built (its ``id`` fixed; its ``seq`` is given when it is
+stored) with the session state that goes with it, and a spill number ``n``. Storing a spilled
+result writes ``n`` into the outbox's state in the same transaction, so a restart imports
+exactly the lines after it: none twice, none lost. The file is removed once nothing is held.
+A torn last line (a kill mid-write) is skipped. The file is capped (``max_bytes``): past it, the
+rest is held in memory only, and logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+__all__ = ["SpillEntry", "SpillFile", "default_spill_path"]
+
+log = logging.getLogger(__name__)
+
+MAX_SPILL_BYTES = 32 * 1024 * 1024
+"""10 000 held results (``MAX_HELD``) of ~1 KB each with their session state fit."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpillEntry:
+    n: int
+    what: str
+    topic: str
+    payload: bytes
+    state: Mapping[str, bytes | None] | None
+
+
+def default_spill_path(patient: str, outbox: os.PathLike[str] | str,
+                       environ: Mapping[str, str] | None = None) -> Path | None:
+    """Where the service spills held results: a tmpfs that outlives the process, or None.
+
+    The name carries the patient and a digest of the outbox's path: the file belongs to that
+    outbox (its stored spill number), and two services on one machine never share one."""
+    environ = os.environ if environ is None else environ
+    tag = hashlib.sha256(str(Path(outbox).resolve()).encode()).hexdigest()[:12]
+    name = f"held-results-{patient}-{tag}.jsonl"
+    for candidate in (environ.get("RUNTIME_DIRECTORY"), environ.get("XDG_RUNTIME_DIR")):
+        if candidate:
+            return Path(candidate.split(":")[0]) / name
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return shm / f"hipsense-{os.getuid()}-{name}"
+    return None
+
+
+class SpillFile:
+    """An append-only file of held results (see the module docstring)."""
+
+    def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = MAX_SPILL_BYTES) -> None:
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self._full_logged = False
+
+    def append(self, n: int, what: str, topic: str, payload: bytes, state: Mapping[str, bytes | None] | None) -> bool:
+        """Append one result; False if it could not be (the cap, or the tmpfs failing: logged)."""
+        line = json.dumps({
+            "n": n, "what": what, "topic": topic, "payload": payload.decode("utf-8"),
+            "state": None if state is None else {
+                k: None if v is None else base64.b64encode(v).decode("ascii") for k, v in state.items()},
+        }, separators=(",", ":")).encode("utf-8") + b"\n"
+        try:
+            size = self.path.stat().st_size if self.path.exists() else 0
+            if size + len(line) > self.max_bytes:
+                if not self._full_logged:
+                    self._full_logged = True
+                    log.error("spill file %s is at its cap (%d bytes): further results wait in memory only and a "
+                              "restart of the service would lose them", self.path, self.max_bytes)
+                return False
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                view = memoryview(line)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            log.error("cannot copy a held result to %s: %s (it waits in memory only)", self.path, exc)
+            return False
+        return True
+
+    def load(self) -> list[SpillEntry]:
+        """Every whole line, in order (a torn or unreadable one is skipped, logged)."""
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return []
+        except OSError as exc:
+            log.error("cannot read the held results in %s: %s", self.path, exc)
+            return []
+        entries: list[SpillEntry] = []
+        for number, line in enumerate(raw.split(b"\n"), 1):
+            if not line:
+                continue
+            try:
+                doc = json.loads(line)
+                state = doc["state"]
+                entries.append(SpillEntry(
+                    n=int(doc["n"]), what=str(doc["what"]), topic=str(doc["topic"]),
+                    payload=str(doc["payload"]).encode("utf-8"),
+                    state=None if state is None else {
+                        str(k): None if v is None else base64.b64decode(v) for k, v in state.items()}))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                log.warning("skipping line %d of %s (torn or damaged): %s", number, self.path, exc)
+        return entries
+
+    def clear(self) -> None:
+        """Nothing is held any more: remove the file."""
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError as exc:
+            log.warning("cannot remove %s: %s", self.path, exc)
+        self._full_logged = False
