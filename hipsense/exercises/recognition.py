@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from hipsense.exercises.lowpass import filtfilt_lowpass
+from hipsense.exercises.lowpass import filtfilt_lowpass, filtfilt_lowpass_bank
 from hipsense.exercises.recognition_window import HOP_S, WINDOW_S
 
 __all__ = [
@@ -185,9 +185,13 @@ def _lowpass(x: np.ndarray, fc: float) -> np.ndarray:
     return filtfilt_lowpass(x, fc, GRID_HZ)
 
 
+_CUTOFFS_HZ = (1.0, 5.0, 0.3, 8.0, 3.0)
+"""The features' low-passes: gravity direction; movement 0.3-5 Hz; jolts 3-8 Hz."""
+
+
 def _features_from_grid(a: np.ndarray) -> tuple[dict[str, float], bool]:
     """Features from a (n, 3) uniform 25 Hz window in g. Returns (features, is_still)."""
-    grav = _lowpass(a, 1.0)
+    grav, lp5, lp03, lp8, lp3 = filtfilt_lowpass_bank(a, _CUTOFFS_HZ, GRID_HZ)  # one FFT for all five
     u = grav / np.maximum(np.linalg.norm(grav, axis=1, keepdims=True), 1e-9)
     mean = u.mean(axis=0)
     m = mean / max(float(np.linalg.norm(mean)), 1e-9)
@@ -197,8 +201,11 @@ def _features_from_grid(a: np.ndarray) -> tuple[dict[str, float], bool]:
     w, v = np.linalg.eigh(cov)
     e1 = v[:, 2]
     psi = np.degrees(np.arcsin(np.clip(d @ e1, -1.0, 1.0)))
-    tilt_range = float(np.percentile(psi, 97.5) - np.percentile(psi, 2.5))
-    axis = np.cross(m, e1)
+    high, low = np.percentile(psi, (97.5, 2.5))  # one sort for both
+    tilt_range = float(high - low)
+    m0, m1, m2 = (float(c) for c in m)
+    e0, e1_, e2 = (float(c) for c in e1)
+    axis = np.array([m1 * e2 - m2 * e1_, m2 * e0 - m0 * e2, m0 * e1_ - m1 * e0])  # np.cross(m, e1), without its overhead
     axis /= max(float(np.linalg.norm(axis)), 1e-12)
 
     x = psi - psi.mean()
@@ -207,10 +214,9 @@ def _features_from_grid(a: np.ndarray) -> tuple[dict[str, float], bool]:
     lo, hi = int(1.0 * GRID_HZ), min(len(ac), int(12.0 * GRID_HZ))
     periodicity = float(np.clip(ac[lo:hi].max(), 0.0, 1.0)) if hi > lo else 0.0
 
-    lp5 = _lowpass(a, 5.0)
-    motion = lp5 - _lowpass(a, 0.3)
+    motion = lp5 - lp03
     motion_rms = float(np.sqrt(np.mean(np.sum(motion**2, axis=1))))
-    jolt = _lowpass(a, 8.0) - _lowpass(a, 3.0)
+    jolt = lp8 - lp3
     jolt_rms = float(np.sqrt(np.mean(np.sum(jolt**2, axis=1))))
 
     feats = {

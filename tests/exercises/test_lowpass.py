@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import signal as sps
 
-from hipsense.exercises.lowpass import butter2_lowpass, filtfilt_lowpass
+from hipsense.exercises.lowpass import butter2_lowpass, filtfilt_lowpass, filtfilt_lowpass_bank
 
 
 @pytest.mark.parametrize("fs", [25.0, 100.0])
@@ -41,6 +41,21 @@ def test_filtfilt_matches_scipy_on_any_length_and_signal(n, columns, cutoff, see
     got = filtfilt_lowpass(x, cutoff, 25.0)
     assert got.shape == x.shape
     np.testing.assert_allclose(got, expected, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(expected).max())))
+
+
+@settings(max_examples=30, deadline=None)
+@given(n=st.integers(2, 500), seed=st.integers(0, 2**32 - 1))
+def test_a_bank_of_cutoffs_is_each_cutoffs_filtfilt(n, seed):
+    # the recogniser's five low-passes of one window, from one FFT of the input
+    rng = np.random.default_rng(seed)
+    x = 1.0 + np.cumsum(rng.normal(size=(n, 3)), axis=0)
+    cutoffs = (1.0, 5.0, 0.3, 8.0, 3.0)
+    got = filtfilt_lowpass_bank(x, cutoffs, 25.0)
+    assert got.shape == (len(cutoffs), n, 3)
+    for k, cutoff in enumerate(cutoffs):
+        b, a = sps.butter(2, cutoff / 12.5)
+        expected = sps.filtfilt(b, a, x, axis=0, padtype="odd", padlen=min(n - 1, 3 * len(b)))
+        np.testing.assert_allclose(got[k], expected, rtol=1e-9, atol=1e-9 * max(1.0, float(np.abs(expected).max())))
 
 
 def test_a_one_dimensional_signal_keeps_its_shape():
