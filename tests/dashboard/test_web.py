@@ -349,3 +349,23 @@ def test_the_therapist_sees_results_that_did_not_reach_the_records(dashboard, en
     assert "more than a day ahead" in page and "<strong>3</strong> after no. 4" in page
     assert "ben&#39;s patient" not in page and "ben's patient" not in page
     assert "more than a day ahead" not in logged_in(app, "ben").get("/monitoring").text
+
+
+def test_the_therapist_sees_a_pi_that_cannot_save_results(dashboard, engine):
+    """A status with unsaved_results (the Pi's card is full or failing) is stored by the ingest
+    as it is and named on the monitoring page, for the therapist's own patients, until a status
+    without it (the card can be written again) replaces it."""
+    _, context, _ = dashboard
+    store = EventStore(engine)
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=3, unsaved_results=12)),
+                       parsed(p.build_status("p-0002", online=True, t=NOW, unsaved_results=4))])
+    app = create_app(context)
+    page = logged_in(app, "ana").get("/monitoring").text
+    assert "<title>Remote monitoring · hipsense dashboard</title>" in page  # (the title used to hold a table)
+    section = page[page.index("Pis that cannot save results"):page.index("</table>", page.index("full-cards"))]
+    assert 'data-patient="p-0001"' in section and "<strong>12</strong>" in section
+    assert "p-0002" not in section  # ben's patient
+    ben = logged_in(app, "ben").get("/monitoring").text
+    assert "<strong>4</strong>" in ben[ben.index("Pis that cannot save results"):]
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=15))])
+    assert "Pis that cannot save results" not in logged_in(app, "ana").get("/monitoring").text

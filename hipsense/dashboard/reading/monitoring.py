@@ -5,17 +5,21 @@ period. We count a local day as "with data" when at least one result arrived for
 time on that day (a rep, hold, set, session or pain check-in; live angles are not stored and
 do not count). The window is the 30 days ending today; a practice whose billing periods start
 elsewhere should read the day list, which is shown in full.
+
+The page also names the Pis that cannot save results (:func:`full_cards`): a status with
+``unsaved_results`` (a full or failing memory card, docs/mqtt.md).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 
 from sqlalchemy import Engine, select
 
 from hipsense.dashboard.clinic_time import ClinicClock
-from hipsense.dashboard.db.tables import events
+from hipsense.dashboard.db.tables import device_status, events
 
 WINDOW_DAYS = 30
 BILLING_CODE = "98977"
@@ -53,3 +57,28 @@ def monitoring_window(engine: Engine, patient: str, *, clock: ClinicClock) -> Mo
     with engine.connect() as connection:
         days = {clock.local_date(t) for t in connection.scalars(query)}
     return MonitoringWindow(patient, first_day, last_day, tuple(sorted(days)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FullCard:
+    """A Pi whose newest status says it cannot write its outbox (a full or failing card)."""
+
+    patient: str
+    unsaved_results: int  # results waiting on the Pi outside its outbox (memory, RAM copy)
+    reported_at: dt.datetime  # when the dashboard received that status
+
+
+def full_cards(engine: Engine, patients: list[str]) -> list[FullCard]:
+    """For each of ``patients`` whose Pi's newest status carries ``unsaved_results``."""
+    if not patients:
+        return []
+    query = select(device_status.c.patient, device_status.c.payload, device_status.c.received_at).where(
+        device_status.c.patient.in_(patients), device_status.c.payload.like('%"unsaved_results"%'))
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    out = []
+    for patient, payload, received_at in rows:
+        unsaved = json.loads(payload).get("unsaved_results")
+        if isinstance(unsaved, int):
+            out.append(FullCard(patient, unsaved, received_at))
+    return sorted(out, key=lambda card: patients.index(card.patient))

@@ -10,7 +10,13 @@ from starlette.requests import Request
 from hipsense.dashboard.accounts.therapists import patient_label, patients_of
 from hipsense.dashboard.reading.events import last_row_no, load_events
 from hipsense.dashboard.reading.dead_letters import undelivered
-from hipsense.dashboard.reading.monitoring import BILLING_CODE, DAYS_REQUIRED, WINDOW_DAYS, monitoring_window
+from hipsense.dashboard.reading.monitoring import (
+    BILLING_CODE,
+    DAYS_REQUIRED,
+    WINDOW_DAYS,
+    full_cards,
+    monitoring_window,
+)
 from hipsense.dashboard.reading.overview import device_details, patient_overview
 from hipsense.dashboard.reading.prescriptions import current_prescription
 from hipsense.dashboard.reading.sessions import session_history
@@ -80,12 +86,13 @@ def patient_routes(context, templates):
             mine = patients_of(context.engine, login_of(request).therapist_id)
             labels = dict(mine)
             missing = [(item, labels[item.patient]) for item in undelivered(context.engine, [p for p, _ in mine])]
+            cards = [(card, labels[card.patient]) for card in full_cards(context.engine, [p for p, _ in mine])]
             return [(patient, label, monitoring_window(context.engine, patient, clock=context.clock))
-                    for patient, label in mine], missing
+                    for patient, label in mine], missing, cards
 
-        rows, missing = await run_in_threadpool(windows)
+        rows, missing, cards = await run_in_threadpool(windows)
         return templates.TemplateResponse(request, "monitoring.html", await page_context(
-            request, context, rows=rows, missing=missing, code=BILLING_CODE, required=DAYS_REQUIRED,
-            window=WINDOW_DAYS))
+            request, context, rows=rows, missing=missing, full_cards=cards, code=BILLING_CODE,
+            required=DAYS_REQUIRED, window=WINDOW_DAYS))
 
     return patients_page, patients_table, patient_page, monitoring_page
