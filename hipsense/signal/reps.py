@@ -173,7 +173,9 @@ class RepSettings:
     # A stream read two ways to its end without a still spell longer than any hold: the rest
     # is the pose the leg stayed still at longest, if clearly longest — half as long again
     # (on the UCI templates cut to start late the rest's longest spell was 1.7-3x the hold's;
-    # MEx clams 09/04_act_1, no clear rest, 1.2x); else the first long dwell, as before.
+    # MEx clams 09/04_act_1, no clear rest, 1.2x) — at the first pose, or at neither of the
+    # two (the first long dwell was a pause while getting into position); else the first
+    # long dwell, as before.
     still_longer: float = 1.5
     start_wait_s: float = 600.0
     # The patient's own typical rise, when a calibration recorded reference reps (0: none):
@@ -274,6 +276,7 @@ class RepState:
     last_rep_end_t_s: float | None = None  # the last counted rep: when it ended ...
     last_rep_rise_deg: float = 0.0  # ... and how high it rose
     first_t_s: float | None = None  # the stream's first sample
+    entry_deg: float = 0.0  # the elevation where the open excursion was first seen
     anchor_since_s: float = 0.0  # when the dwell that became the rest anchor began
     # the stream did not begin in its first long dwell (``rest_confirm_s``): the other reading,
     # anchored at its first pose, waiting to be run on the samples since (``start_buf``) if it proves
@@ -286,6 +289,8 @@ class RepState:
     best_still: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))  # before any rest: longest, sum
     # while read two ways: the longest still spell at the first pose (and its sum), at the other
     start_longest: tuple[float, tuple[float, float, float], float] = (0.0, (0.0, 0.0, 0.0), 0.0)
+    # ... and at neither pose (within ``posture_change_deg`` of the first): its length and sum
+    start_elsewhere: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
 
 
 @dataclass
@@ -412,6 +417,10 @@ def segment_reps_step(
                     st.start_longest = (still_for, st.still_sum, b_s)
                 elif not verdict and still_for > b_s:
                     st.start_longest = (a_s, a_sum, still_for)
+            elif still_for > st.start_elsewhere[0] and _apart_deg(
+                _unit(st.still_sum), st.start_alt.anchor
+            ) < s.posture_change_deg:
+                st.start_elsewhere = (still_for, st.still_sum)
         if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
             sink.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
             st.first = None
@@ -530,6 +539,7 @@ def segment_reps_step(
             if ang > base + max(s.enter_deg, s.enter_amp_fraction * st.amp_deg):
                 st.in_rep = True
                 st.rep_start_t_s = st.rest_t_s if st.rest_t_s is not None else t
+                st.entry_deg = lvl
                 st.peak_deg, st.peak_t_s, st.peak_g = lvl, t, (gx, gy, gz)
                 st.trough_deg, st.trough_t_s = lvl, t
                 st.peak_speed_dps = 0.0
@@ -657,7 +667,11 @@ def _decide(s: RepSettings, st: RepState, t: float, rise: float, out: RepOutput)
         and st.rep_start_t_s - st.last_rep_end_t_s < s.bounce_gap_s
         and rise < s.bounce_fraction * st.last_rep_rise_deg
     ) or (t - st.rep_start_t_s < s.twitch_s and rise < s.bounce_fraction * st.amp_deg)
-    if rise >= s.min_rom_deg and not bounce and s.min_rep_s <= t - st.rep_start_t_s <= s.max_rep_s:
+    # an excursion already more than half-way up on the stream's first sample: its raise was
+    # not seen (a recording that starts inside a rep), as one that ends less than half-way
+    # down is not back
+    partial = st.rep_start_t_s == st.first_t_s and st.entry_deg - st.valley_deg >= 0.5 * rise
+    if rise >= s.min_rom_deg and not bounce and not partial and s.min_rep_s <= t - st.rep_start_t_s <= s.max_rep_s:
         ev = _rep_event(s, st, t, rise)
         pending, st.pending = st.pending, None
         earlier, st.pending_before = st.pending_before, None
@@ -835,8 +849,12 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
         # stayed still at longest (the rests between a template's groups of reps outlast its
         # holds; a file that starts inside a bridge rests longer than it bridges)
         a_s, a_sum, b_s = state.start_longest
-        if a_s > settings.still_longer * b_s:
-            st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=_unit(a_sum))
+        e_s, e_sum = state.start_elsewhere
+        # (neither pose: the first long dwell was a pause while getting into position, and
+        # the leg went on between two other poses — MEx bridges played 40 % slower, 9 -> 14)
+        if e_s > settings.still_longer * max(a_s, b_s) or a_s > settings.still_longer * b_s:
+            anchor = _unit(e_sum) if e_s > settings.still_longer * max(a_s, b_s) else _unit(a_sum)
+            st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=anchor)
             tail = segment_reps_flush(settings, st)
             out.reps.extend(tail.reps)
             return out

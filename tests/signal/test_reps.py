@@ -458,6 +458,24 @@ def test_a_late_start_with_no_long_rest_is_read_from_where_the_leg_stayed_still_
     assert all(r.decided_t_s == t[-1] for r in out.reps)  # let out at the stream's end
 
 
+def test_a_late_start_whose_first_long_dwell_was_a_pause_on_the_way_down_is_read_from_the_rest():
+    # the stream begins inside a rep (14 deg up, coming down), pauses 0.6 s half-way (the first
+    # long dwell), then the reps go between the rest (4 s) and 16 deg (held 2.5 s): the leg
+    # never stays still at either pose the stream was read from, and no rest outlasts a hold
+    # by rest_confirm_s. At the end the pose it stayed still at clearly longest (the rest) is
+    # taken, wherever it is, and the stream read again from its start (MEx bridges played
+    # 40 % slower: 9 -> 14, read from the pause, upside down: the rests taken for holds).
+    # The excursion under way on the first sample, already more than half-way up, is not a
+    # rep: its raise was not seen
+    rep = [_ramp(1.0, 0, 16.0), _segment(2.5, 16.0), _ramp(1.0, 16.0, 0), _segment(4.0, 0)]
+    elev = np.concatenate([_ramp(0.5, 14.0, 8.0), _segment(0.6, 8.0), _ramp(1.0, 8.0, 0), _segment(4.0, 0)] + rep * 6)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(abs(r.rom_deg - 16.0) < 1.0 and 2.0 < r.hold_s < 3.5 for r in out.reps)
+    assert out.reps[0].start_t_s > 5.0
+
+
 def test_a_session_started_while_getting_into_position_counts_from_the_first_rep_at_once():
     # the stream starts with the leg 15 deg off to one side, settling into the rest; the reps go
     # 20 deg the other way. The first long dwell is the rest (the first rep went elsewhere than
