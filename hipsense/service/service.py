@@ -33,7 +33,7 @@ from hipsense import __version__
 from hipsense.device.events import LinkEvent, LinkEventKind
 from hipsense.device.joining import AccGyroJoiner
 from hipsense.device.samples import ImuSamples
-from hipsense.protocol import Prescription, build_status
+from hipsense.protocol import Envelope, Prescription, build_status
 from hipsense.publish import Outbox, OutboxError, PrescriptionStore, open_outbox
 from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
@@ -59,6 +59,8 @@ DRAIN_ON_STOP_S = 5.0
 STALL_S = 10.0  # worker silent this long → stop pinging the systemd watchdog
 TRIM_FIRST_S, TRIM_EVERY_S = 5.0, 600.0  # see memory.py
 FLOOR_CHECK_S = 60.0  # how often the outbox's first held seq is compared with the last status's
+UNSAVED_STATUS_S = 60.0  # while the outbox cannot be written, a status with unsaved_results this often
+_MAX_UNSAVED = 1_000_000  # status.json's bound on unsaved_results
 
 
 class EngineWorker:
@@ -185,7 +187,8 @@ class Service:
         )
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O
-            store_status(outbox, patient, engine, timebase, notify=client.notify_outbox)
+            store_status(outbox, patient, engine, timebase, notify=client.notify_outbox, publisher=publisher,
+                         publish_direct=client.publish_nowait)
 
         worker = EngineWorker(engine, on_status=put_status)
         self.worker = worker
@@ -231,7 +234,7 @@ class Service:
             async with open_links(cfg.sensors, cfg.emulator, timebase) as links:
                 readers = [asyncio.create_task(self._read(i, link, worker), name=f"sensor {i}")
                            for i, link in enumerate(links)]
-                housekeeping = asyncio.create_task(self._housekeeping(worker, client, outbox, patient),
+                housekeeping = asyncio.create_task(self._housekeeping(worker, client, outbox, patient, publisher),
                                                    name="housekeeping")
                 stop = asyncio.create_task(self._stop.wait(), name="stop")
                 done, _ = await asyncio.wait([*readers, housekeeping, stop], return_when=asyncio.FIRST_COMPLETED)
@@ -276,18 +279,27 @@ class Service:
     async def _read(self, index: int, link: SensorLink, worker: EngineWorker) -> None:
         await read_sensor(index, link, worker, gyroscope=self.config.sensors[index].gyroscope)
 
-    async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str) -> None:
+    async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str,
+                            publisher: ResultPublisher | None = None) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect,
         and whenever the outbox's first held result moved (the dashboard acknowledges past a
-        gap only once the status says nothing below it will come, see docs/mqtt.md)."""
+        gap only once the status says nothing below it will come, see docs/mqtt.md); when the
+        outbox stops or starts again taking results, and every minute while it cannot (the
+        status then says how many wait: the therapist learns of the full card)."""
         from hipsense.service.memory import release_free_memory
 
         interval = min(1.0, (self.notifier.watchdog_s or 2.0) / 2)
         was_connected = False
         trim_at = time.monotonic() + TRIM_FIRST_S  # once start-up (imports, first connect) is over
         floor_at, floor = time.monotonic() + FLOOR_CHECK_S, None
+        was_unwritable, unsaved_at = False, 0.0
         while True:
             now = time.monotonic()
+            unwritable = publisher is not None and publisher.unwritable
+            if unwritable != was_unwritable or (unwritable and now >= unsaved_at):
+                worker.submit("status")
+                unsaved_at = now + UNSAVED_STATUS_S
+                was_unwritable = unwritable
             if now >= trim_at:
                 release_free_memory()
                 trim_at = now + TRIM_EVERY_S
@@ -350,19 +362,42 @@ async def read_sensor(index: int, link: SensorLink, worker: EngineWorker, *, gyr
 
 
 def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: Timebase, *,
-                 notify: Callable[[], None]) -> None:
+                 notify: Callable[[], None], publisher: ResultPublisher | None = None,
+                 publish_direct: Callable[[Envelope], bool] | None = None) -> None:
     """Put the Pi's status (sensors, and ``outbox_first_seq``: lets the dashboard acknowledge past
     results no one can send any more) in the outbox. On the worker thread: the outbox does disk
     I/O. If the outbox cannot be written (disk full), the status is skipped with an error: it is
-    sent again on the next change or reconnect, and the processing thread must go on."""
-    try:
-        outbox.put_envelope(build_status(patient, online=True, t=timebase.utc_now(), software_version=__version__,
-                                         sensors=engine.sensors_status(),
-                                         outbox_first_seq=outbox.first_unconfirmed_seq(patient)))
-    except OutboxError as exc:
-        log.error("status not stored: %s", exc)
+    sent again on the next change or reconnect, and the processing thread must go on.
+
+    While the outbox cannot be written (``publisher.unwritable``, or this very write fails), the
+    status carries ``unsaved_results`` (the results waiting outside it) and goes straight to the
+    broker through ``publish_direct`` (retained, QoS 1; the client keeps it while offline): the
+    therapist learns of the full card (docs/mqtt.md, Status)."""
+    def status(unsaved: int | None) -> Envelope:
+        try:
+            first: int | None = outbox.first_unconfirmed_seq(patient)
+        except OutboxError:
+            first = None
+        return build_status(patient, online=True, t=timebase.utc_now(), software_version=__version__,
+                            sensors=engine.sensors_status(), outbox_first_seq=first,
+                            unsaved_results=None if unsaved is None else min(unsaved, _MAX_UNSAVED))
+
+    unwritable = publisher is not None and publisher.unwritable
+    if not unwritable:
+        try:
+            outbox.put_envelope(status(None))
+        except OutboxError as exc:
+            log.error("status not stored: %s", exc)
+            unwritable = publisher is not None
+        else:
+            notify()
+            return
+    if not unwritable or publish_direct is None:
         return
-    notify()
+    held = publisher.held
+    if publish_direct(status(held)):
+        log.warning("status sent straight to the broker: the outbox cannot be written, %d result(s) wait outside it",
+                    held, extra=fields(unsaved_results=held))
 
 
 def _ask_for_pain(voice: Voice, kind: str, envelope: Any) -> None:

@@ -320,3 +320,34 @@ def test_a_restart_on_a_card_still_full_keeps_numbering_after_the_held_results(t
     _rest(third, t, acc)
     _whole_session(third.messages())
     assert third.spill.load() == []
+
+
+def test_a_full_card_is_told_in_a_status_sent_straight_to_the_broker(tmp_path, uci):
+    """The outbox cannot take the status either: it goes straight to the client (retained) with
+    unsaved_results = the results waiting; once there is room, a status without it goes through
+    the outbox as before. Before: 'status not stored', and the dashboard never knew."""
+    from hipsense.service.service import store_status
+
+    t, acc, gyr = uci
+    rig = _SpillRig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    direct = []
+
+    def status():
+        store_status(rig.outbox, "p-0001", rig.engine, rig.timebase, notify=lambda: None, publisher=rig.publisher,
+                     publish_direct=lambda envelope: direct.append(envelope) or True)
+
+    status()
+    assert len(direct) == 1 and direct[0].retain and direct[0].qos == 1
+    sent = parse_message(direct[0].topic, direct[0].payload).data
+    assert sent["unsaved_results"] == rig.publisher.held > 0 and sent["state"] == "online"
+    _free(rig)
+    rig.engine.tick()
+    assert rig.publisher.held == 0 and not rig.publisher.unwritable
+    status()
+    assert len(direct) == 1  # not straight any more
+    statuses = [m for m in rig.messages() if m.kind is MessageKind.STATUS]
+    assert len(statuses) == 1 and "unsaved_results" not in statuses[0].data
