@@ -1,0 +1,158 @@
+"""``hipsense run`` on a card that fills up, killed while results wait outside its outbox, then
+restarted with room: every result arrives once, and the dashboard side heard of the full card.
+
+A REAL full file system: the Pi's state directory is a small tmpfs this test mounts (so it needs
+root; skipped otherwise) and fills with a file until ENOSPC. The spill directory
+(``RUNTIME_DIRECTORY``, /run/hipsense under systemd) is another directory, as on the Pi. The
+dashboard's ingest is stopped while the card fills, so the outbox must grow (nothing is
+acknowledged) and writing fails. Shipped broker config, the real ingest on SQLite.
+
+Before the spill file, the same run lost every result held in memory at the kill (31 in one
+run) without a trace: they had no ``seq`` yet, so no gap showed (37 produced, 37 stored).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import secrets
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hipsense import protocol as p
+from tests.deploy.broker import DASHBOARD_USER
+from tests.deploy.probe import Probe
+from tests.deploy.test_delivery import REPO, Dashboard, wait_until
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def card(tmp_path):
+    """A 3 MB tmpfs standing in for the Pi's SD card."""
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    mountpoint = tmp_path / "card"
+    mountpoint.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mountpoint)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    """Write a file until the file system says ENOSPC (4 KiB, then byte by byte)."""
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for size in (4096, 1):
+            try:
+                while True:
+                    os.write(fd, b"\0" * size)
+            except OSError:
+                pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_path, card):
+    pytest.importorskip("bumble")
+    broker = fresh_deployment.broker
+    patient, password = fresh_deployment.a
+    dashboard = Dashboard(fresh_deployment, tmp_path / "dashboard.sqlite3", reconnect_min_s=1)
+    dashboard.start()
+    state_dir = card / "state"
+    runtime = tmp_path / "run-hipsense"  # /run/hipsense: RAM, but not the card
+    config = tmp_path / "hipsense.toml"
+    config.write_text(
+        f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\npatient_id = "{patient}"\n'
+        f'username = "{patient}"\npassword = "{password}"\ntls_ca_file = "{broker.pki.ca_cert}"\n'
+        f'[sensor]\nbackend = "emulator"\nside = "right"\n'
+        f'[service]\nstate_dir = "{state_dir}"\nvoice = "off"\n'
+        f'[session]\nidle_end_s = 60\n[emulator]\nspeed = 10.0\n'
+    )
+    dashboard.ingest.client.publish(p.build_prescription(
+        patient, version=1, updated_at=dt.datetime.now(dt.timezone.utc),
+        exercises=[p.PrescribedExercise(order=1, exercise="straight_leg_raise", sets=3, reps=10, hold_s=5,
+                                        sides=("right",))]))
+    statuses: list[dict] = []
+    watcher = Probe(broker.port, ca=broker.pki.ca_cert, username="dashboard-2",
+                    password=fresh_deployment.dashboard_password, client_id=f"w-{secrets.token_hex(3)}")
+    watcher.client.on_message = lambda c, u, m: statuses.append(json.loads(m.payload))
+    assert watcher.connect() == 0
+    watcher.subscribe(p.build_topic(p.MessageKind.STATUS, patient))
+    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"} | {"RUNTIME_DIRECTORY": str(runtime)}
+    log_path = tmp_path / "service.log"
+
+    def start():
+        with open(log_path, "a") as log:
+            return subprocess.Popen([sys.executable, "-m", "hipsense", "run", "--config", str(config)],
+                                    stdout=log, stderr=log, env=env, cwd=REPO)
+
+    def spilled() -> int:
+        return sum(len(path.read_bytes().splitlines()) for path in runtime.glob("held-results-*.jsonl"))
+
+    service = start()
+    try:
+        wait_until(lambda: dashboard.count(patient) >= 3, 60, "the first results")
+        dashboard.stop()  # nothing is acknowledged now: the outbox has to grow ...
+        filler = _fill(card)  # ... on a card with no room left
+        wait_until(lambda: spilled() >= 3, 120, "results held outside the outbox (and spilled)")
+        wait_until(lambda: any(s.get("unsaved_results", 0) >= 1 for s in statuses), 30,
+                   "a status telling the full card")
+        service.send_signal(signal.SIGKILL)
+        service.wait(10)
+        held_at_kill = spilled()
+        spilled_ids = {json.loads(json.loads(line)["payload"])["id"] for path in runtime.glob("held-results-*.jsonl")
+                       for line in path.read_bytes().splitlines() if line}
+        filler.unlink()  # room again
+        dashboard.start()
+        service = start()
+        wait_until(lambda: "session" in _kinds(dashboard), 180, "the session summary")
+
+        def produced() -> int:
+            with sqlite3.connect(state_dir / "outbox.sqlite") as db:
+                return db.execute("SELECT last FROM sequences WHERE stream = ?", (patient,)).fetchone()[0]
+
+        wait_until(lambda: dashboard.count(patient) >= produced(), 60, "every result")
+        service.terminate()
+        assert service.wait(30) == 0
+    finally:
+        if service.poll() is None:
+            service.kill()
+            service.wait(10)
+        watcher.close()
+    with sqlite3.connect(state_dir / "outbox.sqlite") as db:
+        total = db.execute("SELECT last FROM sequences WHERE stream = ?", (patient,)).fetchone()[0]
+        left = db.execute("SELECT COUNT(*) FROM outbox WHERE seq IS NOT NULL").fetchone()[0]
+    rows = dashboard.rows(patient)
+    dashboard.stop()
+    if os.environ.get("HIPSENSE_PRINT_FIGURES"):
+        print(f"\nfull card: {held_at_kill} held at the kill, {total} produced, {len(rows)} stored, "
+              f"statuses with unsaved_results: {[s['unsaved_results'] for s in statuses if 'unsaved_results' in s]}")
+    assert held_at_kill >= 3 and len(spilled_ids) == held_at_kill
+    assert spilled_ids <= {m for m, _ in rows}  # what waited outside the outbox at the kill arrived
+    assert len(rows) == total and len({m for m, _ in rows}) == total  # each once
+    assert {s for _, s in rows} == set(range(1, total + 1)) and left == 0
+    assert spilled() == 0  # the spill file is gone once its results are stored
+
+
+def _kinds(dashboard: Dashboard) -> set[str]:
+    from sqlalchemy import select
+
+    from hipsense.dashboard.db.tables import events
+
+    with dashboard.engine.connect() as connection:
+        return set(connection.execute(select(events.c.kind)).scalars())
