@@ -464,7 +464,7 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-CROPS_S = (2.0, 1.0, 0.5, 0.25)
+CROPS_S = (2.0, 1.0, 0.5, 0.25, 0.1, 0.0)
 
 
 def crop_check(recs: list[Rec]) -> str:
