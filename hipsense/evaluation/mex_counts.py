@@ -162,10 +162,25 @@ class _AngleRecorder:
         out = self._inner.push(*args, **kwargs)
         self.t_s.append(out.t_s)
         self.angle_deg.append(out.angle_deg)
+        self._revise(out)
         return out
 
     def flush(self) -> Any:
-        return self._inner.flush()
+        out = self._inner.flush()
+        self._revise(out)
+        return out
+
+    def _revise(self, out: Any) -> None:
+        """A stream's start read again (``PipelineOutput.revised_*``): the kept trace takes the
+        new angles, as the service's tracker does, so the confidence is judged on what counted."""
+        if not len(out.revised_t_s) or not self.t_s:
+            return
+        t, angle = self.trace()
+        idx = np.minimum(np.searchsorted(out.revised_t_s, t), len(out.revised_t_s) - 1)
+        hit = out.revised_t_s[idx] == t
+        angle = angle.copy()
+        angle[hit] = out.revised_angle_deg[idx[hit]]
+        self.t_s, self.angle_deg = [t], [angle]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -282,8 +282,11 @@ class ExerciseTracker:
             self._trace.append((last, p.t_s, p.angle_deg))
             while self._trace[0][0] < last - _TRACE_KEEP_S:
                 self._trace.popleft()
-            if len(p.revised_t_s):
-                rest_view = _Samples(p.t_s, self._revise_trace(p.revised_t_s, p.revised_angle_deg))
+        if self._rest_by_angle and len(p.revised_t_s) and self._trace:
+            # (at the stream's end too: a start settled by the flush re-reads what was kept)
+            latest = self._revise_trace(p.revised_t_s, p.revised_angle_deg)
+            if len(p.t_s):
+                rest_view = _Samples(p.t_s, latest)
         results = [self._rep_result(ev) for ev in p.reps]
         results += [self._cycle_result(ev) for ev in p.cycles]
         results += [self._step_result(ev) for ev in p.steps]

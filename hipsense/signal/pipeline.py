@@ -130,6 +130,7 @@ class ThighPipeline:
         if "reps" in s.counters:
             ro = segment_reps_flush(s.reps, self._reps)
             out.reps, out.rests = ro.reps, ro.rests
+            out.revised_t_s, out.revised_angle_deg = ro.revised_t_s, ro.revised_angle_deg
         if "cycles" in s.counters:
             out.cycles = count_cycles_flush(s.cycles, self._cycles).cycles
         return out

@@ -519,3 +519,25 @@ def test_settings_that_cannot_be_meant_are_refused():
                 {"exit_deg": 0.0}, {"min_rom_deg": 1.0}, {"exit_fraction": 1.0}):
         with pytest.raises(ValueError):
             RepSettings(**bad)
+
+
+def test_a_start_settled_at_the_stream_s_end_reaches_the_pipeline_s_caller_re_read(monkeypatch):
+    # the template-like late start above is settled only by the flush: the angles given out
+    # while it was read two ways are read again (kernel), and the pipeline's flush must hand
+    # them on (the tracker judges the count's confidence on them; it did not get them)
+    import hipsense.signal.pipeline as pipeline_mod
+
+    rep = [_ramp(1.0, 0, 20), _segment(4.0, 20), _ramp(1.0, 20, 0), _segment(1.5, 0)]
+    elev = np.concatenate([_segment(0.15, 0)] + rep * 3 + [_segment(5.5, 0)] + rep * 3)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    st, pushed = segment_reps_step(RepSettings(), segment_reps_init(RepSettings()), t, g, speed)
+    assert pushed.reps == [] and len(pushed.revised_t_s) == 0  # held back to the end
+    end = segment_reps_flush(RepSettings(), st)
+    assert len(end.reps) == 6
+    assert np.array_equal(end.revised_t_s, t)
+    assert np.all(np.abs(end.revised_angle_deg[np.isfinite(end.revised_angle_deg)]) < 21.0)
+    # the pipeline's flush hands on what the kernel's flush re-read (the kernel faked: through
+    # the resampler and the gravity filter this stream begins in its first dwell)
+    monkeypatch.setattr(pipeline_mod, "segment_reps_flush", lambda s, state: end)
+    out = pipeline_mod.ThighPipeline(has_gyro=False).flush()
+    assert out.reps == end.reps and out.revised_t_s is end.revised_t_s
