@@ -9,6 +9,7 @@ cannot express (patient matches the topic, ends after starts, unique prescriptio
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -36,12 +37,18 @@ class Message:
 
     ``data`` is the decoded JSON object exactly as sent. For events, ``message_id`` and
     ``seq`` are the fields a reader de-duplicates (store each id once) and orders by.
+    ``instants`` holds the instants of ``data`` (``t``, ``t_start``, ``t_end``,
+    ``updated_at``, those it has) as parsed while checking them, so that a reader need not
+    parse them again; ``text`` the payload as received (UTF-8 decoded), which is JSON of
+    ``data``.
     """
 
     kind: MessageKind
     patient: str
     topic: str
     data: Mapping[str, Any]
+    instants: Mapping[str, dt.datetime] = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    text: str | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def message_id(self) -> str | None:
@@ -88,25 +95,40 @@ def _reject_constant(name: str) -> None:
 
 
 def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise ValueError(f"duplicate key {key!r}")
-        result[key] = value
+    # dict() runs in C; only an object that lost a key to a repeat (fewer entries than pairs)
+    # is walked again, to name the key.
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key!r}")
+            seen.add(key)
     return result
 
 
-def decode_payload(payload: bytes, *, kind: MessageKind, topic: str | None = None) -> Any:
-    """Decode ``payload`` as strict JSON within the size and depth limits of ``kind``."""
+# One decoder for every message: json.loads with hooks builds a JSONDecoder (and its scanner)
+# per call, which cost more than the hooks themselves (issue 14). The C scanner calls the pairs
+# hook once per object, at every depth, and parse_constant on NaN/Infinity/-Infinity only.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicates)
+
+
+def payload_text(payload: bytes, *, kind: MessageKind, topic: str | None = None) -> str:
+    """Return ``payload`` as text if it is within the size limit of ``kind`` and UTF-8."""
     limit = max_payload_bytes(kind)
     if len(payload) > limit:
         raise ProtocolError(f"payload is {len(payload)} bytes, over the {limit}-byte limit", topic=topic)
     if not payload:
         raise ProtocolError("payload is empty", topic=topic)
     try:
-        text = bytes(payload).decode("utf-8")
+        return bytes(payload).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ProtocolError(f"payload is not UTF-8: {exc.reason} at byte {exc.start}", topic=topic) from None
+
+
+def decode_text(text: str, *, topic: str | None = None) -> Any:
+    """Decode ``text`` as strict JSON (no NaN/Infinity, no key twice in an object, at any
+    depth) within the nesting limit."""
     # Fewer opening brackets than the limit cannot nest deeper than it (brackets inside strings
     # only add to the count): the usual message skips the character-by-character scan.
     brackets = text.count("{") + text.count("[")
@@ -114,14 +136,22 @@ def decode_payload(payload: bytes, *, kind: MessageKind, topic: str | None = Non
     if depth > MAX_JSON_DEPTH:
         raise ProtocolError(f"JSON nesting depth {depth} exceeds the limit of {MAX_JSON_DEPTH}", topic=topic)
     try:
-        return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_object_without_duplicates)
+        if text.startswith("\ufeff"):  # as json.loads says it
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        return _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"payload is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", topic=topic) from None
     except ValueError as exc:  # raised by our hooks above
         raise ProtocolError(f"payload is not strict JSON: {exc}", topic=topic) from None
 
 
-def _check_semantics(kind: MessageKind, patient: str, data: Mapping[str, Any], topic: str | None) -> None:
+def decode_payload(payload: bytes, *, kind: MessageKind, topic: str | None = None) -> Any:
+    """Decode ``payload`` as strict JSON within the size and depth limits of ``kind``."""
+    return decode_text(payload_text(payload, kind=kind, topic=topic), topic=topic)
+
+
+def _check_semantics(kind: MessageKind, patient: str, data: Mapping[str, Any],
+                     topic: str | None) -> dict[str, dt.datetime]:
     if data["patient"] != patient:
         raise ProtocolError(
             f"payload patient {data['patient']!r} differs from the topic's {patient!r}", topic=topic, path="/patient"
@@ -140,14 +170,17 @@ def _check_semantics(kind: MessageKind, patient: str, data: Mapping[str, Any], t
         orders = [item["order"] for item in data["exercises"]]
         if len(set(orders)) != len(orders):
             raise ProtocolError(f"prescription 'order' values repeat: {orders}", topic=topic, path="/exercises")
+    return instants
 
 
-def validate_document(kind: MessageKind, patient: str, data: Any, *, topic: str | None = None) -> None:
-    """Run the schema and the cross-field rules on an already-decoded document."""
+def validate_document(kind: MessageKind, patient: str, data: Any, *,
+                      topic: str | None = None) -> dict[str, dt.datetime]:
+    """Run the schema and the cross-field rules on an already-decoded document; return its
+    instants (see :attr:`Message.instants`)."""
     if not isinstance(data, dict):
         raise ProtocolError(f"payload must be a JSON object, not {type(data).__name__}", topic=topic, path="")
     validate_payload(kind, data, topic=topic)
-    _check_semantics(kind, patient, data, topic)
+    return _check_semantics(kind, patient, data, topic)
 
 
 def parse_message(topic: str, payload: bytes) -> Message:
@@ -161,6 +194,7 @@ def parse_message(topic: str, payload: bytes) -> Message:
         The raw payload.
     """
     kind, patient = parse_topic(topic)
-    data = decode_payload(payload, kind=kind, topic=topic)
-    validate_document(kind, patient, data, topic=topic)
-    return Message(kind=kind, patient=patient, topic=topic, data=data)
+    text = payload_text(payload, kind=kind, topic=topic)
+    data = decode_text(text, topic=topic)
+    instants = validate_document(kind, patient, data, topic=topic)
+    return Message(kind=kind, patient=patient, topic=topic, data=data, instants=instants, text=text)

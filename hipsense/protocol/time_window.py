@@ -28,17 +28,21 @@ MAX_AHEAD = dt.timedelta(days=1)
 INSTANT_FIELDS = ("t", "t_start", "t_end", "updated_at")
 
 
-def refuse_implausible_instants(data: Mapping[str, Any], *, now: dt.datetime, topic: str | None = None) -> None:
+def refuse_implausible_instants(data: Mapping[str, Any], *, now: dt.datetime, topic: str | None = None,
+                                instants: Mapping[str, dt.datetime] | None = None) -> None:
     """Raise ProtocolError if an instant of ``data`` is before 2020 or more than a day after ``now``.
 
-    ``data`` is a validated payload (its instants are well-formed); ``now`` an aware datetime.
+    ``data`` is a validated payload (its instants are well-formed); ``now`` an aware datetime;
+    ``instants`` those of ``data`` already parsed (a Message's), if at hand.
     """
     latest = now + MAX_AHEAD
     for field in INSTANT_FIELDS:
         text = data.get(field)
         if not isinstance(text, str):
             continue
-        instant = parse_timestamp(text)
+        instant = instants.get(field) if instants else None
+        if instant is None:
+            instant = parse_timestamp(text)
         if instant < EARLIEST_PLAUSIBLE:
             raise ProtocolError(f"{field} {text} is before {EARLIEST_PLAUSIBLE.year}: the sender's clock is wrong",
                                 topic=topic, path=f"/{field}")

@@ -17,7 +17,8 @@ from hipsense.protocol.errors import ProtocolError
 Instant = dt.datetime | float
 """An aware datetime, or Unix epoch seconds."""
 
-_WIRE_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+# As in the schema (common.json's timestamp): ASCII digits only (``\d`` would take any script's).
+_WIRE_FORMAT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z")
 
 
 def to_utc_datetime(t: Instant) -> dt.datetime:
@@ -47,6 +48,8 @@ def parse_timestamp(text: str) -> dt.datetime:
     if not isinstance(text, str) or not _WIRE_FORMAT.fullmatch(text):
         raise ProtocolError(f"timestamp {text!r} is not ISO-8601 UTC like 2025-03-01T09:15:02.250Z")
     try:
-        return dt.datetime.fromisoformat(text[:-1] + "+00:00")
+        # Python 3.11 reads the "Z" itself (UTC); the pattern above keeps out the many other
+        # forms fromisoformat accepts (no "T", basic format, offsets, 7+ digit fractions).
+        return dt.datetime.fromisoformat(text)
     except ValueError as exc:  # e.g. month 13: the pattern checks shape, not the calendar
         raise ProtocolError(f"timestamp {text!r} is not a real date/time: {exc}") from None

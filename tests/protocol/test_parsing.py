@@ -144,3 +144,138 @@ def test_arbitrary_json_raises_only_protocol_error(doc):
         p.parse_message(PRESCRIPTION.topic, json.dumps(doc).encode())
     except p.ProtocolError:
         pass
+
+
+# -- strict JSON: a key twice is refused at any depth, exactly as the old per-pair hook did ----
+
+def _strict_reference(text: str):
+    """The decoder this module used before (issue 14): json.loads with a per-pair hook."""
+    def pairs_hook(pairs):
+        result = {}
+        for key, value in pairs:
+            if key in result:
+                raise ValueError(f"duplicate key {key!r}")
+            result[key] = value
+        return result
+
+    def constant(name):
+        raise ValueError(f"{name} is not valid JSON")
+
+    return json.loads(text, parse_constant=constant, object_pairs_hook=pairs_hook)
+
+
+@pytest.mark.parametrize("text", [
+    '{"a":1,"a":1}',
+    '{"a":{"b":1,"b":2}}',
+    '{"a":[{"x":1},{"y":1,"y":1}]}',
+    '{"a":[[[{"deep":1,"z":0,"deep":2}]]]}',
+    '{"a":1,"b":{"c":{"d":{"e":{"f":1,"f":1}}}}}',
+    '{"k":1,"\\u006b":2}',  # the same key, written with an escape
+    '{"k" : 1 , "k"\n:\t2}',
+])
+def test_a_key_twice_is_refused_at_any_depth(text):
+    with pytest.raises(ValueError, match="duplicate key"):
+        _strict_reference(text)
+    with pytest.raises(p.ProtocolError, match="not strict JSON: duplicate key") as info:
+        p.parse_message(REP.topic, text.encode())
+    assert info.value.topic == REP.topic
+
+
+def test_prescription_with_a_key_twice_inside_an_exercise_is_refused():
+    text = PRESCRIPTION.payload.decode()
+    head, _, tail = text.partition('"order":')
+    twice = head + '"order":1,"order":' + tail
+    with pytest.raises(p.ProtocolError, match="duplicate key 'order'"):
+        p.parse_message(PRESCRIPTION.topic, twice.encode())
+
+
+def test_a_byte_order_mark_is_refused_as_before():
+    with pytest.raises(p.ProtocolError, match="not JSON: Unexpected UTF-8 BOM"):
+        p.parse_message(REP.topic, "\ufeff".encode() + REP.payload)
+
+
+json_texts = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    | st.sampled_from(["a", "b", "k", ""]),
+    lambda inner: st.lists(inner, max_size=3) | st.lists(st.tuples(st.sampled_from(["a", "b", "k", "\\u006b"]), inner),
+                                                         max_size=4),
+    max_leaves=15,
+)
+
+
+def _write(node) -> str:
+    """JSON text of ``node``, where a list of (key, value) pairs is an object that may repeat keys."""
+    if isinstance(node, list) and node and all(isinstance(x, tuple) for x in node):
+        return "{" + ",".join(f'"{k}":{_write(v)}' for k, v in node) + "}"
+    if isinstance(node, list):
+        return "[" + ",".join(_write(v) for v in node) + "]"
+    return json.dumps(node)
+
+
+@settings(max_examples=300, deadline=None)
+@given(node=json_texts)
+def test_the_decoder_gives_the_old_verdict_and_document_on_any_json(node):
+    text = _write(node)
+    try:
+        expected = _strict_reference(text)
+    except ValueError as exc:
+        with pytest.raises(p.ProtocolError, match="not strict JSON") as info:
+            _decode(text)
+        assert str(exc) in str(info.value)
+        return
+    if isinstance(expected, (dict, list)) and _depth(expected) > p.MAX_JSON_DEPTH:
+        return
+    assert _decode(text) == expected
+
+
+def _decode(text: str):
+    from hipsense.protocol.parsing import decode_text
+
+    return decode_text(text)
+
+
+def _depth(node) -> int:
+    if isinstance(node, dict):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
+
+
+# -- instants: parsed once, strictly ------------------------------------------------------------
+
+def test_a_message_carries_its_instants_as_parsed():
+    message = p.parse_message(REP.topic, REP.payload)
+    assert set(message.instants) == {"t_start", "t_end"}
+    for field, instant in message.instants.items():
+        assert instant == p.parse_timestamp(REP_DOC[field])
+        assert instant.tzinfo is not None and instant.utcoffset().total_seconds() == 0
+
+
+@pytest.mark.parametrize("text", [
+    "2025-03-01T09:15:02Z", "2025-03-01T09:15:02.2Z", "2025-03-01T09:15:02.250Z", "2025-03-01T09:15:02.123456Z",
+    "2024-02-29T23:59:59.999Z",
+])
+def test_wire_timestamps_read_as_utc(text):
+    import datetime as dt
+
+    expected = dt.datetime.fromisoformat(text[:-1]).replace(tzinfo=dt.timezone.utc)
+    assert p.parse_timestamp(text) == expected
+
+
+@pytest.mark.parametrize("text", [
+    "2025-03-01 09:15:02.250Z",  # fromisoformat alone takes a space
+    "20250301T091502Z",  # and the basic format
+    "2025-03-01T09:15:02.250+00:00",
+    "2025-03-01T09:15:02.1234567Z",
+    "2025-03-01T09:15Z",
+    "2025-03-01T09:15:02.250z",
+    "2025-03-01T09:15:02.250Z\n",
+    "\u0662\u0660\u0662\u0665-03-01T09:15:02.250Z",  # Arabic-Indic digits
+    "2025-02-30T09:15:02.250Z",
+    "2025-03-01T24:00:00.000Z",
+    "2025-03-01T09:15:60.000Z",
+])
+def test_only_the_wire_form_of_a_timestamp_is_read(text):
+    with pytest.raises(p.ProtocolError):
+        p.parse_timestamp(text)
