@@ -12,6 +12,10 @@ deliberate difference: a pattern's ``$`` does not match before a trailing newlin
 the ECMA-262 regexes the JSON Schema specification prescribes), while Python's ``re`` in
 jsonschema lets ``"clam_shells\\n"`` through.
 
+Before that validator, :mod:`.acceptor` (compiled from the same files) gives a quick yes to
+a valid document in about a third of the time; any "no" or "unsure" goes to fastjsonschema,
+which decides and names what is wrong.
+
 The Pi does not validate its own messages at runtime: its builders are correct by
 construction (:mod:`.builders`), and a test checks every builder's output against the files.
 """
@@ -26,6 +30,7 @@ from typing import Any
 
 import fastjsonschema
 
+from hipsense.protocol.acceptor import Unsure, compile_acceptor
 from hipsense.protocol.errors import ProtocolError
 from hipsense.protocol.topics import MessageKind
 
@@ -93,6 +98,12 @@ def _validator(kind: MessageKind) -> Callable[[Any], Any]:
     return fastjsonschema.compile(schema)
 
 
+@functools.cache
+def acceptor(kind: MessageKind) -> Callable[[Any], bool]:
+    """The quick yes for ``kind`` (:mod:`.acceptor`), compiled from the same file."""
+    return compile_acceptor(self_contained_schema(kind))
+
+
 def _pointer(path: list[str]) -> str:
     return "".join(f"/{part}" for part in path[1:])  # path[0] is fastjsonschema's "data"
 
@@ -106,6 +117,12 @@ def validate_payload(kind: MessageKind, document: Mapping[str, Any], *, topic: s
             topic=topic,
             path="/schema_version",
         )
+    try:
+        if acceptor(kind)(document):
+            return
+    except Unsure:
+        pass
+    # Invalid, or the quick checks would not say: the full validator decides and names the field.
     try:
         _validator(kind)(document)
     except fastjsonschema.JsonSchemaValueException as exc:

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hipsense import protocol as p
-from hipsense.protocol import validation
+from hipsense.protocol import acceptor, validation
 from tests.protocol.samples import every_kind
 
 SCHEMA_DIR = Path(p.__file__).parent / "schemas"
@@ -63,9 +63,22 @@ def _strings(node: Any) -> list[str]:
 def assert_agree(kind: p.MessageKind, doc: Any) -> None:
     reference = REFERENCE[kind].is_valid(doc)
     compiled = _compiled_accepts(kind, doc)
+    assert_acceptor_agrees(kind, doc, reference)
     if reference and not compiled and any(s.endswith("\n") for s in _strings(doc)):
         return  # the deliberate difference (module docstring)
     assert compiled == reference, f"{kind.name}: compiled {compiled}, jsonschema {reference}: {doc!r}"
+
+
+def assert_acceptor_agrees(kind: p.MessageKind, doc: Any, reference: bool) -> None:
+    """The quick acceptor, on its own: where it decides, it says what jsonschema says (with
+    the same trailing-newline difference); it never says yes to an invalid document."""
+    try:
+        quick = validation.acceptor(kind)(doc)
+    except acceptor.Unsure:
+        return
+    if reference and not quick and any(s.endswith("\n") for s in _strings(doc)):
+        return
+    assert quick == reference, f"{kind.name}: acceptor {quick}, jsonschema {reference}: {doc!r}"
 
 
 def test_the_schema_files_use_only_keywords_that_mean_the_same_in_draft_7():
@@ -239,3 +252,138 @@ def test_errors_name_the_field_as_a_json_pointer():
         validation.validate_payload(p.MessageKind.PRESCRIPTION, doc)
     assert info.value.path == "/exercises/1/sets"
     assert "exercises[1].sets must be bigger than or equal to 1" in info.value.reason
+
+
+# -- the quick acceptor -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_builder_sample_takes_the_quick_path(kind):
+    doc = json.loads(every_kind()[kind].payload)
+    assert validation.acceptor(kind)(doc) is True
+
+
+def test_the_acceptor_follows_the_schema_files():
+    # A new optional field in a file (as status.json may get) is accepted when valid and
+    # checked when present, with nothing to change here: the acceptor is compiled from the file.
+    schema = validation.self_contained_schema(p.MessageKind.STATUS)
+    schema["properties"]["new_counter"] = {"type": "integer", "minimum": 0}
+    accept = acceptor.compile_acceptor(schema)
+    doc = json.loads(every_kind()[p.MessageKind.STATUS].payload)
+    assert accept(doc) and accept(doc | {"new_counter": 3})
+    assert not accept(doc | {"new_counter": -1}) and not accept(doc | {"new_counter": "3"})
+    assert not accept(doc | {"unknown": 1})
+
+
+@pytest.mark.parametrize("schema", [
+    {"type": "object", "patternProperties": {"^x": {}}},
+    {"prefixItems": [{"type": "string"}]},
+    {"$ref": "common.json#/$defs/seq"},
+    {"type": "decimal"},
+    {"items": [{"type": "string"}]},
+])
+def test_the_acceptor_refuses_to_compile_what_it_does_not_know(schema):
+    with pytest.raises(acceptor.SchemaNotCompiled):
+        acceptor.compile_acceptor(schema)
+
+
+@pytest.mark.parametrize(("schema", "doc", "verdict"), [
+    ({"type": "integer"}, 1, True),
+    ({"type": "integer"}, True, False),
+    ({"type": "number"}, False, False),
+    ({"type": "integer"}, 1.0, None),  # an integer to JSON Schema: left to the full validator
+    ({"type": "integer"}, 1.5, None),
+    ({"const": 1}, 1.0, True),
+    ({"const": 1}, True, False),
+    ({"enum": [0, "a"]}, False, False),
+    ({"enum": [[1, {"a": 1}]]}, [1.0, {"a": 1}], True),
+    ({"uniqueItems": True}, [1, 1.0], False),
+    ({"uniqueItems": True}, [1, True], True),
+    ({"uniqueItems": True}, [{"a": [1]}, {"a": [1.0]}], False),
+    ({"uniqueItems": True}, list(range(65)), None),
+    ({"type": "object"}, {"a": 1}.keys(), None),  # not a JSON value at all
+    ({"pattern": "^a$"}, "a\n", False),
+    ({"minLength": 2}, "\U0001f600", False),  # one code point
+    ({"maximum": 2**53}, 2**53 + 1, False),
+    ({"anyOf": [{"type": "string"}, {"type": "null"}]}, None, True),
+    ({"if": {"properties": {"k": {"const": "x"}}}, "then": {"required": ["y"]}, "else": {"required": ["z"]}},
+     {"k": "x", "z": 1}, False),
+    ({"if": {"properties": {"k": {"const": "x"}}}, "then": {"required": ["y"]}, "else": {"required": ["z"]}},
+     {"k": "w", "z": 1}, True),
+])
+def test_the_acceptor_reads_json_schema_as_json_schema_does(schema, doc, verdict):
+    accept = acceptor.compile_acceptor(schema)
+    if verdict is None:
+        with pytest.raises(acceptor.Unsure):
+            accept(doc)
+    else:
+        assert accept(doc) is verdict
+    if verdict is not None and not isinstance(doc, type({}.keys())):
+        assert jsonschema.Draft202012Validator(schema).is_valid(doc) is (verdict or doc == "a\n")
+
+
+def _subschemas(schema: dict[str, Any], path: tuple) -> list[dict[str, Any]]:
+    """The subschemas (every anyOf branch) that apply at ``path`` of a document."""
+    found = [schema]
+    for part in path:
+        nxt = []
+        for node in found:
+            for branch in [node, *node.get("anyOf", [])]:
+                if isinstance(part, str) and part in branch.get("properties", {}):
+                    nxt.append(branch["properties"][part])
+                elif isinstance(part, int) and isinstance(branch.get("items"), dict):
+                    nxt.append(branch["items"])
+        found = nxt
+    return [branch for node in found for branch in [node, *node.get("anyOf", [])]]
+
+
+def _edge_values(schema: dict[str, Any], current: Any) -> list[Any]:
+    """Values at and just past each bound of ``schema``, and of the wrong type."""
+    values: list[Any] = [None, True, False, 0, 1, 1.0, -1, "", "x", [], {}]
+    for key in ("minimum", "maximum"):
+        if key in schema:
+            bound = schema[key]
+            values += [bound, float(bound), bound - 1, bound + 1, bound - 0.5, bound + 0.5, bound + 1e-9]
+    for key in ("minLength", "maxLength"):
+        if key in schema:
+            values += ["a" * max(0, schema[key] - 1), "a" * schema[key], "a" * (schema[key] + 1)]
+    if isinstance(current, str):
+        values += [current + "\n", current + "x", current[:-1], current.upper(), current + "\u00e9", " " + current]
+        if "maxLength" in schema:
+            values += [(current * 40)[: schema["maxLength"]], (current * 40)[: schema["maxLength"] + 1]]
+    for key in ("enum", "const"):
+        members = schema.get(key) if key == "enum" else [schema.get(key)] if key in schema else []
+        for member in members or []:
+            values += [member, str(member).capitalize(), [member]]
+            if isinstance(member, int) and not isinstance(member, bool):
+                values += [float(member), member + 1]
+    if isinstance(current, list):
+        items = current or ["x"]
+        for key in ("minItems", "maxItems"):
+            if key in schema:
+                for n in (schema[key] - 1, schema[key], schema[key] + 1):
+                    if n >= 0:
+                        values += [(items * (n + 1))[:n], [f"f_{chr(97 + i % 26)}{i}" for i in range(n)]]
+        values += [items + items[:1], items + [None]]
+    if isinstance(current, dict):
+        values += [{k: v for k, v in current.items() if k != key} for key in current]
+        values += [current | {"extra": 1}]
+    return values
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_edge_documents_get_the_same_verdict(kind):
+    """Every value of every builder sample replaced by values at and just past its schema's
+    bounds (lengths, sizes, ranges, members, types): the acceptor, the validator and jsonschema
+    agree on each (the hypothesis tests above rarely reach a 17-item array)."""
+    schema = validation.self_contained_schema(kind)
+    doc = json.loads(every_kind()[kind].payload)
+    checked = 0
+    for path in _paths(doc):
+        current = doc
+        for part in path:
+            current = current[part]
+        for sub in _subschemas(schema, path):
+            for value in _edge_values(sub, current):
+                assert_agree(kind, _replace(doc, path, value))
+                checked += 1
+    assert checked > 50
