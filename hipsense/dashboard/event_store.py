@@ -121,11 +121,28 @@ def _now() -> dt.datetime:
 
 def event_span(message: Message) -> tuple[dt.datetime, dt.datetime]:
     """The event time of a result: ``t_start``..``t_end``, or ``t`` twice for a pain check-in."""
-    data = message.data
+    data, instants = message.data, message.instants
     if "t_start" in data:
-        return parse_timestamp(data["t_start"]), parse_timestamp(data["t_end"])
-    instant = parse_timestamp(data["t"])
+        t_start = instants.get("t_start") or parse_timestamp(data["t_start"])
+        return t_start, instants.get("t_end") or parse_timestamp(data["t_end"])
+    instant = instants.get("t") or parse_timestamp(data["t"])
     return instant, instant
+
+
+def event_payload(message: Message) -> str:
+    """The JSON text stored for a result: as received when it is plainly the same document,
+    else written again from ``data``.
+
+    A received text without a backslash has no escapes: ``data`` holds its strings as they
+    are written, and decoding it again gives ``data`` back (it was checked strict: no key
+    twice, no NaN). Writing it again cost about as much as all the rest of a row (issue 14).
+    With escapes it is written again, as before: ``\\ud800`` reads back as a lone surrogate,
+    which the database then refuses (dead letter) rather than storing text no page can show.
+    """
+    text = message.text
+    if text is not None and "\\" not in text:
+        return text
+    return json.dumps(message.data, separators=(",", ":"), ensure_ascii=False)
 
 
 def event_row(message: Message, received_at: dt.datetime) -> dict:
@@ -135,26 +152,28 @@ def event_row(message: Message, received_at: dt.datetime) -> dict:
     return {
         "message_id": message.message_id,
         "patient": message.patient,
-        "kind": EventKind(message.kind.value.removeprefix("event/")).value,
+        "kind": _EVENT_KIND[message.kind],
         "seq": message.seq,
         "session_id": data.get("session_id"),
         "exercise": data.get("exercise"),
         "side": data.get("side"),
         "t_start": t_start,
         "t_end": t_end,
-        "payload": json.dumps(data, separators=(",", ":"), ensure_ascii=False),
+        "payload": event_payload(message),
         "received_at": received_at,
     }
 
 
+_EVENT_KIND = {kind: EventKind(kind.value.removeprefix("event/")).value for kind in MessageKind if kind.is_event}
 _EVENT_COLUMNS = {
     "message_id": "varchar", "patient": "varchar", "kind": "varchar", "seq": "bigint", "session_id": "varchar",
-    "exercise": "varchar", "side": "varchar", "t_start": "timestamptz", "t_end": "timestamptz",
-    "payload": "text", "received_at": "timestamptz",
+    "exercise": "varchar", "side": "varchar", "t_start": "timestamptz", "t_end": "timestamptz", "payload": "text",
 }
+# received_at is one value for the whole batch.
 _UNNEST_INSERT = (
-    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}) "
-    f"SELECT * FROM unnest({', '.join(f'%({name})b::{kind}[]' for name, kind in _EVENT_COLUMNS.items())}) "
+    f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, received_at) "
+    f"SELECT *, %(received_at)b::timestamptz FROM "
+    f"unnest({', '.join(f'%({name})b::{kind}[]' for name, kind in _EVENT_COLUMNS.items())}) "
     "ON CONFLICT (message_id) DO NOTHING RETURNING patient"
 )
 
@@ -424,10 +443,10 @@ class EventStore:
         results = [m for m in messages if m.kind.is_event]
         statuses = [m for m in messages if m.kind is MessageKind.STATUS]
         # Within one batch too: the same id twice would make the multi-row insert ambiguous.
-        unique_rows = {m.message_id: event_row(m, now) for m in reversed(results)}
-        rows = list(reversed(unique_rows.values()))
+        unique = list({m.message_id: m for m in reversed(results)}.values())
+        unique.reverse()
         self._register_patients(connection, {m.patient for m in messages}, now)
-        stored = self._insert_events_rows(connection, rows) if rows else []
+        stored = self._insert_results(connection, unique, now) if unique else []
         for message in statuses:
             self._upsert_status(connection, message, now)
         return BatchResult(
@@ -437,17 +456,34 @@ class EventStore:
             patients=frozenset(stored) | {m.patient for m in statuses},
         )
 
-    def _insert_events_rows(self, connection: Connection, rows: list[dict]) -> list[str]:
-        """Insert-or-ignore ``rows``; return the patient of each row that was new."""
+    def _insert_results(self, connection: Connection, results: list[Message], now: dt.datetime) -> list[str]:
+        """Insert-or-ignore the rows of ``results`` (distinct ids); return the patient of each
+        row that was new."""
         if self.engine.dialect.name == "postgresql":
             # One statement whose text does not depend on the batch size, so psycopg parses
             # and prepares it once; a multi-row VALUES list is new text for every size, and
             # parsing it cost more CPU than the rest of storing.
             # Binary parameters: text-format arrays would escape every quote of every payload.
-            columns = {name: [row[name] for row in rows] for name in _EVENT_COLUMNS}
+            # The columns are built straight from the messages (no row dicts in between).
+            spans = [event_span(m) for m in results]
+            datas = [m.data for m in results]
+            columns = {
+                "message_id": [d["id"] for d in datas],
+                "patient": [m.patient for m in results],
+                "kind": [_EVENT_KIND[m.kind] for m in results],
+                "seq": [d["seq"] for d in datas],
+                "session_id": [d.get("session_id") for d in datas],
+                "exercise": [d.get("exercise") for d in datas],
+                "side": [d.get("side") for d in datas],
+                "t_start": [span[0] for span in spans],
+                "t_end": [span[1] for span in spans],
+                "payload": [event_payload(m) for m in results],
+                "received_at": now,
+            }
             with connection.connection.driver_connection.cursor(binary=True) as cursor:
                 cursor.execute(_UNNEST_INSERT, columns)
                 return [patient for (patient,) in cursor.fetchall()]
+        rows = [event_row(m, now) for m in results]
         return [row.patient for row in connection.execute(self._insert_events, rows)]
 
     def _register_patients(self, connection: Connection, patient_ids: set[str], now: dt.datetime) -> None:

@@ -7,6 +7,7 @@ import datetime as dt
 
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import select
 
 from hipsense.dashboard.db.tables import device_status, metadata
 from hipsense.dashboard.event_store import EventStore
@@ -77,3 +78,32 @@ def test_status_keeps_the_newest_per_patient(engine):
     with engine.connect() as connection:
         rows = connection.execute(device_status.select()).all()
     assert [(r.patient, r.online) for r in rows] == [("p-0001", False)]
+
+
+def _stored_payloads(engine) -> dict[int, str]:
+    from hipsense.dashboard.db.tables import events
+
+    with engine.connect() as connection:
+        return dict(connection.execute(select(events.c.seq, events.c.payload)).all())
+
+
+def test_a_result_is_stored_as_received_unless_it_has_escapes(engine):
+    import json
+
+    store = EventStore(engine)
+    plain = rep("p-0001", 1, T0)
+    spaced = rep("p-0001", 2, T0 + dt.timedelta(seconds=5))
+    spaced_text = json.dumps(json.loads(spaced.payload), indent=1)  # same document, other text
+    escaped = rep("p-0001", 3, T0 + dt.timedelta(seconds=10))
+    escaped_text = escaped.payload.decode().replace('"clam_shells"', '"clam\\u005fshells"')
+    messages = [parsed(plain), parse_message(spaced.topic, spaced_text.encode()),
+                parse_message(escaped.topic, escaped_text.encode())]
+    assert store.write_batch(messages).stored == 3
+    payloads = _stored_payloads(engine)
+    assert payloads[1] == plain.payload.decode()
+    assert payloads[2] == spaced_text
+    assert payloads[3] == json.dumps(messages[2].data, separators=(",", ":"), ensure_ascii=False)  # written again
+    assert "\\" not in payloads[3]
+    assert [e.data for e in load_events(engine, "p-0001")] == [m.data for m in messages]
+    assert [(e.t_start, e.t_end) for e in load_events(engine, "p-0001")] == [
+        (m.instants["t_start"], m.instants["t_end"]) for m in messages]
