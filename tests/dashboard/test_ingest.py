@@ -106,6 +106,56 @@ def test_nothing_is_acknowledged_while_the_database_refuses(sqlite_engine):
     assert count_events(sqlite_engine, "p-0001") == 1
 
 
+def test_a_full_inbox_holds_the_receiver_back_and_loses_nothing(sqlite_engine):
+    """While the database is slow the inbox fills; past its limit receive() waits (paho stops
+    reading, TCP pushes back on the broker) until the writer took a batch. Nothing is lost,
+    doubled or acknowledged out of order, and nothing before its commit."""
+    import threading
+
+    release = threading.Event()
+    committed: list[int] = []
+
+    class SlowStore(EventStore):
+        def write_batch(self, messages, letters=()):
+            release.wait(10)
+            result = super().write_batch(messages, letters)
+            committed.extend(m.seq for m in messages)
+            return result
+
+    service = IngestService(SlowStore(sqlite_engine), UNUSED, batch_max=4, linger_s=0)
+    service._inbox_max = 6
+    service.start(connect=False)
+    acked: list[int] = []
+    envelopes = [rep("p-0001", seq, T0 + dt.timedelta(seconds=5 * seq)) for seq in range(1, 31)]
+
+    def ack(seq: int):
+        def done() -> None:
+            assert seq in committed, f"seq {seq} acknowledged before its commit"
+            acked.append(seq)
+        return done
+
+    received = []
+
+    def feed() -> None:
+        for seq, envelope in enumerate(envelopes, start=1):
+            service.receive(envelope.topic, envelope.payload, ack(seq))
+            received.append(seq)
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    wait_until(lambda: len(service._inbox) == 6, 5, "the inbox to fill")
+    time.sleep(0.2)
+    # The writer holds one batch (1 to 4, blocked in the store), the inbox 6, the feeder waits.
+    assert len(service._inbox) == 6 and 7 <= len(received) <= 10 and acked == []
+    release.set()
+    feeder.join(10)
+    assert service.drain(10)
+    service.stop()
+    assert acked == list(range(1, 31))
+    assert [e.seq for e in load_events(sqlite_engine, "p-0001")] == list(range(1, 31))
+    assert (service.stats.stored, service.stats.duplicates) == (30, 0)
+
+
 def test_live_data_reaches_the_hub_and_never_the_database(sqlite_engine):
     hub = LiveHub()
     service = IngestService(EventStore(sqlite_engine), UNUSED, hub=hub)
