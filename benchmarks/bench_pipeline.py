@@ -76,6 +76,7 @@ DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "uci-pt" / "s1" 
 PATIENT = "p-0001"
 NOTIFICATION = 4  # samples per BLE notification
 SERVICE_BATCH = 12  # what the engine's 0.1 s batches hold at 100 Hz with 4-sample notifications
+BATCH_S = 0.1  # the service's batch (SessionEngine's default); --batch-s tries others
 
 MOUNTING = ((0.0, 0.0, 1.0), (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0))
 PI_ZERO_2W_SYSBENCH = 687.45 * 1000 / 1400  # Pi 3B+ (A53 at 1.4 GHz) scaled to 1.0 GHz
@@ -107,7 +108,8 @@ class _SampleClock:
         return self.t
 
 
-def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: list[int]) -> SessionEngine:
+def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: list[int],
+            batch_s: float = BATCH_S) -> SessionEngine:
     outbox = Outbox(workdir / "outbox.sqlite")
     publisher = ResultPublisher(PATIENT, outbox, send_live=lambda envelope: live.append(len(envelope.payload)) or True,
                                 clock=clock)
@@ -118,7 +120,7 @@ def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: li
         sensor_sides=list(sides), publisher=publisher, voice=Voice(SilentSpeaker()),
         timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9),
         settings=SessionConfig(recognition=True), state=SessionStateStore(outbox=outbox),  # as hipsense run: the state rides in each result's transaction
-        prescription=prescription, batch_s=0.1)
+        prescription=prescription, batch_s=batch_s)
     for channel, side in zip(engine.channels, sides):
         # As after `hipsense calibrate`: the live angle is the calibrated flexion (its own
         # orientation filter on every sample), as on an installed Pi. Any proper rotation.
@@ -127,7 +129,7 @@ def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: li
 
 
 def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
-                profile: cProfile.Profile | None = None) -> tuple[float, dict[str, int]]:
+                profile: cProfile.Profile | None = None, batch_s: float = BATCH_S) -> tuple[float, dict[str, int]]:
     """CPU seconds to push the data through the engine from ``sensors`` sensors, and counts."""
     sides = ("right",) if sensors == 1 else ("left", "right")
     workdir = Path(tempfile.mkdtemp(prefix="hipsense-bench-"))
@@ -142,7 +144,7 @@ def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
     recognition.recognise = counted
     try:
         clock, live = _SampleClock(), []
-        engine = _engine(workdir, sides, clock, live)
+        engine = _engine(workdir, sides, clock, live, batch_s)
         blocks = [(a, ImuSamples(t_s=t[a:a + NOTIFICATION], acc_ms2=acc[a:a + NOTIFICATION],
                                  gyr_rad_s=gyr[a:a + NOTIFICATION])) for a in range(0, len(t), NOTIFICATION)]
         tick_every = 100 // NOTIFICATION  # the service's housekeeping ticks about once a second
@@ -237,6 +239,9 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=60.0, help="minutes of 100 Hz data per run (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per case (default 3; the median is reported)")
     parser.add_argument("--profile", action="store_true", help="profile one one-sensor service run and print the top")
+    parser.add_argument("--batch-s", type=float, default=BATCH_S,
+                        help="the engine's batch for the service path (default 0.1 s, the service's): what larger "
+                             "batches would save (they delay counting, not the live angle's latency)")
     parser.add_argument("--parts", action="store_true",
                         help="also run the one-sensor service path with each part a no-op (CPU time; for instruction "
                              "counts run service_run_without under callgrind, see docs/performance.md)")
@@ -247,12 +252,12 @@ def main() -> None:
     here, how = sysbench_events_per_s()
     factor = here / PI_ZERO_2W_SYSBENCH
     print(f"data: {hours * 60:.0f} min of 100 Hz 6-axis samples ({len(t)}), {NOTIFICATION}-sample notifications, "
-          f"{args.repeats} runs per case")
+          f"{args.repeats} runs per case, the engine's batches {args.batch_s:g} s")
     print(f"Pi Zero 2 W factor: sysbench here {here:.0f} events/s ({how}) / Pi Zero 2 W {PI_ZERO_2W_SYSBENCH:.0f}"
           f" = {factor:.1f}× (see the docstring)\n")
 
     for sensors in (1, 2):
-        runs = [service_run(t, acc, gyr, sensors) for _ in range(args.repeats)]
+        runs = [service_run(t, acc, gyr, sensors, batch_s=args.batch_s) for _ in range(args.repeats)]
         counts = runs[0][1]
         report(f"service path, {sensors} sensor{'s' if sensors > 1 else ''}", [c for c, _ in runs],
                len(t) * sensors, hours, factor)

@@ -96,6 +96,10 @@ class _AngleTap:
 
     def __init__(self, pipeline: Any) -> None:
         self._inner = pipeline
+        # read twice a batch (_match_gyro, _tracker_gyr): an attribute of its own, not a
+        # __getattr__ fallback (an AttributeError raised and caught on every read); a
+        # pipeline's has_gyro is fixed when it is built
+        self.has_gyro: bool = pipeline.has_gyro
         self.t_s = np.empty(0)
         self.angle_deg = np.empty(0)
         self.speed_dps = np.empty(0)
