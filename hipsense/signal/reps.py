@@ -852,8 +852,10 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
         e_s, e_sum = state.start_elsewhere
         # (neither pose: the first long dwell was a pause while getting into position, and
         # the leg went on between two other poses — MEx bridges played 40 % slower, 9 -> 14)
-        if e_s > settings.still_longer * max(a_s, b_s) or a_s > settings.still_longer * b_s:
-            anchor = _unit(e_sum) if e_s > settings.still_longer * max(a_s, b_s) else _unit(a_sum)
+        # (a rest elsewhere must be still as long as any rest anchor is: rest_init_s)
+        elsewhere = e_s >= settings.rest_init_s and e_s > settings.still_longer * max(a_s, b_s)
+        if elsewhere or a_s > settings.still_longer * b_s:
+            anchor = _unit(e_sum) if elsewhere else _unit(a_sum)
             st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=anchor)
             tail = segment_reps_flush(settings, st)
             out.reps.extend(tail.reps)

@@ -476,6 +476,21 @@ def test_a_late_start_whose_first_long_dwell_was_a_pause_on_the_way_down_is_read
     assert out.reps[0].start_t_s > 5.0
 
 
+def test_a_late_start_from_a_pause_with_holds_longer_than_rests_still_counts_right():
+    # the same start, but the reps hold 6 s and rest 3 s (a protocol's 5 s holds, short rests)
+    # and no rest outlasts a hold: at the end the longest still pose is the top, so the rest
+    # and the hold are read the wrong way round — the count and the range are still right (read
+    # from the pause, before: 8-12 reps at half the range), the holds come out as the rests
+    # (3 s, flagged short). Only a still spell longer than any hold tells them apart
+    # (rest_confirm_s; a set's rest), or the sensor's long axis from a calibration.
+    rep = [_ramp(1.0, 0, 16.0), _segment(6.0, 16.0), _ramp(1.0, 16.0, 0), _segment(3.0, 0)]
+    elev = np.concatenate([_ramp(0.5, 14.0, 8.0), _segment(0.6, 8.0), _ramp(1.0, 8.0, 0), _segment(3.0, 0)] + rep * 6)
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(abs(r.rom_deg - 16.0) < 1.0 for r in out.reps)
+
+
 def test_a_session_started_while_getting_into_position_counts_from_the_first_rep_at_once():
     # the stream starts with the leg 15 deg off to one side, settling into the rest; the reps go
     # 20 deg the other way. The first long dwell is the rest (the first rep went elsewhere than
