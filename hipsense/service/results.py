@@ -126,7 +126,9 @@ class ResultPublisher:
 
     def _adopt_spill(self, spill: SpillFile) -> None:
         """Results a previous process held (its outbox could not take them): held again, in
-        order, and stored now if the outbox can take them (before the engine reads its state)."""
+        order, and stored by the next :meth:`retry_held` (the engine's first tick, or its first
+        result), once the observers of stored results (the patient's page, Home Assistant) are
+        in place; the engine resumes from their state meanwhile (:meth:`held_state`)."""
         try:
             raw = self.outbox.read_state(SPILL_DONE)
             done = int(raw) if raw else 0
@@ -150,7 +152,6 @@ class ResultPublisher:
             self._held.append(_Held(entry.what, _renumbering(template), entry.state, entry.n))
         log.warning("%d result(s) a previous run could not store are back from %s", len(self._held), spill.path,
                     extra=fields(held=len(self._held)))
-        self.retry_held()
 
     def held_state(self, name: str) -> tuple[bool, bytes | None]:
         """The newest value of state document ``name`` among the held results, (False, None) if

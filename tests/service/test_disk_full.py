@@ -289,7 +289,12 @@ def test_results_held_on_a_full_card_survive_a_restart_of_the_service(tmp_path, 
     rig.outbox.close()  # SIGKILL: memory gone, the spill file stays
 
     again = _SpillRig(tmp_path, rx())
-    assert again.publisher.held == 0 and not again.spill.path.exists()  # stored at start, file removed
+    assert again.publisher.held == held  # back, and the session resumes after them ...
+    seen = []
+    again.publisher.on_stored.append(lambda kind, envelope: seen.append(envelope.message_id))  # the patient's page
+    again.engine.tick()
+    assert again.publisher.held == 0 and not again.spill.path.exists()  # ... stored by the first tick, file removed
+    assert len(seen) == held  # and the observers of stored results (attached after the start) saw them
     again.feed(t, acc, gyr, start=b)
     _rest(again, t, acc)
     _whole_session(again.messages())
@@ -315,6 +320,7 @@ def test_a_restart_on_a_card_still_full_keeps_numbering_after_the_held_results(t
     second.outbox.close()
 
     third = _SpillRig(tmp_path, rx())
+    third.engine.tick()
     assert third.publisher.held == 0
     third.feed(t, acc, gyr, start=c)
     _rest(third, t, acc)
