@@ -17,7 +17,9 @@ does; each constant in ``RepSettings`` says where its value comes from.
 * **working direction**: where the thigh goes when it leaves rest — the principal axis of
   its displacements from the anchor, learned online (decaying second moments, one
   power-iteration step every ``dir_every_s``) and pointed the way the displacements go on
-  average. Forgotten at a posture change, kept across a rest shift.
+  average. A moving thigh votes; a still one only inside an excursion (a hold) or farther
+  from the anchor than a rest shift goes — a leg resting a few degrees off the anchor would
+  teach it its offset. Forgotten at a posture change, kept across a rest shift.
 * **elevation**: the signed angle of gravity from the anchor in the plane of the anchor and
   the working direction — positive toward where reps go. Until a direction is known, the
   unsigned angle from the anchor. A thigh that swings *past* rest the other way reads
@@ -183,7 +185,8 @@ class RepSettings:
     reference_rise_deg: float = 0.0
     # Signed elevation along the set's working direction (see the module doc): the principal
     # direction of the thigh's displacements from rest, forgetting with ``dir_tau_s``;
-    # displacements under ``dir_min_deg`` (noise at rest) do not vote.
+    # displacements under ``dir_min_deg`` (noise at rest) do not vote, nor does a still thigh
+    # outside an excursion nearer the anchor than a rest shift (``rest_shift_fraction``).
     signed: bool = True
     dir_tau_s: float = 10.0
     dir_min_deg: float = 2.0
