@@ -186,6 +186,24 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+_POLLERS: set[int] = set()  # the backends of wait_for_rows, not counted as the ingest's
+
+
+def database_cpu_s(admin, name: str) -> float:
+    """CPU seconds of the PostgreSQL backends now connected to database ``name`` but the
+    poller's: the ingest instances' (each phase's instances connect anew), from /proc (the
+    server runs on this machine)."""
+    pids = [pid for (pid,) in admin.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", [name])
+            if pid not in _POLLERS]
+    total = 0.0
+    for pid in pids:
+        try:
+            total += process_cpu_s(pid)
+        except OSError:  # gone meanwhile
+            pass
+    return total
+
+
 def wait_for_rows(engine, target: int, timeout: float = 300) -> float:
     """Poll until the events table holds ``target`` rows; return the time it happened."""
     from sqlalchemy import func, select
@@ -193,6 +211,7 @@ def wait_for_rows(engine, target: int, timeout: float = 300) -> float:
     from hipsense.dashboard.db.tables import events
 
     with engine.connect() as connection:
+        _POLLERS.add(connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one())
         deadline = time.monotonic() + timeout
         while connection.scalar(select(func.count()).select_from(events)) < target:
             if time.monotonic() > deadline:
@@ -209,7 +228,8 @@ def with_repeats(unique: list, rng: random.Random) -> tuple[list, int]:
     return stream, len(repeats)
 
 
-def report(title: str, stats: dict[int, dict], unique: int, sent: int, elapsed: float, broker_cpu_s: float) -> float:
+def report(title: str, stats: dict[int, dict], unique: int, sent: int, elapsed: float, broker_cpu_s: float,
+           database_cpu: float, publisher_cpu_s: float | None = None) -> float:
     rate = unique / elapsed
     print(f"\n{title}")
     for index, s in sorted(stats.items()):
@@ -217,7 +237,16 @@ def report(title: str, stats: dict[int, dict], unique: int, sent: int, elapsed: 
               f"{s['duplicates']:5d}  rejected {s['rejected']}  commits {s['batches']:5d} "
               f"({s['received'] / max(1, s['batches']):.1f} msg each)  CPU {s['cpu_s']:.1f} s "
               f"({s['cpu_s'] / max(1, s['received']) * 1e6:.0f} µs/msg)")
-    print(f"  mosquitto CPU {broker_cpu_s:.1f} s")
+    ingest_cpu_s = sum(s["cpu_s"] for s in stats.values())
+    print(f"  mosquitto CPU {broker_cpu_s:.1f} s, PostgreSQL backends {database_cpu:.1f} s"
+          + ("" if publisher_cpu_s is None else f", publisher {publisher_cpu_s:.1f} s"))
+    parts = [("ingest", ingest_cpu_s), ("PostgreSQL", database_cpu), ("mosquitto", broker_cpu_s)]
+    if publisher_cpu_s is not None:
+        parts.append(("publisher", publisher_cpu_s))
+    total = sum(cpu for _, cpu in parts)
+    print(f"  CPU per distinct message: {total / unique * 1e6:.0f} µs in all ("
+          + ", ".join(f"{label} {cpu / unique * 1e6:.0f}" for label, cpu in parts)
+          + f"); the {os.cpu_count()} cores gave {os.cpu_count() * elapsed / unique * 1e6:.0f} µs per message")
     print(f"  {unique} distinct messages ({sent} with the repeats) in {elapsed:.2f} s: {rate:,.0f} distinct messages/s "
           f"({sent / elapsed:,.0f}/s counting the repeats)")
     return rate
@@ -261,8 +290,11 @@ def main() -> int:
             return 1
         print(f"live: publishing {len(live_stream)} messages ({live_repeats} repeats) to 2 dashboard instances...",
               flush=True)
+        publisher_cpu = time.process_time()
         started = publish(port, live_stream)
+        live_publisher_cpu = time.process_time() - publisher_cpu  # the publisher's thread and this one
         live_elapsed = wait_for_rows(engine, len(live_unique)) - started
+        live_database_cpu = database_cpu_s(admin, name)
         live_stats = instances.finish()
         live_broker_cpu = process_cpu_s(broker.pid) - broker_cpu
 
@@ -277,6 +309,7 @@ def main() -> int:
             print("an ingest instance did not reconnect", file=sys.stderr)
             return 1
         backlog_elapsed = wait_for_rows(engine, len(live_unique) + len(backlog_unique)) - started
+        backlog_database_cpu = database_cpu_s(admin, name)
         backlog_stats = instances.finish()
         backlog_broker_cpu = process_cpu_s(broker.pid) - broker_cpu
 
@@ -297,9 +330,9 @@ def main() -> int:
     # Other work on the machine takes CPU from the run; say how busy it was.
     print(f"load average before {load_before[0]:.2f}, after {os.getloadavg()[0]:.2f} (1 min)")
     live_rate = report("live (publisher running on the same cores):", live_stats, len(live_unique), len(live_stream),
-                       live_elapsed, live_broker_cpu)
+                       live_elapsed, live_broker_cpu, live_database_cpu, live_publisher_cpu)
     backlog_rate = report("backlog drain after a restart (ingest alone):", backlog_stats, len(backlog_unique),
-                          len(backlog_stream), backlog_elapsed, backlog_broker_cpu)
+                          len(backlog_stream), backlog_elapsed, backlog_broker_cpu, backlog_database_cpu)
     published_ids = {message_id for _, _, message_id in live_unique + backlog_unique}
     lost = len(published_ids - stored_ids)
     duplicates = sum(s["duplicates"] for stats in (live_stats, backlog_stats) for s in stats.values())
