@@ -91,8 +91,26 @@ def build_topic(kind: MessageKind, patient: str) -> str:
     return topic
 
 
+_PARSED: dict[str, tuple[MessageKind, str]] = {}
+
+
 def parse_topic(topic: str) -> tuple[MessageKind, str]:
-    """Split a protocol v1 topic into ``(kind, patient)``; raise ProtocolError if it is not one."""
+    """Split a protocol v1 topic into ``(kind, patient)``; raise ProtocolError if it is not one.
+
+    Valid topics are remembered (up to ``_TOPICS_MAX``; a dashboard reads a few per patient):
+    checking the id's two patterns was a tenth of parsing a rep event (issue 14).
+    """
+    if type(topic) is str:  # exactly str, as in build_topic
+        known = _PARSED.get(topic)
+        if known is not None:
+            return known
+    kind, patient = _parse_topic(topic)
+    if type(topic) is str and len(_PARSED) < _TOPICS_MAX:
+        _PARSED[topic] = kind, patient
+    return kind, patient
+
+
+def _parse_topic(topic: str) -> tuple[MessageKind, str]:
     prefix = PROTOCOL_ROOT + "/"
     if not topic.startswith(prefix):
         raise ProtocolError(f"not a protocol v1 topic (expected prefix {prefix!r})", topic=topic)

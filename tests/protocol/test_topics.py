@@ -52,3 +52,30 @@ def test_subscription_filters():
     assert p.subscription_filter() == "hipsense/v1/+/event/#"
     assert p.subscription_filter(p.MessageKind.STATUS) == "hipsense/v1/+/status"
     assert p.subscription_filter(p.MessageKind.PRESCRIPTION, "p-0042") == "hipsense/v1/p-0042/prescription"
+
+
+def test_parsed_topics_are_remembered_and_bad_ones_refused_every_time():
+    from hipsense.protocol import topics
+
+    topic = p.build_topic(p.MessageKind.REP, "p-0099")
+    assert p.parse_topic(topic) == p.parse_topic(topic) == (p.MessageKind.REP, "p-0099")
+    assert topic in topics._PARSED
+    for _ in range(2):
+        with pytest.raises(p.ProtocolError, match="no digit"):
+            p.parse_topic("hipsense/v1/maria/event/rep")
+    assert "hipsense/v1/maria/event/rep" not in topics._PARSED
+
+    class Sneaky(str):
+        pass
+
+    assert p.parse_topic(Sneaky(topic)) == (p.MessageKind.REP, "p-0099")  # parsed, not looked up
+    full = dict.fromkeys(range(topics._TOPICS_MAX))
+    saved = dict(topics._PARSED)
+    try:
+        topics._PARSED.clear()
+        topics._PARSED.update(full)  # full: nothing more is remembered, everything still parsed
+        other = p.build_topic(p.MessageKind.HOLD, "p-0100")
+        assert p.parse_topic(other) == (p.MessageKind.HOLD, "p-0100") and other not in topics._PARSED
+    finally:
+        topics._PARSED.clear()
+        topics._PARSED.update(saved)
