@@ -133,9 +133,12 @@ class ResultPublisher:
             raw = self.outbox.read_state(SPILL_DONE)
             done = int(raw) if raw else 0
         except (OutboxError, ValueError) as exc:
-            log.error("cannot read which spilled results were stored (%s); importing them all (the dashboard "
-                      "keeps each id once)", exc)
-            done = 0
+            # Importing them all could store some twice under new numbers (one id, two seqs: the
+            # dashboard would wait for ever at the second). Leave the file for the next start.
+            log.error("cannot read which results of %s were stored (%s): left there for the next start; results "
+                      "held now wait in memory only", spill.path, exc)
+            self._spill = None
+            return
         entries = spill.load()
         self._spill_next = max([done, *(e.n for e in entries)]) + 1
         fresh = [e for e in entries if e.n > done]

@@ -357,3 +357,25 @@ def test_a_full_card_is_told_in_a_status_sent_straight_to_the_broker(tmp_path, u
     assert len(direct) == 1  # not straight any more
     statuses = [m for m in rig.messages() if m.kind is MessageKind.STATUS]
     assert len(statuses) == 1 and "unsaved_results" not in statuses[0].data
+
+
+def test_a_spill_file_whose_progress_cannot_be_read_is_left_for_the_next_start(tmp_path, uci):
+    """Importing it all could store results twice under new numbers; it is kept, untouched."""
+    from hipsense.publish import Outbox
+    from hipsense.service.results import SPILL_DONE, ResultPublisher
+    from hipsense.service.spill import SpillFile
+
+    t, acc, gyr = uci
+    rig = _SpillRig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    held = rig.publisher.held
+    rig.outbox.close()
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    outbox.write_state({SPILL_DONE: b"not a number"})
+    publisher = ResultPublisher("p-0001", outbox, spill=SpillFile(rig.spill.path))
+    publisher.retry_held()
+    assert publisher.held == 0 and len(SpillFile(rig.spill.path).load()) == held
+    outbox.close()
