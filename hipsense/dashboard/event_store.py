@@ -3,7 +3,10 @@ dead letters, and how far each patient's results are stored without a gap.
 
 Results are stored with insert-or-ignore against the unique ``message_id``: the protocol
 delivers at least once, and a repeat carries the same content, so the first copy wins and
-the rest are counted as duplicates. The ingester acknowledges a batch to the broker only
+the rest are counted as duplicates. A repeat under another ``seq`` (a Pi that stored a
+result a second time: its spill file imported again after its outbox lost the mark, see
+``service/results.py``) is dead-lettered as such (:data:`REPEAT_REASON`): its ``seq`` is then
+handled, and the acknowledgement walks past it instead of stopping below it for good. The ingester acknowledges a batch to the broker only
 after :meth:`EventStore.write_batch` returned, and then publishes :attr:`BatchResult.acks`
 (the end-to-end acknowledgement, docs/mqtt.md); so the store's commits are durable ones
 (fsynced on SQLite, ``synchronous_commit=on`` on PostgreSQL, see ``EventStore._open``).
@@ -47,6 +50,10 @@ from hipsense.protocol import (
 _SEQ_WINDOW = 2000
 _MAX_DEAD_PAYLOAD_CHARS = 64 * 1024
 _MAX_REASON_CHARS = 1000
+
+REPEAT_REASON = "repeat of a stored result"
+"""How a dead letter for a result whose id is already stored under another seq begins: its
+seq is handled (the result is stored, under the first one), nothing is left to retry."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -174,8 +181,9 @@ _UNNEST_INSERT = (
     f"INSERT INTO events ({', '.join(_EVENT_COLUMNS)}, received_at) "
     f"SELECT *, %(received_at)b::timestamptz FROM "
     f"unnest({', '.join(f'%({name})b::{kind}[]' for name, kind in _EVENT_COLUMNS.items())}) "
-    "ON CONFLICT (message_id) DO NOTHING RETURNING patient"
+    "ON CONFLICT (message_id) DO NOTHING RETURNING message_id, patient"
 )
+_PG_STORED_IDS = "SELECT message_id, patient, seq FROM events WHERE message_id = ANY(%(ids)s::varchar[])"
 
 # The acknowledgement marks on PostgreSQL (EventStore._advance_pg): fixed statement texts.
 _PG_MARKS = "SELECT patient, stored_seq FROM delivery_progress WHERE patient = ANY(%(patients)s::varchar[])"
@@ -221,7 +229,7 @@ class EventStore:
         self._connection: Connection | None = None
         self._known_patients: set[str] = set()
         self._insert_events = self._dialect.insert(events).on_conflict_do_nothing(
-            index_elements=["message_id"]).returning(events.c.patient)
+            index_elements=["message_id"]).returning(events.c.message_id, events.c.patient)
 
     def write_batch(self, messages: Sequence[Message], letters: Sequence[DeadLetter] = ()) -> BatchResult:
         """Store result events (each id once), status updates and dead letters, then advance
@@ -229,7 +237,8 @@ class EventStore:
         with self._lock:
             try:
                 connection = self._open()
-                result = self._write(messages, connection)
+                result, repeats = self._write(messages, connection)
+                letters = [*letters, *repeats]
                 dead = self._insert_dead_letters(connection, letters, _now()) if letters else 0
                 involved = {m.patient for m in messages if m.kind.is_event}
                 involved |= {letter.patient for letter in letters if letter.patient is not None and letter.seq is not None}
@@ -280,10 +289,11 @@ class EventStore:
         was acknowledged to its Pi as handled, and the Pi forgot it: the dead letter is its only
         copy. Once the clock is right it is a valid result like any other. Each one that now
         passes is stored (once: a copy already stored is a duplicate) and its dead letter
-        removed; the rest stay, with their reason. Status messages are left as they are.
+        removed; the rest stay, with their reason. Status messages are left as they are, and so
+        are repeats of a stored result under another seq (:data:`REPEAT_REASON`: nothing to store).
         """
-        query = select(dead_letters.c.row_no, dead_letters.c.topic, dead_letters.c.payload).order_by(
-            dead_letters.c.row_no)
+        query = select(dead_letters.c.row_no, dead_letters.c.topic, dead_letters.c.payload).where(
+            dead_letters.c.reason.not_like(f"{REPEAT_REASON}%")).order_by(dead_letters.c.row_no)
         if patient is not None:
             query = query.where(dead_letters.c.patient == patient)
         with self.engine.connect() as connection:
@@ -438,7 +448,7 @@ class EventStore:
                 pass
             self._connection = None
 
-    def _write(self, messages: Sequence[Message], connection: Connection) -> BatchResult:
+    def _write(self, messages: Sequence[Message], connection: Connection) -> tuple[BatchResult, list[DeadLetter]]:
         now = _now()
         results = [m for m in messages if m.kind.is_event]
         statuses = [m for m in messages if m.kind is MessageKind.STATUS]
@@ -446,19 +456,47 @@ class EventStore:
         unique = list({m.message_id: m for m in reversed(results)}.values())
         unique.reverse()
         self._register_patients(connection, {m.patient for m in messages}, now)
-        stored = self._insert_results(connection, unique, now) if unique else []
+        stored = self._insert_results(connection, unique, now) if unique else {}
+        repeats = []
+        if len(stored) < len(results):  # repeats (of an earlier batch, or in this one)
+            new = {id(m) for m in unique if m.message_id in stored}
+            repeats = self._repeats_under_another_seq(connection, [m for m in results if id(m) not in new])
         for message in statuses:
             self._upsert_status(connection, message, now)
         return BatchResult(
             stored=len(stored),
-            duplicates=len(results) - len(stored),
+            duplicates=len(results) - len(stored),  # a repeat under another seq too (and dead-lettered)
             statuses=len(statuses),
-            patients=frozenset(stored) | {m.patient for m in statuses},
-        )
+            patients=frozenset(stored.values()) | {m.patient for m in statuses},
+        ), repeats
 
-    def _insert_results(self, connection: Connection, results: list[Message], now: dt.datetime) -> list[str]:
+    def _repeats_under_another_seq(self, connection: Connection, results: list[Message]) -> list[DeadLetter]:
+        """Dead letters for the ``results`` (not new: their id is stored) whose stored row has
+        another seq or patient. A plain repeat (same seq) needs nothing; one under a new seq
+        would leave that seq unhandled for ever, and the patient's acknowledgement below it."""
+        ids = sorted({m.message_id for m in results})
+        if self.engine.dialect.name == "postgresql":
+            with connection.connection.driver_connection.cursor(binary=True) as cursor:
+                cursor.execute(_PG_STORED_IDS, {"ids": ids})
+                rows = cursor.fetchall()
+        else:
+            rows = []
+            for start in range(0, len(ids), 500):  # stay under SQLite's bound-parameter limit
+                rows += connection.execute(select(events.c.message_id, events.c.patient, events.c.seq)
+                                           .where(events.c.message_id.in_(ids[start:start + 500]))).all()
+        first = {message_id: (patient, seq) for message_id, patient, seq in rows}
+        letters = []
+        for message in results:
+            if message.message_id not in first or first[message.message_id] == (message.patient, message.seq):
+                continue
+            patient, seq = first[message.message_id]
+            where = f"as seq {seq}; the Pi stored it twice" if patient == message.patient else "for another patient"
+            letters.append(dead_letter_of(message, f"{REPEAT_REASON} (id {message.message_id}, stored {where})"))
+        return letters
+
+    def _insert_results(self, connection: Connection, results: list[Message], now: dt.datetime) -> dict[str, str]:
         """Insert-or-ignore the rows of ``results`` (distinct ids); return the patient of each
-        row that was new."""
+        row that was new, by its id."""
         if self.engine.dialect.name == "postgresql":
             # One statement whose text does not depend on the batch size, so psycopg parses
             # and prepares it once; a multi-row VALUES list is new text for every size, and
@@ -482,9 +520,9 @@ class EventStore:
             }
             with connection.connection.driver_connection.cursor(binary=True) as cursor:
                 cursor.execute(_UNNEST_INSERT, columns)
-                return [patient for (patient,) in cursor.fetchall()]
+                return dict(cursor.fetchall())
         rows = [event_row(m, now) for m in results]
-        return [row.patient for row in connection.execute(self._insert_events, rows)]
+        return {row.message_id: row.patient for row in connection.execute(self._insert_events, rows)}
 
     def _register_patients(self, connection: Connection, patient_ids: set[str], now: dt.datetime) -> None:
         # Pis appear before an operator assigns them; they show up unassigned until then.

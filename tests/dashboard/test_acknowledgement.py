@@ -5,9 +5,13 @@ stored or dead-lettered, never past a gap the Pi could still fill."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+
+from sqlalchemy import select
 
 from hipsense import protocol as p
-from hipsense.dashboard.event_store import EventStore, dead_letter
+from hipsense.dashboard.db.tables import dead_letters, events
+from hipsense.dashboard.event_store import REPEAT_REASON, EventStore, dead_letter
 from tests.dashboard.events import parsed, rep
 
 T0 = dt.datetime(2025, 3, 1, 9, 0, tzinfo=dt.timezone.utc)
@@ -79,3 +83,54 @@ def test_results_that_will_never_arrive_are_written_down_when_the_mark_moves_pas
         gaps = [tuple(r) for r in connection.execute(select(
             delivery_gaps.c.patient, delivery_gaps.c.after_seq, delivery_gaps.c.before_seq, delivery_gaps.c.missing))]
     assert gaps == [("p-0001", 2, 5, 2)]
+
+
+def _again_as(envelope: p.Envelope, seq: int) -> p.Message:
+    """The same result (its id) stored by the Pi a second time, numbered ``seq``."""
+    doc = json.loads(envelope.payload)
+    return p.parse_message(envelope.topic, json.dumps({**doc, "seq": seq}).encode())
+
+
+def test_a_result_stored_twice_by_the_pi_under_a_new_seq_does_not_stop_the_acknowledgement(engine):
+    """A Pi whose outbox lost the mark of its spill file imports spilled results again: the same
+    id under the next seq. The repeat was dropped as a duplicate, so that seq never showed up and
+    the acknowledgement stopped below it for good (every later result of the patient stayed on the
+    Pi). It is dead-lettered as a repeat: handled, the acknowledgement walks on."""
+    store = EventStore(engine)
+    first = [rep("p-0001", seq, T0 + dt.timedelta(seconds=seq), rep_index=seq) for seq in (1, 2, 3)]
+    assert store.write_batch([parsed(e) for e in first]).acks == {"p-0001": 3}
+    result = store.write_batch([_again_as(first[2], 4)])
+    assert result.acks == {"p-0001": 4} and result.dead_lettered == 1 and result.duplicates == 1
+    again = store.write_batch([_again_as(first[2], 4), _again_as(first[1], 5),  # delivered again; one in the batch
+                               parsed(rep("p-0001", 6, T0 + dt.timedelta(seconds=6), rep_index=4))])
+    assert again.acks == {"p-0001": 6} and again.stored == 1 and again.dead_lettered == 1 and again.duplicates == 2
+    with engine.connect() as connection:
+        kept = connection.execute(select(events.c.message_id, events.c.seq).order_by(events.c.seq)).all()
+        letters = connection.execute(select(dead_letters.c.seq, dead_letters.c.reason)
+                                     .order_by(dead_letters.c.seq)).all()
+    assert [seq for _, seq in kept] == [1, 2, 3, 6]  # each result once, under its first seq
+    assert [seq for seq, _ in letters] == [4, 5] and all(r.startswith(REPEAT_REASON) for _, r in letters)
+    assert "as seq 3" in letters[0][1]
+    # nothing to retry: the repeat stays a dead letter and is not counted as stored
+    assert store.retry_dead_letters(T0) == (0, 0)
+    assert store.stored_seq("p-0001") == 6
+
+
+def test_a_repeat_inside_one_batch_under_a_new_seq_is_handled_too(engine):
+    store = EventStore(engine)
+    one = rep("p-0001", 1, T0)
+    result = store.write_batch([parsed(one), _again_as(one, 2), parsed(rep("p-0001", 3, T0, rep_index=2))])
+    assert result.acks == {"p-0001": 3} and result.stored == 2 and result.dead_lettered == 1
+
+
+def test_another_patients_id_does_not_stop_this_patients_acknowledgement(engine):
+    """A result id is a ULID; a repeat across patients is a bug or a hostile Pi: its seq is
+    handled (dead-lettered), the first patient's row is untouched."""
+    store = EventStore(engine)
+    theirs = rep("p-0002", 1, T0)
+    store.write_batch([parsed(theirs)])
+    doc = json.loads(theirs.payload)
+    mine = p.parse_message("hipsense/v1/p-0001/event/rep", json.dumps({**doc, "patient": "p-0001"}).encode())
+    result = store.write_batch([mine])
+    assert result.acks == {"p-0001": 1} and result.dead_lettered == 1
+    assert store.stored_seq("p-0002") == 1
