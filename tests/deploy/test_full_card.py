@@ -5,7 +5,7 @@ A REAL full file system: the Pi's state directory is a small tmpfs this test mou
 root; skipped otherwise) and fills with a file until ENOSPC. The spill directory
 (``RUNTIME_DIRECTORY``, /run/hipsense under systemd) is another directory, as on the Pi. The
 dashboard's ingest is stopped while the card fills, so the outbox must grow (nothing is
-acknowledged) and writing fails. Shipped broker config, the real ingest on SQLite.
+acknowledged) and writing fails. Shipped broker config, the real ingest on SQLite and on PostgreSQL.
 
 Before the spill file, the same run lost every result held in memory at the kill (31 in one
 run) without a trace: they had no ``seq`` yet, so no gap showed (37 produced, 37 stored).
@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 
 from hipsense import protocol as p
-from tests.deploy.broker import DASHBOARD_USER
+from tests.dashboard.conftest import engine, postgres_url  # noqa: F401 - fixtures
 from tests.deploy.probe import Probe
 from tests.deploy.test_delivery import REPO, Dashboard, wait_until
 
@@ -67,11 +67,12 @@ def _fill(directory: Path) -> Path:
     return filler
 
 
-def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_path, card):
+def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_path, engine, card):  # noqa: F811
     pytest.importorskip("bumble")
     broker = fresh_deployment.broker
     patient, password = fresh_deployment.a
-    dashboard = Dashboard(fresh_deployment, tmp_path / "dashboard.sqlite3", reconnect_min_s=1)
+    dashboard = Dashboard(fresh_deployment, tmp_path / "unused.sqlite3", reconnect_min_s=1)
+    dashboard.engine = engine  # SQLite, then PostgreSQL
     dashboard.start()
     state_dir = card / "state"
     runtime = tmp_path / "run-hipsense"  # /run/hipsense: RAM, but not the card

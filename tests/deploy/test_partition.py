@@ -5,7 +5,7 @@ The Pi reaches the broker through :class:`tests.deploy.partition.PartitionProxy`
 its packets are dropped on the floor (no reset: the Pi and the broker find out through their
 keep-alives, 5 s here), connections made meanwhile are never answered, and what was in flight
 is lost with the connection. The dashboard's ingest stays connected to the broker. Shipped
-broker config, the real ingest on SQLite, the emulated sensor replaying a real session.
+broker config, the real ingest on SQLite and on PostgreSQL, the emulated sensor replaying a real session.
 """
 
 from __future__ import annotations
@@ -20,17 +20,19 @@ import time
 import pytest
 
 from hipsense import protocol as p
+from tests.dashboard.conftest import engine, postgres_url  # noqa: F401 - fixtures
 from tests.deploy.partition import PartitionProxy
 from tests.deploy.test_delivery import REPO, Dashboard, _kinds, wait_until
 
 pytestmark = pytest.mark.slow
 
 
-def test_a_service_cut_from_the_broker_twice_delivers_every_result_once(fresh_deployment, tmp_path):
+def test_a_service_cut_from_the_broker_twice_delivers_every_result_once(fresh_deployment, tmp_path, engine):  # noqa: F811
     pytest.importorskip("bumble")
     broker = fresh_deployment.broker
     patient, password = fresh_deployment.a
-    dashboard = Dashboard(fresh_deployment, tmp_path / "dashboard.sqlite3", reconnect_min_s=1)
+    dashboard = Dashboard(fresh_deployment, tmp_path / "unused.sqlite3", reconnect_min_s=1)
+    dashboard.engine = engine  # SQLite, then PostgreSQL
     dashboard.start()
     proxy = PartitionProxy(broker.port)
     state_dir = tmp_path / "pi-state"
