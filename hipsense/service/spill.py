@@ -12,13 +12,15 @@ Each line is one result, already built (its ``id`` fixed; its ``seq`` is given w
 stored) with the session state that goes with it, and a spill number ``n``. Storing a spilled
 result writes ``n`` into the outbox's state in the same transaction, so a restart imports
 exactly the lines after it: none twice, none lost. The file is removed once nothing is held.
-A torn last line (a kill mid-write) is skipped. The file is capped (``max_bytes``): past it, the
-rest is held in memory only, and logged.
+A line counts only with its newline: a torn last line (a kill mid-write) is skipped, and cut
+off before the next append, as is the part of a line a failed write left (a full tmpfs). The
+file is capped (``max_bytes``): past it, the rest is held in memory only, and logged.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -78,20 +80,27 @@ class SpillFile:
                 k: None if v is None else base64.b64encode(v).decode("ascii") for k, v in state.items()},
         }, separators=(",", ":")).encode("utf-8") + b"\n"
         try:
-            size = self.path.stat().st_size if self.path.exists() else 0
-            if size + len(line) > self.max_bytes:
-                if not self._full_logged:
-                    self._full_logged = True
-                    log.error("spill file %s is at its cap (%d bytes): further results wait in memory only and a "
-                              "restart of the service would lose them", self.path, self.max_bytes)
-                return False
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                view = memoryview(line)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fsync(fd)
+                size = _whole_lines(fd, self.path)
+                if size + len(line) > self.max_bytes:
+                    if not self._full_logged:
+                        self._full_logged = True
+                        log.error("spill file %s is at its cap (%d bytes): further results wait in memory only and "
+                                  "a restart of the service would lose them", self.path, self.max_bytes)
+                    return False
+                try:
+                    view = memoryview(line)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                except OSError:
+                    # Part of the line may be written (a tmpfs with room for some bytes): cut it
+                    # off, or the retry would be glued onto it and both read as one torn line.
+                    with contextlib.suppress(OSError):
+                        os.ftruncate(fd, size)
+                    raise
             finally:
                 os.close(fd)
         except OSError as exc:
@@ -109,7 +118,10 @@ class SpillFile:
             log.error("cannot read the held results in %s: %s", self.path, exc)
             return []
         entries: list[SpillEntry] = []
-        for number, line in enumerate(raw.split(b"\n"), 1):
+        lines = raw.split(b"\n")
+        if lines[-1]:  # no newline after it: a torn write (dropped by the next append), never a result
+            log.warning("skipping the torn end of %s (%d bytes)", self.path, len(lines[-1]))
+        for number, line in enumerate(lines[:-1], 1):
             if not line:
                 continue
             try:
@@ -131,3 +143,23 @@ class SpillFile:
         except OSError as exc:
             log.warning("cannot remove %s: %s", self.path, exc)
         self._full_logged = False
+
+
+def _whole_lines(fd: int, path: Path) -> int:
+    """The size of the file open at ``fd`` up to its last newline, after cutting off anything
+    past it (a line a kill or a failed write left torn), so that a line appended next starts a
+    line of its own."""
+    size = os.fstat(fd).st_size
+    end = size
+    while end > 0:
+        start = max(0, end - 4096)
+        chunk = os.pread(fd, end - start, start)
+        newline = chunk.rfind(b"\n")
+        if newline >= 0:
+            end = start + newline + 1
+            break
+        end = start
+    if end < size:
+        log.warning("cutting off the torn end of %s (%d bytes) before appending", path, size - end)
+        os.ftruncate(fd, end)
+    return end
