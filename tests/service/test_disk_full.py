@@ -13,6 +13,7 @@ import pytest
 
 from hipsense.protocol import Importance, MessageKind, parse_message
 from hipsense.publish import OutboxError
+from tests.dashboard.conftest import engine, postgres_url  # noqa: F401 - fixtures
 from tests.service.test_crash_windows import _check_whole
 from tests.service.test_engine import Rig, rx
 
@@ -379,3 +380,73 @@ def test_a_spill_file_whose_progress_cannot_be_read_is_left_for_the_next_start(t
     publisher.retry_held()
     assert publisher.held == 0 and len(SpillFile(rig.spill.path).load()) == held
     outbox.close()
+
+
+# -- some of the held results stored, then a kill: the rest once, the stored ones never again ------------
+
+
+def _deliver(rig, store) -> None:
+    """What the outbox holds reaches the dashboard (``store``), and its acknowledgement the Pi."""
+    from hipsense.protocol import parse_message
+
+    rows = rig.outbox.pending(limit=10_000)
+    result = store.write_batch([parse_message(r.topic, r.payload) for r in rows])
+    for patient, seq in result.acks.items():
+        rig.outbox.confirm_stored(patient, seq)
+
+
+def _stored_by_the_dashboard(engine):
+    from sqlalchemy import select
+
+    from hipsense.dashboard.db.tables import dead_letters, events
+
+    with engine.connect() as connection:
+        rows = connection.execute(select(events.c.kind, events.c.payload).order_by(events.c.seq)).all()
+        letters = connection.execute(select(dead_letters.c.seq, dead_letters.c.reason)).all()
+    return [parse_message(f"hipsense/v1/p-0001/event/{kind}", payload.encode()) for kind, payload in rows], letters
+
+
+def test_held_results_partly_stored_before_a_kill_are_stored_once_each(tmp_path, uci, engine):  # noqa: F811
+    """Room for exactly 3 of the held results, then full again; those 3 reach the dashboard and are
+    acknowledged (the Pi forgets them), the service is killed, comes back with room: only the rest
+    are imported from the spill file. Each result once on the dashboard (SQLite, PostgreSQL), seq
+    1..N, no dead letter, the acknowledgement at N and the outbox empty. Without the spill mark
+    stored with each result (``held_spill_done``) the 3 came back under new numbers."""
+    from hipsense.dashboard.event_store import EventStore
+
+    t, acc, gyr = uci
+    store = EventStore(engine)
+    rig = _SpillRig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _deliver(rig, store)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    held = rig.publisher.held
+    assert held > 5 and len(rig.spill.load()) == held
+    put_sequenced, room = rig.outbox.put_sequenced, [3]
+
+    def room_for_three(*args, **kwargs):
+        if not room[0]:
+            raise OutboxError(f"outbox {rig.outbox.path}: database or disk is full")
+        room[0] -= 1
+        return put_sequenced(*args, **kwargs)
+
+    _free(rig)
+    rig.outbox.put_sequenced = room_for_three
+    rig.engine.tick()
+    assert rig.publisher.held == held - 3
+    rig.outbox.put_sequenced = put_sequenced
+    _deliver(rig, store)  # the 3 are stored and acknowledged: the Pi keeps no copy of them
+    rig.outbox.close()  # SIGKILL with held - 3 in memory and in the spill file
+
+    again = _SpillRig(tmp_path, rx())
+    again.engine.tick()
+    assert again.publisher.held == 0
+    again.feed(t, acc, gyr, start=b)
+    _rest(again, t, acc)
+    _deliver(again, store)
+    messages, letters = _stored_by_the_dashboard(engine)
+    _whole_session(messages)  # 30 reps, sets [10, 10, 10], seq 1..N, each id once
+    assert letters == [] and store.stored_seq("p-0001") == len(messages)
+    assert again.outbox.pending(limit=10_000) == []
