@@ -1,6 +1,7 @@
 """Dashboard ingest throughput into PostgreSQL with two instances sharing the subscription.
 
     python benchmarks/bench_dashboard_ingest.py [--messages 20000] [--pg postgresql://postgres@127.0.0.1/postgres]
+    python benchmarks/bench_dashboard_ingest.py --in-process 2000   # the ingest's own work, no MQTT
 
 Starts its own Mosquitto (a temporary directory, a free port on 127.0.0.1) and a fresh
 PostgreSQL database (dropped at the end), then runs two dashboard ingest processes, each an
@@ -252,12 +253,61 @@ def report(title: str, stats: dict[int, dict], unique: int, sent: int, elapsed: 
     return rate
 
 
+def in_process(count: int, pg: str) -> int:
+    """The ingest's own work without MQTT: ``receive()`` of ``count`` rep events (acknowledgements
+    are no-ops), then the writer stores them in batches of 200 on a fresh PostgreSQL database.
+    Prints the client's CPU per message. Under callgrind, run it with 0 and with N messages:
+    the difference / N is the instructions per message, which other work on the machine does
+    not change."""
+    import psycopg
+
+    from hipsense.dashboard.db import make_engine, migrate
+    from hipsense.dashboard.event_store import EventStore
+    from hipsense.dashboard.ingest import IngestService
+    from hipsense.publish.mqtt import MqttSettings
+
+    messages = build_messages(2000)  # the same work before the clock, whatever the count
+    messages = (messages * (count // len(messages) + 1))[:count] if count > len(messages) else messages[:count]
+    name = f"hipsense_bench_{secrets.token_hex(4)}"
+    admin = psycopg.connect(pg, autocommit=True)
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        engine = make_engine(pg.rsplit("/", 1)[0] + "/" + name)
+        migrate(engine)
+        now = dt.datetime(2025, 3, 2, tzinfo=dt.timezone.utc)  # the messages' day: all plausible
+        service = IngestService(EventStore(engine), MqttSettings(host="127.0.0.1", port=1), batch_max=200,
+                                clock=lambda: now)
+        service.store.write_batch([])  # connected before the clock
+        cpu = time.process_time()
+        for topic, payload, _ in messages:  # all queued first: the batches are the same every run
+            service.receive(topic, payload, lambda: None)
+        service.start(connect=False)
+        drained = service.drain(600)
+        cpu = time.process_time() - cpu
+        service.stop()
+        engine.dispose()
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+    unique = len({message_id for _, _, message_id in messages})
+    if not drained or service.stats.stored != unique:
+        print(f"FAILED: stored {service.stats.stored} of {unique}", file=sys.stderr)
+        return 1
+    per_message = f"{cpu / count * 1e6:.0f} µs of client CPU per message" if count else f"{cpu * 1e6:.0f} µs of CPU"
+    print(f"in process, no MQTT: {count} rep events received and stored in batches of 200: {per_message}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=20000, help="unique messages per phase (default 20000)")
     parser.add_argument("--pg", default=os.environ.get("HIPSENSE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres"),
                         help="an admin URL of the PostgreSQL server (a database is created and dropped)")
+    parser.add_argument("--in-process", type=int, metavar="N", default=None,
+                        help="only the ingest's own work on N messages, without MQTT (see in_process())")
     args = parser.parse_args()
+    if args.in_process is not None:
+        return in_process(args.in_process, args.pg)
 
     import psycopg
     from sqlalchemy import func, select
