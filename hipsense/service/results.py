@@ -140,6 +140,10 @@ class ResultPublisher:
             self._spill = None
             return
         entries = spill.load()
+        if spill.stored > done:  # the outbox lost its mark (a fresh one after a corrupt file, a wiped state directory)
+            log.warning("the outbox says spilled results up to %d were stored, %s says up to %d: importing only the lines "
+                        "after %d", done, spill.path, spill.stored, spill.stored)
+            done = spill.stored
         self._spill_next = max([done, *(e.n for e in entries)]) + 1
         fresh = [e for e in entries if e.n > done]
         self._spill_used = bool(entries)
@@ -286,6 +290,8 @@ class ResultPublisher:
             self.failed += 1  # disk full or failing: the counting goes on, the error is loud
             log.error("%s not stored: %s", item.what, exc, extra=fields(kind=item.what))
             return None
+        if item.spilled is not None and self._spill is not None:
+            self._spill.mark_stored(item.spilled)  # the file's copy of the mark (logged if it fails)
         self.stored += 1
         self._notify()
         for observer in self.on_stored:

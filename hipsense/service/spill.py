@@ -11,7 +11,9 @@ the voice and the status (``unsaved_results``) say so.
 Each line is one result, already built (its ``id`` fixed; its ``seq`` is given when it is
 stored) with the session state that goes with it, and a spill number ``n``. Storing a spilled
 result writes ``n`` into the outbox's state in the same transaction, so a restart imports
-exactly the lines after it: none twice, none lost. The file is removed once nothing is held.
+exactly the lines after it: none twice, none lost. A line ``{"stored": n}`` appended after the
+commit says the same in the file, for an outbox that comes back without its state (see
+:meth:`SpillFile.mark_stored`). The file is removed once nothing is held.
 A line counts only with its newline: a torn last line (a kill mid-write) is skipped, and cut
 off before the next append, as is the part of a line a failed write left (a full tmpfs). The
 file is capped (``max_bytes``): past it, the rest is held in memory only, and logged.
@@ -70,6 +72,7 @@ class SpillFile:
     def __init__(self, path: str | os.PathLike[str], *, max_bytes: int = MAX_SPILL_BYTES) -> None:
         self.path = Path(path)
         self.max_bytes = max_bytes
+        self.stored = 0  # the highest line marked stored, as of the last load()
         self._full_logged = False
 
     def append(self, n: int, what: str, topic: str, payload: bytes, state: Mapping[str, bytes | None] | None) -> bool:
@@ -79,12 +82,24 @@ class SpillFile:
             "state": None if state is None else {
                 k: None if v is None else base64.b64encode(v).decode("ascii") for k, v in state.items()},
         }, separators=(",", ":")).encode("utf-8") + b"\n"
+        return self._append_line(line)
+
+    def mark_stored(self, n: int) -> bool:
+        """Line ``n`` is in the outbox now (committed): say so in the file too (``{"stored": n}``).
+
+        The outbox's own mark (written in the result's transaction) is the one that counts;
+        this copy is for an outbox that comes back without it (a corrupt file replaced by a
+        fresh one, a state directory wiped while /run/hipsense stayed), where importing every
+        line would store again, under new numbers, results the dashboard already has."""
+        return self._append_line(b'{"stored":%d}\n' % n, capped=False)
+
+    def _append_line(self, line: bytes, *, capped: bool = True) -> bool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
             try:
                 size = _whole_lines(fd, self.path)
-                if size + len(line) > self.max_bytes:
+                if capped and size + len(line) > self.max_bytes:
                     if not self._full_logged:
                         self._full_logged = True
                         log.error("spill file %s is at its cap (%d bytes): further results wait in memory only and "
@@ -109,7 +124,9 @@ class SpillFile:
         return True
 
     def load(self) -> list[SpillEntry]:
-        """Every whole line, in order (a torn or unreadable one is skipped, logged)."""
+        """Every whole line, in order (a torn or unreadable one is skipped, logged); the highest
+        line marked stored (:meth:`mark_stored`) is then in :attr:`stored` (0 if none)."""
+        self.stored = 0
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
@@ -126,6 +143,9 @@ class SpillFile:
                 continue
             try:
                 doc = json.loads(line)
+                if doc.keys() == {"stored"}:
+                    self.stored = max(self.stored, int(doc["stored"]))
+                    continue
                 state = doc["state"]
                 entries.append(SpillEntry(
                     n=int(doc["n"]), what=str(doc["what"]), topic=str(doc["topic"]),

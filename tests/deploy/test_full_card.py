@@ -102,8 +102,12 @@ def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_pat
             return subprocess.Popen([sys.executable, "-m", "hipsense", "run", "--config", str(config)],
                                     stdout=log, stderr=log, env=env, cwd=REPO)
 
+    def spilled_lines() -> list[dict]:  # the results in the spill files (not the lines that mark some stored)
+        return [doc for path in runtime.glob("held-results-*.jsonl") for line in path.read_bytes().splitlines()
+                if line and "payload" in (doc := json.loads(line))]
+
     def spilled() -> int:
-        return sum(len(path.read_bytes().splitlines()) for path in runtime.glob("held-results-*.jsonl"))
+        return len(spilled_lines())
 
     service = start()
     try:
@@ -116,8 +120,7 @@ def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_pat
         service.send_signal(signal.SIGKILL)
         service.wait(10)
         held_at_kill = spilled()
-        spilled_ids = {json.loads(json.loads(line)["payload"])["id"] for path in runtime.glob("held-results-*.jsonl")
-                       for line in path.read_bytes().splitlines() if line}
+        spilled_ids = {json.loads(doc["payload"])["id"] for doc in spilled_lines()}
         filler.unlink()  # room again
         dashboard.start()
         service = start()

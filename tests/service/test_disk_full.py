@@ -434,6 +434,7 @@ def test_held_results_partly_stored_before_a_kill_are_stored_once_each(tmp_path,
 
     _free(rig)
     rig.outbox.put_sequenced = room_for_three
+    rig.spill.mark_stored = lambda n: False  # the spill file's own copy of the mark lost (next test): the outbox's counts
     rig.engine.tick()
     assert rig.publisher.held == held - 3
     rig.outbox.put_sequenced = put_sequenced
@@ -450,3 +451,46 @@ def test_held_results_partly_stored_before_a_kill_are_stored_once_each(tmp_path,
     _whole_session(messages)  # 30 reps, sets [10, 10, 10], seq 1..N, each id once
     assert letters == [] and store.stored_seq("p-0001") == len(messages)
     assert again.outbox.pending(limit=10_000) == []
+
+
+def test_an_outbox_that_comes_back_without_its_spill_mark_does_not_store_results_again(tmp_path, uci):
+    """As above, but the outbox comes back corrupt at the restart and is replaced by a fresh one
+    (what it held cannot be read back, its spill mark with it): the spill file says itself which
+    of its lines were stored, so only the others are imported. Before, all were: the 3 stored
+    ones again under new numbers (the reviewer's double_import2.py)."""
+    from hipsense.publish import open_outbox
+    from hipsense.service.results import ResultPublisher
+    from hipsense.service.spill import SpillFile
+
+    t, acc, gyr = uci
+    rig = _SpillRig(tmp_path, rx())
+    a, b = (int(np.searchsorted(t, s)) for s in (40.0, 100.0))
+    rig.feed(t, acc, gyr, stop=a)
+    _fill(rig)
+    rig.feed(t, acc, gyr, start=a, stop=b)
+    held = rig.publisher.held
+    spilled = [parse_message(e.topic, e.payload).data["id"] for e in rig.spill.load()]
+    assert held > 5 and len(spilled) == held
+    put_sequenced, room = rig.outbox.put_sequenced, [3]
+
+    def room_for_three(*args, **kwargs):
+        if not room[0]:
+            raise OutboxError(f"outbox {rig.outbox.path}: database or disk is full")
+        room[0] -= 1
+        return put_sequenced(*args, **kwargs)
+
+    _free(rig)
+    rig.outbox.put_sequenced = room_for_three
+    rig.engine.tick()
+    assert rig.publisher.held == held - 3
+    rig.outbox.close()  # SIGKILL
+    with open(tmp_path / "outbox.sqlite", "r+b") as f:
+        f.write(b"\x00" * 4096)  # unreadable: set aside, a fresh outbox without its state
+    outbox = open_outbox(tmp_path / "outbox.sqlite")
+    assert outbox.read_state("held_spill_done") is None
+    publisher = ResultPublisher("p-0001", outbox, spill=SpillFile(rig.spill.path))
+    assert publisher.held == held - 3
+    publisher.retry_held()
+    ids = [parse_message(r.topic, r.payload).data["id"] for r in outbox.pending(limit=10_000)]
+    assert ids == spilled[3:]  # the rest, once each; not the 3 stored before
+    outbox.close()
