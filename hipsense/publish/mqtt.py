@@ -320,6 +320,17 @@ class MqttClient:
         )
         return info.rc in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN)
 
+    def publish_when_connected(self, envelope: Envelope) -> bool:
+        """:meth:`publish_nowait`, but only while connected: False (and nothing kept) when not.
+
+        For a message that is worth sending only as it is now and is sent afresh after the next
+        connect (the full-card status, see ``service.store_status``): handed to paho while
+        offline, one a minute piled up in its memory, without limit, and went out in a burst
+        ahead of the results on reconnect."""
+        if not self._connected.is_set():
+            return False
+        return self.publish_nowait(envelope)
+
     # RowTransport, for the sender thread.
     def send_row(self, row: OutboxRow, now: float) -> int | None:
         remaining = row.remaining_expiry_s(now)

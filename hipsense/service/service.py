@@ -188,7 +188,7 @@ class Service:
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O
             store_status(outbox, patient, engine, timebase, notify=client.notify_outbox, publisher=publisher,
-                         publish_direct=client.publish_nowait)
+                         publish_direct=client.publish_when_connected)  # a reconnect sends a fresh one
 
         worker = EngineWorker(engine, on_status=put_status)
         self.worker = worker
@@ -371,8 +371,8 @@ def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: 
 
     While the outbox cannot be written (``publisher.unwritable``, or this very write fails), the
     status carries ``unsaved_results`` (the results waiting outside it) and goes straight to the
-    broker through ``publish_direct`` (retained, QoS 1; the client keeps it while offline): the
-    therapist learns of the full card (docs/mqtt.md, Status)."""
+    broker through ``publish_direct`` (retained, QoS 1; the service's refuses while offline, and
+    sends one after each reconnect): the therapist learns of the full card (docs/mqtt.md, Status)."""
     def status(unsaved: int | None) -> Envelope:
         try:
             first: int | None = outbox.first_unconfirmed_seq(patient)

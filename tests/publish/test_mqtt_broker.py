@@ -359,3 +359,50 @@ def test_an_unreachable_broker_is_logged_with_the_reason_and_the_retry_cadence_o
     lines = [r.getMessage() for r in caplog.records if "cannot connect to the MQTT broker" in r.getMessage()]
     assert len(lines) == 1, lines
     assert f"127.0.0.1:{port}" in lines[0] and "Connection refused" in lines[0] and "retrying every 1 s" in lines[0]
+
+
+def test_the_full_card_status_is_not_piled_up_in_the_client_while_offline(broker, tmp_path):
+    """The service sends the full-card status (unsaved_results) straight to the broker, once a
+    minute while the card is full. Handed to paho while offline (publish_nowait), each one waited
+    in its memory, without limit, and all went out in a burst ahead of the results on reconnect.
+    publish_when_connected refuses them while offline (the reconnect sends a fresh one)."""
+    from types import SimpleNamespace
+
+    from hipsense.service.service import store_status
+    from hipsense.service.timebase import Timebase
+
+    outbox = Outbox(tmp_path / "outbox.db")
+
+    def full(*_args, **_kwargs):
+        raise AssertionError("the outbox is not written while it cannot be")
+
+    outbox.put_envelope = full
+    publisher = SimpleNamespace(unwritable=True, held=7)
+    engine = SimpleNamespace(sensors_status=lambda: [])
+    timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: time.time())
+    seen: list[p.Message] = []
+    dashboard = MqttClient(settings_for(broker, user=DASHBOARD_USER, client_id="dash-status"))
+    dashboard.subscribe(p.subscription_filter(MessageKind.STATUS, PI_PATIENT), seen.append)
+    pi = MqttClient(settings_for(broker, user=PI_PATIENT, client_id="pi-status"), patient=PI_PATIENT, outbox=outbox)
+
+    def status() -> None:
+        store_status(outbox, PI_PATIENT, engine, timebase, notify=lambda: None, publisher=publisher,
+                     publish_direct=pi.publish_when_connected)
+
+    with pi:
+        assert pi.wait_connected(5)
+        broker.stop()
+        wait_until(lambda: not pi.is_connected(), 5, "the Pi to notice")
+        queued = len(pi._client._out_messages)
+        for _ in range(5):  # five minutes offline on a full card
+            status()
+        assert len(pi._client._out_messages) == queued  # nothing kept for later
+        broker.start()
+        with dashboard:
+            assert dashboard.wait_connected(5) and pi.wait_connected(10)
+            status()  # what the service does after each reconnect
+            wait_until(lambda: any(m.data.get("unsaved_results") == 7 for m in seen), 5, "the full-card status")
+            time.sleep(0.5)
+    full_card = [m for m in seen if "unsaved_results" in m.data]
+    assert len(full_card) == 1  # the fresh one, not five stale ones before it
+    outbox.close()
