@@ -201,6 +201,8 @@ class SessionEngine:
         self.last_summary: dict[str, Any] | None = None
         self.on_status_change: Any = None  # called with no argument when sensor state changes
         self._last_side: str = "right"
+        # sets left open by the process before a restart (see _close_resumed_set)
+        self._resumed_open: set[tuple[str, str]] = set()
         self._resume()
         self._warm_recogniser()
         self._choose_active(announce=False)
@@ -690,6 +692,7 @@ class SessionEngine:
     def _on_rep(self, channel: _Channel, key: tuple[str, str], rep: RepResult, line: PlanLine | None) -> None:
         exercise, side = key
         to_utc = self.timebase.to_utc
+        self._close_resumed_set(key, to_utc(rep.start_t_s))
         session_id = self._ensure_session(to_utc(rep.start_t_s))
         flags = self._flags(channel, key, rep.start_t_s, rep.end_t_s, rep.flags)
         set_index, rep_index = self.plan.record_rep(
@@ -723,6 +726,7 @@ class SessionEngine:
                       hold_s: float, angle_deg: float, base_flags: Sequence[str]) -> None:
         exercise, side = key
         to_utc = self.timebase.to_utc
+        self._close_resumed_set(key, to_utc(start))
         session_id = self._ensure_session(to_utc(start))
         flags = self._flags(channel, key, start, end, base_flags)
         set_index, hold_index = self.plan.record_hold(
@@ -917,4 +921,18 @@ class SessionEngine:
             self.end_session(reason="stale", flags=(Flag.INTERRUPTED,), t_end_utc=max(ends))
             return
         self.last_result_t_s = self.timebase.now()
+        self._resumed_open = {key for key, tally in self.plan.tallies.items() if tally.open is not None}
         log.info("resumed session", extra=fields(session_id=self.session_id, age_s=round(age, 1)))
+
+    def _close_resumed_set(self, key: tuple[str, str], start_utc: float) -> None:
+        """A set left open by the process before a restart: the tracker counting now saw neither
+        its reps nor the rest that began after them, so a restart during the rest between two
+        sets merged them (10 + 10 reps counted as one set of 20), as far as the new tracker's
+        first rep. The time from that set's last rep to this one is the rest the tracker would
+        have watched: as long as a set rest, it closed the set."""
+        if key not in self._resumed_open:
+            return
+        self._resumed_open.discard(key)
+        open_set = self.plan.tally(*key).open
+        if open_set is not None and open_set.t_end is not None and start_utc - open_set.t_end >= self.settings.set_rest_s:
+            self._close_set(*key)
