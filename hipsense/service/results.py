@@ -117,7 +117,9 @@ class ResultPublisher:
         self._clock_synced = clock_synced
         self._held: collections.deque[_Held] = collections.deque()
         self._unwritable_since: float | None = None
-        self.unwritable = False  # the last attempt to store a result failed (for the status)
+        # The last attempt to write the outbox failed (a result, or the status: store_status sets
+        # and clears it too, so that a card that fills while nothing is counted shows, and clears).
+        self.unwritable = False
         self._spill = spill
         self._spill_next = 1
         self._spill_used = False  # the file may hold lines (removed once nothing is held)
@@ -216,6 +218,7 @@ class ResultPublisher:
         then (the engine's tick). Returns the envelopes stored, by ``id()`` of their item."""
         stored: dict[int, Envelope] = {}
         recovered = False
+        tried = bool(self._held)  # with nothing held, nothing shows the outbox writable again
         while self._held:
             item = self._held[0]
             try:
@@ -235,7 +238,8 @@ class ResultPublisher:
             self._held.popleft()
             if envelope is not None:
                 stored[id(item)] = envelope
-        self.unwritable = False
+        if tried:
+            self.unwritable = False
         if self._spill_used:
             self._spill_used = False
             self._spill.clear()

@@ -383,13 +383,18 @@ def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: 
                             unsaved_results=None if unsaved is None else min(unsaved, _MAX_UNSAVED))
 
     unwritable = publisher is not None and publisher.unwritable
-    if not unwritable:
+    if not unwritable or not publisher.held:  # nothing waits outside the outbox: it may take this
         try:
             outbox.put_envelope(status(None))
         except OutboxError as exc:
             log.error("status not stored: %s", exc)
-            unwritable = publisher is not None
+            if publisher is not None:
+                # A card that fills while nothing is counted: the status says so (0 waiting) every
+                # minute until one is stored, which clears it on the dashboard.
+                publisher.unwritable = unwritable = True
         else:
+            if publisher is not None:
+                publisher.unwritable = False
             notify()
             return
     if not unwritable or publish_direct is None:

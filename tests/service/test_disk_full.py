@@ -494,3 +494,33 @@ def test_an_outbox_that_comes_back_without_its_spill_mark_does_not_store_results
     ids = [parse_message(r.topic, r.payload).data["id"] for r in outbox.pending(limit=10_000)]
     assert ids == spilled[3:]  # the rest, once each; not the 3 stored before
     outbox.close()
+
+
+def test_a_card_that_fills_while_nothing_is_counted_is_told_until_a_status_is_stored(tmp_path):
+    """No result waits, but the status cannot be stored: it goes straight to the broker with
+    unsaved_results 0, and the publisher counts the outbox unwritable, so that the service sends
+    it again every minute and, once a status is stored, the flip sends one without the field
+    (which clears the dashboard's list). Before, the flag stayed False: one direct status, then
+    nothing, and the dashboard listed the Pi for ever."""
+    from hipsense.service.service import store_status
+
+    rig = _SpillRig(tmp_path, rx())
+    direct = []
+
+    def status():
+        store_status(rig.outbox, "p-0001", rig.engine, rig.timebase, notify=lambda: None, publisher=rig.publisher,
+                     publish_direct=lambda envelope: direct.append(envelope) or True)
+
+    _fill(rig)
+    status()
+    assert [parse_message(e.topic, e.payload).data["unsaved_results"] for e in direct] == [0]
+    assert rig.publisher.unwritable  # the service's housekeeping sends a status every minute while so
+    rig.engine.tick()  # nothing held: a tick proves nothing about the outbox
+    assert rig.publisher.unwritable
+    status()  # a minute later, still full
+    assert len(direct) == 2 and rig.publisher.unwritable
+    _free(rig)
+    status()  # the next minute's: stored, and the flag flips back
+    assert len(direct) == 2 and not rig.publisher.unwritable
+    statuses = [m for m in rig.messages() if m.kind is MessageKind.STATUS]
+    assert len(statuses) == 1 and "unsaved_results" not in statuses[0].data
