@@ -534,6 +534,8 @@ class EventStore:
 
     def _upsert_status(self, connection: Connection, message: Message, now: dt.datetime) -> None:
         data = message.data
+        if "outbox_first_seq" not in data and "unsaved_results" not in data:
+            data = self._keep_unsaved_results(connection, message.patient, data)
         status_t = parse_timestamp(data["t"]) if "t" in data else None
         values = {
             "patient": message.patient,
@@ -545,6 +547,23 @@ class EventStore:
         insert = self._dialect.insert(device_status).values(values)
         update = {key: insert.excluded[key] for key in ("online", "status_t", "received_at", "payload")}
         connection.execute(insert.on_conflict_do_update(index_elements=["patient"], set_=update))
+
+    @staticmethod
+    def _keep_unsaved_results(connection: Connection, patient: str, data: dict) -> dict:
+        """A status that is not the Pi service's own (the MQTT client's "online" on connect, its
+        last will or clean-stop "offline": no ``outbox_first_seq``) knows nothing of a full card;
+        the ``unsaved_results`` of the status it replaces is kept in it, so the monitoring page
+        goes on listing the Pi until a status of the service says otherwise. Before, a Pi whose
+        card was full vanished from the list as soon as it went offline or reconnected."""
+        previous = connection.execute(select(device_status.c.payload)
+                                      .where(device_status.c.patient == patient)).scalar()
+        if previous is None or '"unsaved_results"' not in previous:
+            return data
+        try:
+            unsaved = json.loads(previous).get("unsaved_results")
+        except ValueError:
+            return data
+        return {**data, "unsaved_results": unsaved} if isinstance(unsaved, int) else data
 
 
 def _walk_marks(marks: dict[str, int], walking: list[str], rows: Iterable[tuple[str, int]]) -> list[str]:

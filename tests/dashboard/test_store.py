@@ -107,3 +107,26 @@ def test_a_result_is_stored_as_received_unless_it_has_escapes(engine):
     assert [e.data for e in load_events(engine, "p-0001")] == [m.data for m in messages]
     assert [(e.t_start, e.t_end) for e in load_events(engine, "p-0001")] == [
         (m.instants["t_start"], m.instants["t_end"]) for m in messages]
+
+
+def test_a_full_card_stays_listed_across_the_clients_own_offline_and_online(engine):
+    """The service's status says the card is full (unsaved_results); then the Pi drops off (its
+    last will: "offline") and reconnects (the client's bare "online"): neither knows of the card,
+    and each replaced the stored status, so the Pi left the monitoring page's list exactly when it
+    mattered. They keep the count now; a status of the service without it clears it."""
+    from hipsense.dashboard.reading.monitoring import full_cards
+
+    store = EventStore(engine)
+    t = utc(2025, 3, 1, 9)
+    store.write_batch([parsed(build_status("p-0001", online=True, t=t, outbox_first_seq=3, unsaved_results=12))])
+    assert [(c.patient, c.unsaved_results) for c in full_cards(engine, ["p-0001"])] == [("p-0001", 12)]
+    store.write_batch([parsed(build_status("p-0001", online=False))])  # the last will
+    assert [c.unsaved_results for c in full_cards(engine, ["p-0001"])] == [12]
+    with engine.connect() as connection:
+        assert connection.execute(select(device_status.c.online)).scalar() is False  # offline all the same
+    store.write_batch([parsed(build_status("p-0001", online=True, software_version="1.0"))])  # reconnect
+    assert [c.unsaved_results for c in full_cards(engine, ["p-0001"])] == [12]
+    store.write_batch([parsed(build_status("p-0001", online=True, t=t, outbox_first_seq=15))])  # written again
+    assert full_cards(engine, ["p-0001"]) == []
+    store.write_batch([parsed(build_status("p-0001", online=False))])
+    assert full_cards(engine, ["p-0001"]) == []
