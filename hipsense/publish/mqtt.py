@@ -186,6 +186,7 @@ class MqttClient:
         self._live_throttles: dict[str, LiveThrottle] = {}
         self.rejected_messages = 0
         self.connects = 0  # successful connections so far (1 + reconnects), for operators and tests
+        self.session_present = False  # the broker kept this client's session at the last connect
         self.live_trace: Any = None  # a service.livetrace.LiveTrace when the benchmark asks for one
         self.last_connect_error: str | None = None
         self._logged_failure: tuple[str, float] | None = None  # (reason, when), to log it once
@@ -391,13 +392,26 @@ class MqttClient:
         with self._lock:
             self._dropped_filters.append(topic_filter)
 
-    def announce_on_connect(self, topic: str, build: Callable[[], bytes]) -> None:
+    def announce_on_connect(self, topic: str, build: Callable[[], bytes | None]) -> None:
         """Publish ``build()`` retained (QoS 1) on ``topic`` after every connect, right after the
         subscriptions are sent (the broker handles a connection's packets in order, so it is
         subscribed by then): the dashboard's "ingest online" announcement. ``build`` runs on
-        paho's thread."""
+        paho's thread; it may return None (not this time: :meth:`announce` later)."""
         with self._lock:
             self._announcements.append((topic, build))
+
+    def announce(self, topic: str) -> bool:
+        """Publish the announcement registered for ``topic`` now, if connected and its ``build``
+        gives one (an announcement put off at connect); True if it was handed to paho."""
+        with self._lock:
+            builds = [build for name, build in self._announcements if name == topic]
+        if not builds or not self._connected.is_set():
+            return False
+        payload = builds[0]()
+        if payload is None:
+            return False
+        info = self._client.publish(topic, payload, qos=1, retain=True, properties=self._properties(None))
+        return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def _on_ingest_online(self, client: paho.Client, userdata: object, raw: paho.MQTTMessage) -> None:
         try:
@@ -537,6 +551,7 @@ class MqttClient:
             return
         self.last_connect_error = None
         self.connects += 1
+        self.session_present = bool(getattr(flags, "session_present", False))
         if self._logged_failure is not None:
             log.warning("connected to %s:%d again after: %s", self.settings.host, self.settings.port,
                         self._logged_failure[0])
@@ -556,7 +571,9 @@ class MqttClient:
             announcements = list(self._announcements)
         for topic, build in announcements:
             try:
-                client.publish(topic, build(), qos=1, retain=True, properties=self._properties(None))
+                payload = build()
+                if payload is not None:
+                    client.publish(topic, payload, qos=1, retain=True, properties=self._properties(None))
             except Exception:  # must not kill paho's network thread
                 log.exception("announcement on %s not published", topic)
         self._connected.set()

@@ -239,3 +239,68 @@ def test_the_shared_subscription_is_restored_after_a_broker_restart(sqlite_engin
         time.sleep(0.3)  # the re-subscription
         publish_all(broker, [rep("p-0001", 1, T0)])
         wait_until(lambda: service.stats.stored == 1, 5, "the result after the restart")
+
+
+@pytest.mark.slow
+def test_the_ingest_announces_itself_once_a_while_and_not_while_it_cannot_store(sqlite_engine, broker):
+    """Every "ingest online" makes every Pi send again all it has unacknowledged. An overloaded
+    ingest whose keep-alive fails reconnects again and again: it announced each time (a
+    fleet-wide re-send on each, feeding the overload). Now, while the broker keeps its session,
+    once per announce_every_s (put off, not dropped); at once when the broker lost the session;
+    and never while the database cannot take what arrives (sent when it can)."""
+    import signal
+    import socket
+
+    import paho.mqtt.client as paho
+
+    from hipsense.protocol.ingest_online import INGEST_ONLINE_TOPIC
+    from tests.mosquitto import DASHBOARD_PASSWORD, DASHBOARD_USER
+
+    epochs: list[str] = []
+    watcher = paho.Client(paho.CallbackAPIVersion.VERSION2, client_id="watcher", protocol=paho.MQTTv5)
+    if broker.authenticated:
+        watcher.username_pw_set(DASHBOARD_USER, DASHBOARD_PASSWORD)
+    watcher.on_message = lambda client, userdata, message: epochs.append(json.loads(message.payload)["epoch"])
+    watcher.on_connect = lambda client, *args: client.subscribe(INGEST_ONLINE_TOPIC, qos=1)
+    watcher.reconnect_delay_set(1, 1)
+    watcher.connect("127.0.0.1", broker.port)
+    watcher.loop_start()
+    service = IngestService(EventStore(sqlite_engine), mqtt_settings(broker, client_id="dashboard-flapping",
+                                                                      clean_start=False, session_expiry_s=600),
+                            announce_every_s=600)
+    try:
+        with service:
+            assert service.wait_connected(5)
+            wait_until(lambda: len(set(epochs)) == 1, 5, "the first announcement")
+            for n in (2, 3, 4):  # the keep-alive fails three times: the broker keeps the session
+                service.client._client.socket().shutdown(socket.SHUT_RDWR)
+                wait_until(lambda: service.client.connects == n and service.client.is_connected(), 10, "a reconnect")
+                assert service.client.session_present
+            time.sleep(0.5)
+            assert len(set(epochs)) == 1  # before: 4, one per reconnect
+            service.announce_every_s = 0  # the while is over: the put-off one goes out, without a reconnect
+            wait_until(lambda: len(set(epochs)) == 2, 5, "the announcement put off")
+
+            real_write = service.store.write_batch
+            service.store.write_batch = lambda *args, **kwargs: (_ for _ in ()).throw(OSError("database down"))
+            publish_all(broker, [rep("p-0001", 1, T0)])
+            wait_until(lambda: service.stats.write_failures >= 1, 5, "the writer failing")
+            service.client._client.socket().shutdown(socket.SHUT_RDWR)
+            wait_until(lambda: service.client.connects == 5 and service.client.is_connected(), 10, "a reconnect")
+            time.sleep(0.5)
+            assert len(set(epochs)) == 2  # not while nothing can be stored
+            service.store.write_batch = real_write
+            wait_until(lambda: service.stats.stored == 1, 10, "the result, once the database is back")
+            wait_until(lambda: len(set(epochs)) == 3, 5, "the announcement, once it can store")
+
+            service.announce_every_s = 600
+            broker.stop(signal.SIGKILL)  # a restart without its state: the session (and subscription) lost
+            for saved in broker.workdir.rglob("*.db"):
+                saved.unlink()
+            broker.start()
+            wait_until(lambda: service.client.connects == 6 and service.client.is_connected(), 10, "a reconnect")
+            assert not service.client.session_present
+            wait_until(lambda: len(set(epochs)) == 4, 5, "the announcement at once")
+    finally:
+        watcher.loop_stop()
+        watcher.disconnect()

@@ -97,6 +97,10 @@ def refused_by_database(exc: BaseException) -> bool:
     return "StatementError" in names and isinstance(getattr(exc, "orig", None), (ValueError, TypeError, OverflowError))
 
 
+ANNOUNCE_EVERY_S = 120.0
+"""The least time between two "ingest online" announcements while the broker keeps the session."""
+
+
 class IngestService:
     """Subscribe to the broker and store what arrives; ``start()``/``stop()`` or a ``with`` block."""
 
@@ -110,6 +114,7 @@ class IngestService:
         batch_max: int = 500,
         linger_s: float = 0.005,
         clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
+        announce_every_s: float = ANNOUNCE_EVERY_S,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -145,7 +150,16 @@ class IngestService:
         # PUBACKed what the Pis sent meanwhile and dropped it; a Pi that hears a new epoch sends
         # again what no acknowledgement covers within seconds instead of at its storage timeout
         # (60 s, doubling to 30 min). See hipsense.protocol.ingest_online.
-        self.client.announce_on_connect(INGEST_ONLINE_TOPIC, lambda: build_ingest_online(t=self._clock()))
+        # Every announcement makes every Pi send again all it has unacknowledged: at most one per
+        # announce_every_s while the broker kept the session (an overloaded ingest whose
+        # keep-alive fails reconnects often: a fleet-wide re-send each time fed the overload),
+        # and none while the database cannot take what arrives; put off, not dropped (_announcement).
+        self.announce_every_s = announce_every_s
+        self._announce_lock = threading.Lock()
+        self._announced_at: float | None = None
+        self._announce_pending = False
+        self._writer_failing = False
+        self.client.announce_on_connect(INGEST_ONLINE_TOPIC, self._announcement)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -249,11 +263,33 @@ class IngestService:
             self._room.notify_all()
         return batch
 
+    def _announcement(self) -> bytes | None:
+        """The "ingest online" payload, or None to put it off (paho's thread at a connect, or
+        the writer's for one put off): announced when the broker lost the session (it lost the
+        subscription with it), else at most once per ``announce_every_s``; never while the
+        writer cannot store (the Pis' re-sends would only pile up); a put-off one is sent as
+        soon as both allow (:meth:`_write_loop`)."""
+        with self._announce_lock:
+            now = time.monotonic()
+            due = (not self.client.session_present or self._announced_at is None
+                   or now - self._announced_at >= self.announce_every_s)
+            if self._writer_failing or not due:
+                if not self._announce_pending:
+                    log.info("ingest online announcement put off (%s)", "the database cannot be written"
+                             if self._writer_failing else f"one was made {now - self._announced_at:.0f} s ago")
+                self._announce_pending = True
+                return None
+            self._announce_pending = False
+            self._announced_at = now
+        return build_ingest_online(t=self._clock())
+
     def _write_loop(self) -> None:
         while True:
             if self._republish.is_set():
                 self._republish.clear()
                 self._republish_prescriptions()
+            if self._announce_pending and not self._writer_failing:
+                self.client.announce(INGEST_ONLINE_TOPIC)
             batch = self._next_batch()
             if not batch:
                 if self._stopping.is_set():
@@ -273,6 +309,7 @@ class IngestService:
             try:
                 result = self._store_isolating_refusals(messages, letters)
             except Exception as exc:  # the database is down: keep the batch
+                self._writer_failing = True
                 self.stats.write_failures += 1
                 log.error("could not store %d messages (%s); retrying in %.1f s", len(messages) + len(letters),
                           exc, delay)
@@ -280,6 +317,7 @@ class IngestService:
                     return False
                 delay = min(delay * 2, _RETRY_MAX_S)
                 continue
+            self._writer_failing = False
             self.stats.batches += 1
             self.stats.stored += result.stored
             self.stats.duplicates += result.duplicates
