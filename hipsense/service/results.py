@@ -37,6 +37,7 @@ from hipsense.protocol import (
     build_rep_event,
     build_session_summary,
     build_set_event,
+    parse_message,
     parse_topic,
 )
 from hipsense.publish import LiveThrottle, Outbox, OutboxError
@@ -155,6 +156,9 @@ class ResultPublisher:
         for entry in fresh:
             try:
                 template = _envelope(entry.topic, entry.payload)
+                message = parse_message(entry.topic, entry.payload)  # what the dashboard will check
+                if message.patient != self.patient or not message.kind.is_event:
+                    raise ProtocolError(f"a {message.kind.value} of {message.patient}, not a result of {self.patient}")
             except (ProtocolError, ValueError) as exc:
                 log.error("a spilled %s cannot be read back: %s", entry.what, exc)
                 continue

@@ -28,6 +28,7 @@ import hashlib
 import json
 import logging
 import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -96,8 +97,9 @@ class SpillFile:
     def _append_line(self, line: bytes, *, capped: bool = True) -> bool:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
+                _check_ours(fd, self.path)
                 size = _whole_lines(fd, self.path)
                 if capped and size + len(line) > self.max_bytes:
                     if not self._full_logged:
@@ -128,7 +130,13 @@ class SpillFile:
         line marked stored (:meth:`mark_stored`) is then in :attr:`stored` (0 if none)."""
         self.stored = 0
         try:
-            raw = self.path.read_bytes()
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
+            try:
+                _check_ours(fd, self.path)
+                with os.fdopen(os.dup(fd), "rb") as f:
+                    raw = f.read()
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             return []
         except OSError as exc:
@@ -183,3 +191,14 @@ def _whole_lines(fd: int, path: Path) -> int:
         log.warning("cutting off the torn end of %s (%d bytes) before appending", path, size - end)
         os.ftruncate(fd, end)
     return end
+
+
+def _check_ours(fd: int, path: Path) -> None:
+    """Raise unless the file open at ``fd`` is a regular file of this user that no one else may
+    read or write. The /dev/shm fallback is a directory every local user may create names in:
+    a file someone else put at the (predictable) name would be imported as results, or be
+    given ours (``O_NOFOLLOW`` refuses a symlink there)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise PermissionError(f"{path} is not a private file of this user (owner uid {st.st_uid}, "
+                              f"mode {stat.filemode(st.st_mode)}): not used")

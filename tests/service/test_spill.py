@@ -79,3 +79,58 @@ def test_a_torn_end_left_by_a_kill_is_cut_off_before_the_next_append(tmp_path):
     assert spill.append(*_line(2))
     assert [e.n for e in spill.load()] == [1, 2]
     assert spill.path.read_bytes().count(b"\n") == 2
+
+
+def test_a_file_someone_else_could_have_put_there_is_neither_read_nor_written(tmp_path, caplog):
+    """The /dev/shm fallback is a directory every local user may create names in, and the name is
+    predictable: a symlink there, a file others may write, or another user's file is refused (it
+    was imported as results, or was given ours)."""
+    import os
+
+    target = tmp_path / "elsewhere.jsonl"
+    real = SpillFile(target)
+    assert real.append(*_line(1))
+    before = target.read_bytes()
+    link = SpillFile(tmp_path / "link.jsonl")
+    os.symlink(target, link.path)
+    assert not link.append(*_line(2)) and link.load() == []  # O_NOFOLLOW
+    assert target.read_bytes() == before
+
+    loose = SpillFile(tmp_path / "loose.jsonl")
+    assert loose.append(*_line(1))
+    os.chmod(loose.path, 0o666)
+    assert loose.load() == [] and not loose.append(*_line(2))
+    assert "not a private file of this user" in caplog.text
+    if os.getuid() == 0:  # another user's file, private to them
+        theirs = SpillFile(tmp_path / "theirs.jsonl")
+        assert theirs.append(*_line(1))
+        os.chown(theirs.path, 65534, 65534)
+        assert theirs.load() == [] and not theirs.append(*_line(2))
+
+
+def test_only_valid_results_of_this_patient_are_imported(tmp_path, caplog):
+    """A line that is not a valid result of this patient (another's, a status, a payload the
+    schema refuses) is not stored from the spill file (logged)."""
+    import json
+
+    from hipsense.protocol import build_rep_event, build_status
+    from hipsense.publish import Outbox
+    from hipsense.service.results import ResultPublisher
+
+    def rep(patient):
+        return build_rep_event(patient, seq=1, session_id="01JQ7Z8K3M4N5P6Q7R8S9T0V1W", exercise="clam_shells",
+                               side="left", set_index=1, rep_index=1, t_start=1.7e9, t_end=1.7e9 + 2, rom_deg=30.0,
+                               hold_s=1.0, peak_speed_dps=50.0)
+
+    spill = SpillFile(tmp_path / "run" / "held.jsonl")
+    mine, theirs, status = rep("p-0001"), rep("p-0002"), build_status("p-0001", online=True)
+    bad = json.dumps({**json.loads(mine.payload), "rom_deg": -1e9, "id": "01JQ7Z8K3M4N5P6Q7R8S9T0V1X"}).encode()
+    assert spill.append(1, "rep", mine.topic, mine.payload, None)
+    assert spill.append(2, "rep", theirs.topic, theirs.payload, None)
+    assert spill.append(3, "rep", status.topic, status.payload, None)
+    assert spill.append(4, "rep", mine.topic, bad, None)
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        publisher = ResultPublisher("p-0001", outbox, spill=spill)
+        publisher.retry_held()
+        assert [json.loads(r.payload)["id"] for r in outbox.pending()] == [mine.message_id]
+    assert caplog.text.count("cannot be read back") == 3
