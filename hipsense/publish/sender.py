@@ -128,6 +128,9 @@ class OutboxSender:
         self._reconnect_grace_s = reconnect_grace_s
         self._storage_wait_s = storage_timeout_s  # the current wait, doubled without progress
         self._release_at: float | None = None  # when to send unacknowledged delivered rows again
+        # A prompt re-send (after a reconnect, an "ingest online") that an acknowledgement must
+        # not push back: what was delivered before may be lost all the same.
+        self._prompt_at: float | None = None
         self._stored_seq: dict[str, int] = {}
         self._ingest_epoch: str | None = None  # the newest "ingest online" epoch seen
         lo, hi = ingest_online_jitter_s
@@ -256,7 +259,7 @@ class OutboxSender:
                 self._confirm(str(mid), int(ok))
                 continue
             if kind == "connected":
-                self._release_at = self._clock() + self._reconnect_grace_s
+                self._release_at = self._prompt_at = self._clock() + self._reconnect_grace_s
                 continue
             if kind == "online":
                 self._on_ingest_online(str(mid), bool(ok))
@@ -302,6 +305,8 @@ class OutboxSender:
         due = self._clock() + self._random.uniform(low, high)
         if self._release_at is None or due < self._release_at:
             self._release_at = due
+        if self._prompt_at is None or due < self._prompt_at:
+            self._prompt_at = due
         log.info("dashboard ingest online (epoch %s%s); results delivered and not acknowledged are sent again "
                  "within %.1f s", epoch, ", the first this process heard" if first else "", due - self._clock())
 
@@ -317,9 +322,12 @@ class OutboxSender:
             return
         self._stored_seq[stream] = seq
         self.stats.confirmed += forgotten
-        # Progress: the dashboard is storing. Wait the base time again before any resend.
+        # Progress: the dashboard is storing. Wait the base time again before any resend, but
+        # not past a prompt one already due sooner.
         self._storage_wait_s = self._storage_timeout_s
         self._release_at = self._clock() + self._storage_wait_s
+        if self._prompt_at is not None and self._prompt_at < self._release_at:
+            self._release_at = self._prompt_at
 
     def _recover(self) -> bool:
         """The outbox file is damaged: set it aside and go on in a new one (what it held and
@@ -335,7 +343,7 @@ class OutboxSender:
     def _release_unconfirmed_if_due(self, now: float) -> None:
         if self._release_at is None or now < self._release_at:
             return
-        self._release_at = None
+        self._release_at = self._prompt_at = None
         released = self._outbox.release_unconfirmed()
         if released:
             self.stats.released += released

@@ -202,3 +202,39 @@ def test_the_first_retained_announcement_a_process_hears_is_only_noted(tmp_path)
         clock.t = 4.0
         sender.drain_once()
         assert len(transport.sent) == 2
+
+
+def test_an_acknowledgement_does_not_push_back_the_prompt_re_send(tmp_path):
+    """An "ingest online" makes the unacknowledged go again within seconds; an acknowledgement
+    of some of them arriving meanwhile (the dashboard stored the first ones) set the next re-send
+    to now + the storage timeout, and the rest waited that long (10 min here) instead."""
+    with Outbox(tmp_path / "o.db") as box:
+        for _ in range(3):
+            box.put_sequenced("p-0001", _rep)
+        clock = Clock()
+        transport = _SeqTransport()
+        sender = OutboxSender(box, transport, clock=clock, await_storage=True, storage_timeout_s=600.0,
+                              storage_timeout_max_s=1800.0, ingest_online_jitter_s=(1.0, 4.0))
+        sender.drain_once()
+        for mid in (1, 2, 3):
+            sender.published(mid, ok=True)
+        sender.drain_once()
+        sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K")
+        sender.drain_once()
+        clock.t = 0.5
+        sender.stored("p-0001", 1)  # the first was stored before the broker lost the rest
+        sender.drain_once()
+        clock.t = 4.0
+        sender.drain_once()
+        assert [seq for _, seq in transport.sent[3:]] == [2, 3]  # at the prompt time, not at 600 s
+        for mid in (4, 5):
+            sender.published(mid, ok=True)
+        sender.stored("p-0001", 2)
+        clock.t = 100.0
+        sender.drain_once()  # after it, an acknowledgement waits the storage timeout again
+        clock.t = 699.0
+        sender.drain_once()
+        assert len(transport.sent) == 5
+        clock.t = 700.0
+        sender.drain_once()
+        assert [seq for _, seq in transport.sent[5:]] == [3]
