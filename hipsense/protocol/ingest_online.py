@@ -17,7 +17,6 @@ or a digit), so no Pi's own subtree overlaps it.
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +25,7 @@ import fastjsonschema
 from hipsense.protocol.envelopes import encode_payload
 from hipsense.protocol.errors import ProtocolError
 from hipsense.protocol.ids import new_message_id
+from hipsense.protocol.parsing import decode_text
 from hipsense.protocol.timestamps import Instant, format_timestamp
 from hipsense.protocol.topics import PROTOCOL_ROOT
 from hipsense.protocol.validation import DRAFT_7, SCHEMA_VERSION, _inline_refs, load_schema
@@ -59,16 +59,13 @@ def parse_ingest_online(payload: bytes) -> str:
         raise ProtocolError(f"payload is {len(payload)} bytes, over the {MAX_INGEST_ONLINE_BYTES}-byte limit",
                             topic=INGEST_ONLINE_TOPIC)
     try:
-        doc = json.loads(payload.decode("utf-8"), parse_constant=_refuse_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise ProtocolError(f"not a UTF-8 JSON payload: {exc}", topic=INGEST_ONLINE_TOPIC) from None
+    doc = decode_text(text, topic=INGEST_ONLINE_TOPIC)  # strict, as every message: no key twice, no NaN
     try:
         _validator()(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
         raise ProtocolError(f"ingest online payload does not match its schema: {exc.message[:200]}",
                             topic=INGEST_ONLINE_TOPIC) from None
     return doc["epoch"]
-
-
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")

@@ -53,3 +53,16 @@ def test_the_reader_agrees_with_the_schema_file(doc):
 def test_garbage_is_refused(payload):
     with pytest.raises(p.ProtocolError):
         p.parse_ingest_online(payload)
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"schema_version": 1, "epoch": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W", "epoch": "01JQ7Z9A0B1C2D3E4F5G6H7J8K"}',
+    b'{"schema_version": 1, "schema_version": 1, "epoch": "01JQ7Z9A0B1C2D3E4F5G6H7J8K"}',
+    b'{"schema_version": 1, "ep\\u006fch": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W", "epoch": "01JQ7Z9A0B1C2D3E4F5G6H7J8K"}',
+    b'\xef\xbb\xbf{"schema_version": 1, "epoch": "01JQ7Z9A0B1C2D3E4F5G6H7J8K"}',
+])
+def test_a_key_twice_is_refused_as_in_every_other_message(payload):
+    """Read as strictly as every message (protocol.parsing.decode_text): plain json.loads took
+    the last of two epochs, where another reader may take the first."""
+    with pytest.raises(p.ProtocolError):
+        p.parse_ingest_online(payload)
