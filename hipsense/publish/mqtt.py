@@ -563,10 +563,14 @@ class MqttClient:
         with self._lock:
             subscriptions = [(topic, sub.qos) for topic, sub in self._subscriptions.items()]
             dropped = [topic for topic in self._dropped_filters if topic not in self._subscriptions]
-        if dropped:
-            client.unsubscribe(dropped)
+        # subscribe before leaving the dropped filters: the broker handles the two in order,
+        # and a result published between them went to neither (the old shared group left, the
+        # new not yet joined) until its Pi sent it again; this way it comes through the old
+        # group, at worst twice (stored once)
         if subscriptions:
             client.subscribe(subscriptions)
+        if dropped:
+            client.unsubscribe(dropped)
         with self._lock:
             announcements = list(self._announcements)
         for topic, build in announcements:
