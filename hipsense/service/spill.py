@@ -127,14 +127,18 @@ class SpillFile:
 
     def load(self) -> list[SpillEntry]:
         """Every whole line, in order (a torn or unreadable one is skipped, logged); the highest
-        line marked stored (:meth:`mark_stored`) is then in :attr:`stored` (0 if none)."""
+        line marked stored (:meth:`mark_stored`) is then in :attr:`stored` (0 if none). Read a
+        line at a time: the whole file at once was one more copy of it, up to ``max_bytes``,
+        under the unit's MemoryMax, at the very start that imports it."""
         self.stored = 0
+        entries: list[SpillEntry] = []
         try:
             fd = os.open(self.path, os.O_RDONLY | os.O_NOFOLLOW)
             try:
                 _check_ours(fd, self.path)
                 with os.fdopen(os.dup(fd), "rb") as f:
-                    raw = f.read()
+                    for number, line in enumerate(f, 1):
+                        self._read_line(number, line, entries)
             finally:
                 os.close(fd)
         except FileNotFoundError:
@@ -142,27 +146,27 @@ class SpillFile:
         except OSError as exc:
             log.error("cannot read the held results in %s: %s", self.path, exc)
             return []
-        entries: list[SpillEntry] = []
-        lines = raw.split(b"\n")
-        if lines[-1]:  # no newline after it: a torn write (dropped by the next append), never a result
-            log.warning("skipping the torn end of %s (%d bytes)", self.path, len(lines[-1]))
-        for number, line in enumerate(lines[:-1], 1):
-            if not line:
-                continue
-            try:
-                doc = json.loads(line)
-                if doc.keys() == {"stored"}:
-                    self.stored = max(self.stored, int(doc["stored"]))
-                    continue
-                state = doc["state"]
-                entries.append(SpillEntry(
-                    n=int(doc["n"]), what=str(doc["what"]), topic=str(doc["topic"]),
-                    payload=str(doc["payload"]).encode("utf-8"),
-                    state=None if state is None else {
-                        str(k): None if v is None else base64.b64decode(v) for k, v in state.items()}))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                log.warning("skipping line %d of %s (torn or damaged): %s", number, self.path, exc)
         return entries
+
+    def _read_line(self, number: int, line: bytes, entries: list[SpillEntry]) -> None:
+        if not line.endswith(b"\n"):  # a torn write (dropped by the next append), never a result
+            log.warning("skipping the torn end of %s (%d bytes)", self.path, len(line))
+            return
+        if line == b"\n":
+            return
+        try:
+            doc = json.loads(line)
+            if doc.keys() == {"stored"}:
+                self.stored = max(self.stored, int(doc["stored"]))
+                return
+            state = doc["state"]
+            entries.append(SpillEntry(
+                n=int(doc["n"]), what=str(doc["what"]), topic=str(doc["topic"]),
+                payload=str(doc["payload"]).encode("utf-8"),
+                state=None if state is None else {
+                    str(k): None if v is None else base64.b64decode(v) for k, v in state.items()}))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("skipping line %d of %s (torn or damaged): %s", number, self.path, exc)
 
     def clear(self) -> None:
         """Nothing is held any more: remove the file."""

@@ -134,3 +134,40 @@ def test_only_valid_results_of_this_patient_are_imported(tmp_path, caplog):
         publisher.retry_held()
         assert [json.loads(r.payload)["id"] for r in outbox.pending()] == [mine.message_id]
     assert caplog.text.count("cannot be read back") == 3
+
+
+def test_held_results_back_from_the_spill_file_fit_the_memory_budget(tmp_path):
+    """The unit runs under MemoryMax=200M (RSS ~70 MB), and the tmpfs pages of the spill file
+    count too. 2,000 held results imported at a restart (with their session state): under 2.5 KB
+    each in Python, at the end and at the peak. Before: ~4 KB each (a parsed document kept per
+    result, and the whole file read and split at once): 40 MB for MAX_HELD."""
+    import json
+    import tracemalloc
+
+    from hipsense.protocol import build_rep_event
+    from hipsense.publish import Outbox, OutboxError
+    from hipsense.service.results import ResultPublisher
+
+    spill = SpillFile(tmp_path / "held.jsonl")
+    state = {"session": b"\x00" + json.dumps({"session_id": "01JQ7Z8K3M4N5P6Q7R8S9T0V1W", "tallies": [
+        {"exercise": "clam_shells", "side": "left", "sets": 3, "reps": 30}] * 6}).encode()}
+    n = 2000
+    for i in range(1, n + 1):
+        env = build_rep_event("p-0001", seq=1, session_id="01JQ7Z8K3M4N5P6Q7R8S9T0V1W", exercise="clam_shells",
+                              side="left", set_index=1, rep_index=i % 100 + 1, t_start=1.7e9 + i, t_end=1.7e9 + i + 2,
+                              rom_deg=30.5, hold_s=1.2, peak_speed_dps=55.0, duration_s=2.0, flags=("clock_unsynced",))
+        assert spill.append(i, "rep", env.topic, env.payload, state)
+    with Outbox(tmp_path / "outbox.sqlite") as outbox:
+        def full(*_args, **_kwargs):
+            raise OutboxError("database or disk is full")
+
+        outbox.put_sequenced = full  # still full at the restart: all of them stay held
+        tracemalloc.start()
+        try:
+            publisher = ResultPublisher("p-0001", outbox, spill=SpillFile(spill.path))
+            publisher.retry_held()
+            held, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert publisher.held == n
+    assert held < 2500 * n and peak < 2500 * n, (held / n, peak / n)
