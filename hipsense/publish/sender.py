@@ -259,7 +259,11 @@ class OutboxSender:
                 self._confirm(str(mid), int(ok))
                 continue
             if kind == "connected":
-                self._release_at = self._prompt_at = self._clock() + self._reconnect_grace_s
+                # a re-send after the grace that an acknowledgement may still put off (acks are
+                # cumulative: one arriving says the dashboard stores what came before it); an
+                # "ingest online" prompt (_prompt_at) is not put off (see _confirm)
+                grace = self._clock() + self._reconnect_grace_s
+                self._release_at = grace if self._prompt_at is None else min(grace, self._prompt_at)
                 continue
             if kind == "online":
                 self._on_ingest_online(str(mid), bool(ok))

@@ -225,6 +225,13 @@ def test_a_pi_credential_cannot_take_the_dashboards_session(stack, fresh_deploym
     dashboard.start()
     pi.client.start()
     assert pi.client.wait_connected(10)
+    # The Pi has heard the ingest's "online" announcement: one heard live later (the ingest
+    # subscribing after the Pi connected) would rightly send the unacknowledged again, which is
+    # not what this test counts
+    deadline = time.monotonic() + 10
+    while pi.client.sender.ingest_epoch is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pi.client.sender.ingest_epoch is not None
     connects_before = dashboard.ingest.client.connects
     stolen_id = dashboard.settings().client_id
     attacker_id, attacker_password = fresh_deployment.b

@@ -149,6 +149,7 @@ def test_a_new_ingest_epoch_sends_the_unacknowledged_again_within_the_jitter_onc
         sender.drain_once()
         assert box.awaiting_storage() == 3 and len(transport.sent) == 3
         sender.ingest_online("01JQ7Z9A0B1C2D3E4F5G6H7J8K")
+        sender.drain_once()  # the sender takes the announcement now, at t = 0: due within 1-4 s
         clock.t = 0.99
         sender.drain_once()
         assert len(transport.sent) == 3  # not before the jitter's lower bound
