@@ -43,6 +43,21 @@ def _free(rig: Rig) -> None:
     rig.outbox._db.execute("PRAGMA max_page_count = 1073741823")
 
 
+def _room_for(rig: Rig, n: int):
+    """The card has room for exactly ``n`` more results; returns the outbox's own put_sequenced
+    (to give the room back)."""
+    put_sequenced, room = rig.outbox.put_sequenced, [n]
+
+    def limited(*args, **kwargs):
+        if not room[0]:
+            raise OutboxError(f"outbox {rig.outbox.path}: database or disk is full")
+        room[0] -= 1
+        return put_sequenced(*args, **kwargs)
+
+    rig.outbox.put_sequenced = limited
+    return put_sequenced
+
+
 @pytest.fixture
 def uci(uci_s1_e3):
     t, acc, gyr = uci_s1_e3
@@ -424,16 +439,8 @@ def test_held_results_partly_stored_before_a_kill_are_stored_once_each(tmp_path,
     rig.feed(t, acc, gyr, start=a, stop=b)
     held = rig.publisher.held
     assert held > 5 and len(rig.spill.load()) == held
-    put_sequenced, room = rig.outbox.put_sequenced, [3]
-
-    def room_for_three(*args, **kwargs):
-        if not room[0]:
-            raise OutboxError(f"outbox {rig.outbox.path}: database or disk is full")
-        room[0] -= 1
-        return put_sequenced(*args, **kwargs)
-
     _free(rig)
-    rig.outbox.put_sequenced = room_for_three
+    put_sequenced = _room_for(rig, 3)
     rig.spill.mark_stored = lambda n: False  # the spill file's own copy of the mark lost (next test): the outbox's counts
     rig.engine.tick()
     assert rig.publisher.held == held - 3
@@ -471,16 +478,8 @@ def test_an_outbox_that_comes_back_without_its_spill_mark_does_not_store_results
     held = rig.publisher.held
     spilled = [parse_message(e.topic, e.payload).data["id"] for e in rig.spill.load()]
     assert held > 5 and len(spilled) == held
-    put_sequenced, room = rig.outbox.put_sequenced, [3]
-
-    def room_for_three(*args, **kwargs):
-        if not room[0]:
-            raise OutboxError(f"outbox {rig.outbox.path}: database or disk is full")
-        room[0] -= 1
-        return put_sequenced(*args, **kwargs)
-
     _free(rig)
-    rig.outbox.put_sequenced = room_for_three
+    _room_for(rig, 3)
     rig.engine.tick()
     assert rig.publisher.held == held - 3
     rig.outbox.close()  # SIGKILL
