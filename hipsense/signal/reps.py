@@ -294,6 +294,9 @@ class RepState:
     start_longest: tuple[float, tuple[float, float, float], float] = (0.0, (0.0, 0.0, 0.0), 0.0)
     # ... and at neither pose (within ``posture_change_deg`` of the first): its length and sum
     start_elsewhere: tuple[float, tuple[float, float, float]] = (0.0, (0.0, 0.0, 0.0))
+    # ... and how far (degrees, along the line from the first pose to the other) a still spell of
+    # ``rest_init_s`` went beyond the other pose, and beyond the first: the rest is at an end
+    start_beyond: tuple[float, float] = (0.0, 0.0)
 
 
 @dataclass
@@ -424,6 +427,8 @@ def segment_reps_step(
                 _unit(st.still_sum), st.start_alt.anchor
             ) < s.posture_change_deg:
                 st.start_elsewhere = (still_for, st.still_sum)
+            if still_for >= s.rest_init_s and st.start_alt is not None:
+                _note_beyond(st)
         if st.first is not None and t - st.first.end_t_s > s.reanchor_s:
             sink.reps.append(replace(st.first, decided_t_s=t))  # no second rep came: a set of one
             st.first = None
@@ -609,9 +614,46 @@ def _went_elsewhere(s: RepSettings, st: RepState) -> bool:
     are apart): somewhere else."""
     first, dwell = st.start_alt.anchor, st.anchor
     apart = _apart_deg(first, dwell)
+    if _rest_at_end(s, st):
+        return False  # the leg held beyond the first long dwell: it is a hold, not the rest
     # (the poses more than two dwell cones apart: nearer, the first long dwell may be a pause
     # early in the first raise, not where the reps start — UCI s1 e5 template cut 0.5 s early)
     return apart > 2.0 * s.dwell_deg and _apart_deg(st.peak_g, dwell) >= apart and _apart_deg(st.peak_g, first) > apart
+
+
+def _rest_at_end(s: RepSettings, st: RepState) -> bool:
+    """While read two ways: the first long dwell lies between two poses the leg stayed still at,
+    so it is a hold, not the rest — the leg came back to the stream's first pose and stayed
+    still there, and also stayed still beyond the first long dwell (away from the first pose)
+    by more than a rest shift (``rest_shift_fraction`` of the two poses' distance), never
+    beyond the first pose by as much (see :func:`_note_beyond`). (Never back at the first pose:
+    it was a moment of getting into position, and the holds lie beyond the rest — MEx clams
+    opening 40 deg past the first long dwell. Still beyond the first pose too: the rest moved
+    about, nothing is shown — UCI s2 e3 template cut at its first raise.)"""
+    apart = _apart_deg(st.start_alt.anchor, st.anchor)
+    bar = s.rest_shift_fraction * apart
+    past_b, past_a = st.start_beyond
+    # (the poses more than two dwell cones apart, as for _went_elsewhere: nearer, "beyond" is
+    # within the tilt noise and the sway of a rest — MEx pelvic tilts, 3 deg)
+    return apart > 2.0 * s.dwell_deg and past_b > bar >= past_a and st.start_longest[0] >= s.rest_init_s
+
+
+def _note_beyond(st: RepState) -> None:
+    """While the stream's start is read two ways: how far this still spell lies beyond either
+    pose along the line between them (first pose A at 0, the other, B, at 1), the farthest so
+    far each way. A leg rests at one place and holds at heights that vary from rep to rep, so
+    the rest is at an end of the poses it stays still at, never in their middle."""
+    ax, ay, az = st.start_alt.anchor
+    bx, by, bz = st.anchor
+    px, py, pz = _unit(st.still_sum)
+    lx, ly, lz = bx - ax, by - ay, bz - az
+    d2 = lx * lx + ly * ly + lz * lz
+    if d2 < 1e-12:
+        return
+    u = ((px - ax) * lx + (py - ay) * ly + (pz - az) * lz) / d2
+    apart = _apart_deg(st.start_alt.anchor, st.anchor)
+    past_b, past_a = st.start_beyond
+    st.start_beyond = (max(past_b, (u - 1.0) * apart), max(past_a, -u * apart))
 
 
 def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
@@ -857,7 +899,12 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
         # the leg went on between two other poses — MEx bridges played 40 % slower, 9 -> 14)
         # (a rest elsewhere must be still as long as any rest anchor is: rest_init_s)
         elsewhere = e_s >= settings.rest_init_s and e_s > settings.still_longer * max(a_s, b_s)
-        if elsewhere or a_s > settings.still_longer * b_s:
+        # the rest is at an end of the poses the leg stayed still at: back at the first pose,
+        # and held beyond the first long dwell (reps of another height), the first long dwell
+        # was a hold (UCI templates: blocks of 10-27 deg cut to start 0.25 s early); else the
+        # longer stay decides
+        first_is_rest = _rest_at_end(settings, state) or a_s > settings.still_longer * b_s
+        if elsewhere or first_is_rest:
             anchor = _unit(e_sum) if elsewhere else _unit(a_sum)
             st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=anchor)
             tail = segment_reps_flush(settings, st)

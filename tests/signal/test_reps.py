@@ -458,6 +458,23 @@ def test_a_late_start_with_no_long_rest_is_read_from_where_the_leg_stayed_still_
     assert all(r.decided_t_s == t[-1] for r in out.reps)  # let out at the stream's end
 
 
+def test_a_late_start_with_blocks_of_other_heights_is_read_from_the_pose_at_the_end():
+    # a template-like session cut 0.15 s before the first raise: three blocks of three reps at
+    # 15, 20 and 27 deg, held 4.5 s, 2 s rests inside a block and 6 s between blocks. No still
+    # spell outlasts a hold by half again, so durations cannot tell the rest from the first
+    # hold; but the leg held beyond the first hold (the higher blocks) and never stayed still
+    # beyond the stream's first pose: the rest is at that end (UCI s1 e3 template cut 0.25 s
+    # before its first raise: read from the first hold, 8 of 9, the rests taken for holds)
+    def block(peak):
+        rep = [_ramp(1.0, 0, peak), _segment(4.5, peak), _ramp(1.0, peak, 0), _segment(2.0, 0)]
+        return rep * 3 + [_segment(4.0, 0)]
+    elev = np.concatenate([_segment(0.15, 0)] + block(15.0) + block(20.0) + block(27.0))
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert [round(r.rom_deg) for r in out.reps] == [15] * 3 + [20] * 3 + [27] * 3
+    assert all(3.5 < r.hold_s < 5.0 for r in out.reps)
+
+
 def test_a_late_start_whose_first_long_dwell_was_a_pause_on_the_way_down_is_read_from_the_rest():
     # the stream begins inside a rep (14 deg up, coming down), pauses 0.6 s half-way (the first
     # long dwell), then the reps go between the rest (4 s) and 16 deg (held 2.5 s): the leg
