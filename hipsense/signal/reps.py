@@ -622,20 +622,22 @@ def _went_elsewhere(s: RepSettings, st: RepState) -> bool:
 
 
 def _rest_at_end(s: RepSettings, st: RepState) -> bool:
-    """While read two ways: the first long dwell lies between two poses the leg stayed still at,
-    so it is a hold, not the rest — the leg came back to the stream's first pose and stayed
-    still there, and also stayed still beyond the first long dwell (away from the first pose)
-    by more than a rest shift (``rest_shift_fraction`` of the two poses' distance), never
-    beyond the first pose by as much (see :func:`_note_beyond`). (Never back at the first pose:
-    it was a moment of getting into position, and the holds lie beyond the rest — MEx clams
-    opening 40 deg past the first long dwell. Still beyond the first pose too: the rest moved
-    about, nothing is shown — UCI s2 e3 template cut at its first raise.)"""
+    """While read two ways: the first long dwell lies between poses the leg stayed still at, so
+    it is a hold, not the rest — the leg came back to the stream's first pose and stayed still
+    there, and stayed still beyond the first long dwell (away from the first pose) by more
+    than a rest shift (``rest_shift_fraction`` of the two poses' distance) and by more than
+    it ever did beyond the first pose: the first pose is the nearer to an end (see
+    :func:`_note_beyond`). (Never back at the first pose: it was a moment of getting into
+    position, and the holds lie beyond the rest — MEx clams opening 40 deg past the first long
+    dwell. As far beyond both: the rest moved about, nothing is shown — MEx 06/02 bridges with
+    every tilt halved. The first pose is where the stream began, up to a moment into the
+    raise — UCI s1 e3 template cut 0.1 s before it: the rest 6 deg beyond it, holds 13.)"""
     apart = _apart_deg(st.start_alt.anchor, st.anchor)
     bar = s.rest_shift_fraction * apart
     past_b, past_a = st.start_beyond
     # (the poses more than two dwell cones apart, as for _went_elsewhere: nearer, "beyond" is
     # within the tilt noise and the sway of a rest — MEx pelvic tilts, 3 deg)
-    return apart > 2.0 * s.dwell_deg and past_b > bar >= past_a and st.start_longest[0] >= s.rest_init_s
+    return apart > 2.0 * s.dwell_deg and past_b > max(bar, past_a) and st.start_longest[0] >= s.rest_init_s
 
 
 def _note_beyond(st: RepState) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from hipsense.signal.reps import RepSettings, segment_reps, segment_reps_flush, segment_reps_init, segment_reps_step
 
@@ -458,7 +459,8 @@ def test_a_late_start_with_no_long_rest_is_read_from_where_the_leg_stayed_still_
     assert all(r.decided_t_s == t[-1] for r in out.reps)  # let out at the stream's end
 
 
-def test_a_late_start_with_blocks_of_other_heights_is_read_from_the_pose_at_the_end():
+@pytest.mark.parametrize("into_raise_deg", [0.0, 3.0])
+def test_a_late_start_with_blocks_of_other_heights_is_read_from_the_pose_at_the_end(into_raise_deg):
     # a template-like session cut 0.15 s before the first raise: three blocks of three reps at
     # 15, 20 and 27 deg, held 4.5 s, 2 s rests inside a block and 6 s between blocks. No still
     # spell outlasts a hold by half again, so durations cannot tell the rest from the first
@@ -468,10 +470,16 @@ def test_a_late_start_with_blocks_of_other_heights_is_read_from_the_pose_at_the_
     def block(peak):
         rep = [_ramp(1.0, 0, peak), _segment(4.5, peak), _ramp(1.0, peak, 0), _segment(2.0, 0)]
         return rep * 3 + [_segment(4.0, 0)]
+    # into_raise_deg: the stream's first sample already that far into the first raise (cut
+    # 0.1 s before the raise by a reference that finds its start late): the rest lies a little
+    # beyond the first pose, the higher holds much farther beyond the first hold
     elev = np.concatenate([_segment(0.15, 0)] + block(15.0) + block(20.0) + block(27.0))
+    elev = elev[np.argmax(elev >= into_raise_deg) if into_raise_deg else 0:]
     t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
     out = segment_reps(RepSettings(), t, g, speed)
-    assert [round(r.rom_deg) for r in out.reps] == [15] * 3 + [20] * 3 + [27] * 3
+    # (from a first pose caught on the way up, the rest it is read from is ~2 deg up too)
+    assert len(out.reps) == 9
+    assert all(abs(r.rom_deg - peak) < 2.5 for r, peak in zip(out.reps, [15] * 3 + [20] * 3 + [27] * 3))
     assert all(3.5 < r.hold_s < 5.0 for r in out.reps)
 
 
