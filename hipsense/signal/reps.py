@@ -377,6 +377,11 @@ def segment_reps_step(
         sink = out if st.start_held is None else st.start_held
         dt = 0.0 if st.t_s is None else t - st.t_s
         if dt < 0 or dt > 1.0:
+            if dt > 1.0:
+                # a gap in the samples (the sensor dropped out): what the leg did meanwhile is
+                # unknown, so a dwell ends here — its missing time is not stillness (a gap in a
+                # hold would otherwise confirm the hold as the rest, or re-anchor there)
+                st.still_since_s = None
             dt = 0.0
         st.t_s = t
         a = dt * inv_speed_tau
@@ -632,6 +637,8 @@ def _rest_at_end(s: RepSettings, st: RepState) -> bool:
     dwell. As far beyond both: the rest moved about, nothing is shown — MEx 06/02 bridges with
     every tilt halved. The first pose is where the stream began, up to a moment into the
     raise — UCI s1 e3 template cut 0.1 s before it: the rest 6 deg beyond it, holds 13.)"""
+    if st.anchor is None:  # (a stream that ended before its first long dwell)
+        return False
     apart = _apart_deg(st.start_alt.anchor, st.anchor)
     bar = s.rest_shift_fraction * apart
     past_b, past_a = st.start_beyond
@@ -645,17 +652,25 @@ def _note_beyond(st: RepState) -> None:
     pose along the line between them (first pose A at 0, the other, B, at 1), the farthest so
     far each way. A leg rests at one place and holds at heights that vary from rep to rep, so
     the rest is at an end of the poses it stays still at, never in their middle."""
-    ax, ay, az = st.start_alt.anchor
-    bx, by, bz = st.anchor
-    px, py, pz = _unit(st.still_sum)
-    lx, ly, lz = bx - ax, by - ay, bz - az
-    d2 = lx * lx + ly * ly + lz * lz
-    if d2 < 1e-12:
+    u = _along(st, st.still_sum)
+    if u is None:
         return
-    u = ((px - ax) * lx + (py - ay) * ly + (pz - az) * lz) / d2
     apart = _apart_deg(st.start_alt.anchor, st.anchor)
     past_b, past_a = st.start_beyond
     st.start_beyond = (max(past_b, (u - 1.0) * apart), max(past_a, -u * apart))
+
+
+def _along(st: RepState, g_sum: tuple[float, float, float]) -> float | None:
+    """Where the pose ``g_sum`` (a sum of gravity directions) lies on the line from the stream's
+    first pose (0) to the first long dwell (1); None if the two are one pose."""
+    ax, ay, az = st.start_alt.anchor
+    bx, by, bz = st.anchor
+    px, py, pz = _unit(g_sum)
+    lx, ly, lz = bx - ax, by - ay, bz - az
+    d2 = lx * lx + ly * ly + lz * lz
+    if d2 < 1e-12:
+        return None
+    return ((px - ax) * lx + (py - ay) * ly + (pz - az) * lz) / d2
 
 
 def _rest_shown(s: RepSettings, st: RepState) -> bool | None:
@@ -900,17 +915,26 @@ def segment_reps_flush(settings: RepSettings, state: RepState) -> RepOutput:
         # (neither pose: the first long dwell was a pause while getting into position, and
         # the leg went on between two other poses — MEx bridges played 40 % slower, 9 -> 14)
         # (a rest elsewhere must be still as long as any rest anchor is: rest_init_s)
+        at_end = _rest_at_end(settings, state)
         elsewhere = e_s >= settings.rest_init_s and e_s > settings.still_longer * max(a_s, b_s)
+        if elsewhere and at_end:
+            # ... unless that is a hold beyond the first long dwell, which the rest at an end
+            # says it is (7 s holds past a first hold, 4 s rests); beyond the first pose it is
+            # the rest's end itself (UCI s1 e3 template cut at its first raise's onset: the
+            # first pose a moment up the raise, the rest 7 deg below it)
+            u = _along(state, e_sum)
+            elsewhere = u is not None and u < 0.0
         # the rest is at an end of the poses the leg stayed still at: back at the first pose,
         # and held beyond the first long dwell (reps of another height), the first long dwell
         # was a hold (UCI templates: blocks of 10-27 deg cut to start 0.25 s early); else the
         # longer stay decides
-        first_is_rest = _rest_at_end(settings, state) or a_s > settings.still_longer * b_s
+        first_is_rest = at_end or a_s > settings.still_longer * b_s
         if elsewhere or first_is_rest:
             anchor = _unit(e_sum) if elsewhere else _unit(a_sum)
             st, _ = _settle_start(settings, state, out, state.t_s, True, anchor=anchor)
             tail = segment_reps_flush(settings, st)
             out.reps.extend(tail.reps)
+            out.rests.extend(tail.rests)
             return out
         out.rests.extend(state.start_held.rests)
         out.reps.extend(replace(r, decided_t_s=state.t_s) for r in state.start_held.reps)
@@ -930,4 +954,5 @@ def segment_reps(
     st, out = segment_reps_step(settings, segment_reps_init(settings), t_s, g, speed_dps, peak_speed_dps)
     tail = segment_reps_flush(settings, st)
     out.reps += tail.reps
+    out.rests += tail.rests
     return out

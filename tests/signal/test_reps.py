@@ -483,6 +483,44 @@ def test_a_late_start_with_blocks_of_other_heights_is_read_from_the_pose_at_the_
     assert all(3.5 < r.hold_s < 5.0 for r in out.reps)
 
 
+def test_a_stream_that_ends_before_its_first_long_dwell_has_no_reps():
+    # one sample, or 0.3 s of a still sensor (an engine flushing a tracker right after a
+    # connect): nothing to count, and no crash at the flush
+    assert segment_reps(RepSettings(), np.array([0.0]), np.array([[0.0, 0.0, 1.0]]), np.array([0.0])).reps == []
+    t, g, speed = _gravity(_segment(0.3, 0), toward=(1.0, 0.0, 0.0))
+    assert segment_reps(RepSettings(), t, g, speed).reps == []
+
+
+def test_a_gap_in_the_samples_during_a_hold_is_not_stillness():
+    # the stream starts 0.15 s before its first raise (read two ways), and the sensor drops out
+    # for 9 s in the second hold: the missing time must not make that hold a still spell of
+    # rest_confirm_s (8 s here), which would settle the hold as the rest — 5 of 6 reps, the
+    # rests read as holds
+    t, g, speed = _gravity(_late_start(0.15), toward=(1.0, 0.0, 0.0))
+    t = t.copy()
+    t[int((0.15 + 7.5 + 1.0 + 2.0) * FS):] += 9.0
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 6
+    assert all(abs(r.rom_deg - 20.0) < 1.5 for r in out.reps)
+    assert sum(2.5 < r.hold_s < 4.5 for r in out.reps) == 5  # (the one across the gap spans it)
+
+
+def test_a_rest_at_an_end_of_the_poses_wins_over_a_longer_still_spell_elsewhere():
+    # the stream starts 0.5 deg into a first rep of 12 deg (held 3 s), then six reps of 24 deg
+    # held 7 s with 4 s rests: the 7 s holds are the longest still spells, "elsewhere" than
+    # either pose the stream was read from; but the leg came back to the first pose and held
+    # beyond the first long dwell, so the first pose is the rest, not the holds
+    first = [_ramp(1.0, 0, 12.0), _segment(3.0, 12.0), _ramp(1.0, 12.0, 0), _segment(4.0, 0)]
+    rep = [_ramp(1.0, 0, 24.0), _segment(7.0, 24.0), _ramp(1.0, 24.0, 0), _segment(4.0, 0)]
+    elev = np.concatenate(first + rep * 6)
+    elev = elev[np.argmax(elev >= 0.5):]
+    t, g, speed = _gravity(elev, toward=(1.0, 0.0, 0.0))
+    out = segment_reps(RepSettings(), t, g, speed)
+    assert len(out.reps) == 7
+    assert all(6.0 < r.hold_s < 8.0 for r in out.reps[1:])
+    assert out.rests  # the batch form gives the rests the end of the stream settled, too
+
+
 def test_a_late_start_whose_first_long_dwell_was_a_pause_on_the_way_down_is_read_from_the_rest():
     # the stream begins inside a rep (14 deg up, coming down), pauses 0.6 s half-way (the first
     # long dwell), then the reps go between the rest (4 s) and 16 deg (held 2.5 s): the leg
