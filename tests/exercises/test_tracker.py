@@ -117,3 +117,16 @@ def test_label_offsets_show_a_block_labelled_off_the_motion():
     assert label_offsets_by_block(det, labels) == [0.0, 1.3]
     assert len(match_reps(det, labels)) == 10  # the late block cannot match within 1 s
     assert label_offsets_by_block([], labels) == [None, None]
+
+
+@pytest.mark.parametrize("seconds", [0.02, 0.3, 1.0, 2.5])
+@pytest.mark.parametrize("ex_id", ["bridge", "straight_leg_raise", "side_to_side"])
+def test_a_stream_of_a_few_samples_tracks_to_nothing(ex_id, seconds):
+    # an engine that flushes a tracker right after a connect, or a sensor that sends a moment
+    # of data and goes: no reps, no sets, and no crash (a kernel flush once raised here)
+    t = np.arange(0.0, seconds, 0.01)
+    acc = np.tile([0.0, 0.0, 9.81], (len(t), 1)) + 0.02 * np.random.default_rng(1).standard_normal((len(t), 3))
+    gyr = np.zeros((len(t), 3))
+    for g in (gyr, None):
+        out = track(get_exercise(ex_id), t, acc, g)
+        assert out.reps == [] and out.sets == []
