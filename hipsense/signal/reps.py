@@ -507,7 +507,12 @@ def segment_reps_step(
                 # a still thigh votes only inside an excursion (a hold) or farther from the rest
                 # than a rest shift goes: a leg that settles a few degrees off the rest and stays
                 # there (a pause between blocks) taught the direction its offset and turned it
-                # over before the next block (issue 10, failure mode 2)
+                # over before the next block (issue 10, failure mode 2). Before the set's first
+                # rep this does not hold back anything: no amplitude yet (the bar is 0), and
+                # before a direction is known any offset beyond enter_deg is an "excursion" —
+                # a leg settling 3-4 deg off a brief first anchor still votes (tried: a bar from
+                # the exercise's usual range and no vote from still excursions under the
+                # first-rep bar changed no eval count and made the tilt-scaling checks worse)
                 vx, vy, vz = gx - ax, gy - ay, gz - az
                 off = math.radians(s.rest_shift_fraction * st.amp_deg)
                 if (st.in_rep or not still or vx * vx + vy * vy + vz * vz >= off * off) and _learn_direction(
