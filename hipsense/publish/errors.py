@@ -17,12 +17,14 @@ class PublishError(HipsenseError):
 
 class OutboxError(PublishError):
     """The durable outbox cannot be opened or written (disk full, corrupt file, bad path).
-    ``corrupt``: SQLite says the file is damaged (see ``Outbox.recover``)."""
+    ``corrupt``: SQLite says the file is damaged (see ``Outbox.recover``); ``full``: the file
+    system has no room for it (SQLITE_FULL, a failed write with ENOSPC; see ``Outbox.on_full``)."""
 
-    def __init__(self, message: str, *, path: str | None = None, corrupt: bool = False) -> None:
+    def __init__(self, message: str, *, path: str | None = None, corrupt: bool = False, full: bool = False) -> None:
         super().__init__(message)
         self.path = path
         self.corrupt = corrupt
+        self.full = full
 
 
 class MqttError(PublishError):

@@ -32,6 +32,13 @@ State kept with the results
     transaction, so a crash leaves both or neither, never a stored rep whose number the
     restarted service hands out again.
 
+A full file system
+    A write that fails for lack of room (SQLITE_FULL: the file, its WAL or its shared-memory
+    index cannot grow) raises :class:`OutboxError` with ``full``. Before that, if
+    :attr:`Outbox.on_full` is set (the service's card reserve, ``service/reserve.py``), it is
+    called once (without the lock); if it says it made room, the whole write is tried again.
+    A failed transaction leaves nothing behind, so trying it again is safe.
+
 A corrupt file
     :func:`open_outbox` (what the service opens it with) keeps a corrupt file aside, reads
     back what it can without leaving a gap, and starts a new outbox; see there. Found while
@@ -53,16 +60,20 @@ import logging
 import os
 import re
 import sqlite3
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from typing import Concatenate, ParamSpec, TypeVar
 
 from hipsense.protocol import Envelope, Importance
 from hipsense.protocol.builders import MAX_SEQ
 from hipsense.publish.errors import OutboxError
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 _SCHEMA_VERSION = 3
 # An acknowledgement that moves the numbering (see confirm_stored) is refused if it is within
@@ -106,6 +117,22 @@ _INDEXES = """
 CREATE INDEX IF NOT EXISTS outbox_by_stream_seq ON outbox (stream, seq) WHERE seq IS NOT NULL;
 CREATE INDEX IF NOT EXISTS outbox_undelivered ON outbox (id) WHERE delivered_at IS NULL;
 """
+
+
+def _room_retried(method: Callable[Concatenate[Outbox, _P], _T]) -> Callable[Concatenate[Outbox, _P], _T]:
+    """A write method that, when it fails for lack of room, asks :attr:`Outbox.on_full` for
+    some and, if it made room, runs once more (see "A full file system" above)."""
+
+    @functools.wraps(method)
+    def write(self: Outbox, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except OutboxError as exc:
+            if not exc.full or self.on_full is None or not self.on_full(exc):
+                raise
+        return method(self, *args, **kwargs)
+
+    return write
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -181,6 +208,9 @@ class Outbox:
         # be opened (aside None: it could not be set aside, nor reopened): every call then raises
         # a corrupt OutboxError, so callers recover() again.
         self._replacing: tuple[Path | None, str, int] | None = None
+        # Called (without the lock) when a write fails for lack of room; True: it made some, the
+        # write is tried once more. The service's card reserve (service/reserve.py).
+        self.on_full: Callable[[OutboxError], bool] | None = None
         self._connect()
 
     def _connect(self) -> None:
@@ -212,6 +242,7 @@ class Outbox:
 
     # -- writing -------------------------------------------------------------------------
 
+    @_room_retried
     def put(
         self,
         topic: str,
@@ -233,6 +264,7 @@ class Outbox:
             expiry_s=envelope.expiry_s, importance=envelope.importance,
         )
 
+    @_room_retried
     def put_sequenced(self, stream: str, build: Callable[[int], Envelope], *,
                       state: Mapping[str, bytes | None] | None = None) -> tuple[int, Envelope]:
         """Take the next sequence number of ``stream``, build the message with it, store it.
@@ -264,6 +296,7 @@ class Outbox:
             row = self._db.execute("SELECT doc FROM state WHERE name = ?", (name,)).fetchone()
         return None if row is None else bytes(row[0])
 
+    @_room_retried
     def write_state(self, state: Mapping[str, bytes | None]) -> None:
         """Write state documents (None deletes one) on their own, in one transaction."""
         with self._lock, self._transaction():
@@ -296,6 +329,7 @@ class Outbox:
 
     # -- the end-to-end acknowledgement ---------------------------------------------------------
 
+    @_room_retried
     def mark_delivered(self, row_ids: Iterable[int]) -> None:
         """The broker took these rows (PUBACK): keep them, but do not hand them out again until
         :meth:`release_unconfirmed`. Meant for sequenced results; unknown ids are ignored."""
@@ -309,6 +343,7 @@ class Outbox:
                 self._db.execute(
                     f"UPDATE outbox SET delivered_at = ? WHERE id IN ({','.join('?' * len(chunk))})", (now, *chunk))
 
+    @_room_retried
     def confirm_stored(self, stream: str, seq: int) -> int:
         """The dashboard stored every result of ``stream`` up to ``seq``: forget them.
 
@@ -349,6 +384,7 @@ class Outbox:
                     self._counts[Importance(importance)] -= 1
             return len(deleted)
 
+    @_room_retried
     def release_unconfirmed(self) -> int:
         """Hand every delivered but unacknowledged row out again (after a reconnect, a timeout);
         return how many. The dashboard stores each id once, so a repeat costs nothing."""
@@ -375,6 +411,7 @@ class Outbox:
         """Remove a row after the broker acknowledged it (unknown ids are ignored)."""
         self.ack_many((row_id,))
 
+    @_room_retried
     def ack_many(self, row_ids: Iterable[int]) -> None:
         """Remove several acknowledged rows in one transaction."""
         ids = list(row_ids)
@@ -659,6 +696,9 @@ class _Transaction:
 # -- a corrupt outbox -------------------------------------------------------------------------
 
 _CORRUPT = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+# No room: SQLite's unix VFS says SQLITE_FULL when a write of the file or its WAL meets ENOSPC,
+# SQLITE_IOERR_SHMSIZE when the -shm index cannot grow (it too is a file beside the database).
+_FULL = {"SQLITE_FULL", "SQLITE_IOERR_SHMSIZE"}
 
 
 def open_outbox(path: str | os.PathLike[str], *, limits: OutboxLimits | None = None,
@@ -740,8 +780,8 @@ def _aside_time_ms(path: Path) -> int | None:
 
 
 def _error(path: Path, exc: sqlite3.Error, what: str = "outbox") -> OutboxError:
-    corrupt = getattr(exc, "sqlite_errorname", "") in _CORRUPT
-    return OutboxError(f"{what} {path}: {exc}", path=str(path), corrupt=corrupt)
+    name = getattr(exc, "sqlite_errorname", "")
+    return OutboxError(f"{what} {path}: {exc}", path=str(path), corrupt=name in _CORRUPT, full=name in _FULL)
 
 
 def _set_aside(path: Path, now: float) -> Path:

@@ -283,3 +283,66 @@ def test_an_acknowledgement_no_numbering_could_have_reached_is_refused(tmp_path,
         floor_ack = int((now - 86_400) * 1000) + 37
         assert box.confirm_stored(PATIENT, floor_ack) == 0
         assert box.put_sequenced(PATIENT, build)[1].seq == floor_ack + 1
+
+
+def _no_room(box: Outbox) -> None:
+    """The file may not grow, and its free pages are taken by a filler table (SQLITE_FULL)."""
+    import sqlite3
+
+    db = box._db
+    db.execute("CREATE TABLE IF NOT EXISTS filler (b BLOB)")
+    db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0]}")
+    for size in (4096, 512, 64, 8, 1):
+        try:
+            while True:
+                db.execute("INSERT INTO filler VALUES (zeroblob(?))", (size,))
+        except sqlite3.OperationalError as exc:
+            assert "full" in str(exc)
+
+
+def test_a_write_that_finds_no_room_asks_on_full_once_and_is_tried_again_if_it_made_some(tmp_path):
+    """SQLITE_FULL (here: the file may not grow past max_page_count) is an OutboxError with
+    ``full``; ``on_full`` is asked (without the lock: it may call in) and, if it made room, the
+    same write runs once more, whole: nothing of the failed attempt is left (tests/service/
+    test_card_reserve.py has the service's reserve on a real full file system)."""
+    from hipsense.publish import OutboxError
+
+    rep = every_kind()[MessageKind.REP]
+
+    def build(seq):
+        return dataclasses.replace(rep, seq=seq)
+
+    with Outbox(tmp_path / "o.db") as box:
+        box.put_sequenced(PATIENT, build)
+        _no_room(box)
+        with pytest.raises(OutboxError) as no_hook:
+            for _ in range(10_000):
+                box.put_sequenced(PATIENT, build, state={"s": b"1" * 500})
+        assert no_hook.value.full and not no_hook.value.corrupt
+        last = box.last_sequence(PATIENT)
+        asked = []
+
+        def make_room(exc):
+            asked.append(exc)
+            assert box.stats() is not None  # the lock is not held
+            box._db.execute("PRAGMA max_page_count = 1073741823")
+            return True
+
+        box.on_full = make_room
+        _, envelope = box.put_sequenced(PATIENT, build, state={"s": b"2"})
+        assert len(asked) == 1 and asked[0].full and envelope.seq == last + 1
+        assert box.read_state("s") == b"2" and box.last_sequence(PATIENT) == last + 1
+        _no_room(box)
+        box.on_full = lambda exc: asked.append(exc) and False  # no room to give: the error as before
+        with pytest.raises(OutboxError) as refused:
+            for _ in range(10_000):
+                box.put_sequenced(PATIENT, build, state={"s": b"3" * 500})
+        assert refused.value.full and len(asked) == 2
+
+        def not_about_room(seq):
+            raise OutboxError("not about room")
+
+        box.on_full = lambda exc: pytest.fail("asked for a write that failed otherwise")
+        with pytest.raises(OutboxError) as other:
+            box.put_sequenced(PATIENT, not_about_room)
+        assert not other.value.full
