@@ -40,6 +40,7 @@ from hipsense.protocol.vocabulary import Side
 # The limits of common.json and the kinds' files (the tests hold the two together).
 MAX_SEQ = 9007199254740991
 MAX_UNSAVED = 1_000_000  # status.json's bound on unsaved_results
+CARD_RESERVE_STATES = ("in_use", "missing")  # status.json's card_reserve
 MAX_INDEX = 10000
 MAX_COUNT = 100000
 MAX_SECONDS = 86400.0
@@ -164,11 +165,13 @@ def build_status(
     sensors: Iterable[Mapping[str, Any]] = (),
     outbox_first_seq: int | None = None,
     unsaved_results: int | None = None,
+    card_reserve: str | None = None,
 ) -> Envelope:
     """Device status (retained). ``sensors``: ``{"side", "connected"[, "battery_pct"]}`` each;
     ``outbox_first_seq``: the lowest result seq still in the outbox; ``unsaved_results`` (only
-    while the outbox cannot be written, e.g. a full card): how many results wait outside it
-    (see status.json)."""
+    while the outbox cannot be written, e.g. a full card): how many results wait outside it;
+    ``card_reserve`` (only while the card's reserve is not in place): ``"in_use"`` or
+    ``"missing"`` (see status.json)."""
     doc: dict[str, Any] = {"schema_version": SCHEMA_VERSION, "patient": patient,
                            "state": "online" if _boolean("online", online) else "offline"}
     if t is not None:
@@ -186,6 +189,8 @@ def build_status(
         doc["outbox_first_seq"] = _integer("outbox_first_seq", outbox_first_seq, 1, MAX_SEQ)
     if unsaved_results is not None:
         doc["unsaved_results"] = _integer("unsaved_results", unsaved_results, 0, MAX_UNSAVED)
+    if card_reserve is not None:
+        doc["card_reserve"] = _choice("card_reserve", card_reserve, CARD_RESERVE_STATES)
     return seal(MessageKind.STATUS, patient, doc)
 
 

@@ -122,6 +122,22 @@ def test_status_tells_how_many_results_wait_outside_a_full_outbox():
     assert not old_reader.is_valid(json.loads(full.payload))
 
 
+def test_status_tells_when_the_card_reserve_is_not_in_place():
+    """card_reserve (optional, only while the Pi's card reserve is not in place, service/reserve.py):
+    "in_use" or "missing", anything else refused; absent otherwise, so a healthy Pi's status stays
+    readable by a reader from before it (which refuses the field: additionalProperties false)."""
+    for state in ("in_use", "missing"):
+        status = p.build_status(PATIENT, online=True, t=at(0), outbox_first_seq=7, card_reserve=state)
+        assert p.parse_message(status.topic, status.payload).data["card_reserve"] == state
+    assert "card_reserve" not in json.loads(p.build_status(PATIENT, online=True).payload)
+    for bad in ("in use", "", True, 1):
+        with pytest.raises(p.ProtocolError, match="card_reserve"):
+            p.build_status(PATIENT, online=True, card_reserve=bad)
+    doc = json.loads(p.build_status(PATIENT, online=True, t=at(0)).payload)
+    with pytest.raises(p.ProtocolError, match="card_reserve"):
+        p.parse_message(p.build_topic(p.MessageKind.STATUS, PATIENT), json.dumps({**doc, "card_reserve": "full"}).encode())
+
+
 def test_pain_scope_follows_exercise():
     session = json.loads(every_kind()[p.MessageKind.PAIN].payload)
     assert session["scope"] == "session" and session["exercise"] is None
@@ -179,7 +195,8 @@ _BUILDERS = {
         "online": st.booleans(), "t": _instants, "software_version": st.text(max_size=32),
         "sensors": st.lists(st.fixed_dictionaries({"side": st.sampled_from(["left", "right"]), "connected": st.booleans()},
                                                   optional={"battery_pct": st.integers(0, 100)}), max_size=2),
-        "unsaved_results": st.none() | st.integers(0, 1_000_000)}, w)),
+        "unsaved_results": st.none() | st.integers(0, 1_000_000),
+        "card_reserve": st.none() | st.sampled_from(["in_use", "missing"])}, w)),
     p.MessageKind.LIVE: (p.build_live, lambda w: _args({
         "t": _instants, "side": st.sampled_from(["left", "right"]), "thigh_angle_deg": _num(-180, 180),
         "exercise": st.none() | _exercise, "session_id": st.none() | _session, "abduction_deg": st.none() | _num(-90, 90),
