@@ -97,6 +97,7 @@ class ServiceSection:
     state_dir: Path = DEFAULT_STATE_DIR
     voice: bool = True
     live_rate_hz: float = 10.0
+    card_reserve_mib: int = 8  # kept back on the card for a full one (service/reserve.py); 0: none
     log_format: str = "json"  # "json" (journald, machines) or "text" (a person at a terminal)
     log_level: str = "info"
 
@@ -418,11 +419,14 @@ class _Reader:
         t = self.table("service")
         state_dir = self.path("service.state_dir", t.get("state_dir")) or DEFAULT_STATE_DIR
         from hipsense.protocol import LIVE_MAX_RATE_HZ
+        from hipsense.service.reserve import DEFAULT_RESERVE_MIB
 
         return ServiceSection(
             state_dir=state_dir,
             voice=self.switch("service.voice", t.get("voice", True)),
             live_rate_hz=self.number("service.live_rate_hz", t.get("live_rate_hz", LIVE_MAX_RATE_HZ), 0.1, LIVE_MAX_RATE_HZ),
+            card_reserve_mib=self.integer("service.card_reserve_mib", t.get("card_reserve_mib", DEFAULT_RESERVE_MIB),
+                                          0, 1024),
             log_format=self.choice("service.log_format", t.get("log_format", "json"), ("json", "text")),
             log_level=self.choice("service.log_level", str(t.get("log_level", "info")).lower(),
                                   ("debug", "info", "warning", "error")),

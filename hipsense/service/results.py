@@ -4,7 +4,8 @@ Every rep, hold, set, session summary and pain check-in is built with its sequen
 committed to the durable outbox in one transaction (:meth:`Outbox.put_sequenced`) before the
 sender is woken: it is on disk before anything is sent, and a crash leaves no gap in ``seq``.
 A result's ``state`` (the session's numbering after it, see ``service/state.py``) is committed
-in that same transaction. A result the outbox cannot take (disk full) is held in memory, in
+in that same transaction. A result the outbox cannot take (disk full, and the card reserve of
+:mod:`hipsense.service.reserve`, which the outbox gives up first, used up) is held in memory, in
 order, and stored as soon as it can be (:meth:`ResultPublisher.retry_held`); with a spill file
 (:mod:`hipsense.service.spill`) each one held is copied to RAM-backed storage too, so that a
 restart of the service stores it then instead of losing it.

@@ -39,6 +39,8 @@ from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
 from hipsense.service.livetrace import live_trace_from_environment
 from hipsense.service.logs import fields
+from hipsense.service.reserve import CHECK_S as RESERVE_CHECK_S
+from hipsense.service.reserve import CardReserve
 from hipsense.service.results import ResultPublisher
 from hipsense.service.spill import SpillFile, default_spill_path
 from hipsense.service.state import SessionStateStore
@@ -50,7 +52,7 @@ from hipsense.service.voice import Voice, make_speaker
 if TYPE_CHECKING:  # the link (and bleak) is imported where links are opened: service.sensors
     from hipsense.device.ble import SensorLink
 
-__all__ = ["EngineWorker", "Service", "read_sensor", "run_service", "store_status"]
+__all__ = ["EngineWorker", "Service", "open_outbox_with_reserve", "read_sensor", "run_service", "store_status"]
 
 log = logging.getLogger("hipsense.service")
 
@@ -156,7 +158,7 @@ class Service:
         state_dir = cfg.service.state_dir
         state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         log.info("starting", extra=fields(version=__version__, config=cfg.describe()))
-        outbox = open_outbox(state_dir / "outbox.sqlite")  # a corrupt one is set aside, not fatal
+        outbox, reserve = open_outbox_with_reserve(state_dir, cfg.service.card_reserve_mib * 1024 * 1024)
         store = PrescriptionStore(state_dir / "prescription.json", patient=patient)
         if store.current is not None:
             log.info("cached prescription loaded", extra=fields(version=store.current.version))
@@ -188,7 +190,8 @@ class Service:
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O
             store_status(outbox, patient, engine, timebase, notify=client.notify_outbox, publisher=publisher,
-                         publish_direct=client.publish_when_connected)  # a reconnect sends a fresh one
+                         publish_direct=client.publish_when_connected,  # a reconnect sends a fresh one
+                         reserve=reserve)
 
         worker = EngineWorker(engine, on_status=put_status)
         self.worker = worker
@@ -234,8 +237,8 @@ class Service:
             async with open_links(cfg.sensors, cfg.emulator, timebase) as links:
                 readers = [asyncio.create_task(self._read(i, link, worker), name=f"sensor {i}")
                            for i, link in enumerate(links)]
-                housekeeping = asyncio.create_task(self._housekeeping(worker, client, outbox, patient, publisher),
-                                                   name="housekeeping")
+                housekeeping = asyncio.create_task(
+                    self._housekeeping(worker, client, outbox, patient, publisher, reserve), name="housekeeping")
                 stop = asyncio.create_task(self._stop.wait(), name="stop")
                 done, _ = await asyncio.wait([*readers, housekeeping, stop], return_when=asyncio.FIRST_COMPLETED)
                 for task in (*readers, housekeeping, stop):
@@ -280,12 +283,14 @@ class Service:
         await read_sensor(index, link, worker, gyroscope=self.config.sensors[index].gyroscope)
 
     async def _housekeeping(self, worker: EngineWorker, client: Any, outbox: Outbox, patient: str,
-                            publisher: ResultPublisher | None = None) -> None:
+                            publisher: ResultPublisher | None = None, reserve: CardReserve | None = None) -> None:
         """Watchdog pings while the worker is healthy; a fresh sensor status after each reconnect,
         and whenever the outbox's first held result moved (the dashboard acknowledges past a
         gap only once the status says nothing below it will come, see docs/mqtt.md); when the
         outbox stops or starts again taking results, and every minute while it cannot (the
-        status then says how many wait: the therapist learns of the full card)."""
+        status then says how many wait: the therapist learns of the full card); when the card's
+        reserve is given to the outbox or made again; and every minute while it is not in place,
+        whether it fits again (a statvfs; the file is made on a thread)."""
         from hipsense.service.memory import release_free_memory
 
         interval = min(1.0, (self.notifier.watchdog_s or 2.0) / 2)
@@ -293,8 +298,16 @@ class Service:
         trim_at = time.monotonic() + TRIM_FIRST_S  # once start-up (imports, first connect) is over
         floor_at, floor = time.monotonic() + FLOOR_CHECK_S, None
         was_unwritable, unsaved_at = False, 0.0
+        reserve_was, reserve_at = reserve.status if reserve is not None else None, time.monotonic() + RESERVE_CHECK_S
         while True:
             now = time.monotonic()
+            if reserve is not None:
+                if reserve.status != reserve_was:  # given to the outbox (by a write), or made again
+                    reserve_was, reserve_at = reserve.status, now + RESERVE_CHECK_S
+                    worker.submit("status")
+                elif reserve.status is not None and now >= reserve_at:  # does it fit again? (told next round)
+                    reserve_at = now + RESERVE_CHECK_S
+                    await asyncio.to_thread(reserve.ensure)
             unwritable = publisher is not None and publisher.unwritable
             if unwritable != was_unwritable or (unwritable and now >= unsaved_at):
                 worker.submit("status")
@@ -361,9 +374,28 @@ async def read_sensor(index: int, link: SensorLink, worker: EngineWorker, *, gyr
             release(joiner.flush())
 
 
+def open_outbox_with_reserve(state_dir: Path, reserve_bytes: int) -> tuple[Outbox, CardReserve]:
+    """The outbox in ``state_dir`` (a corrupt one is set aside, not fatal) and the card reserve
+    beside it (``outbox.reserve``, made now if it fits): a write the full card refuses releases
+    the reserve and is tried again (service/reserve.py). Opening needs room too: after a clean
+    stop SQLite makes its -shm index again (32 KiB), which a full card refuses
+    (SQLITE_IOERR_SHMSIZE), and the service could not start; the reserve gives it that room."""
+    reserve = CardReserve(state_dir / "outbox.reserve", reserve_bytes)
+    reserve.ensure()
+    try:
+        outbox = open_outbox(state_dir / "outbox.sqlite")
+    except OutboxError as exc:
+        if not exc.full or not reserve.release(exc):
+            raise
+        outbox = open_outbox(state_dir / "outbox.sqlite")
+    outbox.on_full = reserve.release
+    return outbox, reserve
+
+
 def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: Timebase, *,
                  notify: Callable[[], None], publisher: ResultPublisher | None = None,
-                 publish_direct: Callable[[Envelope], bool] | None = None) -> None:
+                 publish_direct: Callable[[Envelope], bool] | None = None,
+                 reserve: CardReserve | None = None) -> None:
     """Put the Pi's status (sensors, and ``outbox_first_seq``: lets the dashboard acknowledge past
     results no one can send any more) in the outbox. On the worker thread: the outbox does disk
     I/O. If the outbox cannot be written (disk full), the status is skipped with an error: it is
@@ -372,7 +404,8 @@ def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: 
     While the outbox cannot be written (``publisher.unwritable``, or this very write fails), the
     status carries ``unsaved_results`` (the results waiting outside it) and goes straight to the
     broker through ``publish_direct`` (retained, QoS 1; the service's refuses while offline, and
-    sends one after each reconnect): the therapist learns of the full card (docs/mqtt.md, Status)."""
+    sends one after each reconnect): the therapist learns of the full card (docs/mqtt.md, Status).
+    While the card's reserve is not in place it carries ``card_reserve`` (``reserve.status``)."""
     def status(unsaved: int | None) -> Envelope:
         try:
             first: int | None = outbox.first_unconfirmed_seq(patient)
@@ -380,7 +413,8 @@ def store_status(outbox: Outbox, patient: str, engine: SessionEngine, timebase: 
             first = None
         return build_status(patient, online=True, t=timebase.utc_now(), software_version=__version__,
                             sensors=engine.sensors_status(), outbox_first_seq=first,
-                            unsaved_results=None if unsaved is None else min(unsaved, _MAX_UNSAVED))
+                            unsaved_results=None if unsaved is None else min(unsaved, _MAX_UNSAVED),
+                            card_reserve=None if reserve is None else reserve.status)
 
     unwritable = publisher is not None and publisher.unwritable
     if not unwritable or not publisher.held:  # nothing waits outside the outbox: it may take this

@@ -2,7 +2,9 @@
 restarted with room: every result arrives once, and the dashboard side heard of the full card.
 
 A REAL full file system: the Pi's state directory is a small tmpfs this test mounts (so it needs
-root; skipped otherwise) and fills with a file until ENOSPC. The spill directory
+root; skipped otherwise) and fills with a file until ENOSPC (tests/card.py). No card reserve
+(``card_reserve_mib = 0``): this is the path results take once the reserve is used up too
+(tests/service/test_card_reserve.py has the reserve). The spill directory
 (``RUNTIME_DIRECTORY``, /run/hipsense under systemd) is another directory, as on the Pi. The
 dashboard's ingest is stopped while the card fills, so the outbox must grow (nothing is
 acknowledged) and writing fails. Shipped broker config, the real ingest on SQLite and on PostgreSQL.
@@ -17,16 +19,15 @@ import datetime as dt
 import json
 import os
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from hipsense import protocol as p
+from tests.card import fill, small_card
 from tests.dashboard.conftest import engine, postgres_url  # noqa: F401 - fixtures
 from tests.deploy.probe import Probe
 from tests.deploy.test_delivery import REPO, Dashboard, wait_until
@@ -37,34 +38,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def card(tmp_path):
     """A 3 MB tmpfs standing in for the Pi's SD card."""
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        pytest.skip("mounting a small tmpfs needs root")
-    mountpoint = tmp_path / "card"
-    mountpoint.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m,mode=0700", "tmpfs", str(mountpoint)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-    try:
+    with small_card(tmp_path / "card") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
-
-
-def _fill(directory: Path) -> Path:
-    """Write a file until the file system says ENOSPC (4 KiB, then byte by byte)."""
-    filler = directory / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (4096, 1):
-            try:
-                while True:
-                    os.write(fd, b"\0" * size)
-            except OSError:
-                pass
-    finally:
-        os.close(fd)
-    return filler
 
 
 def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_path, engine, card):  # noqa: F811
@@ -81,7 +56,7 @@ def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_pat
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\npatient_id = "{patient}"\n'
         f'username = "{patient}"\npassword = "{password}"\ntls_ca_file = "{broker.pki.ca_cert}"\n'
         f'[sensor]\nbackend = "emulator"\nside = "right"\n'
-        f'[service]\nstate_dir = "{state_dir}"\nvoice = "off"\n'
+        f'[service]\nstate_dir = "{state_dir}"\nvoice = "off"\ncard_reserve_mib = 0\n'
         f'[session]\nidle_end_s = 60\n[emulator]\nspeed = 10.0\n'
     )
     dashboard.ingest.client.publish(p.build_prescription(
@@ -113,7 +88,7 @@ def test_a_service_killed_on_a_full_card_loses_nothing(fresh_deployment, tmp_pat
     try:
         wait_until(lambda: dashboard.count(patient) >= 3, 60, "the first results")
         dashboard.stop()  # nothing is acknowledged now: the outbox has to grow ...
-        filler = _fill(card)  # ... on a card with no room left
+        filler = fill(card)  # ... on a card with no room left
         wait_until(lambda: spilled() >= 3, 120, "results held outside the outbox (and spilled)")
         wait_until(lambda: any(s.get("unsaved_results", 0) >= 1 for s in statuses), 30,
                    "a status telling the full card")

@@ -63,6 +63,8 @@ def test_an_environment_error_names_the_variable(tmp_path):
     (MINIMAL + '[sensor]\nrate_hz = 30\n', "sensor.rate_hz", 5, "WitMotion WT901BLE supports"),
     (MINIMAL + '[service]\nvoice = "loud"\n', "service.voice", 5, "on/off"),
     (MINIMAL + '[service]\nlive_rate_hz = 50\n', "service.live_rate_hz", 5, "between"),
+    (MINIMAL + '[service]\ncard_reserve_mib = -1\n', "service.card_reserve_mib", 5, "between"),
+    (MINIMAL + '[service]\ncard_reserve_mib = 1.5\n', "service.card_reserve_mib", 5, "integer"),
     (MINIMAL + '[session]\ndefault_exercise = "yoga"\n', "session.default_exercise", 5, "unknown exercise"),
     (MINIMAL + '[sensor]\nside = "left"\n[second_sensor]\nside = "left"\n', "second_sensor.side", None, "one must be"),
     (MINIMAL + '[sesion]\n', "sesion", 4, "unknown section"),
