@@ -9,7 +9,12 @@ the weakest of four properties, each scored 0…1:
 * **detectability** — the reps stand above the signal between them. Noise floor σ = the
   robust spread (1.4826 × median absolute deviation, the Gaussian-consistent estimate) of the
   counter's own angle in each gap between consecutive counted reps, median over the gaps: the
-  sway, drift and sensor noise of "at rest". Signal = the lower quartile of the counted reps'
+  sway, drift and sensor noise of "at rest". Only the gap's *still* samples count (the angle
+  changing slower than ``STILL_DPS``): a gap runs from a rep's end, half-way down, to the next
+  one's start, so it holds the lower half of every lowering, and where the reps follow each
+  other without a pause (knee rolling from side to side) that movement was most of the gap and
+  was taken for noise — 4 of 8 clear MEx side-to-side files, counted exactly, read "not sure".
+  A set with no still moment between any two of its reps falls back to the whole gaps. Signal = the lower quartile of the counted reps'
   range of motion (most reps, not just the best ones, must be visible). Score 0 at a ratio of
   3 (three σ: noise alone reaches that), 1 at a ratio of 10 (a rep ten times the rest
   fluctuation cannot be noise), linear between.
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -49,10 +55,22 @@ SNR_CLEAR = 10.0
 #: robust coefficient of variation at which a consistency score reaches 0
 CV_IRREGULAR = 0.6
 MIN_REPS = 3
+#: a thigh turning slower than this is still (the rep kernel's ``rest_still_dps``), judged over
+#: ``STILL_OVER_S`` so that a sample's noise is not a movement
+STILL_DPS = 8.0
+STILL_OVER_S = 0.2
 #: the rest noise of a gap between two reps is judged on at most its last 30 s (plenty to see the
 #: sway; a longer rest ends the set anyway), so a streaming tracker keeps a bounded trace and
 #: gives what one batch gives
 GAP_WINDOW_S = 30.0
+
+
+class GapSpread(NamedTuple):
+    """The angle's spread between two reps (degrees): over its still samples, and over all of
+    it (None: fewer than five samples to judge)."""
+
+    still_deg: float | None
+    all_deg: float | None
 
 
 @dataclass(frozen=True)
@@ -112,19 +130,23 @@ def count_confidence(
 def confidence_from_parts(
     starts_s: Sequence[float],
     roms_deg: Sequence[float],
-    gap_spreads_deg: Sequence[float | None],
+    gap_spreads_deg: Sequence[GapSpread | float | None],
     *,
     alternating: bool = False,
     min_rom_deg: float | None = None,
 ) -> CountConfidence:
     """The confidence from the reps and the spread of the angle in each gap between them
-    (:func:`gap_spread`): what a streaming tracker keeps of a set, rep by rep."""
+    (:func:`gap_spread`): what a streaming tracker keeps of a set, rep by rep. (A plain number
+    is a gap's spread over all of it.)"""
     n = len(roms_deg)
     if n < MIN_REPS:
         return NOTHING
     starts = np.asarray(starts_s, dtype=float)
     roms = np.asarray(roms_deg, dtype=float)
-    spreads = [s for s in gap_spreads_deg if s is not None]
+    gaps = [g if isinstance(g, GapSpread) else GapSpread(None, g) for g in gap_spreads_deg if g is not None]
+    spreads = [g.still_deg for g in gaps if g.still_deg is not None]
+    if not spreads:  # no still moment between any two reps: the whole gaps
+        spreads = [g.all_deg for g in gaps if g.all_deg is not None]
     noise = float(np.median(spreads)) if spreads else None
     signal = float(np.percentile(roms, 25))
     snr = None if noise is None else signal / max(noise, 1e-6)
@@ -138,16 +160,26 @@ def confidence_from_parts(
     return CountConfidence(min(detect, amp, tempo, size), detect, amp, tempo, size, snr, noise)
 
 
-def gap_spread(t_s: np.ndarray, angle_deg: np.ndarray, after_s: float, before_s: float) -> float | None:
+def gap_spread(t_s: np.ndarray, angle_deg: np.ndarray, after_s: float, before_s: float) -> GapSpread:
     """1.4826 × MAD of the angle between one rep's end and the next one's start, over at most the
-    gap's last ``GAP_WINDOW_S`` (None: fewer than five samples there, too few to give a spread)."""
+    gap's last ``GAP_WINDOW_S``: over the samples where the angle changed slower than
+    ``STILL_DPS`` in the ``STILL_OVER_S`` before them, and over all (each None: fewer than five
+    samples, too few to give a spread)."""
     after_s = max(after_s, before_s - GAP_WINDOW_S)
     lo, hi = np.searchsorted(t_s, [after_s, before_s], side="right")
-    gap = angle_deg[lo:hi]
-    gap = gap[np.isfinite(gap)]
+    t, gap = t_s[lo:hi], angle_deg[lo:hi]
+    keep = np.isfinite(gap)
+    t, gap = t[keep], gap[keep]
     if len(gap) < 5:
-        return None
-    return 1.4826 * float(np.median(np.abs(gap - np.median(gap))))
+        return GapSpread(None, None)
+    back = np.searchsorted(t, t - STILL_OVER_S)  # the sample STILL_OVER_S before each (or the gap's first)
+    span = t - t[back]
+    still = gap[(span >= 0.5 * STILL_OVER_S) & (np.abs(gap - gap[back]) < STILL_DPS * np.maximum(span, 1e-9))]
+    return GapSpread(_mad(still) if len(still) >= 5 else None, _mad(gap))
+
+
+def _mad(x: np.ndarray) -> float:
+    return 1.4826 * float(np.median(np.abs(x - np.median(x))))
 
 
 def _consistency(values: np.ndarray) -> float:

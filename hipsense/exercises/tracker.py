@@ -63,7 +63,7 @@ from hipsense.signal.reps import RepEvent, RepSettings
 from hipsense.signal.steps import StepEvent
 from hipsense.signal.vocabulary import RestReason
 
-from .confidence import GAP_WINDOW_S, confidence_from_parts, gap_spread
+from .confidence import GAP_WINDOW_S, GapSpread, confidence_from_parts, gap_spread
 from .spec import ExerciseSpec
 from .vocabulary import FormFlag, Measure, RepKind, Thigh
 
@@ -252,7 +252,7 @@ class ExerciseTracker:
         # output arrays, kept by reference: (last t, t, angle) per push) and the spread of the
         # angle in each gap between the set's reps, worked out as each rep arrives
         self._trace: collections.deque[tuple[float, np.ndarray, np.ndarray]] = collections.deque()
-        self._gap_spreads: list[float | None] = []
+        self._gap_spreads: list[GapSpread | None] = []
         self._live_hold = self._countdown = None
         if self.hold_target_s > 0 and self._rest_by_angle:
             self._live_hold_settings = LiveHoldSettings(min_level_deg=max(spec.thresholds.min_rom_deg, 1.0))
@@ -523,7 +523,7 @@ class ExerciseTracker:
         )
         self._set_reps = []
 
-    def _gap_spread(self, after_s: float, before_s: float) -> float | None:
+    def _gap_spread(self, after_s: float, before_s: float) -> GapSpread | None:
         """The angle's spread between two reps (``gap_spread``: over at most the gap's last
         ``GAP_WINDOW_S``, so a stream keeps a bounded trace and gives what one batch gives)."""
         after_s = max(after_s, before_s - GAP_WINDOW_S)

@@ -71,4 +71,31 @@ def test_a_long_gap_is_judged_on_its_last_window_only():
     angle = np.where(t < 40.0 - GAP_WINDOW_S, rng.normal(0.0, 5.0, t.size), rng.normal(0.0, 0.2, t.size))
     quiet = gap_spread(t, angle, 40.0 - GAP_WINDOW_S, 40.0)
     assert gap_spread(t, angle, 0.0, 40.0) == quiet
-    assert quiet == pytest.approx(0.2, rel=0.15)
+    assert quiet.all_deg == pytest.approx(0.2, rel=0.15)
+    assert quiet.still_deg == pytest.approx(0.2, rel=0.15)  # 0.2 deg of noise is not movement
+
+
+def _rolls(pause_s: float, n: int = 10, noise_deg: float = 0.3, seed: int = 1):
+    """Side-to-side rolls, one after the other (each 25 deg up from the middle and back, 2 s),
+    with ``pause_s`` still at the middle between them; the counter's reps end half-way down."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, n * (2.0 + pause_s) + 1.0, 1 / RATE)
+    angle = rng.normal(0.0, noise_deg, t.size)
+    starts = 0.5 + np.arange(n) * (2.0 + pause_s)
+    for s in starts:
+        k = (t >= s) & (t < s + 2.0)
+        angle[k] += 25.0 * np.sin(np.pi * (t[k] - s) / 2.0)
+    ends = starts + 2.0 - 2.0 / 6.0  # sin = 1/2 on the way down
+    return list(starts), list(ends), [25.0] * n, t, angle
+
+
+def test_the_rest_noise_is_the_still_moments_between_reps_not_the_lowering_tails():
+    # knee rolling with a 0.4 s pause at the middle: each gap is the lower half of a lowering,
+    # the pause and the start of the next raise. The noise floor is the pause's 0.3 deg, not
+    # the 12 deg the tails sweep (MEx 02/01 and 10/01, counted exactly, read "not sure")
+    c = count_confidence(*_rolls(pause_s=0.4), alternating=True)
+    assert c.noise_deg == pytest.approx(0.3, rel=0.5)
+    assert c.detectability == 1.0 and c.confident
+    # no still moment between any two rolls: judged on the whole gaps, as before
+    c = count_confidence(*_rolls(pause_s=0.0), alternating=True)
+    assert c.noise_deg > 3.0 and c.detectability < 0.5
