@@ -13,6 +13,11 @@ angle of ``signal.angles``: that module imports ``signal.calibration``, which im
 scipy.signal at the top (about 60 MB resident with scipy.stats and friends) — worth paying for
 a calibrated angle, not for an uncalibrated one. For the same reason the calibration file is
 looked for (:mod:`hipsense.calibration.paths`) before the calibration store is imported.
+
+The filter's per-sample recurrence runs compiled (``hipsense/signal/_anglefilter.c``, built at
+install time where a C compiler is) when it is importable, bit for bit the pure-Python filter's
+result in about a fifth of the CPU; ``HIPSENSE_PURE_PYTHON=1`` in the environment forces the
+pure-Python filter (as does an install without the compiled module).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 from typing import Any
 
 import numpy as np
@@ -63,12 +69,29 @@ def load_sensor_calibration(address: str | None) -> Any | None:
     return None
 
 
+#: set to 1 to run the angle filter in pure Python even where the compiled one is built
+PURE_PYTHON_ENV = "HIPSENSE_PURE_PYTHON"
+
+
+def compiled_filter_wanted() -> bool:
+    """The compiled angle filter if it is built, unless ``HIPSENSE_PURE_PYTHON=1``."""
+    from hipsense.signal.angles import COMPILED_FILTER_AVAILABLE
+
+    return COMPILED_FILTER_AVAILABLE and os.environ.get(PURE_PYTHON_ENV, "") != "1"
+
+
 class CalibratedAngle:
-    """Streaming calibrated thigh angles of one sensor."""
+    """Streaming calibrated thigh angles of one sensor. ``compiled``: None picks
+    (:func:`compiled_filter_wanted`); True or False forces one (True needs it built)."""
 
-    def __init__(self, calibration: Any) -> None:
-        from hipsense.signal.angles import ThighAngleSettings, thigh_angles_init
+    def __init__(self, calibration: Any, *, compiled: bool | None = None) -> None:
+        from hipsense.signal.angles import COMPILED_FILTER_AVAILABLE, ThighAngleSettings, thigh_angles_init
 
+        if compiled is None:
+            compiled = compiled_filter_wanted()
+        elif compiled and not COMPILED_FILTER_AVAILABLE:
+            raise RuntimeError("the compiled angle filter is not built in this install")
+        self.compiled = compiled
         self.calibration = calibration
         self._settings = ThighAngleSettings(calibration=calibration)
         self._state = thigh_angles_init(self._settings)
@@ -76,15 +99,18 @@ class CalibratedAngle:
 
     def push(self, t_s: np.ndarray, acc_ms2: np.ndarray, gyr_rad_s: np.ndarray | None) -> AngleReading | None:
         """Add samples; return the newest finite reading (kept in :attr:`latest`)."""
-        from hipsense.signal.angles import thigh_angles_latest
+        from hipsense.signal.angles import thigh_angles_latest, thigh_angles_latest_arrays
 
         t = np.asarray(t_s, dtype=float).reshape(-1)
         acc = np.asarray(acc_ms2, dtype=float)
         gyr = None if gyr_rad_s is None else np.asarray(gyr_rad_s, dtype=float)
         if acc.shape != (len(t), 3) or (gyr is not None and gyr.shape != (len(t), 3)):
             raise ValueError(f"acc_ms2 and gyr_rad_s must be (n, 3) with n == len(t_s); got {acc.shape}")
-        self._state, newest = thigh_angles_latest(self._settings, self._state, t.tolist(), acc.tolist(),
-                                                  None if gyr is None else gyr.tolist())
+        if self.compiled:
+            self._state, newest = thigh_angles_latest_arrays(self._settings, self._state, t, acc, gyr)
+        else:
+            self._state, newest = thigh_angles_latest(self._settings, self._state, t.tolist(), acc.tolist(),
+                                                      None if gyr is None else gyr.tolist())
         if newest is not None:
             t_newest, flexion, abduction = newest
             self.latest = AngleReading(t_newest, flexion, abduction if math.isfinite(abduction) else None)

@@ -54,16 +54,26 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from .calibration import Calibration
 from .stream import shallow_copy
 
+try:  # the calibrated filter's recurrence compiled (setup.py builds it where a C compiler is)
+    from . import _anglefilter
+except ImportError:  # installed without a compiler: the pure-Python filter, which is the reference
+    _anglefilter = None
+
+#: whether the compiled angle filter is importable (``compiled=True`` of the thigh kernels)
+COMPILED_FILTER_AVAILABLE = _anglefilter is not None
+
 GRAVITY_MS2 = 9.80665
 _DEG = 180.0 / math.pi
 
 __all__ = [
+    "COMPILED_FILTER_AVAILABLE",
     "AngleFilterSettings",
     "PrincipalAngle",
     "PrincipalAngleSettings",
@@ -77,6 +87,7 @@ __all__ = [
     "thigh_angles",
     "thigh_angles_init",
     "thigh_angles_latest",
+    "thigh_angles_latest_arrays",
     "thigh_angles_step",
 ]
 
@@ -295,6 +306,19 @@ class ThighAngleSettings:
     rest_gravity_thigh: tuple[float, float, float] = (0.0, -1.0, 0.0)  # standing
     filter: AngleFilterSettings = field(default_factory=AngleFilterSettings)
 
+    @cached_property
+    def _compiled_constants(self) -> tuple[float, ...]:
+        """The compiled filter's constants (``_anglefilter.c``), worked out as :func:`_thigh_filter`
+        works out its locals."""
+        fs = self.filter
+        return tuple(float(v) for v in (
+            *(v for row in self.calibration.mounting for v in row),
+            fs.max_dt_s, fs.acc_norm_tolerance, fs.still_min_s, fs.acc_only_tau_s, fs.acc_only_norm_tolerance,
+            math.radians(fs.still_dps), math.radians(fs.moving_dps), 1.0 / fs.acc_tau_s,
+            math.cos(math.radians(fs.rest_tol_deg)), fs.heading_tau_s, fs.bias_tau_s,
+            math.radians(fs.max_bias_dps),
+        ))
+
 
 @dataclass
 class ThighAngleState:
@@ -476,18 +500,73 @@ def _thigh_filter(
     return ThighAngleState(o, (b0, b1, b2)), qs, speeds, sinces
 
 
+def _thigh_filter_compiled(
+    settings: ThighAngleSettings,
+    state: ThighAngleState,
+    t_s: np.ndarray,
+    acc: np.ndarray,
+    gyr: np.ndarray | None,
+    per_sample: bool,
+) -> tuple[ThighAngleState, np.ndarray, np.ndarray | None, np.ndarray | None] | None:
+    """:func:`_thigh_filter` compiled (``_anglefilter.c``), bit for bit: the new state, the
+    orientations (m, 4) and, if ``per_sample``, the speeds and times since the last re-zero
+    (m,) — or None where the Python filter raises (a division by zero, an overflow, the sine of
+    an infinity): the caller then runs the chunk in Python, which raises it. ``t_s``, ``acc``
+    and ``gyr``: C-contiguous float64 arrays."""
+    o = state.orientation
+    n = len(t_s)
+    qs = np.empty((n, 4))
+    speeds = np.empty(n) if per_sample else None
+    sinces = np.empty(n) if per_sample else None
+    out = _anglefilter.filter(settings._compiled_constants, o.up_ref, o.one_g, o.q, o.t, o.w_prev, o.still_s,
+                              o.since_rezero_s, state.bias, t_s, acc, gyr, qs, speeds, sinces)
+    if out is None:
+        return None
+    o = shallow_copy(o)
+    o.q, o.t, o.w_prev, o.still_s, o.since_rezero_s, bias = out
+    return ThighAngleState(o, bias), qs, speeds, sinces
+
+
+def _check_compiled(compiled: bool) -> None:
+    if compiled and _anglefilter is None:
+        raise RuntimeError("the compiled angle filter (hipsense.signal._anglefilter) is not built in this install")
+
+
+def _float_rows(t_s: np.ndarray, x: np.ndarray | None, name: str) -> np.ndarray | None:
+    if x is None:
+        return None
+    x = np.ascontiguousarray(x, dtype=float)
+    if x.shape != (len(t_s), 3):
+        raise ValueError(f"{name} must be (n, 3) with n == len(t_s); got {x.shape}")
+    return x
+
+
 def thigh_angles_step(
     settings: ThighAngleSettings,
     state: ThighAngleState,
     t_s: np.ndarray,
     acc_ms2: np.ndarray,
     gyr_rad_s: np.ndarray | None = None,
+    *,
+    compiled: bool = False,
 ) -> tuple[ThighAngleState, ThighAngles]:
-    """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3) and ``gyr_rad_s`` (m, 3) in the SENSOR frame."""
-    t_s = np.asarray(t_s, dtype=float).reshape(-1)
-    acc = _rows(t_s, acc_ms2, "acc_ms2")
-    gyr = _rows(t_s, gyr_rad_s, "gyr_rad_s")
-    new_state, qs, speeds, sinces = _thigh_filter(settings, state, t_s.tolist(), acc, gyr)
+    """One chunk: ``t_s`` (m,), ``acc_ms2`` (m, 3) and ``gyr_rad_s`` (m, 3) in the SENSOR frame.
+    ``compiled``: run the filter's recurrence compiled (bit-identical; see
+    :data:`COMPILED_FILTER_AVAILABLE`)."""
+    _check_compiled(compiled)
+    t_s = np.ascontiguousarray(t_s, dtype=float).reshape(-1)
+    has_gyro = gyr_rad_s is not None
+    result = None
+    if compiled:
+        result = _thigh_filter_compiled(settings, state, t_s, _float_rows(t_s, acc_ms2, "acc_ms2"),
+                                        _float_rows(t_s, gyr_rad_s, "gyr_rad_s"), True)
+    if result is None:
+        acc = _rows(t_s, acc_ms2, "acc_ms2")
+        gyr = _rows(t_s, gyr_rad_s, "gyr_rad_s")
+        new_state, qs, speeds, sinces = _thigh_filter(settings, state, t_s.tolist(), acc, gyr)
+    else:
+        new_state, q_array, speeds, since_array = result
+        qs, sinces = q_array.tolist(), since_array.tolist()
     fs = settings.filter
     up_ref = new_state.orientation.up_ref
     mirror_a, mirror_r = (-1.0, 1.0) if settings.calibration.side == "right" else (1.0, -1.0)
@@ -500,10 +579,10 @@ def thigh_angles_step(
         q = qs[i]
         f, ab, r = _euler_zxy(q)
         u = _qrot_inv(q, up_ref)
-        out.append((f * _DEG, mirror_a * ab * _DEG, mirror_r * r * _DEG if gyr is not None else math.nan))
+        out.append((f * _DEG, mirror_a * ab * _DEG, mirror_r * r * _DEG if has_gyro else math.nan))
         # The long axis (thigh y) seen in the rest frame, against the rest frame's vertical.
         long_vertical = abs(u[1]) > tilt_cos
-        observable.append(gyr is not None and (not long_vertical or sinces[i] <= fs.rotation_trust_s))
+        observable.append(has_gyro and (not long_vertical or sinces[i] <= fs.rotation_trust_s))
         ups.append(u)
     angles = np.array(out, dtype=float).reshape(n, 3)
     return (
@@ -532,6 +611,33 @@ def thigh_angles_latest(
         flexion = f * _DEG
         if math.isfinite(flexion):
             return new_state, (t_s[i], flexion, mirror_a * ab * _DEG)
+    return new_state, None
+
+
+def thigh_angles_latest_arrays(
+    settings: ThighAngleSettings,
+    state: ThighAngleState,
+    t_s: np.ndarray,
+    acc_ms2: np.ndarray,
+    gyr_rad_s: np.ndarray | None = None,
+) -> tuple[ThighAngleState, tuple[float, float, float] | None]:
+    """:func:`thigh_angles_latest` with the filter compiled (bit-identical), on arrays: ``t_s``
+    (m,), ``acc_ms2`` and ``gyr_rad_s`` (m, 3) float64, sensor frame (copied only if not
+    C-contiguous float64). Needs :data:`COMPILED_FILTER_AVAILABLE`."""
+    _check_compiled(True)
+    t = np.ascontiguousarray(t_s, dtype=float).reshape(-1)
+    acc = np.ascontiguousarray(acc_ms2, dtype=float)
+    gyr = None if gyr_rad_s is None else np.ascontiguousarray(gyr_rad_s, dtype=float)
+    result = _thigh_filter_compiled(settings, state, t, acc, gyr, False)
+    if result is None:  # Python raises here (or, should it not, gives the answer)
+        return thigh_angles_latest(settings, state, t.tolist(), acc.tolist(), None if gyr is None else gyr.tolist())
+    new_state, qs, _, _ = result
+    mirror_a = -1.0 if settings.calibration.side == "right" else 1.0
+    for i in range(len(qs) - 1, -1, -1):
+        f, ab, _ = _euler_zxy(qs[i].tolist())
+        flexion = f * _DEG
+        if math.isfinite(flexion):
+            return new_state, (float(t[i]), flexion, mirror_a * ab * _DEG)
     return new_state, None
 
 

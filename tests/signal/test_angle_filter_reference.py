@@ -3,7 +3,9 @@ what the readable per-sample reference gives (``_orientation_update`` then ``_tr
 the kernel as it was written before issue 14's speed work): bit for bit, on synthetic motion
 with gaps and jitter, on noise, and on hostile input (NaN, zero and huge readings, repeated
 and backwards times), with and without a gyroscope, on either leg. And the live view's
-newest-reading form agrees with the full kernel's last finite sample."""
+newest-reading form agrees with the full kernel's last finite sample. Each test runs against the
+pure-Python filter and the compiled one (``hipsense/signal/_anglefilter.c``; skipped where it is
+not built — tests/signal/test_compiled_angle_filter.py fails if it should have been)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,9 @@ from hipsense.signal.calibration import Calibration
 from tests.synth import synthesize
 
 MOUNTING = ((0.0, 0.0, 1.0), (-1.0, 0.0, 0.0), (0.0, -1.0, 0.0))
+KERNELS = [pytest.param(False, id="python"),
+           pytest.param(True, id="compiled",
+                        marks=pytest.mark.skipif(not A.COMPILED_FILTER_AVAILABLE, reason="compiled filter not built"))]
 
 
 def _reference_step(settings, state, t_s, acc_ms2, gyr_rad_s=None):
@@ -94,9 +99,10 @@ def _recordings():
     yield "hostile", hostile_t, hostile_acc, hostile_gyr
 
 
+@pytest.mark.parametrize("compiled", KERNELS)
 @pytest.mark.parametrize("side", ["right", "left"])
 @pytest.mark.parametrize("with_gyro", [True, False])
-def test_fast_filter_equals_the_reference_bit_for_bit(side, with_gyro):
+def test_fast_filter_equals_the_reference_bit_for_bit(side, with_gyro, compiled):
     calibration = Calibration(mounting=MOUNTING, side=side, gyro_bias_rad_s=(0.01, -0.02, 0.005),
                               acc_one_g_ms2=9.9)
     settings = A.ThighAngleSettings(calibration)
@@ -108,18 +114,19 @@ def test_fast_filter_equals_the_reference_bit_for_bit(side, with_gyro):
         for a, b in zip(cuts[:-1], cuts[1:]):
             g = None if gyr is None else gyr[a:b]
             ref_state, ref = _reference_step(settings, ref_state, t[a:b], acc[a:b], g)
-            fast_state, fast = A.thigh_angles_step(settings, fast_state, t[a:b], acc[a:b], g)
+            fast_state, fast = A.thigh_angles_step(settings, fast_state, t[a:b], acc[a:b], g, compiled=compiled)
             _same(ref, fast)
             assert str(ref_state) == str(fast_state), name  # NaN-tolerant equality, floats printed exactly
 
 
+@pytest.mark.parametrize("compiled", KERNELS)
 @pytest.mark.parametrize("with_gyro", [True, False])
-def test_the_live_reading_is_the_full_kernels_newest_finite_sample(with_gyro):
+def test_the_live_reading_is_the_full_kernels_newest_finite_sample(with_gyro, compiled):
     calibration = Calibration(mounting=MOUNTING, side="right")
     settings = A.ThighAngleSettings(calibration)
     for _, t, acc, gyr in _recordings():
         gyr = gyr if with_gyro else None
-        live = CalibratedAngle(calibration)
+        live = CalibratedAngle(calibration, compiled=compiled)
         state = A.thigh_angles_init(settings)
         expected = None
         for a in range(0, len(t), 12):

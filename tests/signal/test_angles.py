@@ -5,6 +5,7 @@ fallback follows the main motion; every kernel gives the same output for any chu
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from scipy.spatial.transform import Rotation
 
 from hipsense.exercises.catalogue import get_exercise
 from hipsense.signal.angles import (
+    COMPILED_FILTER_AVAILABLE,
     PrincipalAngleSettings,
     ThighAngleSettings,
     principal_angle,
@@ -116,8 +118,12 @@ def _chunked(step, init, settings, syn, gyr, rng):
     return outs
 
 
+@pytest.mark.parametrize("compiled", [
+    pytest.param(False, id="python"),
+    pytest.param(True, id="compiled", marks=pytest.mark.skipif(not COMPILED_FILTER_AVAILABLE, reason="not built"))])
 @pytest.mark.parametrize("with_gyro", [True, False])
-def test_streaming_equals_batch_for_any_chunking(with_gyro):
+def test_streaming_equals_batch_for_any_chunking(with_gyro, compiled):
+    """The chunks through the compiled filter when ``compiled``, the batch always in Python."""
     spec = get_exercise("hip_abductor")
     syn = synthesize(spec, seed=5, reps=3, drop_fraction=0.02, timestamp_jitter_s=0.002)
     gyr = syn.gyr_rad_s if with_gyro else None
@@ -127,7 +133,8 @@ def test_streaming_equals_batch_for_any_chunking(with_gyro):
 
     settings = ThighAngleSettings(calibration)
     batch = thigh_angles(settings, syn.t_s, syn.acc_ms2, gyr)
-    outs = _chunked(thigh_angles_step, thigh_angles_init, settings, syn, gyr, rng)
+    outs = _chunked(functools.partial(thigh_angles_step, compiled=compiled), thigh_angles_init, settings, syn, gyr,
+                    rng)
     for name in ("flexion_deg", "abduction_deg", "rotation_deg", "rotation_observable",
                  "speed_dps", "up_thigh"):
         np.testing.assert_array_equal(np.concatenate([getattr(o, name) for o in outs]),
