@@ -15,9 +15,10 @@ a calibrated angle, not for an uncalibrated one. For the same reason the calibra
 looked for (:mod:`hipsense.calibration.paths`) before the calibration store is imported.
 
 The filter's per-sample recurrence runs compiled (``hipsense/signal/_anglefilter.c``, built at
-install time where a C compiler is) when it is importable, bit for bit the pure-Python filter's
-result in about a fifth of the CPU; ``HIPSENSE_PURE_PYTHON=1`` in the environment forces the
-pure-Python filter (as does an install without the compiled module).
+install time where a C compiler is) when it is importable: bit for bit the pure-Python filter's
+result, a push of 12 samples in a quarter of the instructions (docs/performance.md, "Round 5").
+``HIPSENSE_PURE_PYTHON=1`` in the environment forces the pure-Python filter (as does an install
+without the compiled module).
 """
 
 from __future__ import annotations
@@ -92,6 +93,7 @@ class CalibratedAngle:
         elif compiled and not COMPILED_FILTER_AVAILABLE:
             raise RuntimeError("the compiled angle filter is not built in this install")
         self.compiled = compiled
+        log.info("calibrated live angle", extra=fields(filter="compiled" if compiled else "python"))
         self.calibration = calibration
         self._settings = ThighAngleSettings(calibration=calibration)
         self._state = thigh_angles_init(self._settings)

@@ -46,7 +46,13 @@ is the twist of the orientation about that axis (rad → deg). Without a gyrosco
 from rest, signed by the principal direction of the tilt.
 
 All kernels are causal, O(1) per sample, and take any chunking: streaming equals batch bit for
-bit. Input may be irregular; a step longer than ``max_dt_s`` restarts the orientation from the
+bit.
+
+The calibrated kernel's per-sample recurrence also exists compiled (``_anglefilter.c``, built by
+setup.py where a C compiler is; optional): ``thigh_angles_step(..., compiled=True)`` and
+:func:`thigh_angles_latest_arrays` use it, bit for bit the Python filter's result (the Python
+code stays the reference; tests/signal/test_compiled_angle_filter.py). Which one the service
+runs is the service's choice (``hipsense.service.live_angle``). Input may be irregular; a step longer than ``max_dt_s`` restarts the orientation from the
 accelerometer (after a gap the old orientation means nothing).
 """
 

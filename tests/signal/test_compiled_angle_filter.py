@@ -45,14 +45,17 @@ def test_the_compiled_filter_was_built():
 
 
 @needs_compiled
-def test_the_service_takes_the_compiled_filter_unless_told_not_to(monkeypatch):
+def test_the_service_takes_the_compiled_filter_unless_told_not_to(monkeypatch, caplog):
     calibration = Calibration(mounting=AXIS_MOUNTING)
     monkeypatch.delenv(PURE_PYTHON_ENV, raising=False)
+    caplog.set_level("INFO", logger="hipsense.service.live_angle")
     assert compiled_filter_wanted() and CalibratedAngle(calibration).compiled
     monkeypatch.setenv(PURE_PYTHON_ENV, "1")
     assert not compiled_filter_wanted() and not CalibratedAngle(calibration).compiled
     monkeypatch.setenv(PURE_PYTHON_ENV, "0")
     assert CalibratedAngle(calibration).compiled
+    # the service's log says which one runs (on a Pi: was it built?)
+    assert [r.fields["filter"] for r in caplog.records] == ["compiled", "python", "compiled"]
 
 
 def test_asking_for_the_compiled_filter_where_it_is_not_built_says_so(monkeypatch):
