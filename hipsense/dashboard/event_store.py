@@ -534,7 +534,7 @@ class EventStore:
 
     def _upsert_status(self, connection: Connection, message: Message, now: dt.datetime) -> None:
         data = message.data
-        if "outbox_first_seq" not in data and "unsaved_results" not in data:
+        if "outbox_first_seq" not in data and "unsaved_results" not in data and "card_reserve" not in data:
             data = self._keep_unsaved_results(connection, message.patient, data)
         status_t = parse_timestamp(data["t"]) if "t" in data else None
         values = {
@@ -554,16 +554,22 @@ class EventStore:
         last will or clean-stop "offline": no ``outbox_first_seq``) knows nothing of a full card;
         the ``unsaved_results`` of the status it replaces is kept in it, so the monitoring page
         goes on listing the Pi until a status of the service says otherwise. Before, a Pi whose
-        card was full vanished from the list as soon as it went offline or reconnected."""
+        card was full vanished from the list as soon as it went offline or reconnected. The same
+        for ``card_reserve`` (the card full, saving into the room it kept back)."""
         previous = connection.execute(select(device_status.c.payload)
                                       .where(device_status.c.patient == patient)).scalar()
-        if previous is None or '"unsaved_results"' not in previous:
+        if previous is None or ('"unsaved_results"' not in previous and '"card_reserve"' not in previous):
             return data
         try:
-            unsaved = json.loads(previous).get("unsaved_results")
+            before = json.loads(previous)
         except ValueError:
             return data
-        return {**data, "unsaved_results": unsaved} if isinstance(unsaved, int) else data
+        kept = dict(data)
+        if isinstance(before.get("unsaved_results"), int):
+            kept["unsaved_results"] = before["unsaved_results"]
+        if before.get("card_reserve") in ("in_use", "missing"):
+            kept["card_reserve"] = before["card_reserve"]
+        return kept
 
 
 def _walk_marks(marks: dict[str, int], walking: list[str], rows: Iterable[tuple[str, int]]) -> list[str]:

@@ -119,7 +119,7 @@ def test_a_full_card_stays_listed_across_the_clients_own_offline_and_online(engi
     store = EventStore(engine)
     t = utc(2025, 3, 1, 9)
     store.write_batch([parsed(build_status("p-0001", online=True, t=t, outbox_first_seq=3, unsaved_results=12))])
-    assert [(c.patient, c.unsaved_results) for c in full_cards(engine, ["p-0001"])] == [("p-0001", 12)]
+    assert [(c.patient, c.unsaved_results, c.card_reserve) for c in full_cards(engine, ["p-0001"])] == [("p-0001", 12, None)]
     store.write_batch([parsed(build_status("p-0001", online=False))])  # the last will
     assert [c.unsaved_results for c in full_cards(engine, ["p-0001"])] == [12]
     with engine.connect() as connection:

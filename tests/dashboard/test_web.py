@@ -351,6 +351,26 @@ def test_the_therapist_sees_results_that_did_not_reach_the_records(dashboard, en
     assert "more than a day ahead" not in logged_in(app, "ben").get("/monitoring").text
 
 
+def test_the_therapist_sees_a_pi_saving_into_its_card_reserve(dashboard, engine):
+    """A status with card_reserve (the card is full and the Pi saves into the room it kept back,
+    or has none kept) names the Pi on the monitoring page too, with what it means, until a
+    status of the service without it replaces it; the client's own offline (its last will)
+    does not clear it."""
+    _, context, _ = dashboard
+    store = EventStore(engine)
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=3, card_reserve="in_use"))])
+    app = create_app(context)
+    page = logged_in(app, "ana").get("/monitoring").text
+    section = page[page.index("Pis whose memory card is full"):page.index("</table>", page.index("full-cards"))]
+    assert 'data-patient="p-0001"' in section and "full: saving into its reserve" in section
+    store.write_batch([parsed(p.build_status("p-0001", online=False))])  # the last will
+    assert "full: saving into its reserve" in logged_in(app, "ana").get("/monitoring").text
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=4, card_reserve="missing"))])
+    assert "nearly full: no reserve" in logged_in(app, "ana").get("/monitoring").text
+    store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=5))])
+    assert "Pis whose memory card is full" not in logged_in(app, "ana").get("/monitoring").text
+
+
 def test_the_therapist_sees_a_pi_that_cannot_save_results(dashboard, engine):
     """A status with unsaved_results (the Pi's card is full or failing) is stored by the ingest
     as it is and named on the monitoring page, for the therapist's own patients, until a status
@@ -362,10 +382,10 @@ def test_the_therapist_sees_a_pi_that_cannot_save_results(dashboard, engine):
     app = create_app(context)
     page = logged_in(app, "ana").get("/monitoring").text
     assert "<title>Remote monitoring · hipsense dashboard</title>" in page  # (the title used to hold a table)
-    section = page[page.index("Pis that cannot save results"):page.index("</table>", page.index("full-cards"))]
+    section = page[page.index("Pis whose memory card is full"):page.index("</table>", page.index("full-cards"))]
     assert 'data-patient="p-0001"' in section and "<strong>12</strong>" in section
     assert "p-0002" not in section  # ben's patient
     ben = logged_in(app, "ben").get("/monitoring").text
-    assert "<strong>4</strong>" in ben[ben.index("Pis that cannot save results"):]
+    assert "<strong>4</strong>" in ben[ben.index("Pis whose memory card is full"):]
     store.write_batch([parsed(p.build_status("p-0001", online=True, t=NOW, outbox_first_seq=15))])
-    assert "Pis that cannot save results" not in logged_in(app, "ana").get("/monitoring").text
+    assert "Pis whose memory card is full" not in logged_in(app, "ana").get("/monitoring").text

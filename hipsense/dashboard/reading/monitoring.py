@@ -6,8 +6,9 @@ time on that day (a rep, hold, set, session or pain check-in; live angles are no
 do not count). The window is the 30 days ending today; a practice whose billing periods start
 elsewhere should read the day list, which is shown in full.
 
-The page also names the Pis that cannot save results (:func:`full_cards`): a status with
-``unsaved_results`` (a full or failing memory card, docs/mqtt.md).
+The page also names the Pis whose memory card is full (:func:`full_cards`): a status with
+``unsaved_results`` (results it cannot save) or ``card_reserve`` (saving into the room it kept
+back, or that room not in place: docs/mqtt.md).
 """
 
 from __future__ import annotations
@@ -61,24 +62,30 @@ def monitoring_window(engine: Engine, patient: str, *, clock: ClinicClock) -> Mo
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class FullCard:
-    """A Pi whose newest status says it cannot write its outbox (a full or failing card)."""
+    """A Pi whose newest status says its card is full (or failing)."""
 
     patient: str
-    unsaved_results: int  # results waiting on the Pi outside its outbox (memory, RAM copy)
+    unsaved_results: int | None  # results waiting on the Pi outside its outbox (memory, RAM copy)
+    card_reserve: str | None  # "in_use": saving into the room kept back; "missing": none kept
     reported_at: dt.datetime  # when the dashboard received that status
 
 
 def full_cards(engine: Engine, patients: list[str]) -> list[FullCard]:
-    """For each of ``patients`` whose Pi's newest status carries ``unsaved_results``."""
+    """For each of ``patients`` whose Pi's newest status carries ``unsaved_results`` or
+    ``card_reserve``."""
     if not patients:
         return []
     query = select(device_status.c.patient, device_status.c.payload, device_status.c.received_at).where(
-        device_status.c.patient.in_(patients), device_status.c.payload.like('%"unsaved_results"%'))
+        device_status.c.patient.in_(patients),
+        device_status.c.payload.like('%"unsaved_results"%') | device_status.c.payload.like('%"card_reserve"%'))
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     out = []
     for patient, payload, received_at in rows:
-        unsaved = json.loads(payload).get("unsaved_results")
-        if isinstance(unsaved, int):
-            out.append(FullCard(patient, unsaved, received_at))
+        data = json.loads(payload)
+        unsaved, reserve = data.get("unsaved_results"), data.get("card_reserve")
+        unsaved = unsaved if isinstance(unsaved, int) else None
+        reserve = reserve if reserve in ("in_use", "missing") else None
+        if unsaved is not None or reserve is not None:
+            out.append(FullCard(patient, unsaved, reserve, received_at))
     return sorted(out, key=lambda card: patients.index(card.patient))
