@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install hipsense on Raspberry Pi OS (Bookworm or later, Python 3.11+) as a systemd service.
 #
-#   sudo deploy/pi/install.sh --bundle /media/usb/p-7k2m9q4x3b [--source DIR|WHEEL] [--no-voice]
+#   sudo deploy/pi/install.sh --bundle /media/usb/p-7k2m9q4x3b [--source DIR|WHEEL] [--no-voice] [--no-compile]
 #
 # --bundle        the Pi's config bundle from `hipsense provision` (hipsense.toml with [mqtt], ca.crt)
 # --source        what pip installs: a source tree or a wheel (default: this repository)
 # --no-voice      do not install espeak-ng
+# --no-compile    do not install a C compiler: the angle filter runs as pure Python (~20 % more CPU)
 # --dry-run       print the commands instead of running them
 # --print-config  print the config this would install, and stop
 #
@@ -17,6 +18,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 SOURCE="$(cd "$HERE/../.." && pwd)"
 BUNDLE=""
 VOICE=1
+COMPILE=1
 DRY=0
 PRINT_CONFIG=0
 PREFIX=/opt/hipsense
@@ -24,13 +26,14 @@ ETC=/etc/hipsense
 UNIT=/etc/systemd/system/hipsense.service
 WRAPPER=/usr/local/bin/hipsense
 
-usage() { sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --bundle) BUNDLE="$2"; shift 2 ;;
     --source) SOURCE="$2"; shift 2 ;;
     --no-voice) VOICE=0; shift ;;
+    --no-compile) COMPILE=0; shift ;;
     --dry-run) DRY=1; shift ;;
     --print-config) PRINT_CONFIG=1; shift ;;
     -h|--help) usage 0 ;;
@@ -57,8 +60,12 @@ if [[ $DRY == 0 && $EUID -ne 0 ]]; then echo "error: run as root (sudo)" >&2; ex
 
 # 1. System packages: BlueZ for BLE, venv for an isolated install, qrencode for the patient's
 #    page's QR code, avahi-daemon for its <hostname>.local name (Pi OS has it), espeak-ng for the voice.
+#    From a source tree, gcc and the Python headers build the calibrated angle filter's C module
+#    (hipsense/signal/_anglefilter.c: ~20 % less CPU on the live path, docs/performance.md
+#    "Round 5"); without them pip installs pure Python, which gives the same angles.
 packages=(bluez python3-venv avahi-daemon qrencode)
 if [[ $VOICE == 1 ]]; then packages+=(espeak-ng); fi
+if [[ $COMPILE == 1 && -d "$SOURCE" ]]; then packages+=(gcc python3-dev); fi
 run apt-get update
 run apt-get install -y --no-install-recommends "${packages[@]}"
 

@@ -141,7 +141,8 @@ def test_install_then_the_documented_commands_run_as_the_service(tmp_path, bundl
     assert "calibrate exit 1" in out
     assert "sudo hipsense calibrate --side right" in out  # what the installer tells the person
     log = calls(tmp_path)
-    assert "apt-get install -y --no-install-recommends bluez python3-venv avahi-daemon qrencode espeak-ng" in log
+    # (gcc and the Python headers: the source tree's C module is built at install)
+    assert "apt-get install -y --no-install-recommends bluez python3-venv avahi-daemon qrencode espeak-ng gcc python3-dev" in log
     assert any(line.startswith("venv-pip install --upgrade ") and line.endswith("[ble,mqtt]") for line in log)
     assert "systemctl enable --now hipsense.service" in log
     cli = [line for line in log if line.startswith(("hipsense-cli", "systemctl stop", "systemctl start"))]
@@ -168,6 +169,12 @@ def test_a_stopped_service_stays_stopped_after_calibrate(tmp_path, bundle):
     assert "hipsense-cli user=hipsense config=/etc/hipsense/hipsense.toml config_dir=/var/lib/hipsense " \
            "args=calibrate --side left" in log
     assert not any("espeak-ng" in line for line in log if line.startswith("apt-get"))
+
+
+def test_no_compile_installs_no_compiler(tmp_path, bundle):
+    done = run_in_namespace(tmp_path, f"bash {INSTALL} --bundle {bundle} --source {REPO} --no-voice --no-compile > /dev/null")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "apt-get install -y --no-install-recommends bluez python3-venv avahi-daemon qrencode" in calls(tmp_path)
 
 
 def test_reinstalling_keeps_the_sensor_settings(tmp_path, bundle):
