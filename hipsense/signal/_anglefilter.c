@@ -471,7 +471,16 @@ static struct PyModuleDef module = {
     "The calibrated angle filter's per-sample recurrence, compiled (hipsense.signal.angles).", -1, methods,
 };
 
+/* The calling convention's version: hipsense.signal.angles takes this module only if it matches
+   (an editable install keeps an old build after a pull; a changed argument list would raise). */
+#define ANGLEFILTER_ABI 1
+
 PyMODINIT_FUNC PyInit__anglefilter(void)
 {
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "ABI", ANGLEFILTER_ABI) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }

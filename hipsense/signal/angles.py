@@ -67,9 +67,20 @@ import numpy as np
 from .calibration import Calibration
 from .stream import shallow_copy
 
+#: the compiled filter's calling convention this module speaks (``ANGLEFILTER_ABI`` in the C)
+ANGLEFILTER_ABI = 1
+
 try:  # the calibrated filter's recurrence compiled (setup.py builds it where a C compiler is)
     from . import _anglefilter
 except ImportError:  # installed without a compiler: the pure-Python filter, which is the reference
+    _anglefilter = None
+if _anglefilter is not None and getattr(_anglefilter, "ABI", None) != ANGLEFILTER_ABI:
+    # a build left over from an older source (an editable install after a pull): its arguments
+    # may differ, so it is not used — the Python filter gives the same angles
+    import warnings
+
+    warnings.warn("hipsense.signal._anglefilter is a stale build (re-run pip install): using the Python filter",
+                  RuntimeWarning, stacklevel=1)
     _anglefilter = None
 
 #: whether the compiled angle filter is importable (``compiled=True`` of the thigh kernels)
@@ -632,8 +643,9 @@ def thigh_angles_latest_arrays(
     C-contiguous float64). Needs :data:`COMPILED_FILTER_AVAILABLE`."""
     _check_compiled(True)
     t = np.ascontiguousarray(t_s, dtype=float).reshape(-1)
-    acc = np.ascontiguousarray(acc_ms2, dtype=float)
-    gyr = None if gyr_rad_s is None else np.ascontiguousarray(gyr_rad_s, dtype=float)
+    # (the compiled filter checks lengths only: an (3, m) array would be read as rows)
+    acc = _float_rows(t, acc_ms2, "acc_ms2")
+    gyr = _float_rows(t, gyr_rad_s, "gyr_rad_s")
     result = _thigh_filter_compiled(settings, state, t, acc, gyr, False)
     if result is None:  # Python raises here (or, should it not, gives the answer)
         return thigh_angles_latest(settings, state, t.tolist(), acc.tolist(), None if gyr is None else gyr.tolist())

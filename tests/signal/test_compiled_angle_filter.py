@@ -322,6 +322,43 @@ def test_bad_buffers_are_refused():
         _anglefilter.filter(*args)
 
 
+@needs_compiled
+def test_arrays_the_wrong_way_round_are_refused_as_python_refuses_them():
+    # (a reviewer's find: the compiled filter checks lengths only, so acc.T of 12 samples — 36
+    # values — was read as 12 rows and gave 136 deg of flexion where the truth is 111)
+    s = A.ThighAngleSettings(Calibration(mounting=SKEW_MOUNTING))
+    t = np.arange(12) * 0.01
+    acc = np.tile([0.0, 0.0, 9.81], (12, 1))
+    with pytest.raises(ValueError, match="acc_ms2 must be"):
+        A.thigh_angles_latest_arrays(s, A.thigh_angles_init(s), t, acc.T)
+    with pytest.raises(ValueError, match="gyr_rad_s must be"):
+        A.thigh_angles_latest_arrays(s, A.thigh_angles_init(s), t, acc, np.zeros((3, 12)))
+
+
+def test_a_stale_build_is_not_used():
+    # an editable install keeps the build of an older source after a pull; one whose calling
+    # convention (ABI) differs is set aside, with a warning, for the Python filter (a reviewer's
+    # find: a changed argument list raised on every push instead). In a subprocess: the check
+    # runs at import
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, types, warnings; warnings.simplefilter('error')\n"
+        "sys.modules['hipsense.signal._anglefilter'] = types.ModuleType('hipsense.signal._anglefilter')\n"
+        "try:\n"
+        "    import hipsense.signal.angles\n"
+        "except RuntimeWarning as w:\n"
+        "    print('warned:', w)\n"
+        "warnings.simplefilter('ignore')\n"
+        "import hipsense.signal.angles as A\n"
+        "print('available', A.COMPILED_FILTER_AVAILABLE)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "warned: hipsense.signal._anglefilter is a stale build" in done.stdout, done.stdout + done.stderr
+    assert "available False" in done.stdout
+
+
 special_floats = st.sampled_from([0.0, -0.0, np.nan, np.inf, -np.inf, 1e-300, 5e-324, 1e155, 1e300, -9.80665])
 
 
