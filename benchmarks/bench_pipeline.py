@@ -65,6 +65,7 @@ from hipsense.exercises.tracker import ExerciseTracker, TrackerSettings
 from hipsense.publish import Outbox
 from hipsense.service.config import SessionConfig
 from hipsense.service.engine import SessionEngine
+from hipsense.service.journal import SampleJournal
 from hipsense.service.live_angle import CalibratedAngle
 from hipsense.service.results import ResultPublisher
 from hipsense.service.state import SessionStateStore
@@ -109,16 +110,18 @@ class _SampleClock:
 
 
 def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: list[int],
-            batch_s: float = BATCH_S) -> SessionEngine:
+            batch_s: float = BATCH_S, journal: Path | None = None) -> SessionEngine:
     outbox = Outbox(workdir / "outbox.sqlite")
     publisher = ResultPublisher(PATIENT, outbox, send_live=lambda envelope: live.append(len(envelope.payload)) or True,
                                 clock=clock)
     envelope = p.build_prescription(PATIENT, version=1, updated_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC), exercises=[
         p.PrescribedExercise(order=1, exercise="bridge", sets=20, reps=10, hold_s=0, sides=sides)])
     prescription = p.prescription_from_message(p.parse_message(envelope.topic, envelope.payload))
+    timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
     engine = SessionEngine(
         sensor_sides=list(sides), publisher=publisher, voice=Voice(SilentSpeaker()),
-        timebase=Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9),
+        timebase=timebase,
+        journal=SampleJournal(journal, patient=PATIENT, timebase=timebase) if journal is not None else None,
         settings=SessionConfig(recognition=True), state=SessionStateStore(outbox=outbox),  # as hipsense run: the state rides in each result's transaction
         prescription=prescription, batch_s=batch_s)
     for channel, side in zip(engine.channels, sides):
@@ -129,10 +132,14 @@ def _engine(workdir: Path, sides: tuple[str, ...], clock: _SampleClock, live: li
 
 
 def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
-                profile: cProfile.Profile | None = None, batch_s: float = BATCH_S) -> tuple[float, dict[str, int]]:
-    """CPU seconds to push the data through the engine from ``sensors`` sensors, and counts."""
+                profile: cProfile.Profile | None = None, batch_s: float = BATCH_S,
+                journal: bool = False) -> tuple[float, dict[str, int]]:
+    """CPU seconds to push the data through the engine from ``sensors`` sensors, and counts.
+    ``journal``: with the sample journal (service/journal.py) on a tmpfs (/dev/shm), as on the
+    Pi (/run/hipsense); the counts then include the CPU seconds of its appends alone."""
     sides = ("right",) if sensors == 1 else ("left", "right")
     workdir = Path(tempfile.mkdtemp(prefix="hipsense-bench-"))
+    shm = Path(tempfile.mkdtemp(prefix="hipsense-bench-", dir="/dev/shm")) if journal else None
     from hipsense.exercises import recognition
 
     original, recognised = recognition.recognise, [0]
@@ -144,7 +151,17 @@ def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
     recognition.recognise = counted
     try:
         clock, live = _SampleClock(), []
-        engine = _engine(workdir, sides, clock, live, batch_s)
+        engine = _engine(workdir, sides, clock, live, batch_s, journal=shm / "samples.journal" if shm else None)
+        appending = [0.0]
+        if engine.journal is not None:
+            append = engine.journal.append
+
+            def timed_append(*args):
+                c0 = time.process_time()
+                append(*args)
+                appending[0] += time.process_time() - c0
+
+            engine.journal.append = timed_append  # type: ignore[method-assign]
         blocks = [(a, ImuSamples(t_s=t[a:a + NOTIFICATION], acc_ms2=acc[a:a + NOTIFICATION],
                                  gyr_rad_s=gyr[a:a + NOTIFICATION])) for a in range(0, len(t), NOTIFICATION)]
         tick_every = 100 // NOTIFICATION  # the service's housekeeping ticks about once a second
@@ -161,11 +178,17 @@ def service_run(t: np.ndarray, acc: np.ndarray, gyr: np.ndarray, sensors: int,
         if profile is not None:
             profile.disable()
         engine.publisher.outbox.close()
-        return cpu, {"live messages": len(live), "results stored": engine.publisher.stored,
-                     "windows recognised": recognised[0]}
+        counts = {"live messages": len(live), "results stored": engine.publisher.stored,
+                  "windows recognised": recognised[0]}
+        if engine.journal is not None:
+            counts["journal append CPU ms"] = round(appending[0] * 1000)
+            counts["journal bytes"] = sum(f.stat().st_size for f in engine.journal.files if f.exists())
+        return cpu, counts
     finally:
         recognition.recognise = original
         shutil.rmtree(workdir, ignore_errors=True)
+        if shm is not None:
+            shutil.rmtree(shm, ignore_errors=True)
 
 
 PARTS = {
@@ -242,6 +265,8 @@ def main() -> None:
     parser.add_argument("--batch-s", type=float, default=BATCH_S,
                         help="the engine's batch for the service path (default 0.1 s, the service's): what larger "
                              "batches would save (they delay counting, not the live angle's latency)")
+    parser.add_argument("--journal", action="store_true",
+                        help="only the one-sensor service path, without and with the sample journal, alternated")
     parser.add_argument("--parts", action="store_true",
                         help="also run the one-sensor service path with each part a no-op (CPU time; for instruction "
                              "counts run service_run_without under callgrind, see docs/performance.md)")
@@ -256,6 +281,20 @@ def main() -> None:
     print(f"Pi Zero 2 W factor: sysbench here {here:.0f} events/s ({how}) / Pi Zero 2 W {PI_ZERO_2W_SYSBENCH:.0f}"
           f" = {factor:.1f}× (see the docstring)\n")
 
+    if args.journal:
+        runs: dict[bool, list[tuple[float, dict[str, int]]]] = {False: [], True: []}
+        for _ in range(args.repeats):
+            for journal in (False, True):
+                runs[journal].append(service_run(t, acc, gyr, 1, batch_s=args.batch_s, journal=journal))
+        for journal in (False, True):
+            report(f"service path, 1 sensor, journal {'on' if journal else 'off'}", [c for c, _ in runs[journal]],
+                   len(t), hours, factor)
+            print(f"{'':42s} " + ", ".join(f"{k}: {v}" for k, v in runs[journal][0][1].items()))
+        appends = statistics.median(c["journal append CPU ms"] for _, c in runs[True]) / 1000
+        whole = statistics.median(c for c, _ in runs[True])
+        print(f"journal appends alone: {appends:.2f} CPU s of {whole:.2f} ({100 * appends / whole:.1f} %), "
+              f"{appends / len(t) * 1e6:.2f} µs a sample")
+        return
     for sensors in (1, 2):
         runs = [service_run(t, acc, gyr, sensors, batch_s=args.batch_s) for _ in range(args.repeats)]
         counts = runs[0][1]

@@ -36,6 +36,7 @@ fall on sample times, so what is said does not depend on how the samples were ba
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 import sys
@@ -62,6 +63,7 @@ from hipsense.protocol import Flag, Prescription, new_session_id
 from hipsense.publish import OutboxError
 from hipsense.service.config import SessionConfig
 from hipsense.service.holds import HoldResult, HoldTimer
+from hipsense.service.journal import SampleJournal
 from hipsense.service.live_angle import AngleReading, CalibratedAngle, excursion_reading, load_sensor_calibration
 from hipsense.service.logs import fields
 from hipsense.service.memory import release_free_memory
@@ -73,7 +75,7 @@ from hipsense.service.timebase import Timebase
 from hipsense.service.voice import Voice
 from hipsense.signal.countdown import CountdownCue, CountdownSettings, CountdownState, countdown_init, countdown_step
 
-__all__ = ["SessionEngine"]
+__all__ = ["COUNTED_STATE", "SessionEngine"]
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +83,8 @@ GYRO_ABSENT_S = 10.0
 """A sensor that sends angular rate and then sends blocks without it for this long has stopped
 sending it (see :meth:`SessionEngine._match_gyro`); a shorter absence is bridged
 (:meth:`SessionEngine._angular_rate`)."""
+COUNTED_STATE = "counted"
+"""The outbox state document that says how far the counting was stored (``_counted_doc``)."""
 REPLAY_S = 30.0
 """A counter that has counted nothing yet keeps its input for this long, so that one rebuilt for
 a gyroscope that starts late takes over from where it started (a rep in progress included)."""
@@ -140,6 +144,9 @@ class _Channel:
     countdown: CountdownState | None = None  # the hold timer's countdown
     hold_remaining_s: float | None = None  # on the last sample processed; None: not holding
     gaps: list[tuple[float, float]] = dataclasses.field(default_factory=list)
+    # the last sample replayed from the journal: the first live one after it ends a gap (the
+    # restart's), so a rep across the restart is flagged sensor_gap as one across a BLE drop is
+    resume_gap_from: float | None = None
     angle: CalibratedAngle | None = None  # None: uncalibrated, the live view shows the excursion
     address: str | None = None
     connected: bool = False
@@ -171,6 +178,7 @@ class SessionEngine:
         prescription: Prescription | None = None,
         batch_s: float = 0.1,
         gyroscopes: Sequence[bool] | None = None,
+        journal: SampleJournal | None = None,
     ) -> None:
         self.publisher = publisher
         self.voice = voice
@@ -203,9 +211,19 @@ class SessionEngine:
         self._last_side: str = "right"
         # sets left open by the process before a restart (see _close_resumed_set)
         self._resumed_open: set[tuple[str, str]] = set()
+        # The raw-sample journal (journal.py), replayed at start-up; with it, each result's state
+        # carries where the counting had got to (``_counted_doc``), and a replayed result that
+        # ends no later than that was stored by the process before (``_counted_already``).
+        self.journal = journal if journal is not None and state is not None and state.atomic else None
+        self._last_counted_t_s: float | None = None  # the end of the last rep or hold this process stored
+        self._counted_before: float | None = None  # sample time: replayed results up to it were stored
+        self._replaying = False
+        self.resume_kept = self.resume_skipped = 0
         self._resume()
         self._warm_recogniser()
         self._choose_active(announce=False)
+        if self.journal is not None:
+            self._replay_journal()
 
     # -- inputs ----------------------------------------------------------------------------------
 
@@ -216,6 +234,10 @@ class SessionEngine:
             channel.gaps = [*channel.gaps[-9:], (gap.start_s, gap.end_s)]
         if block.n == 0 or block.acc_ms2 is None:
             return
+        if channel.resume_gap_from is not None and not self._replaying:
+            gap_start, channel.resume_gap_from = channel.resume_gap_from, None
+            if float(block.t_s[0]) > gap_start:
+                channel.gaps = [*channel.gaps[-9:], (gap_start, float(block.t_s[0]))]
         self._note_gyro(channel, block)
         t_s = block.t_s
         if not channel.pending:
@@ -323,6 +345,8 @@ class SessionEngine:
         if self.publisher.held:
             log.error("%d result(s) could not be stored (the outbox cannot be written) and are lost with this "
                       "process", self.publisher.held)
+        elif self.journal is not None:
+            self.journal.clear()  # everything counted and stored: nothing for a restart to replay
 
     def sensors_status(self) -> list[dict[str, Any]]:
         """``sensors`` for the status message (a moved sensor reports the side it is on now)."""
@@ -438,6 +462,8 @@ class SessionEngine:
         acc = np.concatenate([b.acc_ms2 for b in blocks])
         gyr = self._angular_rate(channel, blocks)
         channel.last_t_s = float(t[-1])
+        if self.journal is not None:  # one write; never raises (a failing journal switches itself off)
+            self.journal.append(channel.index, t, acc, gyr)
         if channel.angle is not None:
             channel.angle.push(t, acc, gyr)
         if channel.index == 0:
@@ -466,7 +492,8 @@ class SessionEngine:
             assert line is not None
             holds, starts = channel.holds.step(channel.tap.t_s, channel.tap.angle_deg, channel.tap.speed_dps)
             for hold in holds:
-                self._on_hold(channel, hold, line)
+                if not self._counted_already(hold.start_t_s, hold.end_t_s):
+                    self._on_hold(channel, hold, line)
             out.countdown, channel.hold_remaining_s = self._timed_countdown(channel, line, starts)
         # The live angle first: handling the batch's results commits each to the outbox (an
         # fsync: milliseconds, on an SD card sometimes hundreds), and the angle must not wait
@@ -625,7 +652,7 @@ class SessionEngine:
             if channel.holds is not None and channel.last_t_s is not None and self._timed(channel.key, line):
                 assert line is not None
                 hold = channel.holds.flush(channel.last_t_s)
-                if hold is not None:
+                if hold is not None and not self._counted_already(hold.start_t_s, hold.end_t_s):
                     self._on_hold(channel, hold, line)
         channel.tracker = channel.tap = channel.holds = channel.countdown = None
         channel.hold_remaining_s = None
@@ -662,9 +689,16 @@ class SessionEngine:
         events.sort(key=lambda e: (e[0], e[1], e[2]))
         for _, kind, _, item in events:
             if kind == 0:
-                self.voice.countdown(item.seconds_left)
+                if not self._replaying:  # said already, by the process before the restart
+                    self.voice.countdown(item.seconds_left)
             elif kind == 2:
+                if self._counted_before is not None:
+                    # replayed, before any new rep: a set whose reps the process before the
+                    # restart stored; its close is the resume logic's (_close_resumed_set)
+                    continue
                 self._on_set_end(key, item)
+            elif self._counted_already(item.start_t_s, item.end_t_s):
+                continue
             elif line is not None and line.timed and item.kind == RepKind.HOLD:
                 self._on_tracked_hold(channel, key, item, line)
             else:
@@ -698,7 +732,8 @@ class SessionEngine:
         set_index, rep_index = self.plan.record_rep(
             exercise, side, rom_deg=rep.rom_deg, hold_s=rep.hold_s, t_start=to_utc(rep.start_t_s),
             t_end=to_utc(rep.end_t_s), flags=tuple(f for f in flags if f == Flag.SENSOR_GAP))
-        self.last_result_t_s = rep.end_t_s
+        self.last_result_t_s = self._last_counted_t_s = rep.end_t_s
+        self.resume_kept += self._replaying
         log.info("rep", extra=fields(exercise=exercise, side=side, set=set_index, rep=rep_index,
                                      rom_deg=round(rep.rom_deg, 1), hold_s=round(rep.hold_s, 1), flags=flags))
         self.publisher.rep(
@@ -731,7 +766,8 @@ class SessionEngine:
         flags = self._flags(channel, key, start, end, base_flags)
         set_index, hold_index = self.plan.record_hold(
             exercise, side, hold_s=hold_s, t_start=to_utc(start), t_end=to_utc(end))
-        self.last_result_t_s = end
+        self.last_result_t_s = self._last_counted_t_s = end
+        self.resume_kept += self._replaying
         log.info("hold", extra=fields(exercise=exercise, side=side, set=set_index, hold_s=round(hold_s, 1)))
         self.publisher.hold(
             session_id=session_id, exercise=exercise, side=side, set_index=set_index, hold_index=hold_index,
@@ -797,7 +833,8 @@ class SessionEngine:
             session_id=self.session_id, t_start=self.session_t_start, t_end=max(t_end, self.session_t_start),
             exercises=self.plan.summaries(), prescription_version=self.plan.prescription_version,
             adherence=adherence, flags=(*flags, UNCERTAIN_COUNT) if self.plan.uncertain_counts else flags,
-            state=self.state.changes(None) if self.state is not None and self.state.atomic else None)
+            state={**self.state.changes(None), **self._counted_doc()}
+            if self.state is not None and self.state.atomic else None)
         self.last_summary = {"reps": sum(s.reps for s in self.plan.summaries()), "adherence": adherence}
         self.sessions_done += 1
         self.session_id = self.session_t_start = self.last_result_t_s = None
@@ -821,7 +858,7 @@ class SessionEngine:
             reading = channel.angle.latest
         else:
             reading = excursion_reading(channel.tap.t_s, channel.tap.angle_deg) if channel.tap is not None else None
-        if reading is None or not self.publisher.wants_live():
+        if reading is None or self._replaying or not self.publisher.wants_live():
             return  # no angle yet (the excursion is NaN until the pipeline has a rest posture)
         side = key[1] if key[1] in ONE_THIGH else self._last_side
         self.publisher.live(
@@ -850,7 +887,16 @@ class SessionEngine:
         """The state to commit with the result being stored (None: kept apart, see state.py)."""
         if self.state is None or not self.state.atomic or self.session_id is None:
             return None
-        return self.state.changes(self._state_doc())
+        return {**self.state.changes(self._state_doc()), **self._counted_doc()}
+
+    def _counted_doc(self) -> dict[str, bytes]:
+        """With a journal: how far this process's counting has been stored (the end of its last
+        rep or hold, as a monotonic instant of this boot), committed with each result. A restart
+        replays the journal and keeps only what comes after it (see ``_counted_already``)."""
+        if self.journal is None or self._last_counted_t_s is None:
+            return {}
+        return {COUNTED_STATE: json.dumps({"boot": self.journal.boot, "mono": self.timebase.to_monotonic(
+            self._last_counted_t_s)}, separators=(",", ":")).encode()}
 
     def _save_state_if_apart(self) -> None:
         """After a result: save the state on its own unless it goes in with the result (the
@@ -923,6 +969,70 @@ class SessionEngine:
         self.last_result_t_s = self.timebase.now()
         self._resumed_open = {key for key, tally in self.plan.tallies.items() if tally.open is not None}
         log.info("resumed session", extra=fields(session_id=self.session_id, age_s=round(age, 1)))
+
+    def _replay_journal(self) -> None:
+        """Feed the fresh trackers what the process before a restart saw in its last minute or
+        two (journal.py), before the first live sample: the rep it was in the middle of (its
+        raise is in the journal, the rest of it comes live) and a rep it had seen end but not yet
+        let out are counted; the results it had stored are not counted again (``_counted_already``),
+        and the set numbering goes on from the resumed session's (``_resume``, ``_close_resumed_set``).
+        Nothing said (the countdown was said before), nothing sent live (old angles)."""
+        assert self.journal is not None and self.state is not None
+        batches = self.journal.load()
+        if not batches:
+            return
+        try:
+            self._counted_before = self._load_counted()
+        except (OSError, OutboxError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            # unknown: what it replayed could be counted twice
+            log.warning("sample journal not replayed: cannot read how far the counting was stored: %s", exc)
+            return
+        self._replaying = True
+        replayed = 0
+        try:
+            for batch in batches:
+                if batch.index < len(self.channels):
+                    self.on_samples(batch.index, ImuSamples(t_s=batch.t_s, acc_ms2=batch.acc_ms2,
+                                                            gyr_rad_s=batch.gyr_rad_s))
+                    self.channels[batch.index].resume_gap_from = float(batch.t_s[-1])
+                    replayed += 1
+        except Exception:  # noqa: BLE001 - a journal must never keep the service from counting
+            log.exception("replaying the sample journal failed; counting starts afresh")
+            for channel in self.channels:
+                channel.tracker = channel.tap = channel.holds = channel.countdown = None
+                channel.key, channel.pending = None, []
+        finally:
+            self._replaying = False
+        first, last = float(batches[0].t_s[0]), max(float(b.t_s[-1]) for b in batches)
+        log.info("replayed the sample journal", extra=fields(
+            batches=replayed, span_s=round(last - first, 1), gap_s=round(self.timebase.now() - last, 1),
+            counted_again=self.resume_kept, stored_before=self.resume_skipped))
+
+    def _load_counted(self) -> float | None:
+        """The sample time (this process's clock) up to which results were stored before the
+        restart; None if nothing was counted in this boot (everything replayed is new)."""
+        assert self.state is not None and self.journal is not None
+        raw = self.state.read(COUNTED_STATE)
+        if raw is None:
+            return None
+        doc = json.loads(raw)
+        if doc["boot"] != self.journal.boot:
+            return None
+        return self.timebase.from_monotonic(float(doc["mono"]))
+
+    def _counted_already(self, start_t_s: float, end_t_s: float) -> bool:
+        """A rep or hold replayed from the journal that the process before the restart had
+        stored: it lies mostly before the end of the last one stored. (By their middle: the
+        fresh tracker may put a rep's start or end a sample or two off the first one's.) The
+        first that does not ends the check: the ones after it are new."""
+        before = self._counted_before
+        if before is None:
+            return False
+        if (start_t_s + end_t_s) / 2 <= before:
+            self.resume_skipped += 1
+            return True
+        self._counted_before = None
+        return False
 
     def _close_resumed_set(self, key: tuple[str, str], start_utc: float) -> None:
         """A set left open by the process before a restart: the tracker counting now saw neither

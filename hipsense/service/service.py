@@ -37,6 +37,7 @@ from hipsense.protocol import Envelope, Prescription, build_status
 from hipsense.publish import Outbox, OutboxError, PrescriptionStore, open_outbox
 from hipsense.service.config import ServiceConfig
 from hipsense.service.engine import SessionEngine
+from hipsense.service.journal import SampleJournal, default_journal_path
 from hipsense.service.livetrace import live_trace_from_environment
 from hipsense.service.logs import fields
 from hipsense.service.reserve import CHECK_S as RESERVE_CHECK_S
@@ -179,6 +180,9 @@ class Service:
                                     clock_synced=None if scale != 1.0 or any(
                                         s.backend == "emulator" for s in cfg.sensors) else clock_synchronized)
         voice = Voice(make_speaker(cfg.service.voice))
+        journal_path = default_journal_path(patient, outbox.path, self._environ)
+        if journal_path is None:
+            log.warning("no RAM-backed directory for the sample journal: a restart loses the rep in progress")
         engine = SessionEngine(
             sensor_sides=[s.side for s in cfg.sensors], publisher=publisher, voice=voice, timebase=timebase,
             settings=cfg.session,
@@ -186,6 +190,7 @@ class Service:
             prescription=store.current,
             batch_s=min(0.25, 1.0 / cfg.service.live_rate_hz),
             gyroscopes=[s.gyroscope for s in cfg.sensors],
+            journal=SampleJournal(journal_path, patient=patient, timebase=timebase) if journal_path else None,
         )
 
         def put_status() -> None:  # on the worker thread: the outbox does disk I/O

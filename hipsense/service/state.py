@@ -80,6 +80,14 @@ class SessionStateStore:
             where = str(self.path)
         return None if raw is None else _decode(raw, where)
 
+    def read(self, name: str) -> bytes | None:
+        """Another state document committed with the results (the engine's ``counted``): the
+        newest among results held for want of room, else the outbox's; None without an outbox."""
+        found, raw = self.held(name) if self.held is not None else (False, None)
+        if found:
+            return raw
+        return self.outbox.read_state(name) if self.outbox is not None else None
+
     def changes(self, doc: dict[str, Any] | None) -> Mapping[str, bytes | None]:
         """What :meth:`~hipsense.publish.outbox.Outbox.put_sequenced` writes with a result so
         that the session state is ``doc`` (None: no session in progress any more)."""

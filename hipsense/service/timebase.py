@@ -68,3 +68,16 @@ class Timebase:
 
     def utc_now(self) -> float:
         return self.to_utc(self.now())
+
+    def monotonic_now(self) -> float:
+        """The host's monotonic clock now (real seconds, the same for every process of one boot)."""
+        return self._monotonic()
+
+    def to_monotonic(self, t_s: float) -> float:
+        """The host-monotonic instant (real seconds) at which sample time ``t_s`` happened: a
+        time another process of the same boot can map onto its own sample clock."""
+        return self._mono0 + (t_s - self._mono0) / self.scale
+
+    def from_monotonic(self, mono_s: float) -> float:
+        """The sample time of host-monotonic instant ``mono_s`` (the inverse of :meth:`to_monotonic`)."""
+        return self._mono0 + (mono_s - self._mono0) * self.scale

@@ -110,8 +110,9 @@ class ServiceProcess:
 
     def __init__(self, workdir: Path, broker: Mosquitto, *, sensor_type: str = "witmotion",
                  sensor: dict[str, Any] | None = None, recording: Path | None = None, speed: float = SPEED,
-                 **session: Any) -> None:
+                 env: dict[str, str] | None = None, **session: Any) -> None:
         self.workdir = workdir
+        self.env = env or {}
         self.state_dir = workdir / "state"
         self.config = workdir / "hipsense.toml"
         self.log_path = workdir / "service.log"
@@ -130,7 +131,7 @@ class ServiceProcess:
         self.runs = 0
 
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
         env.pop("NOTIFY_SOCKET", None)
         log = open(self.log_path, "a")
         self.process = subprocess.Popen([sys.executable, "-m", "hipsense", "run", "--config", str(self.config)],

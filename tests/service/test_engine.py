@@ -32,18 +32,31 @@ def rx(version=1, sides=("right",), sets=3, reps=10, exercise="straight_leg_rais
 
 
 class Rig:
-    def __init__(self, tmp_path, prescription=None, *, sides=("right",), state=True, gyroscopes=None, **session):
+    def __init__(self, tmp_path, prescription=None, *, sides=("right",), state=True, gyroscopes=None,
+                 journal=False, now=0.0, **session):
+        """``journal``: a sample journal in ``tmp_path`` (journal.py); the sample clock then
+        follows the samples fed (``clock``, starting at ``now``), as a live service's does."""
         self.outbox = Outbox(tmp_path / "outbox.sqlite")
         self.live: list[p.Envelope] = []
         self.speaker = RecordingSpeaker()
-        self.clock = FakeClock(0.0)
+        self.clock = FakeClock(now)
         self.publisher = ResultPublisher(PATIENT, self.outbox, send_live=lambda e: self.live.append(e) or True,
                                          clock=self.clock)
-        self.timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
+        if journal:  # the wall clock goes on with the sample clock, across a restart too
+            self.timebase = Timebase(monotonic=self.clock, wall=lambda: 1.7e9 + self.clock.t)
+        else:
+            self.timebase = Timebase(monotonic=lambda: 0.0, wall=lambda: 1.7e9)
+        self.journal = None
+        if journal:
+            from hipsense.service.journal import SampleJournal
+
+            self.journal = SampleJournal(tmp_path / "samples.journal", patient=PATIENT, timebase=self.timebase,
+                                         boot="test-boot")
         self.engine = SessionEngine(
             sensor_sides=list(sides), publisher=self.publisher, voice=Voice(self.speaker), timebase=self.timebase,
             settings=SessionConfig(**{"recognition": False, **session}), prescription=prescription,
-            state=SessionStateStore(outbox=self.outbox) if state else None, gyroscopes=gyroscopes)
+            state=SessionStateStore(outbox=self.outbox) if state else None, gyroscopes=gyroscopes,
+            journal=self.journal)
 
     def feed(self, t, acc, gyr, start=0, stop=None, sensor=0):
         for block in blocks(t[start:stop], acc[start:stop], gyr[start:stop]):
